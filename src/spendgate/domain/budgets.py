@@ -1,0 +1,350 @@
+"""Budget policies and their evaluation against incremental (policy, member, window) counters.
+
+Every metric is cumulative over its window: consumed = settled + in-flight reserved, and a
+request is judged on projected = consumed + its own upper bound. Every applicable policy
+applies (AND); the request's outcome is the most severe evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from spendgate.domain.pricing import PricingEstimate
+from spendgate.domain.scopes import RequestScopes, ScopeRef
+from spendgate.domain.windows import Interval, Window, counter_buckets, window_for
+
+__all__ = [
+    "DEFAULT_ALERT_THRESHOLDS",
+    "BudgetEvaluation",
+    "BudgetFilters",
+    "BudgetPolicy",
+    "BudgetStatus",
+    "CounterKey",
+    "CounterState",
+    "HardAction",
+    "Metric",
+    "OverrideGrant",
+    "SoftAction",
+    "UnpricedAction",
+    "applicable_policies",
+    "counter_keys",
+    "current_window",
+    "evaluate_policy",
+    "most_severe",
+    "request_amount",
+    "sum_counters",
+]
+
+ZERO = Decimal(0)
+DEFAULT_ALERT_THRESHOLDS = (Decimal("0.5"), Decimal("0.8"), Decimal("0.95"))
+
+
+class Metric(StrEnum):
+    USD = "usd"
+    TOKENS = "tokens"
+    REQUESTS = "requests"
+
+
+class SoftAction(StrEnum):
+    ALERT = "alert"
+    DEGRADE = "degrade"
+
+
+class HardAction(StrEnum):
+    BLOCK = "block"
+    REQUIRE_APPROVAL = "require_approval"
+    DEGRADE = "degrade"
+    ALERT = "alert"
+
+
+class UnpricedAction(StrEnum):
+    """What a USD budget does with a model that has no price."""
+
+    ESTIMATE = "estimate"  # price it by its cost tier, marked as an estimate
+    BLOCK = "block"
+    ALERT = "alert"  # let it through, reported as unpriced
+
+
+class BudgetStatus(StrEnum):
+    OK = "ok"
+    THRESHOLD = "threshold"
+    SOFT_LIMIT = "soft_limit"
+    OVERRIDE_APPLIED = "override_applied"
+    UNPRICED = "unpriced"
+    HARD_LIMIT = "hard_limit"
+    DEGRADED = "degraded"
+    APPROVAL_REQUIRED = "approval_required"
+    BLOCKED = "blocked"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+    @property
+    def stops_request(self) -> bool:
+        return self in (BudgetStatus.BLOCKED, BudgetStatus.APPROVAL_REQUIRED)
+
+
+_SEVERITY = {status: rank for rank, status in enumerate(BudgetStatus)}
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetFilters:
+    """Optional narrowing of a policy; ``None`` means any."""
+
+    models: frozenset[str] | None = None
+    providers: frozenset[str] | None = None
+    task_classes: frozenset[str] | None = None
+
+    def match(self, model: str, provider: str, task_class: str) -> bool:
+        return (
+            (self.models is None or model in self.models)
+            and (self.providers is None or provider in self.providers)
+            and (self.task_classes is None or task_class in self.task_classes)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetPolicy:
+    id: str
+    scope: ScopeRef
+    metric: Metric
+    interval: Interval
+    hard_limit: Decimal
+    soft_limit: Decimal | None = None
+    soft_action: SoftAction = SoftAction.ALERT
+    hard_action: HardAction = HardAction.BLOCK
+    degrade_to: str | None = None
+    alert_thresholds: tuple[Decimal, ...] = DEFAULT_ALERT_THRESHOLDS
+    routing_mode_override: str | None = None
+    mode: str | None = None
+    filters: BudgetFilters = field(default_factory=BudgetFilters)
+    enabled: bool = True
+    source: str = "config"
+
+    def member_for(
+        self, scopes: RequestScopes, model: str, provider: str, task_class: str
+    ) -> str | None:
+        """The member this request counts under, or ``None`` when the policy does not apply."""
+        if not self.enabled or not self.filters.match(model, provider, task_class):
+            return None
+        return scopes.matched_member(self.scope)
+
+
+@dataclass(frozen=True, slots=True)
+class CounterKey:
+    policy_id: str
+    member: str
+    window: str
+
+
+@dataclass(frozen=True, slots=True)
+class CounterState:
+    settled: Decimal = ZERO
+    reserved: Decimal = ZERO
+
+    @property
+    def consumed(self) -> Decimal:
+        return self.settled + self.reserved
+
+    def __add__(self, other: CounterState) -> CounterState:
+        return CounterState(self.settled + other.settled, self.reserved + other.reserved)
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideGrant:
+    """An approved budget override for one policy; ``extra`` caps it (``None``: uncapped)."""
+
+    policy_id: str
+    approval_id: str
+    extra: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetEvaluation:
+    policy_id: str
+    scope: ScopeRef
+    member: str
+    metric: Metric
+    window: Window
+    settled: Decimal
+    reserved: Decimal
+    request_amount: Decimal | None
+    soft_limit: Decimal | None
+    hard_limit: Decimal
+    status: BudgetStatus
+    message: str
+    threshold: Decimal | None = None
+    degrade_to: str | None = None
+    approval_id: str | None = None
+
+    @property
+    def consumed(self) -> Decimal:
+        return self.settled + self.reserved
+
+    @property
+    def projected(self) -> Decimal:
+        return self.consumed + (self.request_amount or ZERO)
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(self.hard_limit - self.consumed, ZERO)
+
+    @property
+    def percent(self) -> Decimal:
+        if self.hard_limit <= 0:
+            return Decimal(100)
+        return self.consumed * 100 / self.hard_limit
+
+
+def applicable_policies(
+    policies: Iterable[BudgetPolicy],
+    scopes: RequestScopes,
+    model: str,
+    provider: str,
+    task_class: str,
+) -> list[tuple[BudgetPolicy, str]]:
+    """Each policy that applies to the request, with the member it counts under."""
+    result: list[tuple[BudgetPolicy, str]] = []
+    for policy in policies:
+        member = policy.member_for(scopes, model, provider, task_class)
+        if member is not None:
+            result.append((policy, member))
+    return result
+
+
+def counter_keys(policy: BudgetPolicy, member: str, at: datetime) -> tuple[CounterKey, ...]:
+    """The counters (one per window bucket) a request at ``at`` is checked against."""
+    return tuple(
+        CounterKey(policy.id, member, bucket.key) for bucket in counter_buckets(policy.interval, at)
+    )
+
+
+def request_amount(metric: Metric, estimate: PricingEstimate) -> Decimal | None:
+    """This request's upper-bound amount in ``metric``; ``None`` for USD of an unpriced model."""
+    if metric is Metric.REQUESTS:
+        return Decimal(1)
+    if metric is Metric.TOKENS:
+        return Decimal(estimate.tokens_upper)
+    return estimate.upper_usd
+
+
+def evaluate_policy(
+    policy: BudgetPolicy,
+    member: str,
+    window: Window,
+    counter: CounterState,
+    amount: Decimal | None,
+    *,
+    grant: OverrideGrant | None = None,
+    unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE,
+) -> BudgetEvaluation:
+    """Judge one request against one policy's counter in its current window."""
+
+    def result(status: BudgetStatus, message: str, **extra: object) -> BudgetEvaluation:
+        return BudgetEvaluation(
+            policy_id=policy.id,
+            scope=policy.scope,
+            member=member,
+            metric=policy.metric,
+            window=window,
+            settled=counter.settled,
+            reserved=counter.reserved,
+            request_amount=amount,
+            soft_limit=policy.soft_limit,
+            hard_limit=policy.hard_limit,
+            status=status,
+            message=message,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    label = f"{policy.id} ({policy.scope}, {policy.metric.value}, {policy.interval})"
+    if amount is None:
+        if unpriced_action is UnpricedAction.BLOCK:
+            return result(
+                BudgetStatus.BLOCKED, f"{label}: the model is unpriced and unpriced models are blocked."
+            )
+        return result(
+            BudgetStatus.UNPRICED,
+            f"{label}: the model is unpriced, so this request's cost cannot be counted.",
+        )
+    projected = counter.consumed + amount
+    consumed_text = f"{_fmt(counter.consumed)} used + {_fmt(amount)} for this request"
+    if projected > policy.hard_limit:
+        over = f"{label}: {consumed_text} would exceed the hard limit {_fmt(policy.hard_limit)}"
+        if grant is not None and (
+            grant.extra is None or projected <= policy.hard_limit + grant.extra
+        ):
+            return result(
+                BudgetStatus.OVERRIDE_APPLIED,
+                f"{over}; approved override {grant.approval_id} covers it.",
+                approval_id=grant.approval_id,
+            )
+        if policy.hard_action is HardAction.BLOCK:
+            return result(BudgetStatus.BLOCKED, f"{over}; the request is blocked.")
+        if policy.hard_action is HardAction.REQUIRE_APPROVAL:
+            return result(
+                BudgetStatus.APPROVAL_REQUIRED, f"{over}; a budget override must be approved."
+            )
+        if policy.hard_action is HardAction.DEGRADE:
+            return result(
+                BudgetStatus.DEGRADED,
+                f"{over}; routing degrades to a cheaper model.",
+                degrade_to=policy.degrade_to,
+            )
+        return result(BudgetStatus.HARD_LIMIT, f"{over}; alert only.")
+    if policy.soft_limit is not None and projected > policy.soft_limit:
+        over = f"{label}: {consumed_text} crosses the soft limit {_fmt(policy.soft_limit)}"
+        if policy.soft_action is SoftAction.DEGRADE:
+            return result(
+                BudgetStatus.DEGRADED,
+                f"{over}; routing degrades to a cheaper model.",
+                degrade_to=policy.degrade_to,
+            )
+        return result(BudgetStatus.SOFT_LIMIT, f"{over}.")
+    crossed = [t for t in policy.alert_thresholds if projected >= t * policy.hard_limit]
+    if crossed:
+        threshold = max(crossed)
+        return result(
+            BudgetStatus.THRESHOLD,
+            f"{label}: {consumed_text} reaches {_fmt(threshold * 100)}% of the hard limit "
+            f"{_fmt(policy.hard_limit)}.",
+            threshold=threshold,
+        )
+    return result(
+        BudgetStatus.OK,
+        f"{label}: {consumed_text} is within the limit {_fmt(policy.hard_limit)}.",
+    )
+
+
+def most_severe(evaluations: Iterable[BudgetEvaluation]) -> BudgetEvaluation | None:
+    """The evaluation that decides the request's outcome (first of equals wins)."""
+    worst: BudgetEvaluation | None = None
+    for evaluation in evaluations:
+        if worst is None or evaluation.status.severity > worst.status.severity:
+            worst = evaluation
+    return worst
+
+
+def sum_counters(states: Mapping[CounterKey, CounterState], keys: Iterable[CounterKey]) -> CounterState:
+    total = CounterState()
+    for key in keys:
+        state = states.get(key)
+        if state is not None:
+            total = total + state
+    return total
+
+
+def current_window(policy: BudgetPolicy, at: datetime) -> Window:
+    return window_for(policy.interval, at)
+
+
+def _fmt(value: Decimal) -> str:
+    normalized = value.normalize()
+    if normalized == normalized.to_integral():
+        return f"{normalized.quantize(Decimal(1))}"
+    return f"{normalized:f}"

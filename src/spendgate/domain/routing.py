@@ -1,0 +1,122 @@
+"""Routing: modes, task classes, candidates and the per-request RoutingDecision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from spendgate.domain.budgets import BudgetEvaluation
+from spendgate.domain.complexity import ComplexityScore
+from spendgate.domain.models import Tier
+from spendgate.domain.pricing import PricingEstimate, Usage
+from spendgate.domain.scopes import RequestScopes
+
+__all__ = [
+    "Candidate",
+    "HealthState",
+    "RoutingAction",
+    "RoutingDecision",
+    "RoutingMode",
+    "RoutingSettings",
+    "TaskClass",
+]
+
+
+class RoutingMode(StrEnum):
+    SUGGEST = "suggest"
+    DRY_RUN = "dry_run"
+    ENFORCED = "enforced"
+
+    @property
+    def strictness(self) -> int:
+        return _STRICTNESS[self]
+
+
+_STRICTNESS = {RoutingMode.SUGGEST: 0, RoutingMode.DRY_RUN: 1, RoutingMode.ENFORCED: 2}
+
+
+class TaskClass(StrEnum):
+    PRIMARY_INTERACTIVE = "primary_interactive"
+    BACKGROUND_AUTOMATION = "background_automation"
+    AUXILIARY_SUMMARY = "auxiliary_summary"
+    AUXILIARY_RECALL = "auxiliary_recall"
+    AUXILIARY_CLASSIFICATION = "auxiliary_classification"
+    AUXILIARY_EXTRACTION = "auxiliary_extraction"
+    AUXILIARY_VISION = "auxiliary_vision"
+
+
+class RoutingAction(StrEnum):
+    PROCEED = "proceed"
+    DEGRADE = "degrade"
+    ESCALATE = "escalate"
+    FAILOVER = "failover"
+    BLOCK = "block"
+    APPROVAL_REQUIRED = "approval_required"
+
+
+class HealthState(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    default_model: str
+    mode: RoutingMode = RoutingMode.SUGGEST
+    smart_routing: bool = True
+    auxiliary_routing: bool = True
+    failover: bool = True
+    simple_below: float = 0.35
+    complex_above: float = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A model considered for a request, and why it was or was not chosen."""
+
+    model: str
+    provider: str
+    cost_tier: Tier
+    latency_tier: Tier
+    health: HealthState
+    estimate: PricingEstimate
+    eligible: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    """One per request, always recorded. Usage fields are filled after the call."""
+
+    id: str
+    created_at: datetime
+    mode: RoutingMode
+    scopes: RequestScopes
+    task_class: TaskClass
+    requested_model: str
+    default_model: str
+    recommended_model: str
+    actual_model: str
+    provider: str
+    complexity: ComplexityScore
+    health: HealthState
+    routing_action: RoutingAction
+    reason_codes: tuple[str, ...]
+    explanation: tuple[str, ...]
+    estimate: PricingEstimate
+    budget_evaluations: tuple[BudgetEvaluation, ...]
+    candidates: tuple[Candidate, ...] = ()
+    would_action: RoutingAction | None = None  # dry_run/suggest: what enforcement would do
+    estimated_saving_usd: Decimal | None = None
+    usage: Usage | None = None
+    actual_cost_usd: Decimal | None = None
+    latency_ms: float | None = None
+    status: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def blocked(self) -> bool:
+        return self.routing_action in (RoutingAction.BLOCK, RoutingAction.APPROVAL_REQUIRED)
