@@ -1,0 +1,1 @@
+"""spendgate (root API assembled once config lands)."""

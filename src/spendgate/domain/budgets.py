@@ -31,7 +31,7 @@ __all__ = [
     "SoftAction",
     "UnpricedAction",
     "applicable_policies",
-    "counter_keys",
+    "counters_for",
     "current_window",
     "evaluate_policy",
     "most_severe",
@@ -166,21 +166,37 @@ class OverrideGrant:
 
 @dataclass(frozen=True, slots=True)
 class BudgetEvaluation:
-    policy_id: str
-    scope: ScopeRef
+    """One policy's verdict on one request. ``message`` is rendered on demand (hot path)."""
+
+    policy: BudgetPolicy
     member: str
-    metric: Metric
     window: Window
     settled: Decimal
     reserved: Decimal
     request_amount: Decimal | None
-    soft_limit: Decimal | None
-    hard_limit: Decimal
     status: BudgetStatus
-    message: str
     threshold: Decimal | None = None
-    degrade_to: str | None = None
     approval_id: str | None = None
+
+    @property
+    def policy_id(self) -> str:
+        return self.policy.id
+
+    @property
+    def metric(self) -> Metric:
+        return self.policy.metric
+
+    @property
+    def hard_limit(self) -> Decimal:
+        return self.policy.hard_limit
+
+    @property
+    def soft_limit(self) -> Decimal | None:
+        return self.policy.soft_limit
+
+    @property
+    def degrade_to(self) -> str | None:
+        return self.policy.degrade_to if self.status is BudgetStatus.DEGRADED else None
 
     @property
     def consumed(self) -> Decimal:
@@ -200,6 +216,10 @@ class BudgetEvaluation:
             return Decimal(100)
         return self.consumed * 100 / self.hard_limit
 
+    @property
+    def message(self) -> str:
+        return _message(self)
+
 
 def applicable_policies(
     policies: Iterable[BudgetPolicy],
@@ -217,11 +237,14 @@ def applicable_policies(
     return result
 
 
-def counter_keys(policy: BudgetPolicy, member: str, at: datetime) -> tuple[CounterKey, ...]:
-    """The counters (one per window bucket) a request at ``at`` is checked against."""
-    return tuple(
-        CounterKey(policy.id, member, bucket.key) for bucket in counter_buckets(policy.interval, at)
-    )
+def counters_for(
+    policy: BudgetPolicy, member: str, at: datetime
+) -> tuple[tuple[CounterKey, ...], Window]:
+    """The counters (one per window bucket) a request at ``at`` is checked against, and the
+    window they cover together."""
+    buckets = counter_buckets(policy.interval, at)
+    keys = tuple(CounterKey(policy.id, member, bucket.key) for bucket in buckets)
+    return keys, Window(buckets[0].start, buckets[-1].end)
 
 
 def request_amount(metric: Metric, estimate: PricingEstimate) -> Decimal | None:
@@ -244,81 +267,91 @@ def evaluate_policy(
     unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE,
 ) -> BudgetEvaluation:
     """Judge one request against one policy's counter in its current window."""
-
-    def result(status: BudgetStatus, message: str, **extra: object) -> BudgetEvaluation:
-        return BudgetEvaluation(
-            policy_id=policy.id,
-            scope=policy.scope,
-            member=member,
-            metric=policy.metric,
-            window=window,
-            settled=counter.settled,
-            reserved=counter.reserved,
-            request_amount=amount,
-            soft_limit=policy.soft_limit,
-            hard_limit=policy.hard_limit,
-            status=status,
-            message=message,
-            **extra,  # type: ignore[arg-type]
-        )
-
-    label = f"{policy.id} ({policy.scope}, {policy.metric.value}, {policy.interval})"
+    threshold: Decimal | None = None
+    approval_id: str | None = None
     if amount is None:
-        if unpriced_action is UnpricedAction.BLOCK:
-            return result(
-                BudgetStatus.BLOCKED, f"{label}: the model is unpriced and unpriced models are blocked."
-            )
-        return result(
-            BudgetStatus.UNPRICED,
-            f"{label}: the model is unpriced, so this request's cost cannot be counted.",
+        status = (
+            BudgetStatus.BLOCKED
+            if unpriced_action is UnpricedAction.BLOCK
+            else BudgetStatus.UNPRICED
         )
-    projected = counter.consumed + amount
-    consumed_text = f"{_fmt(counter.consumed)} used + {_fmt(amount)} for this request"
-    if projected > policy.hard_limit:
-        over = f"{label}: {consumed_text} would exceed the hard limit {_fmt(policy.hard_limit)}"
-        if grant is not None and (
-            grant.extra is None or projected <= policy.hard_limit + grant.extra
-        ):
-            return result(
-                BudgetStatus.OVERRIDE_APPLIED,
-                f"{over}; approved override {grant.approval_id} covers it.",
-                approval_id=grant.approval_id,
-            )
-        if policy.hard_action is HardAction.BLOCK:
-            return result(BudgetStatus.BLOCKED, f"{over}; the request is blocked.")
-        if policy.hard_action is HardAction.REQUIRE_APPROVAL:
-            return result(
-                BudgetStatus.APPROVAL_REQUIRED, f"{over}; a budget override must be approved."
-            )
-        if policy.hard_action is HardAction.DEGRADE:
-            return result(
-                BudgetStatus.DEGRADED,
-                f"{over}; routing degrades to a cheaper model.",
-                degrade_to=policy.degrade_to,
-            )
-        return result(BudgetStatus.HARD_LIMIT, f"{over}; alert only.")
-    if policy.soft_limit is not None and projected > policy.soft_limit:
-        over = f"{label}: {consumed_text} crosses the soft limit {_fmt(policy.soft_limit)}"
-        if policy.soft_action is SoftAction.DEGRADE:
-            return result(
-                BudgetStatus.DEGRADED,
-                f"{over}; routing degrades to a cheaper model.",
-                degrade_to=policy.degrade_to,
-            )
-        return result(BudgetStatus.SOFT_LIMIT, f"{over}.")
-    crossed = [t for t in policy.alert_thresholds if projected >= t * policy.hard_limit]
-    if crossed:
-        threshold = max(crossed)
-        return result(
-            BudgetStatus.THRESHOLD,
-            f"{label}: {consumed_text} reaches {_fmt(threshold * 100)}% of the hard limit "
-            f"{_fmt(policy.hard_limit)}.",
-            threshold=threshold,
-        )
-    return result(
-        BudgetStatus.OK,
-        f"{label}: {consumed_text} is within the limit {_fmt(policy.hard_limit)}.",
+    else:
+        projected = counter.settled + counter.reserved + amount
+        if projected > policy.hard_limit:
+            if grant is not None and (
+                grant.extra is None or projected <= policy.hard_limit + grant.extra
+            ):
+                status = BudgetStatus.OVERRIDE_APPLIED
+                approval_id = grant.approval_id
+            else:
+                status = _HARD_STATUS[policy.hard_action]
+        elif policy.soft_limit is not None and projected > policy.soft_limit:
+            status = _SOFT_STATUS[policy.soft_action]
+        else:
+            status = BudgetStatus.OK
+            for fraction in policy.alert_thresholds:
+                if projected >= fraction * policy.hard_limit and (
+                    threshold is None or fraction > threshold
+                ):
+                    threshold = fraction
+            if threshold is not None:
+                status = BudgetStatus.THRESHOLD
+    return BudgetEvaluation(
+        policy=policy,
+        member=member,
+        window=window,
+        settled=counter.settled,
+        reserved=counter.reserved,
+        request_amount=amount,
+        status=status,
+        threshold=threshold,
+        approval_id=approval_id,
     )
+
+
+_HARD_STATUS = {
+    HardAction.BLOCK: BudgetStatus.BLOCKED,
+    HardAction.REQUIRE_APPROVAL: BudgetStatus.APPROVAL_REQUIRED,
+    HardAction.DEGRADE: BudgetStatus.DEGRADED,
+    HardAction.ALERT: BudgetStatus.HARD_LIMIT,
+}
+_SOFT_STATUS = {
+    SoftAction.ALERT: BudgetStatus.SOFT_LIMIT,
+    SoftAction.DEGRADE: BudgetStatus.DEGRADED,
+}
+
+
+def _message(evaluation: BudgetEvaluation) -> str:
+    policy = evaluation.policy
+    label = f"{policy.id} ({policy.scope}, {policy.metric.value}, {policy.interval})"
+    status = evaluation.status
+    amount = evaluation.request_amount
+    if amount is None:
+        if status is BudgetStatus.BLOCKED:
+            return f"{label}: the model is unpriced and unpriced models are blocked."
+        return f"{label}: the model is unpriced, so this request's cost cannot be counted."
+    used = f"{_fmt(evaluation.consumed)} used + {_fmt(amount)} for this request"
+    hard = f"{label}: {used} would exceed the hard limit {_fmt(policy.hard_limit)}"
+    soft = f"{label}: {used} crosses the soft limit {_fmt(policy.soft_limit or ZERO)}"
+    over_hard = evaluation.projected > policy.hard_limit
+    if status is BudgetStatus.OVERRIDE_APPLIED:
+        return f"{hard}; approved override {evaluation.approval_id} covers it."
+    if status is BudgetStatus.BLOCKED:
+        return f"{hard}; the request is blocked."
+    if status is BudgetStatus.APPROVAL_REQUIRED:
+        return f"{hard}; a budget override must be approved."
+    if status is BudgetStatus.DEGRADED:
+        return f"{hard if over_hard else soft}; routing degrades to a cheaper model."
+    if status is BudgetStatus.HARD_LIMIT:
+        return f"{hard}; alert only."
+    if status is BudgetStatus.SOFT_LIMIT:
+        return f"{soft}."
+    if status is BudgetStatus.THRESHOLD and evaluation.threshold is not None:
+        return (
+            f"{label}: {used} reaches {_fmt(evaluation.threshold * 100)}% of the hard limit "
+            f"{_fmt(policy.hard_limit)}."
+        )
+    return f"{label}: {used} is within the limit {_fmt(policy.hard_limit)}."
 
 
 def most_severe(evaluations: Iterable[BudgetEvaluation]) -> BudgetEvaluation | None:
@@ -330,7 +363,9 @@ def most_severe(evaluations: Iterable[BudgetEvaluation]) -> BudgetEvaluation | N
     return worst
 
 
-def sum_counters(states: Mapping[CounterKey, CounterState], keys: Iterable[CounterKey]) -> CounterState:
+def sum_counters(
+    states: Mapping[CounterKey, CounterState], keys: Iterable[CounterKey]
+) -> CounterState:
     total = CounterState()
     for key in keys:
         state = states.get(key)

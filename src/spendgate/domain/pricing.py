@@ -12,9 +12,9 @@ from spendgate.domain.models import Tier
 
 __all__ = [
     "MTOK",
+    "Precision",
     "PriceBook",
     "PriceSource",
-    "Precision",
     "PricingEstimate",
     "PricingRecord",
     "Usage",
@@ -74,7 +74,7 @@ class PricingRecord:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens of one call. ``cached_input_tokens`` is the part of ``input_tokens`` read from cache."""
+    """Tokens of one call; ``cached_input_tokens`` is the part of the input read from cache."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -86,7 +86,7 @@ class Usage:
 
 
 def cost_of(record: PricingRecord, usage: Usage) -> Decimal:
-    """USD for ``usage`` at ``record``'s prices. Cached tokens are billed once, at the cached rate."""
+    """USD for ``usage`` at ``record``'s prices; cached tokens billed once, at the cached rate."""
     cached = min(usage.cached_input_tokens, usage.input_tokens)
     uncached = usage.input_tokens - cached
     tokens_cost = (
@@ -109,6 +109,7 @@ class PricingEstimate:
     upper_usd: Decimal | None
     precision: Precision
     source: PriceSource | None
+    unpriced: bool = False  # no price row: costs are None, or a tier-based estimate
 
     @property
     def priced(self) -> bool:

@@ -1,16 +1,41 @@
 """Budget windows: calendar (hourly/daily/weekly/monthly in an IANA timezone) and rolling.
 
-All instants are timezone-aware; windows are half-open ``[start, end)`` in absolute time.
-Calendar boundaries are local wall-clock boundaries, so a daily window across a DST change
-lasts 23 or 25 hours. A rolling window of duration ``d`` is counted in buckets of
-``bucket_width(d)``; it covers the buckets overlapping ``(at - d, at]``, so it may include up to
-one bucket more than ``d`` (counting slightly too much, never too little).
+All instants are timezone-aware; windows are half-open ``[start, end)`` in absolute time and
+are returned in UTC. The result depends only on the instant, never on the tzinfo it carries.
+
+Calendar windows follow the local wall clock of the interval's timezone:
+
+- daily / weekly / monthly windows start at the first instant of a local day (midnight; the
+  end of the DST gap on days whose midnight is skipped, e.g. America/Santiago, whose clocks
+  jump from 00:00 to 01:00); weekly windows start on Monday, monthly on the 1st. A day across
+  a DST change lasts 23 or 25 hours. If a clock steps back across midnight (St. John's before
+  2011: 00:01 back to 23:01), the repeated stretch belongs to the new day, so windows never
+  overlap and a day is never counted twice.
+- hourly windows start whenever the local clock shows a whole hour (``HH:00:00``), so in
+  zones offset by 30 or 45 minutes (Asia/Kolkata, Asia/Kathmandu, Pacific/Chatham) they align
+  to local hours, not UTC hours. With whole-hour DST shifts every hourly window lasts 60
+  minutes (the repeated autumn hour is two windows). Australia/Lord_Howe shifts by 30 minutes:
+  its clock never shows 02:00 on the spring night (01:59:59 → 02:30) nor twice on the autumn
+  night (01:59:59 → 01:30), so the window holding the shift lasts 90 minutes both times
+  (spring 01:00 LHST–03:00 LHDT, autumn 01:00 LHDT–02:00 LHST). We prefer that to windows
+  starting at 02:30 or 01:30, which no operator would call "an hour"; budgets only ever see a
+  window that is 50% longer once a season.
+
+A rolling window of duration ``d`` is counted in UTC buckets of ``bucket_width(d)`` aligned to
+the Unix epoch: the buckets from the one holding ``at - d`` to the one holding ``at``. They
+cover ``[at - d, at]`` and reach back less than one bucket further (counting slightly too
+much, never too little).
+
+Offset transitions are located with ``ZoneInfo`` lookups only (bisection over whole seconds,
+which is where tzdata puts them); we assume a zone never changes its offset twice within one
+hour, or twice within two days around a skipped midnight, which holds for all of tzdata.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -23,6 +48,11 @@ __all__ = [
     "counter_buckets",
     "window_for",
 ]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR = timedelta(hours=1)
+_SECOND = timedelta(seconds=1)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class IntervalKind(StrEnum):
@@ -40,6 +70,8 @@ class Interval:
     duration: timedelta | None = None  # rolling only
 
     def __post_init__(self) -> None:
+        # Accept the plain string too ("daily"): identity checks below need the enum member.
+        object.__setattr__(self, "kind", IntervalKind(self.kind))
         if self.kind is IntervalKind.ROLLING:
             if self.duration is None or self.duration <= timedelta(0):
                 raise ValueError("a rolling interval needs a positive duration")
@@ -49,7 +81,8 @@ class Interval:
 
     def __str__(self) -> str:
         if self.kind is IntervalKind.ROLLING:
-            return f"rolling {self.duration}"
+            assert self.duration is not None
+            return f"rolling {_compact_duration(self.duration)}"
         if self.timezone == "UTC":
             return self.kind.value
         return f"{self.kind.value} ({self.timezone})"
@@ -74,69 +107,191 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+# The window each calendar interval returned last. Windows tile time, so the window holding
+# ``at`` is unique and a hit is exact; on the hot path nearly every call is a hit (several
+# policies share an interval, and a window lasts at least an hour).
+_LAST_WINDOW: dict[Interval, Window] = {}
+_LAST_WINDOW_MAX = 1024
+
+
 def window_for(interval: Interval, at: datetime) -> Window:
     """The window of ``interval`` containing instant ``at`` (aware)."""
-    if at.tzinfo is None:
+    if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("window_for needs an aware datetime")
+    at = at.astimezone(UTC)
     if interval.kind is IntervalKind.ROLLING:
-        assert interval.duration is not None
         buckets = counter_buckets(interval, at)
         return Window(buckets[0].start, buckets[-1].end)
+    cached = _LAST_WINDOW.get(interval)
+    if cached is not None and cached.start <= at < cached.end:
+        return cached
     zone = _zone(interval.timezone)
-    local = at.astimezone(zone)
     if interval.kind is IntervalKind.HOURLY:
-        # Floor in UTC-offset-aware terms: the local hour, keeping the offset in force now.
-        start_utc = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-        if start_utc > at:  # pragma: no cover - only in zones with sub-hour DST shifts
-            start_utc -= timedelta(hours=1)
-        return Window(start_utc, start_utc + timedelta(hours=1))
-    if interval.kind is IntervalKind.DAILY:
-        start_day = local.date()
-        end_day = start_day + timedelta(days=1)
-    elif interval.kind is IntervalKind.WEEKLY:
-        start_day = local.date() - timedelta(days=local.weekday())
-        end_day = start_day + timedelta(days=7)
+        window = Window(_hour_start(zone, at), _hour_end(zone, at))
     else:
-        start_day = local.date().replace(day=1)
-        end_day = (start_day + timedelta(days=32)).replace(day=1)
-    return Window(_local_midnight(start_day.year, start_day.month, start_day.day, zone),
-                  _local_midnight(end_day.year, end_day.month, end_day.day, zone))
-
-
-def _local_midnight(year: int, month: int, day: int, zone: ZoneInfo) -> datetime:
-    """The first instant of a local day (midnight, or the end of a DST gap at midnight)."""
-    naive = datetime(year, month, day)
-    candidate = naive.replace(tzinfo=zone).astimezone(UTC)
-    # A gap at midnight (e.g. America/Santiago) maps to an instant whose local date differs.
-    if candidate.astimezone(zone).replace(tzinfo=None) != naive:
-        candidate = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    return candidate
+        window = _calendar_window(interval.kind, zone, at)
+    if len(_LAST_WINDOW) >= _LAST_WINDOW_MAX:
+        _LAST_WINDOW.clear()
+    _LAST_WINDOW[interval] = window
+    return window
 
 
 def bucket_width(duration: timedelta) -> timedelta:
     """Width of the counter buckets of a rolling window: 1/24 of it, whole minutes, ≥ 1 min."""
-    minutes = max(1, int(duration.total_seconds() // 60 // 24))
+    minutes = max(1, duration // timedelta(minutes=1) // 24)
     return timedelta(minutes=minutes)
 
 
 def counter_buckets(interval: Interval, at: datetime) -> tuple[Window, ...]:
     """The counter buckets a request at ``at`` is checked against.
 
-    A calendar interval has one bucket, its window. A rolling interval has the buckets that
-    overlap ``(at - duration, at]``; usage is recorded in the last of them.
+    A calendar interval has one bucket, its window. A rolling interval has the buckets from the
+    one holding ``at - duration`` to the one holding ``at``; usage is recorded in the last.
     """
     if interval.kind is not IntervalKind.ROLLING:
         return (window_for(interval, at),)
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("counter_buckets needs an aware datetime")
     assert interval.duration is not None
     width = bucket_width(interval.duration)
-    epoch_seconds = int(at.timestamp())
-    width_seconds = int(width.total_seconds())
-    last_start = datetime.fromtimestamp(epoch_seconds - epoch_seconds % width_seconds, UTC)
-    first_start = last_start
-    lower = at - interval.duration
-    while first_start > lower:
-        first_start -= width
-    count = int((last_start - first_start) / width) + 1
+    # Timedelta arithmetic is exact to the microsecond and floors correctly before 1970
+    # (a float timestamp does neither). Subtracting from an aware datetime in a DST zone
+    # would be wall-clock arithmetic, hence the explicit UTC instant.
+    since_epoch = at.astimezone(UTC) - _EPOCH
+    last = since_epoch // width
+    first = (since_epoch - interval.duration) // width
     return tuple(
-        Window(first_start + i * width, first_start + (i + 1) * width) for i in range(count)
+        Window(_EPOCH + index * width, _EPOCH + (index + 1) * width)
+        for index in range(first, last + 1)
     )
+
+
+# --- calendar days -----------------------------------------------------------------------
+
+
+def _calendar_window(kind: IntervalKind, zone: ZoneInfo, at: datetime) -> Window:
+    day = at.astimezone(zone).date()
+    if kind is IntervalKind.DAILY:
+        first = day
+    elif kind is IntervalKind.WEEKLY:
+        first = day - timedelta(days=day.weekday())
+    else:
+        first = day.replace(day=1)
+    following = _next_period(kind, first)
+    start, end = _day_start(zone, first), _day_start(zone, following)
+    # ``at`` can read as the earlier period after the clock stepped back across midnight;
+    # that stretch comes after the new period's start, so it belongs to the new period.
+    while end <= at:
+        following = _next_period(kind, following)
+        start, end = end, _day_start(zone, following)
+    return Window(start, end)
+
+
+def _next_period(kind: IntervalKind, first: date) -> date:
+    if kind is IntervalKind.DAILY:
+        return first + timedelta(days=1)
+    if kind is IntervalKind.WEEKLY:
+        return first + timedelta(days=7)
+    return (first + timedelta(days=32)).replace(day=1)
+
+
+def _day_start(zone: ZoneInfo, day: date) -> datetime:
+    """The first instant whose local date is ``day`` or later (UTC)."""
+    midnight = datetime(day.year, day.month, day.day)
+    # fold=0 picks the first of two midnights, and inside a gap applies the offset from
+    # before the transition, which lands at or after the transition.
+    instant = midnight.replace(tzinfo=zone).astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) == midnight:
+        return instant
+    # Midnight is skipped: the day starts when the clock jumps over it, less than two days
+    # (the largest gap in tzdata is one day: Pacific/Apia, 2011) before ``instant``.
+    return _first_instant(instant - timedelta(days=2), instant, _date_reached(zone, day))
+
+
+# --- calendar hours ----------------------------------------------------------------------
+
+
+def _offset(zone: ZoneInfo, instant: datetime) -> timedelta:
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None  # ZoneInfo always has one
+    return offset
+
+
+def _into_hour(instant: datetime, offset: timedelta) -> timedelta:
+    """How far past a whole hour the local clock is at ``instant``, read with ``offset``."""
+    return (instant + offset - _EPOCH) % _HOUR
+
+
+def _hour_start(zone: ZoneInfo, at: datetime) -> datetime:
+    """The last instant ≤ ``at`` at which the local clock shows a whole hour."""
+    point = at
+    offset = _offset(zone, point)
+    while True:
+        candidate = point - _into_hour(point, offset)
+        if _offset(zone, candidate) == offset:
+            return candidate
+        # The offset changed in (candidate, point]: no whole hour since that transition
+        # (candidate was the last one at this offset), so look before it.
+        transition = _first_instant(candidate, point, _offset_is(zone, offset))
+        point = transition - _MICROSECOND
+        offset = _offset(zone, point)
+
+
+def _hour_end(zone: ZoneInfo, at: datetime) -> datetime:
+    """The first instant > ``at`` at which the local clock shows a whole hour."""
+    point = at
+    offset = _offset(zone, point)
+    while True:
+        candidate = point + (_HOUR - _into_hour(point, offset))
+        if _offset(zone, candidate) == offset:
+            return candidate
+        # The offset changes in (point, candidate]; the transition itself is a boundary when
+        # the clock shows a whole hour right after it (e.g. 02:00 → 03:00).
+        transition = _first_instant(point, candidate, _offset_is_not(zone, offset))
+        offset = _offset(zone, transition)
+        if _into_hour(transition, offset) == timedelta(0):
+            return transition
+        point = transition
+
+
+# --- transitions -------------------------------------------------------------------------
+
+
+def _offset_is(zone: ZoneInfo, offset: timedelta) -> Callable[[datetime], bool]:
+    return lambda instant: _offset(zone, instant) == offset
+
+
+def _offset_is_not(zone: ZoneInfo, offset: timedelta) -> Callable[[datetime], bool]:
+    return lambda instant: _offset(zone, instant) != offset
+
+
+def _date_reached(zone: ZoneInfo, day: date) -> Callable[[datetime], bool]:
+    return lambda instant: instant.astimezone(zone).date() >= day
+
+
+def _first_instant(low: datetime, high: datetime, reached: Callable[[datetime], bool]) -> datetime:
+    """The first whole second in ``(low, high]`` where ``reached`` holds, by bisection.
+
+    ``reached`` is false at ``low`` and true at ``high``, and flips once, at an offset
+    transition, which tzdata always puts on a whole second.
+    """
+    lo = (low - _EPOCH) // _SECOND  # false here: no transition in (lo, low]
+    hi = (high - _EPOCH) // _SECOND  # true here: no transition in (hi, high]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if reached(_EPOCH + mid * _SECOND):
+            hi = mid
+        else:
+            lo = mid
+    return _EPOCH + hi * _SECOND
+
+
+def _compact_duration(duration: timedelta) -> str:
+    """``7d``, ``90m``, ``1d12h``: the way config spells durations."""
+    seconds = int(duration.total_seconds())
+    parts: list[str] = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or str(duration)

@@ -1,0 +1,131 @@
+"""Cost bounds of a request on a given model, before it runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from spendgate.domain.budgets import UnpricedAction
+from spendgate.domain.models import Model, Tier
+from spendgate.domain.pricing import (
+    Precision,
+    PriceBook,
+    PricingEstimate,
+    PricingRecord,
+    Usage,
+    cost_of,
+)
+from spendgate.domain.tokens import TokenEstimate
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "TIER_REFERENCE_PRICES",
+    "actual_cost",
+    "estimate_cost",
+    "output_ceiling",
+]
+
+# Output ceiling when neither the request (max_tokens) nor the model sets one.
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
+# Prices used for an unpriced model under `unpriced_action: estimate`, by its cost tier:
+# roughly the going rate of each tier's well-known models, rounded up so estimates err high.
+TIER_REFERENCE_PRICES = {
+    Tier.LOW: PricingRecord("tier:low", Decimal("0.5"), Decimal("2"), precision=Precision.ESTIMATE),
+    Tier.MEDIUM: PricingRecord(
+        "tier:medium", Decimal("3"), Decimal("15"), precision=Precision.ESTIMATE
+    ),
+    Tier.HIGH: PricingRecord(
+        "tier:high", Decimal("15"), Decimal("75"), precision=Precision.ESTIMATE
+    ),
+}
+
+
+def output_ceiling(model: Model, max_tokens: int | None) -> int:
+    """Upper bound of output tokens: the request's max_tokens, capped by the model's maximum."""
+    ceiling = max_tokens or model.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+    if model.max_output_tokens is not None:
+        ceiling = min(ceiling, model.max_output_tokens)
+    return ceiling
+
+
+def estimate_cost(
+    model: Model,
+    tokens: TokenEstimate,
+    max_tokens: int | None,
+    prices: PriceBook,
+    at: datetime,
+    unpriced_action: UnpricedAction,
+) -> PricingEstimate:
+    """Lower bound: the input at its low estimate and no output. Upper: input high + max output."""
+    output_upper = output_ceiling(model, max_tokens)
+    record = prices.price_for(model.id, at)
+    unpriced = record is None
+    if record is None:
+        if unpriced_action is not UnpricedAction.ESTIMATE:
+            return PricingEstimate(
+                model=model.id,
+                input_tokens_lower=tokens.lower,
+                input_tokens_upper=tokens.upper,
+                output_tokens_upper=output_upper,
+                lower_usd=None,
+                upper_usd=None,
+                precision=Precision.ESTIMATE,
+                source=None,
+                unpriced=True,
+            )
+        record = TIER_REFERENCE_PRICES[model.cost_tier]
+    lower = cost_of(record, Usage(input_tokens=tokens.lower))
+    upper = cost_of(record, Usage(input_tokens=tokens.upper, output_tokens=output_upper))
+    return PricingEstimate(
+        model=model.id,
+        input_tokens_lower=tokens.lower,
+        input_tokens_upper=tokens.upper,
+        output_tokens_upper=output_upper,
+        lower_usd=lower,
+        upper_usd=upper,
+        precision=Precision.ESTIMATE if unpriced else record.precision,
+        source=None if unpriced else record.source,
+        unpriced=unpriced,
+    )
+
+
+def actual_cost(
+    model: Model,
+    usage: Usage,
+    prices: PriceBook,
+    at: datetime,
+    unpriced_action: UnpricedAction,
+) -> PricingEstimate:
+    """The cost of a finished call, priced at the request's time (never at time zero)."""
+    tokens = TokenEstimate(usage.input_tokens, usage.input_tokens, usage.input_tokens)
+    record = prices.price_for(model.id, at)
+    if record is None and unpriced_action is UnpricedAction.ESTIMATE:
+        record = TIER_REFERENCE_PRICES[model.cost_tier]
+        source, precision, unpriced = None, Precision.ESTIMATE, True
+    elif record is None:
+        return PricingEstimate(
+            model=model.id,
+            input_tokens_lower=usage.input_tokens,
+            input_tokens_upper=usage.input_tokens,
+            output_tokens_upper=usage.output_tokens,
+            lower_usd=None,
+            upper_usd=None,
+            precision=Precision.ESTIMATE,
+            source=None,
+            unpriced=True,
+        )
+    else:
+        source, precision, unpriced = record.source, record.precision, False
+    cost = cost_of(record, usage)
+    return PricingEstimate(
+        model=model.id,
+        input_tokens_lower=tokens.lower,
+        input_tokens_upper=tokens.upper,
+        output_tokens_upper=usage.output_tokens,
+        lower_usd=cost,
+        upper_usd=cost,
+        precision=precision,
+        source=source,
+        unpriced=unpriced,
+    )

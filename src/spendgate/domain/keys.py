@@ -1,0 +1,59 @@
+"""API keys: who a request is from and what it may do. The secret itself is never held here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from spendgate.domain.scopes import RequestScopes
+
+__all__ = [
+    "ADMIN",
+    "APPROVER",
+    "OVERRIDE_ROUTING_MODE",
+    "PERMISSIONS",
+    "ApiKey",
+]
+
+# A request may relax the routing mode (e.g. enforced → suggest) only with this permission;
+# without it a request header may only make the mode stricter.
+OVERRIDE_ROUTING_MODE: Final = "override_routing_mode"
+# Full access to the admin API (budgets, pricing, keys, ...).
+ADMIN: Final = "admin"
+# May approve or deny budget overrides (never the approver's own requests).
+APPROVER: Final = "approver"
+
+PERMISSIONS: Final = frozenset({OVERRIDE_ROUTING_MODE, ADMIN, APPROVER})
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A client credential's identity. ``key_env`` names the env var holding a config key's
+    secret; keys created at runtime have none (their hash lives in the database)."""
+
+    id: str
+    principal: str | None = None
+    project: str | None = None
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    models: frozenset[str] | None = None  # None: every model
+    key_env: str | None = None
+
+    def has(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    @property
+    def may_relax_mode(self) -> bool:
+        return OVERRIDE_ROUTING_MODE in self.permissions
+
+    def allows_model(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+    def scopes(self, agent: str | None = None, session: str | None = None) -> RequestScopes:
+        """The request scopes of a call made with this key (agent/session from headers)."""
+        return RequestScopes(
+            project=self.project,
+            principal=self.principal,
+            api_key=self.id,
+            agent=agent,
+            session=session,
+        )

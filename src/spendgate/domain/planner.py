@@ -1,0 +1,560 @@
+"""Planning: from a request and the governance state to one explained RoutingDecision.
+
+Pure: the caller passes the time, the decision id, a counter reader (the ledger), provider
+health and approved overrides. Steps: estimate → complexity → candidates → mode → choose a
+model by complexity band and task class → health (failover) → budgets (degrade / block /
+approval) → apply the mode (suggest and dry_run keep the requested model, enforced applies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from spendgate.domain.budgets import (
+    BudgetEvaluation,
+    BudgetPolicy,
+    BudgetStatus,
+    CounterKey,
+    CounterState,
+    OverrideGrant,
+    UnpricedAction,
+    applicable_policies,
+    counters_for,
+    evaluate_policy,
+    most_severe,
+    request_amount,
+)
+from spendgate.domain.complexity import ComplexityScore, score_complexity
+from spendgate.domain.estimates import estimate_cost
+from spendgate.domain.models import Capability, Model
+from spendgate.domain.modes import resolve_mode
+from spendgate.domain.pricing import PriceBook, PricingEstimate
+from spendgate.domain.requests import ChatRequest
+from spendgate.domain.routing import (
+    Candidate,
+    HealthState,
+    RoutingAction,
+    RoutingDecision,
+    RoutingMode,
+    RoutingSettings,
+    TaskClass,
+)
+from spendgate.domain.scopes import RequestScopes
+from spendgate.domain.tokens import TokenEstimate, estimate_input_tokens
+
+__all__ = [
+    "AUTO_MODEL",
+    "CounterReader",
+    "GovernanceState",
+    "ModelNotAllowedError",
+    "ModelNotFoundError",
+    "PlanCall",
+    "plan",
+    "required_capabilities",
+]
+
+# A request for this model id lets spendgate pick, starting from the configured default.
+AUTO_MODEL = "auto"
+
+CounterReader = Callable[[CounterKey], CounterState]
+
+_LOW_COST_TASKS = frozenset(
+    {
+        TaskClass.AUXILIARY_SUMMARY,
+        TaskClass.AUXILIARY_RECALL,
+        TaskClass.AUXILIARY_EXTRACTION,
+        TaskClass.BACKGROUND_AUTOMATION,
+        TaskClass.AUXILIARY_VISION,
+    }
+)
+_NO_GRANTS: Mapping[str, OverrideGrant] = {}
+_NO_HEALTH: Mapping[str, HealthState] = {}
+
+
+class ModelNotFoundError(LookupError):
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model {model!r} does not exist or is not configured.")
+        self.model = model
+
+
+class ModelNotAllowedError(PermissionError):
+    def __init__(self, model: str) -> None:
+        super().__init__(f"This API key may not use the model {model!r}.")
+        self.model = model
+
+
+@dataclass(frozen=True, slots=True)
+class GovernanceState:
+    """What planning reads that changes only with config: held in memory, never re-read."""
+
+    settings: RoutingSettings
+    models: Mapping[str, Model]
+    prices: PriceBook
+    policies: tuple[BudgetPolicy, ...]
+    unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCall:
+    """One request to plan, with who sent it and what it asked of the gateway."""
+
+    request: ChatRequest
+    scopes: RequestScopes = field(default_factory=RequestScopes)
+    task_class: TaskClass = TaskClass.PRIMARY_INTERACTIVE
+    requested_mode: RoutingMode | None = None
+    may_relax_mode: bool = False
+    allowed_models: frozenset[str] | None = None
+
+
+def required_capabilities(request: ChatRequest) -> frozenset[Capability]:
+    needs: set[Capability] = set()
+    if request.json_mode:
+        needs.add(Capability.JSON)
+    if request.needs_vision:
+        needs.add(Capability.VISION)
+    if request.needs_tools:
+        needs.add(Capability.TOOLS)
+    return frozenset(needs)
+
+
+def plan(
+    state: GovernanceState,
+    call: PlanCall,
+    *,
+    now: datetime,
+    decision_id: str,
+    counters: CounterReader,
+    health: Mapping[str, HealthState] = _NO_HEALTH,
+    grants: Mapping[str, OverrideGrant] = _NO_GRANTS,
+) -> RoutingDecision:
+    return _Planner(state, call, now, counters, health, grants).decide(decision_id)
+
+
+class _Planner:
+    """Per-call working memory: estimates and evaluations are computed once per model."""
+
+    def __init__(
+        self,
+        state: GovernanceState,
+        call: PlanCall,
+        now: datetime,
+        counters: CounterReader,
+        health: Mapping[str, HealthState],
+        grants: Mapping[str, OverrideGrant],
+    ) -> None:
+        self.state = state
+        self.call = call
+        self.request = call.request
+        self.now = now
+        self.counters = counters
+        self.health = health
+        self.grants = grants
+        self.tokens: TokenEstimate = estimate_input_tokens(call.request)
+        self._estimates: dict[str, PricingEstimate] = {}
+        self._evaluations: dict[str, tuple[BudgetEvaluation, ...]] = {}
+        self.codes: list[str] = []
+        self.why: list[str] = []
+
+    # -- building blocks -------------------------------------------------------------------
+
+    def estimate(self, model: Model) -> PricingEstimate:
+        estimate = self._estimates.get(model.id)
+        if estimate is None:
+            estimate = estimate_cost(
+                model,
+                self.tokens,
+                self.request.max_tokens,
+                self.state.prices,
+                self.now,
+                self.state.unpriced_action,
+            )
+            self._estimates[model.id] = estimate
+        return estimate
+
+    def evaluations(self, model: Model) -> tuple[BudgetEvaluation, ...]:
+        cached = self._evaluations.get(model.id)
+        if cached is not None:
+            return cached
+        estimate = self.estimate(model)
+        result: list[BudgetEvaluation] = []
+        for policy, member in applicable_policies(
+            self.state.policies,
+            self.call.scopes,
+            model.id,
+            model.provider,
+            self.call.task_class.value,
+        ):
+            keys, window = counters_for(policy, member, self.now)
+            counter = self.counters(keys[0])
+            for key in keys[1:]:
+                counter = counter + self.counters(key)
+            result.append(
+                evaluate_policy(
+                    policy,
+                    member,
+                    window,
+                    counter,
+                    request_amount(policy.metric, estimate),
+                    grant=self.grants.get(policy.id),
+                    unpriced_action=self.state.unpriced_action,
+                )
+            )
+        evaluations = tuple(result)
+        self._evaluations[model.id] = evaluations
+        return evaluations
+
+    def health_of(self, model: Model) -> HealthState:
+        return self.health.get(model.provider, HealthState.HEALTHY)
+
+    def upper_cost(self, model: Model) -> Decimal:
+        upper = self.estimate(model).upper_usd
+        return upper if upper is not None else Decimal("Infinity")
+
+    def cheapness(self, model: Model) -> tuple[int, Decimal, int]:
+        return (model.cost_tier.rank, self.upper_cost(model), model.latency_tier.rank)
+
+    def speed(self, model: Model) -> tuple[int, int, Decimal]:
+        return (model.latency_tier.rank, model.cost_tier.rank, self.upper_cost(model))
+
+    def note(self, code: str, sentence: str) -> None:
+        self.codes.append(code)
+        self.why.append(sentence)
+
+    # -- the decision ----------------------------------------------------------------------
+
+    def requested_model(self) -> Model:
+        name = self.request.model
+        if name == AUTO_MODEL:
+            name = self.state.settings.default_model
+            self.note("default_model_used", f"The request asked for auto: starting from {name}.")
+        model = self.state.models.get(name)
+        if model is None or not model.enabled:
+            raise ModelNotFoundError(self.request.model)
+        allowed = self.call.allowed_models
+        if allowed is not None and model.id not in allowed:
+            raise ModelNotAllowedError(model.id)
+        return model
+
+    def candidates(self, requested: Model) -> tuple[list[Candidate], list[Model]]:
+        needs = required_capabilities(self.request)
+        allowed = self.call.allowed_models
+        candidates: list[Candidate] = []
+        eligible: list[Model] = []
+        for model in self.state.models.values():
+            if not model.enabled:
+                continue
+            reason = ""
+            missing = needs - model.capabilities
+            if allowed is not None and model.id not in allowed:
+                reason = "not allowed for this API key"
+            elif missing:
+                reason = "lacks " + ", ".join(sorted(c.value for c in missing))
+            elif model.context_window is not None and self.tokens.lower > model.context_window:
+                reason = (
+                    f"context window {model.context_window} < ~{self.tokens.lower} input tokens"
+                )
+            if not reason:
+                eligible.append(model)
+            candidates.append(
+                Candidate(
+                    model=model.id,
+                    provider=model.provider,
+                    cost_tier=model.cost_tier,
+                    latency_tier=model.latency_tier,
+                    health=self.health_of(model),
+                    estimate=self.estimate(model),
+                    eligible=not reason,
+                    reason=reason or ("requested" if model is requested else "eligible"),
+                )
+            )
+        return candidates, eligible
+
+    def choose_by_task(
+        self, requested: Model, eligible: list[Model], complexity: ComplexityScore
+    ) -> tuple[Model, RoutingAction]:
+        settings = self.state.settings
+        task = self.call.task_class
+        if requested not in eligible:
+            if not eligible:
+                self.note(
+                    "no_capable_model",
+                    "No configured model has every capability this request needs; "
+                    f"keeping {requested.id}.",
+                )
+                return requested, RoutingAction.PROCEED
+            target = min(eligible, key=self.cheapness)
+            self.note(
+                "requested_model_lacks_capability",
+                f"{requested.id} cannot serve this request "
+                f"({', '.join(sorted(c.value for c in required_capabilities(self.request)))} "
+                f"needed); {target.id} can.",
+            )
+            return target, self.action_between(requested, target)
+        band = (
+            "simple"
+            if complexity.score < settings.simple_below
+            else "complex"
+            if complexity.score > settings.complex_above
+            else "standard"
+        )
+        if settings.auxiliary_routing and task is TaskClass.AUXILIARY_CLASSIFICATION:
+            target = min(eligible, key=self.speed)
+            if target is not requested:
+                self.note(
+                    "auxiliary_task_low_latency",
+                    f"Classification prefers low latency: {target.id} "
+                    f"(latency tier {target.latency_tier.value}).",
+                )
+                return target, self.action_between(requested, target)
+        elif settings.auxiliary_routing and task in _LOW_COST_TASKS and band != "complex":
+            target = min(eligible, key=self.cheapness)
+            if target is not requested:
+                self.note(
+                    "auxiliary_task_low_cost",
+                    f"{task.value} prefers low cost: {target.id} "
+                    f"(cost tier {target.cost_tier.value}).",
+                )
+                return target, self.action_between(requested, target)
+        elif settings.smart_routing and band == "simple":
+            target = min(eligible, key=self.cheapness)
+            if self.cheapness(target) < self.cheapness(requested):
+                self.note(
+                    "simple_prompt_cheaper_model",
+                    f"A simple prompt ({complexity.describe()}) goes to the cheaper {target.id}.",
+                )
+                return target, RoutingAction.DEGRADE
+        elif settings.smart_routing and band == "complex" and task is TaskClass.PRIMARY_INTERACTIVE:
+            target = max(eligible, key=lambda m: (m.cost_tier.rank, -self.upper_cost(m)))
+            if target.cost_tier.rank > requested.cost_tier.rank:
+                self.note(
+                    "complex_prompt_escalated",
+                    f"A complex prompt ({complexity.describe()}) may escalate to {target.id}.",
+                )
+                return target, RoutingAction.ESCALATE
+        if not settings.smart_routing:
+            self.note("smart_routing_disabled", "Smart routing is off.")
+        self.note("requested_model", f"{requested.id} suits this {band} {task.value} request.")
+        return requested, RoutingAction.PROCEED
+
+    def action_between(self, source: Model, target: Model) -> RoutingAction:
+        if self.cheapness(target) < self.cheapness(source):
+            return RoutingAction.DEGRADE
+        if target.cost_tier.rank > source.cost_tier.rank:
+            return RoutingAction.ESCALATE
+        return RoutingAction.PROCEED
+
+    def failover(
+        self, target: Model, eligible: list[Model], action: RoutingAction
+    ) -> tuple[Model, RoutingAction]:
+        if self.health_of(target) is not HealthState.UNHEALTHY:
+            return target, action
+        if not self.state.settings.failover:
+            self.note(
+                "failover_disabled",
+                f"Provider {target.provider} is unhealthy but failover is off.",
+            )
+            return target, action
+        healthy = [
+            model
+            for model in eligible
+            if model.provider != target.provider
+            and self.health_of(model) is not HealthState.UNHEALTHY
+        ]
+        if not healthy:
+            self.note(
+                "no_healthy_alternative",
+                f"Provider {target.provider} is unhealthy and no other provider can serve this.",
+            )
+            return target, action
+        # Closest in cost tier first, cheaper before pricier, then cheapest estimate.
+        rank = target.cost_tier.rank
+        alternative = min(
+            healthy,
+            key=lambda m: (
+                abs(m.cost_tier.rank - rank),
+                m.cost_tier.rank > rank,
+                *self.cheapness(m),
+            ),
+        )
+        self.note(
+            "provider_unhealthy_failover",
+            f"Provider {target.provider} is unhealthy: failover to {alternative.id} on "
+            f"{alternative.provider}, budgets re-checked at its price.",
+        )
+        return alternative, RoutingAction.FAILOVER
+
+    def apply_budgets(
+        self, requested: Model, target: Model, action: RoutingAction, eligible: list[Model]
+    ) -> tuple[Model, RoutingAction]:
+        worst = most_severe(self.evaluations(target))
+        if (
+            action is RoutingAction.ESCALATE
+            and worst is not None
+            and (worst.status.severity >= BudgetStatus.SOFT_LIMIT.severity)
+        ):
+            self.note(
+                "escalation_denied_by_budget",
+                f"Escalation to {target.id} denied: {worst.message}",
+            )
+            target, action = requested, RoutingAction.PROCEED
+            worst = most_severe(self.evaluations(target))
+        if worst is None:
+            self.note("no_budget_applies", "No budget policy applies to this request.")
+            return target, action
+        if worst.status is BudgetStatus.DEGRADED:
+            return self.degrade(target, action, worst, eligible)
+        return target, self.budget_verdict(target, action, worst)
+
+    def degrade(
+        self,
+        target: Model,
+        action: RoutingAction,
+        worst: BudgetEvaluation,
+        eligible: list[Model],
+    ) -> tuple[Model, RoutingAction]:
+        over_hard = worst.projected > worst.hard_limit
+        cheaper = [m for m in eligible if self.cheapness(m) < self.cheapness(target)]
+        preferred = self.state.models.get(worst.policy.degrade_to or "")
+        if preferred is not None and preferred in cheaper:
+            replacement: Model | None = preferred
+        else:
+            replacement = min(cheaper, key=self.cheapness) if cheaper else None
+        if replacement is None:
+            if over_hard:
+                self.note(
+                    "degrade_unavailable",
+                    f"{worst.message} No cheaper model can serve this request, so it is blocked.",
+                )
+                return target, RoutingAction.BLOCK
+            self.note(
+                "degrade_unavailable",
+                f"{worst.message} No cheaper model can serve this request; keeping {target.id}.",
+            )
+            return target, action
+        self.note(
+            "budget_degrade",
+            f"{worst.message} Degrading from {target.id} to {replacement.id}.",
+        )
+        after = most_severe(self.evaluations(replacement))
+        if after is not None and (
+            after.status.stops_request
+            or (after.status is BudgetStatus.DEGRADED and after.projected > after.hard_limit)
+        ):
+            return replacement, self.budget_verdict(replacement, RoutingAction.BLOCK, after)
+        return replacement, RoutingAction.DEGRADE
+
+    def budget_verdict(
+        self, target: Model, action: RoutingAction, worst: BudgetEvaluation
+    ) -> RoutingAction:
+        status = worst.status
+        code = _BUDGET_CODES.get(status)
+        if code is not None:
+            self.note(code, worst.message)
+        if status is BudgetStatus.BLOCKED:
+            return RoutingAction.BLOCK
+        if status is BudgetStatus.APPROVAL_REQUIRED:
+            return RoutingAction.APPROVAL_REQUIRED
+        return action
+
+    def decide(self, decision_id: str) -> RoutingDecision:
+        requested = self.requested_model()
+        complexity = score_complexity(self.request)
+        candidates, eligible = self.candidates(requested)
+
+        baseline = self.evaluations(requested)
+        imposed = [(e.policy_id, RoutingMode(e.policy.mode)) for e in baseline if e.policy.mode]
+        imposed += [
+            (e.policy_id, RoutingMode(e.policy.routing_mode_override))
+            for e in baseline
+            if e.policy.routing_mode_override and _soft_crossed(e)
+        ]
+        mode = resolve_mode(
+            self.state.settings.mode,
+            imposed,
+            self.call.requested_mode,
+            self.call.may_relax_mode,
+        )
+        self.codes.extend(mode.reason_codes)
+        self.why.append(mode.explanation)
+
+        target, action = self.choose_by_task(requested, eligible, complexity)
+        target, action = self.failover(target, eligible, action)
+        target, action = self.apply_budgets(requested, target, action, eligible)
+
+        if mode.mode is RoutingMode.ENFORCED or action is RoutingAction.PROCEED:
+            actual, applied, would = target, action, None
+        else:
+            actual, applied, would = requested, RoutingAction.PROCEED, action
+            if mode.mode is RoutingMode.SUGGEST:
+                self.note(
+                    "suggest_only",
+                    f"Suggest mode: {requested.id} is called as asked; "
+                    f"{target.id} is only recommended ({action.value}).",
+                )
+            else:
+                self.note(
+                    "dry_run_not_applied",
+                    f"Dry run: enforcement would {action.value} (model {target.id}); "
+                    f"{requested.id} is called as asked.",
+                )
+        saving = _saving(self.estimate(requested), self.estimate(target))
+        actual_estimate = self.estimate(actual)
+        if actual_estimate.unpriced:
+            self.note(
+                "unpriced_model",
+                f"{actual.id} has no price: "
+                + (
+                    f"costs are estimated at its {actual.cost_tier.value} tier."
+                    if actual_estimate.priced
+                    else "its cost cannot be counted."
+                ),
+            )
+        return RoutingDecision(
+            id=decision_id,
+            created_at=self.now,
+            mode=mode.mode,
+            scopes=self.call.scopes,
+            task_class=self.call.task_class,
+            requested_model=self.request.model,
+            default_model=self.state.settings.default_model,
+            recommended_model=target.id,
+            actual_model=actual.id,
+            provider=actual.provider,
+            complexity=complexity,
+            health=self.health_of(actual),
+            routing_action=applied,
+            reason_codes=tuple(dict.fromkeys(self.codes)),
+            explanation=tuple(self.why),
+            estimate=actual_estimate,
+            budget_evaluations=self.evaluations(actual),
+            candidates=tuple(candidates),
+            would_action=would,
+            estimated_saving_usd=saving,
+        )
+
+
+_BUDGET_CODES = {
+    BudgetStatus.THRESHOLD: "budget_threshold",
+    BudgetStatus.SOFT_LIMIT: "budget_soft_limit",
+    BudgetStatus.OVERRIDE_APPLIED: "budget_override_applied",
+    BudgetStatus.UNPRICED: "budget_unpriced",
+    BudgetStatus.HARD_LIMIT: "budget_hard_limit_alert",
+    BudgetStatus.APPROVAL_REQUIRED: "budget_approval_required",
+    BudgetStatus.BLOCKED: "budget_blocked",
+}
+
+
+def _soft_crossed(evaluation: BudgetEvaluation) -> bool:
+    soft = evaluation.soft_limit
+    limit = soft if soft is not None else evaluation.hard_limit
+    return evaluation.request_amount is not None and evaluation.projected > limit
+
+
+def _saving(requested: PricingEstimate, target: PricingEstimate) -> Decimal | None:
+    if requested.upper_usd is None or target.upper_usd is None:
+        return None
+    saving = requested.upper_usd - target.upper_usd
+    return saving if saving > 0 else None

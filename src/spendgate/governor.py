@@ -1,0 +1,133 @@
+"""The Governor: the application service that ties plan → reserve → (call) → settle.
+
+It is the public library API: a Python orchestrator can govern its own model calls
+in-process, without the HTTP gateway::
+
+    governor = Governor.from_config(load_config(None))
+    decision = governor.plan(body, RequestScopes(project="acme", principal="alice"))
+    if governor.reserve(decision).ok:
+        ...call decision.actual_model...
+        governor.settle(decision, Usage(input_tokens=812, output_tokens=120))
+
+Everything planning reads (config, prices, policies, counters) is in memory; the only clock
+read is ``now`` defaulting to the current time when the caller passes none.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from spendgate.domain.budgets import OverrideGrant
+from spendgate.domain.estimates import actual_cost
+from spendgate.domain.planner import GovernanceState, ModelNotFoundError, PlanCall, plan
+from spendgate.domain.pricing import PriceBook, PricingEstimate, Usage
+from spendgate.domain.requests import ChatRequest
+from spendgate.domain.reservations import reservation_lines, settlement
+from spendgate.domain.routing import HealthState, RoutingDecision, RoutingMode, TaskClass
+from spendgate.domain.scopes import RequestScopes
+from spendgate.ledger.base import Ledger, ReserveOutcome
+from spendgate.ledger.memory import MemoryLedger
+
+if TYPE_CHECKING:
+    from spendgate.config import Config
+
+__all__ = ["Governor"]
+
+
+class Governor:
+    def __init__(self, state: GovernanceState, ledger: Ledger | None = None) -> None:
+        self.state = state
+        self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
+        self._health: dict[str, HealthState] = {}
+
+    @classmethod
+    def from_config(cls, config: Config, ledger: Ledger | None = None) -> Governor:
+        from spendgate.catalog import load_catalog
+
+        prices = PriceBook((*load_catalog(), *config.pricing_records()))
+        models = config.models(prices)
+        state = GovernanceState(
+            settings=config.routing_settings(),
+            models={model.id: model for model in models},
+            prices=prices,
+            policies=config.budget_policies(),
+            unpriced_action=config.unpriced_action,
+        )
+        return cls(state, ledger)
+
+    # -- state the gateway keeps current -------------------------------------------------
+
+    def set_health(self, provider: str, health: HealthState) -> None:
+        self._health[provider] = health
+
+    # -- the request lifecycle -------------------------------------------------------------
+
+    def plan(
+        self,
+        request: ChatRequest | Mapping[str, Any],
+        scopes: RequestScopes | None = None,
+        now: datetime | None = None,
+        *,
+        task_class: TaskClass = TaskClass.PRIMARY_INTERACTIVE,
+        requested_mode: RoutingMode | None = None,
+        may_relax_mode: bool = False,
+        allowed_models: frozenset[str] | None = None,
+        decision_id: str | None = None,
+        grants: Mapping[str, OverrideGrant] | None = None,
+    ) -> RoutingDecision:
+        """Decide how to serve ``request`` (a ChatRequest or an OpenAI chat body).
+
+        Raises ``ModelNotFoundError`` / ``ModelNotAllowedError`` and, for a malformed body,
+        ``RequestError``. ``grants`` are the approved budget overrides that cover this
+        request, by policy id.
+        """
+        chat = request if isinstance(request, ChatRequest) else ChatRequest.from_openai(request)
+        call = PlanCall(
+            request=chat,
+            scopes=scopes or RequestScopes(),
+            task_class=task_class,
+            requested_mode=requested_mode,
+            may_relax_mode=may_relax_mode,
+            allowed_models=allowed_models,
+        )
+        return plan(
+            self.state,
+            call,
+            now=now or datetime.now(UTC),
+            decision_id=decision_id or uuid.uuid4().hex,
+            counters=self.ledger.read,
+            health=self._health,
+            grants=grants or {},
+        )
+
+    def reserve(
+        self,
+        decision: RoutingDecision,
+        now: datetime | None = None,
+        grants: Mapping[str, OverrideGrant] | None = None,
+    ) -> ReserveOutcome:
+        """Atomically reserve the decision's upper bound on every applicable counter."""
+        lines = reservation_lines(decision, grants)
+        if not lines:
+            return ReserveOutcome(True)
+        return self.ledger.reserve(decision.id, lines, now or decision.created_at)
+
+    def cost(self, decision: RoutingDecision, usage: Usage) -> PricingEstimate:
+        """What ``usage`` on the decision's actual model costs, at the request's time."""
+        model = self.state.models.get(decision.actual_model)
+        if model is None:
+            raise ModelNotFoundError(decision.actual_model)
+        return actual_cost(
+            model, usage, self.state.prices, decision.created_at, self.state.unpriced_action
+        )
+
+    def settle(self, decision: RoutingDecision, usage: Usage) -> Decimal | None:
+        """Replace the reservation by the actual usage; returns the actual cost (None if
+        the model is unpriced and not estimated)."""
+        cost = self.cost(decision, usage).upper_usd
+        self.ledger.settle(decision.id, settlement(decision, usage, cost))
+        return cost

@@ -1,0 +1,42 @@
+"""The ledger contract shared by every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from spendgate.domain.budgets import CounterKey, CounterState
+from spendgate.domain.reservations import ReservationLine
+
+__all__ = ["DEFAULT_RESERVATION_TTL", "Ledger", "ReservationLine", "ReserveOutcome"]
+
+# A reservation not settled within this time is released: a crashed request cannot hold budget.
+DEFAULT_RESERVATION_TTL = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveOutcome:
+    ok: bool
+    refused_policy: str | None = None
+    consumed: Decimal | None = None  # the refusing counter's consumption when refused
+
+
+class Ledger(Protocol):
+    def read(self, key: CounterKey) -> CounterState: ...
+
+    def reserve(
+        self,
+        reservation_id: str,
+        lines: Sequence[ReservationLine],
+        now: datetime,
+        ttl: timedelta = DEFAULT_RESERVATION_TTL,
+    ) -> ReserveOutcome: ...
+
+    def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None: ...
+
+    def release(self, reservation_id: str) -> None: ...
+
+    def expire(self, now: datetime) -> int: ...

@@ -1,0 +1,89 @@
+"""In-process ledger. Operations are synchronous and never await, so under asyncio each one is
+atomic: N concurrent requests cannot all pass a limit (check and increment happen together)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from spendgate.domain.budgets import CounterKey, CounterState
+from spendgate.domain.reservations import ReservationLine
+from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, ReserveOutcome
+
+__all__ = ["MemoryLedger"]
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class _Reservation:
+    amounts: dict[CounterKey, Decimal]
+    expires_at: datetime
+
+
+class MemoryLedger:
+    """Counters held in memory; rebuilt from the journal's settled counters on start."""
+
+    def __init__(self, settled: Mapping[CounterKey, Decimal] | None = None) -> None:
+        self._settled: dict[CounterKey, Decimal] = dict(settled or {})
+        self._reserved: dict[CounterKey, Decimal] = {}
+        self._reservations: dict[str, _Reservation] = {}
+
+    def read(self, key: CounterKey) -> CounterState:
+        return CounterState(self._settled.get(key, ZERO), self._reserved.get(key, ZERO))
+
+    def reserve(
+        self,
+        reservation_id: str,
+        lines: Sequence[ReservationLine],
+        now: datetime,
+        ttl: timedelta = DEFAULT_RESERVATION_TTL,
+    ) -> ReserveOutcome:
+        if reservation_id in self._reservations:
+            raise ValueError(f"reservation {reservation_id} already exists")
+        for line in lines:
+            if line.limit is None:
+                continue
+            consumed = sum(
+                (self._settled.get(key, ZERO) + self._reserved.get(key, ZERO) for key in line.keys),
+                ZERO,
+            )
+            if consumed + line.amount > line.limit:
+                return ReserveOutcome(False, line.policy_id, consumed)
+        amounts: dict[CounterKey, Decimal] = {}
+        for line in lines:
+            key = line.record_key
+            amounts[key] = amounts.get(key, ZERO) + line.amount
+            self._reserved[key] = self._reserved.get(key, ZERO) + line.amount
+        self._reservations[reservation_id] = _Reservation(amounts, now + ttl)
+        return ReserveOutcome(True)
+
+    def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None:
+        """Release the reservation and add the actual usage (even if the reservation expired:
+        usage that really happened is always counted)."""
+        self.release(reservation_id)
+        for key, amount in actual.items():
+            self._settled[key] = self._settled.get(key, ZERO) + amount
+
+    def release(self, reservation_id: str) -> None:
+        reservation = self._reservations.pop(reservation_id, None)
+        if reservation is None:
+            return
+        for key, amount in reservation.amounts.items():
+            remaining = self._reserved[key] - amount
+            if remaining:
+                self._reserved[key] = remaining
+            else:
+                del self._reserved[key]
+
+    def expire(self, now: datetime) -> int:
+        expired = [rid for rid, res in self._reservations.items() if res.expires_at <= now]
+        for reservation_id in expired:
+            self.release(reservation_id)
+        return len(expired)
+
+    @property
+    def open_reservations(self) -> int:
+        return len(self._reservations)

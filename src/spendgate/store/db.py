@@ -1,0 +1,130 @@
+"""Engines and dialect helpers: the only place that knows SQLite from PostgreSQL.
+
+SQLite specifics (set on every new connection by a ``connect`` listener):
+
+* ``journal_mode=WAL``: readers never block the writer and vice versa.
+* ``synchronous=NORMAL``: in WAL mode a commit survives a process crash; only an OS crash or
+  power loss can roll back the last commits (never corrupt the file). See docs/journal.md.
+* ``busy_timeout``: a writer waits for a competing lock instead of failing at once.
+* ``auto_vacuum=INCREMENTAL`` (effective only on a new, empty file): pruning can hand pages back
+  to the OS (``PRAGMA incremental_vacuum``) instead of the file only ever growing.
+* ``foreign_keys=ON``.
+
+pysqlite starts transactions lazily and only before DML, so a read-then-write transaction could
+fail to upgrade its lock with SQLITE_BUSY (which ``busy_timeout`` cannot wait out). We take over
+``BEGIN`` (the recipe from SQLAlchemy's SQLite docs) and write transactions use
+``BEGIN IMMEDIATE`` (``write_engine``), which takes the write lock up front, waiting politely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from spendgate.store.money import ATTO
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_MS",
+    "DEFAULT_DATABASE_URL",
+    "dialect_insert",
+    "make_engine",
+    "safe_url",
+    "upsert_increment",
+    "write_engine",
+]
+
+DEFAULT_DATABASE_URL = "sqlite:///./spendgate.db"
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+_BEGIN_OPTION = "spendgate_sqlite_begin"
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password masked, for logs and errors."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(database_url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Engine:
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database backend {backend!r} in {safe_url(url)}")
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        # Each connection to an in-memory database is a different, empty database: the
+        # background writer would write where nobody reads.
+        raise ValueError("the journal needs a SQLite *file* (e.g. sqlite:///./spendgate.db)")
+    # hide_parameters: a failed statement's error text must never carry row values into logs.
+    engine = create_engine(url, hide_parameters=True, pool_pre_ping=backend != "sqlite")
+    if backend == "sqlite":
+        _configure_sqlite(engine, busy_timeout_ms)
+    return engine
+
+
+def write_engine(engine: Engine) -> Engine:
+    """The same pool, but transactions take the write lock up front (SQLite ``BEGIN IMMEDIATE``)."""
+    return engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Driver-level autocommit: we emit BEGIN ourselves (see the module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        begin = connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN")
+        connection.exec_driver_sql(begin)
+
+
+def dialect_insert(connection: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT with ``on_conflict_do_*`` for the connection's backend (same API on both)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def upsert_increment(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    keys: Sequence[str],
+    add: Sequence[str] = (),
+    add_amounts: Sequence[str] = (),
+    replace: Sequence[str] = (),
+) -> None:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` adding the new values to the stored ones.
+
+    ``add``: plain numeric columns (``x = x + excluded.x``). ``add_amounts``: split fixed-point
+    amounts ``<name>_units`` / ``<name>_atto`` (see ``money``), added exactly with a carry from
+    the atto part (both atto parts are in ``[0, 10¹⁸)`` so their sum fits a BIGINT and SQL's
+    truncating integer division is a floor). ``replace``: columns overwritten (``updated_at``).
+    """
+    if not rows:
+        return
+    insert = dialect_insert(connection, table)
+    excluded = insert.excluded
+    column = table.c
+    updates: dict[str, Any] = {name: column[name] + excluded[name] for name in add}
+    for name in add_amounts:
+        units, atto = f"{name}_units", f"{name}_atto"
+        atto_sum = column[atto] + excluded[atto]
+        updates[units] = column[units] + excluded[units] + atto_sum // ATTO
+        updates[atto] = atto_sum % ATTO
+    updates.update({name: excluded[name] for name in replace})
+    statement = insert.on_conflict_do_update(index_elements=list(keys), set_=updates)
+    connection.execute(statement, list(rows))

@@ -1,0 +1,63 @@
+"""Schema migrations, run from code: users need no alembic.ini.
+
+The Alembic scripts ship inside the package (``spendgate/store/migrations``). ``migrate`` upgrades
+a database to the newest revision; on an up-to-date database it does nothing. On SQLite the
+upgrade runs in one ``BEGIN IMMEDIATE`` transaction, so two processes starting together
+serialise and the second finds the schema already at head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from spendgate.store.db import make_engine, write_engine
+
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "migrate"]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    """An Alembic ``Config`` built in code (also handy for ``command.revision`` in development)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if database_url is not None:
+        # ConfigParser interpolation would choke on '%' in URL-escaped passwords.
+        config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate(database_url: str, *, engine: Engine | None = None) -> None:
+    """Upgrade the database at ``database_url`` to head (a no-op when already there).
+
+    ``engine``: reuse an engine from ``db.make_engine`` (the journal does), so the SQLite
+    pragmas apply; otherwise one is made and disposed of here.
+    """
+    own_engine = engine is None
+    active = engine if engine is not None else make_engine(database_url)
+    try:
+        if current_revision(active) == head_revision():
+            return  # the common case on every start: no Alembic machinery, no write lock
+        config = alembic_config()
+        with write_engine(active).connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+    finally:
+        if own_engine:
+            active.dispose()

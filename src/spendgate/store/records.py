@@ -1,0 +1,160 @@
+"""Records the store returns that the domain does not define (yet).
+
+``Approval`` and ``Alert`` mirror the approvals / alerts tables; if the domain grows its own
+approval and alert records, these should become (or map to) those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from spendgate.domain.pricing import PricingRecord
+from spendgate.domain.routing import RoutingAction, RoutingDecision, RoutingMode, TaskClass
+
+__all__ = [
+    "Alert",
+    "AlertState",
+    "Approval",
+    "ApprovalEvent",
+    "ApprovalScope",
+    "ApprovalState",
+    "DecisionFilter",
+    "StoredDecision",
+    "StoredPrice",
+    "UsageTotals",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """A journaled decision; ``decision`` carries usage, cost, latency and status once settled."""
+
+    decision: RoutingDecision
+    usage_estimated: bool | None
+    settled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionFilter:
+    """Filters of ``Journal.list_decisions``; ``None`` means any. Times are ``[since, until)``."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    project: str | None = None
+    principal: str | None = None
+    api_key: str | None = None
+    agent: str | None = None
+    session: str | None = None
+    model: str | None = None  # the actual model
+    provider: str | None = None
+    mode: RoutingMode | None = None
+    task_class: TaskClass | None = None
+    routing_action: RoutingAction | None = None
+    status: str | None = None
+    reason_code: str | None = None
+    settled: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """Sums over hourly rollup buckets, grouped by ``group`` (dimension name → value)."""
+
+    group: dict[str, Any] = field(default_factory=dict)
+    requests: int = 0
+    settled: int = 0
+    blocked: int = 0
+    would_blocked: int = 0
+    rerouted: int = 0
+    unpriced: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    saved_usd: Decimal = Decimal(0)
+    latency_ms_total: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def avg_latency_ms(self) -> float | None:
+        return self.latency_ms_total / self.settled if self.settled else None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPrice:
+    id: int
+    record: PricingRecord
+    created_at: datetime
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CONSUMED = "consumed"
+
+
+class ApprovalScope(StrEnum):
+    ONCE = "once"
+    SESSION = "session"
+    UNTIL = "until"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    id: str
+    subject: str  # usage-budget:<policy_id>
+    requester: str
+    state: ApprovalState
+    created_at: datetime
+    expires_at: datetime
+    scope: ApprovalScope | None = None
+    session_id: str | None = None
+    until: datetime | None = None
+    extra_amount: Decimal | None = None
+    approver: str | None = None
+    reason: str | None = None
+    decided_at: datetime | None = None
+    consumed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalEvent:
+    id: int
+    approval_id: str
+    at: datetime
+    event: str
+    actor: str | None
+    detail: dict[str, Any] | None
+
+
+class AlertState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: str
+    alert_kind: str
+    severity: str
+    scope: str
+    summary: str
+    reason: str
+    recommended_action: str
+    dedupe_key: str
+    occurrences: int
+    first_seen: datetime
+    last_seen: datetime
+    state: AlertState
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None

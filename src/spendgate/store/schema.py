@@ -1,0 +1,241 @@
+"""The journal's tables (SQLAlchemy Core). ``migrations/versions`` must create exactly this.
+
+Rows stay small (DESIGN §7.12): a decision row holds its own per-request facts only; nothing
+static (policy specs, prices, model metadata) is copied into it. Amounts that SQL adds up use the
+split fixed-point pair ``<x>_units`` / ``<x>_atto`` (see ``money``); other amounts are exact text.
+Key columns of rollups are NOT NULL with ``''`` for "none" so they can be part of a primary key.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from spendgate.store.sqltypes import CompactJson, DecimalText, UtcDateTime
+
+__all__ = [
+    "ALERT_UNRESOLVED",
+    "APPROVAL_PENDING",
+    "alerts",
+    "approval_events",
+    "approvals",
+    "budget_policies",
+    "metadata",
+    "pricing_rows",
+    "routing_decisions",
+    "usage_counters",
+    "usage_rollups",
+]
+
+# Stable constraint names, so later (batch-mode) migrations can address them on SQLite.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = 64  # decision / approval / alert ids
+NAME = 200  # model, provider, policy, scope member ids
+TAG = 32  # enum-like values
+
+# Partial-index predicates, as literal SQL so the index, the migration and the
+# ``ON CONFLICT … WHERE`` targets that must match it are textually the same.
+APPROVAL_PENDING = text("state = 'pending'")
+ALERT_UNRESOLVED = text("state IN ('open', 'acknowledged')")
+
+pricing_rows = Table(
+    "pricing_rows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(NAME), nullable=False),
+    Column("input_per_mtok", DecimalText, nullable=False),
+    Column("output_per_mtok", DecimalText, nullable=False),
+    Column("cached_input_per_mtok", DecimalText),
+    Column("per_request", DecimalText, nullable=False),
+    Column("effective_from", UtcDateTime),
+    Column("effective_to", UtcDateTime),
+    Column("source", String(TAG), nullable=False),
+    Column("precision", String(TAG), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_pricing_rows_model", "model"),
+)
+
+budget_policies = Table(
+    "budget_policies",
+    metadata,
+    Column("id", String(NAME), primary_key=True),
+    Column("spec", CompactJson, nullable=False),  # everything but id / source / enabled
+    Column("source", String(TAG), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+routing_decisions = Table(
+    "routing_decisions",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("mode", String(TAG), nullable=False),
+    Column("project", String(NAME)),
+    Column("principal", String(NAME)),
+    Column("api_key", String(NAME)),  # the key's id, never the secret
+    Column("agent", String(NAME)),
+    Column("session", String(NAME)),
+    Column("task_class", String(TAG), nullable=False),
+    Column("requested_model", String(NAME), nullable=False),
+    Column("default_model", String(NAME), nullable=False),
+    Column("recommended_model", String(NAME), nullable=False),
+    Column("actual_model", String(NAME), nullable=False),
+    Column("provider", String(NAME), nullable=False),
+    Column("routing_action", String(TAG), nullable=False),
+    Column("would_action", String(TAG)),
+    Column("health", String(TAG), nullable=False),
+    Column("complexity", Float, nullable=False),
+    Column("estimated_lower_usd", DecimalText),  # NULL: unpriced
+    Column("estimated_upper_usd", DecimalText),
+    Column("precision", String(TAG), nullable=False),
+    Column("estimated_saving_usd", DecimalText),
+    Column("reason_codes", CompactJson, nullable=False),
+    # Compact JSON: explanation, estimate tokens, complexity terms, budget evaluations,
+    # candidates, extra. See ``codec`` for the keys.
+    Column("detail", CompactJson, nullable=False),
+    # Filled when the call settles.
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cached_input_tokens", BigInteger),
+    Column("actual_cost_usd", DecimalText),  # NULL after settlement: unpriced, never $0
+    Column("latency_ms", Float),
+    Column("status", String(TAG)),
+    Column("usage_estimated", Boolean),
+    Column("settled_at", UtcDateTime),
+    Index("ix_routing_decisions_created_at", "created_at"),
+    # Scope filters are always "this member, newest first": lead with the scope, then time.
+    Index("ix_routing_decisions_project", "project", "created_at"),
+    Index("ix_routing_decisions_principal", "principal", "created_at"),
+    Index("ix_routing_decisions_api_key", "api_key", "created_at"),
+    Index("ix_routing_decisions_agent", "agent", "created_at"),
+    Index("ix_routing_decisions_session", "session", "created_at"),
+)
+
+usage_counters = Table(
+    "usage_counters",
+    metadata,
+    Column("policy_id", String(NAME), primary_key=True),
+    Column("member", String(NAME), primary_key=True),
+    Column("window_key", String(TAG), primary_key=True),
+    Column("settled_units", BigInteger, nullable=False),
+    Column("settled_atto", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    # For ``load_counters(window_keys_since=…)`` and pruning of old windows.
+    Index("ix_usage_counters_window_key", "window_key"),
+)
+
+usage_rollups = Table(
+    "usage_rollups",
+    metadata,
+    Column("hour_start", UtcDateTime, primary_key=True),
+    Column("project", String(NAME), primary_key=True),
+    Column("principal", String(NAME), primary_key=True),
+    Column("model", String(NAME), primary_key=True),
+    Column("provider", String(NAME), primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("settled", BigInteger, nullable=False),
+    Column("blocked", BigInteger, nullable=False),
+    Column("would_blocked", BigInteger, nullable=False),
+    Column("rerouted", BigInteger, nullable=False),
+    Column("unpriced", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_input_tokens", BigInteger, nullable=False),
+    Column("cost_units", BigInteger, nullable=False),
+    Column("cost_atto", BigInteger, nullable=False),
+    Column("saved_units", BigInteger, nullable=False),
+    Column("saved_atto", BigInteger, nullable=False),
+    Column("latency_ms_total", Float, nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("subject", String(NAME + 20), nullable=False),  # usage-budget:<policy_id>
+    Column("requester", String(NAME), nullable=False),
+    Column("state", String(TAG), nullable=False),
+    Column("scope", String(TAG)),  # once | session | until, set when approved
+    Column("session_id", String(NAME)),
+    Column("until", UtcDateTime),
+    Column("extra_amount", DecimalText),
+    Column("approver", String(NAME)),
+    Column("reason", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("decided_at", UtcDateTime),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("consumed_at", UtcDateTime),
+    # The guarantee behind idempotent creation: one pending request per subject and requester.
+    Index(
+        "uq_approvals_pending",
+        "subject",
+        "requester",
+        unique=True,
+        sqlite_where=APPROVAL_PENDING,
+        postgresql_where=APPROVAL_PENDING,
+    ),
+    Index("ix_approvals_state_created_at", "state", "created_at"),
+)
+
+approval_events = Table(
+    "approval_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("approval_id", String(ID), ForeignKey("approvals.id"), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("event", String(TAG), nullable=False),
+    Column("actor", String(NAME)),
+    Column("detail", CompactJson),
+    Index("ix_approval_events_approval_id", "approval_id"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("alert_kind", String(TAG), nullable=False),
+    Column("severity", String(TAG), nullable=False),
+    Column("scope", String(NAME + 20), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("recommended_action", Text, nullable=False),
+    Column("dedupe_key", String(NAME * 2), nullable=False),
+    Column("occurrences", BigInteger, nullable=False),
+    Column("first_seen", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("state", String(TAG), nullable=False),
+    Column("acknowledged_by", String(NAME)),
+    Column("acknowledged_at", UtcDateTime),
+    Column("resolved_at", UtcDateTime),
+    # An open (or acknowledged) alert absorbs repeats; once resolved, a repeat opens a new one.
+    Index(
+        "uq_alerts_dedupe_key_unresolved",
+        "dedupe_key",
+        unique=True,
+        sqlite_where=ALERT_UNRESOLVED,
+        postgresql_where=ALERT_UNRESOLVED,
+    ),
+    Index("ix_alerts_state_last_seen", "state", "last_seen"),
+)

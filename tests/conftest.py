@@ -1,0 +1,141 @@
+"""Shared builders for governance-core tests: a small registry of models, prices and policies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from spendgate.domain.budgets import (
+    BudgetPolicy,
+    CounterKey,
+    CounterState,
+    HardAction,
+    Metric,
+    SoftAction,
+    UnpricedAction,
+)
+from spendgate.domain.models import Capability, Model, Tier
+from spendgate.domain.planner import GovernanceState, PlanCall, plan
+from spendgate.domain.pricing import PriceBook, PriceSource, PricingRecord
+from spendgate.domain.requests import ChatRequest
+from spendgate.domain.routing import RoutingDecision, RoutingMode, RoutingSettings
+from spendgate.domain.scopes import RequestScopes, ScopeKind, ScopeRef
+from spendgate.domain.windows import Interval, IntervalKind
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+ALL_CAPS = frozenset({Capability.JSON, Capability.VISION, Capability.TOOLS})
+
+MODELS = (
+    Model("mini", "alpha", capabilities=ALL_CAPS, cost_tier=Tier.LOW, latency_tier=Tier.LOW,
+          context_window=128_000, max_output_tokens=16_384),
+    Model("standard", "alpha", capabilities=ALL_CAPS, cost_tier=Tier.MEDIUM,
+          latency_tier=Tier.MEDIUM, context_window=128_000, max_output_tokens=16_384),
+    Model("text-only", "alpha", capabilities=frozenset({Capability.JSON}), cost_tier=Tier.MEDIUM,
+          latency_tier=Tier.MEDIUM, context_window=32_000, max_output_tokens=4_096),
+    Model("premium", "beta", capabilities=ALL_CAPS, cost_tier=Tier.HIGH,
+          latency_tier=Tier.HIGH, context_window=200_000, max_output_tokens=32_000),
+    Model("beta-standard", "beta", capabilities=ALL_CAPS, cost_tier=Tier.MEDIUM,
+          latency_tier=Tier.MEDIUM, context_window=128_000, max_output_tokens=16_384),
+)  # fmt: skip
+
+PRICES = (
+    PricingRecord("mini", Decimal("0.15"), Decimal("0.60"), Decimal("0.075")),
+    PricingRecord("standard", Decimal("2.50"), Decimal("10")),
+    PricingRecord("text-only", Decimal("2.00"), Decimal("8")),
+    PricingRecord("premium", Decimal("15"), Decimal("75")),
+    PricingRecord("beta-standard", Decimal("3"), Decimal("15"), source=PriceSource.CONFIG),
+)
+
+
+def chat(text: str = "Hello there", model: str = "standard", **body: Any) -> ChatRequest:
+    payload: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": text}]}
+    payload.update(body)
+    return ChatRequest.from_openai(payload)
+
+
+def policy(
+    policy_id: str = "p",
+    *,
+    kind: ScopeKind = ScopeKind.PROJECT,
+    member: str = "acme",
+    metric: Metric = Metric.USD,
+    interval: Interval | None = None,
+    hard: str = "10",
+    soft: str | None = None,
+    **fields: Any,
+) -> BudgetPolicy:
+    return BudgetPolicy(
+        id=policy_id,
+        scope=ScopeRef(kind, member),
+        metric=metric,
+        interval=interval or Interval(IntervalKind.DAILY),
+        hard_limit=Decimal(hard),
+        soft_limit=None if soft is None else Decimal(soft),
+        **fields,
+    )
+
+
+def state(
+    policies: Iterable[BudgetPolicy] = (),
+    *,
+    mode: RoutingMode = RoutingMode.ENFORCED,
+    prices: Iterable[PricingRecord] = PRICES,
+    models: Iterable[Model] = MODELS,
+    unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE,
+    **settings: Any,
+) -> GovernanceState:
+    return GovernanceState(
+        settings=RoutingSettings(default_model="standard", mode=mode, **settings),
+        models={model.id: model for model in models},
+        prices=PriceBook(prices),
+        policies=tuple(policies),
+        unpriced_action=unpriced_action,
+    )
+
+
+ACME = RequestScopes(project="acme", principal="alice", api_key="k1", agent="bot", session="s1")
+
+Counters = dict[CounterKey, CounterState]
+
+
+def run_plan(
+    governance: GovernanceState,
+    request: ChatRequest,
+    *,
+    counters: Counters | None = None,
+    now: datetime = NOW,
+    **call: Any,
+) -> RoutingDecision:
+    store = counters or {}
+    reader: Callable[[CounterKey], CounterState] = lambda key: store.get(key, CounterState())  # noqa: E731
+    call.setdefault("scopes", ACME)
+    return plan(
+        governance, PlanCall(request=request, **call), now=now, decision_id="d1", counters=reader
+    )
+
+
+def day_key(policy_id: str, member: str = "acme", day: str = "2026-11-25") -> CounterKey:
+    return CounterKey(policy_id, member, f"{day}T00:00:00Z")
+
+
+@pytest.fixture
+def governance() -> GovernanceState:
+    return state()
+
+
+__all__ = [
+    "ACME",
+    "HardAction",
+    "SoftAction",
+    "chat",
+    "day_key",
+    "policy",
+    "replace",
+    "run_plan",
+    "state",
+]

@@ -1,0 +1,286 @@
+"""Budget policies: scope and window honoured, cumulative metrics, statuses, most severe."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from conftest import ACME, NOW, policy
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spendgate.domain.budgets import (
+    BudgetFilters,
+    BudgetStatus,
+    CounterState,
+    HardAction,
+    Metric,
+    OverrideGrant,
+    SoftAction,
+    UnpricedAction,
+    applicable_policies,
+    counters_for,
+    evaluate_policy,
+    most_severe,
+)
+from spendgate.domain.scopes import RequestScopes, ScopeKind
+from spendgate.domain.windows import Interval, IntervalKind, window_for
+
+WINDOW = window_for(Interval(IntervalKind.DAILY), NOW)
+
+
+def judge(
+    consumed: str = "0",
+    amount: str | None = "1",
+    reserved: str = "0",
+    **kwargs: object,
+) -> BudgetStatus:
+    grant = kwargs.pop("grant", None)
+    unpriced = kwargs.pop("unpriced_action", UnpricedAction.ESTIMATE)
+    p = policy(**kwargs)  # type: ignore[arg-type]
+    return evaluate_policy(
+        p,
+        "acme",
+        WINDOW,
+        CounterState(Decimal(consumed), Decimal(reserved)),
+        None if amount is None else Decimal(amount),
+        grant=grant,  # type: ignore[arg-type]
+        unpriced_action=unpriced,  # type: ignore[arg-type]
+    ).status
+
+
+class TestApplicability:
+    def test_project_policy_applies_only_to_its_project(self) -> None:
+        p = policy(member="acme")
+        other = RequestScopes(project="globex", principal="bob")
+        assert applicable_policies([p], ACME, "m", "prov", "primary_interactive") == [(p, "acme")]
+        assert applicable_policies([p], other, "m", "prov", "primary_interactive") == []
+
+    @pytest.mark.parametrize(
+        ("kind", "member"),
+        [
+            (ScopeKind.PRINCIPAL, "alice"),
+            (ScopeKind.API_KEY, "k1"),
+            (ScopeKind.AGENT, "bot"),
+            (ScopeKind.SESSION, "s1"),
+            (ScopeKind.GLOBAL, "global"),
+        ],
+    )
+    def test_each_scope_kind_matches_its_member(self, kind: ScopeKind, member: str) -> None:
+        p = policy(kind=kind, member=member)
+        assert applicable_policies([p], ACME, "m", "prov", "t") == [(p, member)]
+
+    def test_each_member_wildcard_counts_per_member(self) -> None:
+        p = policy(kind=ScopeKind.SESSION, member="*")
+        first = applicable_policies([p], RequestScopes(session="a"), "m", "prov", "t")
+        second = applicable_policies([p], RequestScopes(session="b"), "m", "prov", "t")
+        assert first == [(p, "a")]
+        assert second == [(p, "b")]
+        keys_a, _ = counters_for(p, "a", NOW)
+        keys_b, _ = counters_for(p, "b", NOW)
+        assert keys_a != keys_b
+
+    def test_request_without_the_scope_is_not_counted(self) -> None:
+        p = policy(kind=ScopeKind.SESSION, member="*")
+        assert applicable_policies([p], RequestScopes(project="acme"), "m", "prov", "t") == []
+
+    def test_filters_narrow_by_model_provider_and_task_class(self) -> None:
+        p = policy(
+            filters=BudgetFilters(
+                models=frozenset({"gpt-4o"}),
+                providers=frozenset({"openai"}),
+                task_classes=frozenset({"primary_interactive"}),
+            )
+        )
+        assert applicable_policies([p], ACME, "gpt-4o", "openai", "primary_interactive")
+        assert not applicable_policies([p], ACME, "gpt-4o-mini", "openai", "primary_interactive")
+        assert not applicable_policies([p], ACME, "gpt-4o", "azure", "primary_interactive")
+        assert not applicable_policies([p], ACME, "gpt-4o", "openai", "auxiliary_summary")
+
+    def test_disabled_policy_never_applies(self) -> None:
+        assert applicable_policies([policy(enabled=False)], ACME, "m", "p", "t") == []
+
+    def test_every_applicable_policy_applies(self) -> None:
+        policies = [policy("a"), policy("b", kind=ScopeKind.PRINCIPAL, member="alice")]
+        assert len(applicable_policies(policies, ACME, "m", "p", "t")) == 2
+
+
+class TestWindowsHonoured:
+    """Defect §6.1: each policy counts only its scope and its own window."""
+
+    def test_daily_counter_changes_with_the_day(self) -> None:
+        p = policy()
+        today, window = counters_for(p, "acme", NOW)
+        tomorrow, _ = counters_for(p, "acme", NOW + timedelta(days=1))
+        assert today != tomorrow
+        assert window.contains(NOW)
+
+    def test_window_in_policy_timezone(self) -> None:
+        p = policy(interval=Interval(IntervalKind.DAILY, "Asia/Tokyo"))
+        _, window = counters_for(p, "acme", NOW)
+        assert window.start.hour == 15  # midnight in Tokyo is 15:00 UTC the day before
+
+    def test_rolling_window_spans_several_buckets(self) -> None:
+        p = policy(interval=Interval(IntervalKind.ROLLING, duration=timedelta(hours=24)))
+        keys, window = counters_for(p, "acme", NOW)
+        assert len(keys) >= 24
+        assert window.end > NOW >= window.start
+        assert window.end - window.start >= timedelta(hours=24)
+
+
+class TestStatuses:
+    def test_ok_within_limit(self) -> None:
+        assert judge("1", "1") is BudgetStatus.OK
+
+    def test_cumulative_usd_counts_consumed_plus_request(self) -> None:
+        """Defect §6.2: USD budgets are cumulative, not per request."""
+        assert judge("9.5", "1") is BudgetStatus.BLOCKED
+        assert judge("0", "1") is BudgetStatus.OK
+
+    def test_in_flight_reservations_count(self) -> None:
+        assert judge("5", "1", reserved="4.5") is BudgetStatus.BLOCKED
+
+    def test_exactly_at_the_limit_is_allowed(self) -> None:
+        assert judge("9", "1") is not BudgetStatus.BLOCKED
+
+    def test_highest_crossed_threshold_is_reported(self) -> None:
+        p = policy()
+        evaluation = evaluate_policy(
+            p, "acme", WINDOW, CounterState(Decimal("8")), Decimal("0.5")
+        )
+        assert evaluation.status is BudgetStatus.THRESHOLD
+        assert evaluation.threshold == Decimal("0.8")
+        assert "80%" in evaluation.message
+
+    def test_soft_limit_alert_and_degrade(self) -> None:
+        assert judge("5", "1", soft="5") is BudgetStatus.SOFT_LIMIT
+        assert (
+            judge("5", "1", soft="5", soft_action=SoftAction.DEGRADE) is BudgetStatus.DEGRADED
+        )
+
+    @pytest.mark.parametrize(
+        ("action", "status"),
+        [
+            (HardAction.BLOCK, BudgetStatus.BLOCKED),
+            (HardAction.REQUIRE_APPROVAL, BudgetStatus.APPROVAL_REQUIRED),
+            (HardAction.DEGRADE, BudgetStatus.DEGRADED),
+            (HardAction.ALERT, BudgetStatus.HARD_LIMIT),
+        ],
+    )
+    def test_hard_actions(self, action: HardAction, status: BudgetStatus) -> None:
+        assert judge("10", "1", hard_action=action) is status
+
+    def test_override_grant_covers_up_to_its_extra(self) -> None:
+        grant = OverrideGrant("p", "appr-1", extra=Decimal("5"))
+        assert judge("10", "1", grant=grant) is BudgetStatus.OVERRIDE_APPLIED
+        assert judge("14", "2", grant=grant) is BudgetStatus.BLOCKED
+        uncapped = OverrideGrant("p", "appr-2")
+        assert judge("100", "1", grant=uncapped) is BudgetStatus.OVERRIDE_APPLIED
+
+    def test_unpriced_is_never_zero(self) -> None:
+        """Defect §7.8: an unpriced model is reported, never counted as $0."""
+        assert judge("0", None) is BudgetStatus.UNPRICED
+        assert (
+            judge("0", None, unpriced_action=UnpricedAction.BLOCK) is BudgetStatus.BLOCKED
+        )
+
+    def test_tokens_and_requests_metrics_are_cumulative(self) -> None:
+        assert judge("999", "2", metric=Metric.TOKENS, hard="1000") is BudgetStatus.BLOCKED
+        assert judge("9", "1", metric=Metric.REQUESTS, hard="10") is not BudgetStatus.BLOCKED
+        assert judge("10", "1", metric=Metric.REQUESTS, hard="10") is BudgetStatus.BLOCKED
+
+    def test_messages_explain_the_numbers(self) -> None:
+        p = policy(hard="10")
+        evaluation = evaluate_policy(p, "acme", WINDOW, CounterState(Decimal("9.5")), Decimal(1))
+        assert "9.5 used + 1" in evaluation.message
+        assert "hard limit 10" in evaluation.message
+        assert evaluation.remaining == Decimal("0.5")
+
+
+class TestMostSevere:
+    """Defect §6.11: the most severe evaluation decides, not the last one."""
+
+    def test_order_does_not_matter(self) -> None:
+        block = evaluate_policy(policy("a"), "acme", WINDOW, CounterState(Decimal(10)), Decimal(1))
+        fine = evaluate_policy(policy("b"), "acme", WINDOW, CounterState(), Decimal(1))
+        assert most_severe([block, fine]) is block
+        assert most_severe([fine, block]) is block
+        assert most_severe([]) is None
+
+    def test_severity_order(self) -> None:
+        order = [
+            BudgetStatus.OK,
+            BudgetStatus.THRESHOLD,
+            BudgetStatus.SOFT_LIMIT,
+            BudgetStatus.HARD_LIMIT,
+            BudgetStatus.DEGRADED,
+            BudgetStatus.APPROVAL_REQUIRED,
+            BudgetStatus.BLOCKED,
+        ]
+        assert [s.severity for s in order] == sorted(s.severity for s in order)
+
+
+money = st.decimals(min_value=0, max_value=10_000, places=6, allow_nan=False)
+positive = st.decimals(min_value=Decimal("0.000001"), max_value=10_000, places=6)
+
+
+class TestBudgetArithmeticProperties:
+    @given(settled=money, reserved=money, amount=money, hard=positive)
+    def test_projected_at_least_consumed_and_hard_limit_never_ok(
+        self, settled: Decimal, reserved: Decimal, amount: Decimal, hard: Decimal
+    ) -> None:
+        p = policy(hard=str(hard))
+        evaluation = evaluate_policy(
+            p, "acme", WINDOW, CounterState(settled, reserved), amount
+        )
+        assert evaluation.projected >= evaluation.consumed
+        assert evaluation.projected == settled + reserved + amount  # exact, no float drift
+        if evaluation.projected > hard:
+            assert evaluation.status is BudgetStatus.BLOCKED
+        else:
+            assert evaluation.status is not BudgetStatus.BLOCKED
+
+    @given(
+        increments=st.lists(
+            st.decimals(min_value=0, max_value=1, places=10), min_size=1, max_size=200
+        )
+    )
+    def test_sums_of_small_increments_are_exact(self, increments: list[Decimal]) -> None:
+        state = CounterState()
+        for increment in increments:
+            state = state + CounterState(increment, Decimal(0))
+        assert state.settled == sum(increments, Decimal(0))
+        as_float = sum(float(i) for i in increments)
+        assert abs(float(state.settled) - as_float) < 1e-6  # sanity: same magnitude
+
+    @given(
+        first=money,
+        extra=money,
+        amount=money,
+        action=st.sampled_from(list(HardAction)),
+        soft_action=st.sampled_from(list(SoftAction)),
+    )
+    def test_severity_never_decreases_as_consumption_grows(
+        self,
+        first: Decimal,
+        extra: Decimal,
+        amount: Decimal,
+        action: HardAction,
+        soft_action: SoftAction,
+    ) -> None:
+        p = policy(hard="100", soft="60", hard_action=action, soft_action=soft_action)
+        low = evaluate_policy(p, "acme", WINDOW, CounterState(first), amount)
+        high = evaluate_policy(p, "acme", WINDOW, CounterState(first + extra), amount)
+        rank = {
+            BudgetStatus.OK: 0,
+            BudgetStatus.THRESHOLD: 1,
+            BudgetStatus.SOFT_LIMIT: 2,
+            BudgetStatus.DEGRADED: 2 if soft_action is SoftAction.DEGRADE else 3,
+            BudgetStatus.HARD_LIMIT: 3,
+            BudgetStatus.APPROVAL_REQUIRED: 3,
+            BudgetStatus.BLOCKED: 3,
+        }
+        if low.status is BudgetStatus.DEGRADED and high.status is BudgetStatus.DEGRADED:
+            return
+        assert rank[high.status] >= rank[low.status]

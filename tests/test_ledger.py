@@ -1,0 +1,148 @@
+"""The in-memory ledger: atomic reserve, settle, release, TTL expiry — and its invariants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from spendgate.domain.budgets import CounterKey
+from spendgate.domain.reservations import ReservationLine
+from spendgate.ledger import MemoryLedger
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+KEY = CounterKey("cap", "acme", "2026-11-25T00:00:00Z")
+OTHER = CounterKey("tokens", "acme", "2026-11-25T00:00:00Z")
+
+
+def line(amount: str, limit: str | None = "10", key: CounterKey = KEY) -> ReservationLine:
+    return ReservationLine(key.policy_id, (key,), Decimal(amount), None if limit is None else Decimal(limit))
+
+
+def test_reserve_refuses_past_the_limit_and_reports_the_policy() -> None:
+    ledger = MemoryLedger()
+    assert ledger.reserve("a", [line("6")], NOW).ok
+    outcome = ledger.reserve("b", [line("5")], NOW)
+    assert not outcome.ok
+    assert outcome.refused_policy == "cap"
+    assert outcome.consumed == Decimal(6)
+    assert ledger.read(KEY).reserved == Decimal(6)
+
+
+def test_reserve_is_all_or_nothing_across_policies() -> None:
+    ledger = MemoryLedger()
+    outcome = ledger.reserve("a", [line("1", key=OTHER), line("11")], NOW)
+    assert not outcome.ok
+    assert ledger.read(OTHER).reserved == 0  # the first line was not applied either
+
+
+def test_settle_replaces_the_reservation_by_actual_usage() -> None:
+    ledger = MemoryLedger()
+    ledger.reserve("a", [line("6")], NOW)
+    ledger.settle("a", {KEY: Decimal("2.5")})
+    state = ledger.read(KEY)
+    assert (state.settled, state.reserved) == (Decimal("2.5"), 0)
+    assert ledger.open_reservations == 0
+
+
+def test_expired_reservations_release_their_budget() -> None:
+    ledger = MemoryLedger()
+    ledger.reserve("a", [line("9")], NOW, ttl=timedelta(seconds=30))
+    assert not ledger.reserve("b", [line("9")], NOW).ok
+    assert ledger.expire(NOW + timedelta(seconds=31)) == 1
+    assert ledger.reserve("b", [line("9")], NOW + timedelta(seconds=31)).ok
+
+
+def test_settling_an_expired_reservation_still_counts_the_usage() -> None:
+    ledger = MemoryLedger()
+    ledger.reserve("a", [line("5")], NOW, ttl=timedelta(seconds=1))
+    ledger.expire(NOW + timedelta(seconds=2))
+    ledger.settle("a", {KEY: Decimal(3)})
+    assert ledger.read(KEY).settled == Decimal(3)
+
+
+def test_rolling_window_limit_sums_every_bucket() -> None:
+    older = CounterKey("roll", "acme", "2026-11-25T10:00:00Z")
+    newer = CounterKey("roll", "acme", "2026-11-25T11:00:00Z")
+    ledger = MemoryLedger({older: Decimal(8)})
+    rolling = ReservationLine("roll", (older, newer), Decimal(3), Decimal(10))
+    assert not ledger.reserve("a", [rolling], NOW).ok
+    smaller = ReservationLine("roll", (older, newer), Decimal(2), Decimal(10))
+    assert ledger.reserve("b", [smaller], NOW).ok
+    assert ledger.read(newer).reserved == Decimal(2)  # recorded in the newest bucket
+
+
+def test_duplicate_reservation_id_is_an_error() -> None:
+    ledger = MemoryLedger()
+    ledger.reserve("a", [line("1")], NOW)
+    with pytest.raises(ValueError, match="already exists"):
+        ledger.reserve("a", [line("1")], NOW)
+
+
+amounts = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(4), places=6)
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    """Any interleaving of reserve / settle (≤ reserved) / release / expire never lets
+    settled + reserved exceed the limit, and reserved never goes negative."""
+
+    LIMIT = Decimal(10)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ledger = MemoryLedger()
+        self.open: dict[str, Decimal] = {}
+        self.counter = 0
+        self.clock = NOW
+
+    @rule(amount=amounts)
+    def reserve(self, amount: Decimal) -> None:
+        self.counter += 1
+        rid = f"r{self.counter}"
+        before = self.ledger.read(KEY).consumed
+        outcome = self.ledger.reserve(
+            rid, [ReservationLine("cap", (KEY,), amount, self.LIMIT)], self.clock
+        )
+        assert outcome.ok == (before + amount <= self.LIMIT)
+        if outcome.ok:
+            self.open[rid] = amount
+
+    @rule(data=st.data(), fraction=st.decimals(min_value=0, max_value=1, places=3))
+    def settle(self, data: st.DataObject, fraction: Decimal) -> None:
+        if not self.open:
+            return
+        rid = data.draw(st.sampled_from(sorted(self.open)))
+        self.ledger.settle(rid, {KEY: self.open.pop(rid) * fraction})
+
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        if not self.open:
+            return
+        rid = data.draw(st.sampled_from(sorted(self.open)))
+        self.open.pop(rid)
+        self.ledger.release(rid)
+
+    @rule(seconds=st.integers(min_value=0, max_value=900))
+    def advance_and_expire(self, seconds: int) -> None:
+        self.clock += timedelta(seconds=seconds)
+        self.ledger.expire(self.clock)
+        self.open = {
+            rid: amount
+            for rid, amount in self.open.items()
+            if rid in self.ledger._reservations  # noqa: SLF001 - checking the model's view
+        }
+
+    @invariant()
+    def never_over_the_limit(self) -> None:
+        state = self.ledger.read(KEY)
+        assert state.reserved >= 0
+        assert state.reserved == sum(self.open.values(), Decimal(0))
+        assert state.settled + state.reserved <= self.LIMIT
+
+
+TestLedgerMachine = LedgerMachine.TestCase
+TestLedgerMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
