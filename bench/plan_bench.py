@@ -29,7 +29,9 @@ from spendgate import (
     load_config,
 )
 
-SCOPES = RequestScopes(project="demo", principal="alice", api_key="demo-alice", agent="a1", session="s1")
+SCOPES = RequestScopes(
+    project="acme", principal="alice", api_key="demo-alice", agent="a1", session="s1"
+)
 BODY = {
     "model": "gpt-4o",
     "max_tokens": 512,

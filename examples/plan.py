@@ -120,7 +120,7 @@ def show(title: str, decision: RoutingDecision) -> None:
 
 def main() -> None:
     governor = Governor.from_config(load_config(None))
-    scopes = RequestScopes(project="demo", principal="alice", api_key="demo-alice", session="s-1")
+    scopes = RequestScopes(project="acme", principal="alice", api_key="demo-alice", session="s-1")
     now = datetime.now(UTC)
     for title, body, task_class in REQUESTS:
         show(title, governor.plan(body, scopes, now, task_class=task_class))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -112,7 +112,13 @@ def run_plan(
     **call: Any,
 ) -> RoutingDecision:
     store = counters or {}
-    reader: Callable[[CounterKey], CounterState] = lambda key: store.get(key, CounterState())  # noqa: E731
+
+    def reader(keys: tuple[CounterKey, ...]) -> CounterState:
+        total = CounterState()
+        for key in keys:
+            total = total + store.get(key, CounterState())
+        return total
+
     call.setdefault("scopes", ACME)
     return plan(
         governance, PlanCall(request=request, **call), now=now, decision_id="d1", counters=reader

@@ -199,13 +199,13 @@ class TestModes:
         assert "mode_tightened_by_request" in decision.reason_codes
 
     def test_policy_mode_tightens(self) -> None:
-        governance = state([policy(mode="enforced")], mode=RoutingMode.SUGGEST)
+        governance = state([policy(mode=RoutingMode.ENFORCED)], mode=RoutingMode.SUGGEST)
         decision = run_plan(governance, chat())
         assert decision.mode is RoutingMode.ENFORCED
         assert "mode_tightened_by_policy" in decision.reason_codes
 
     def test_routing_mode_override_applies_once_soft_limit_crossed(self) -> None:
-        p = policy(soft="5", routing_mode_override="enforced")
+        p = policy(soft="5", routing_mode_override=RoutingMode.ENFORCED)
         governance = state([p], mode=RoutingMode.SUGGEST)
         assert run_plan(governance, chat()).mode is RoutingMode.SUGGEST
         assert run_plan(governance, chat(), counters=spent("p", "6")).mode is RoutingMode.ENFORCED
@@ -246,7 +246,7 @@ class TestBudgetsInPlanning:
             PlanCall(chat(), ACME),
             now=NOW,
             decision_id="d",
-            counters=lambda key: CounterState(Decimal(1)),
+            counters=lambda keys: CounterState(Decimal(1)),
             grants={"p": OverrideGrant("p", "appr-1", Decimal(5))},
         )
         assert decision.routing_action is RoutingAction.PROCEED
@@ -346,7 +346,7 @@ class TestHealth:
             PlanCall(chat(), ACME),
             now=NOW,
             decision_id="d",
-            counters=lambda key: CounterState(),
+            counters=lambda keys: CounterState(),
             health={"alpha": HealthState.UNHEALTHY},
         )
         assert decision.provider == "beta"
@@ -366,7 +366,7 @@ class TestHealth:
             PlanCall(chat(model="mini", max_tokens=1000), ACME),
             now=NOW,
             decision_id="d",
-            counters=lambda key: CounterState(),
+            counters=lambda keys: CounterState(),
             health={"alpha": HealthState.UNHEALTHY},
         )
         assert decision.recommended_model == "premium"

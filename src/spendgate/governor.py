@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from spendgate.domain.budgets import OverrideGrant
 from spendgate.domain.estimates import actual_cost
 from spendgate.domain.planner import GovernanceState, ModelNotFoundError, PlanCall, plan
-from spendgate.domain.pricing import PriceBook, PricingEstimate, Usage
+from spendgate.domain.pricing import PricingEstimate, Usage
 from spendgate.domain.requests import ChatRequest
 from spendgate.domain.reservations import reservation_lines, settlement
 from spendgate.domain.routing import HealthState, RoutingDecision, RoutingMode, TaskClass
@@ -48,7 +48,7 @@ class Governor:
     def from_config(cls, config: Config, ledger: Ledger | None = None) -> Governor:
         from spendgate.catalog import load_catalog
 
-        prices = PriceBook((*load_catalog(), *config.pricing_records()))
+        prices = config.price_book(load_catalog())
         models = config.models(prices)
         state = GovernanceState(
             settings=config.routing_settings(),
@@ -99,7 +99,7 @@ class Governor:
             call,
             now=now or datetime.now(UTC),
             decision_id=decision_id or uuid.uuid4().hex,
-            counters=self.ledger.read,
+            counters=self.ledger.read_total,
             health=self._health,
             grants=grants or {},
         )

@@ -24,9 +24,9 @@ from spendgate.domain.planner import (
     plan,
 )
 from spendgate.domain.pricing import (
+    Precision,
     PriceBook,
     PriceSource,
-    Precision,
     PricingEstimate,
     PricingRecord,
     Usage,

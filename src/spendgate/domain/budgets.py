@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
+from spendgate.domain.modes import RoutingMode
 from spendgate.domain.pricing import PricingEstimate
 from spendgate.domain.scopes import RequestScopes, ScopeRef
 from spendgate.domain.windows import Interval, Window, counter_buckets, window_for
@@ -120,8 +122,8 @@ class BudgetPolicy:
     hard_action: HardAction = HardAction.BLOCK
     degrade_to: str | None = None
     alert_thresholds: tuple[Decimal, ...] = DEFAULT_ALERT_THRESHOLDS
-    routing_mode_override: str | None = None
-    mode: str | None = None
+    routing_mode_override: RoutingMode | None = None
+    mode: RoutingMode | None = None
     filters: BudgetFilters = field(default_factory=BudgetFilters)
     enabled: bool = True
     source: str = "config"
@@ -135,8 +137,10 @@ class BudgetPolicy:
         return scopes.matched_member(self.scope)
 
 
-@dataclass(frozen=True, slots=True)
-class CounterKey:
+class CounterKey(NamedTuple):
+    """One counter: a policy, the member it counts for, and a window bucket's key.
+    A tuple, so hashing it (a dict lookup per counter per request) runs in C."""
+
     policy_id: str
     member: str
     window: str
@@ -242,9 +246,40 @@ def counters_for(
 ) -> tuple[tuple[CounterKey, ...], Window]:
     """The counters (one per window bucket) a request at ``at`` is checked against, and the
     window they cover together."""
-    buckets = counter_buckets(policy.interval, at)
+    buckets = _current_buckets(policy.interval, at)
+    memo_key = (policy.id, member)
+    memo = _keys_memo.get(memo_key)
+    if memo is not None and memo[0] is buckets:
+        return memo[1], memo[2]
     keys = tuple(CounterKey(policy.id, member, bucket.key) for bucket in buckets)
-    return keys, Window(buckets[0].start, buckets[-1].end)
+    window = Window(buckets[0].start, buckets[-1].end)
+    if len(_keys_memo) >= _MEMO_LIMIT:
+        _keys_memo.clear()
+    _keys_memo[memo_key] = (buckets, keys, window)
+    return keys, window
+
+
+# Memos of pure functions, for the hot path: a window changes at most hourly (a rolling
+# window's buckets once per bucket), yet computing it with zoneinfo for every policy of every
+# request would dominate planning. Both are bounded; results are identical with or without.
+_MEMO_LIMIT = 10_000
+_buckets_memo: dict[Interval, tuple[Window, ...]] = {}
+_keys_memo: dict[tuple[str, str], tuple[tuple[Window, ...], tuple[CounterKey, ...], Window]] = {}
+
+
+def _current_buckets(interval: Interval, at: datetime) -> tuple[Window, ...]:
+    buckets = _buckets_memo.get(interval)
+    if buckets is not None and buckets[-1].start <= at < buckets[-1].end:
+        if interval.duration is None:
+            return buckets
+        oldest = at - interval.duration
+        if buckets[0].start < oldest < buckets[0].end:
+            return buckets
+    buckets = counter_buckets(interval, at)
+    if len(_buckets_memo) >= _MEMO_LIMIT:
+        _buckets_memo.clear()
+    _buckets_memo[interval] = buckets
+    return buckets
 
 
 def request_amount(metric: Metric, estimate: PricingEstimate) -> Decimal | None:

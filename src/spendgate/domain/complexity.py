@@ -6,7 +6,7 @@ The score is a weighted sum of bounded signals. Weights sum to 1, so each term's
 
 from __future__ import annotations
 
-import re
+import string
 from dataclasses import dataclass
 
 from spendgate.domain.requests import ChatRequest
@@ -48,46 +48,77 @@ _LENGTH_FULL = 8_000
 _DEPTH_FULL = 16
 # Distinct reasoning cues at which the reasoning term saturates.
 _CUES_FULL = 3
-# Only the head of the last user message is scanned for cues: cost stays flat for huge prompts.
-_SCAN_LIMIT = 8_000
+# Only the head and tail of the last user message are scanned for cues (instructions sit
+# there), so the cost stays flat for huge prompts.
+_SCAN_HEAD = 3_000
+_SCAN_TAIL = 1_000
 
-# Reasoning cues in several languages. Each alternative is one cue family; matching is on
-# lower-cased text. Kept to stems so inflections match (analy[sz]e, analysiere, analyzuj…).
-_REASONING_CUES = re.compile(
-    "|".join(
-        (
-            # English
-            r"step[- ]by[- ]step",
-            r"\bprove\b|\bproof\b",
-            r"\banaly[sz]",
-            r"\bderive|\bderivation",
-            r"\btrade-?offs?\b",
-            r"\bcompare\b|\bcomparison\b",
-            r"\bwhy\b",
-            r"\boptimi[sz]e",
-            r"\barchitect",
-            r"\bdebug",
-            r"\breason(?:ing)?\b",
-            r"\bevaluate\b",
-            r"\bdesign\b",
-            # German
-            r"schritt für schritt|beweise|analysiere|vergleiche|warum|begründe",
-            # French
-            r"étape par étape|démontre|analyse[zr]?\b|compare[zr]\b|pourquoi|justifie",
-            # Spanish / Portuguese
-            r"paso a paso|passo a passo|demuestra|analiza|compara\b|por qué|por que",
-            # Czech / Polish
-            r"krok za krokem|dokaž|analyzuj|porovnej|proč|krok po kroku|udowodnij|dlaczego",
-            # Russian
-            r"шаг за шагом|докажи|проанализируй|сравни|почему|обоснуй",
-            # Chinese / Japanese / Korean
-            r"一步一步|逐步|证明|分析|比较|推导|为什么|段階的|証明|比較|なぜ|단계별|증명|분석|비교|왜",
-        )
-    )
+# Reasoning cues in several languages, matched on lower-cased text. Whole words are looked up
+# in a set (one C-level intersection); phrases and CJK cues by substring. A regex alternation
+# of all of them was measured ~20x slower: it retries every branch at every position.
+_CUE_WORDS = frozenset(
+    # English
+    "prove proof proofs analyze analyse analyzing analysing analysis derive derivation "
+    "tradeoff tradeoffs trade-off trade-offs compare comparison why optimize optimise "
+    "optimizing optimising optimization architecture architect debug debugging reason "
+    "reasoning evaluate design rigorous justify "
+    # German
+    "beweise beweis analysiere vergleiche warum begründe optimiere "
+    # French
+    "démontre démontrer analysez analyser comparez comparer pourquoi justifie justifiez "
+    # Spanish / Portuguese
+    "demuestra demostrar analiza analizar compara comparar porque prova analise "
+    # Czech / Polish
+    "dokaž dokažte analyzuj analyzujte porovnej porovnejte proč zdůvodni udowodnij "
+    "przeanalizuj porównaj dlaczego "
+    # Russian
+    "докажи докажите проанализируй сравни сравните почему обоснуй".split()
 )
-_CODE_HINTS = re.compile(
-    r"```|\bdef \w+\(|\bclass \w+|\bfunction\s*\w*\(|\bfn \w+|#include|\bimport \w+|"
-    r"\bSELECT\b.+\bFROM\b|=>|::|;\s*\n"
+_CUE_PHRASES = (
+    "step by step",
+    "step-by-step",
+    "schritt für schritt",
+    "étape par étape",
+    "paso a paso",
+    "passo a passo",
+    "por qué",
+    "krok za krokem",
+    "krok po kroku",
+    "шаг за шагом",
+    # Chinese, Japanese, Korean (no word boundaries)
+    "一步一步",
+    "逐步",
+    "证明",
+    "分析",
+    "比较",
+    "推导",
+    "为什么",
+    "段階的",
+    "証明",
+    "比較",
+    "なぜ",
+    "단계별",
+    "증명",
+    "분석",
+    "비교",
+)
+# Punctuation becomes spaces so that str.split() yields bare words (C-level, ~3x faster than
+# a word regex); apostrophes and hyphens stay inside words ("trade-off").
+_PUNCTUATION_TO_SPACE = str.maketrans(
+    dict.fromkeys(string.punctuation.replace("'", "").replace("-", ""), " ")
+)
+_CODE_MARKERS = (
+    "def ",
+    "class ",
+    "function",
+    "#include",
+    "import ",
+    "select ",
+    "=>",
+    "::",
+    ";\n",
+    "return ",
+    "fn ",
 )
 
 
@@ -98,14 +129,17 @@ def score_complexity(request: ChatRequest) -> ComplexityScore:
         total_chars += len(message.text)
         if message.role in ("user", "assistant"):
             turns += 1
-    last_user = request.last_user_text[:_SCAN_LIMIT]
-    lowered = last_user.lower()
+    text = request.last_user_text
+    if len(text) > _SCAN_HEAD + _SCAN_TAIL:
+        text = text[:_SCAN_HEAD] + "\n" + text[-_SCAN_TAIL:]
+    lowered = text.lower()
 
     length = min(1.0, total_chars / _LENGTH_FULL) ** 0.5
-    cues = {match.group(0) for match in _REASONING_CUES.finditer(lowered)}
+    cues = set(_CUE_WORDS.intersection(lowered.translate(_PUNCTUATION_TO_SPACE).split()))
+    cues.update(phrase for phrase in _CUE_PHRASES if phrase in lowered)
     reasoning = min(1.0, len(cues) / _CUES_FULL)
-    fences = last_user.count("```") // 2
-    code_hits = len(_CODE_HINTS.findall(last_user, 0, _SCAN_LIMIT))
+    fences = text.count("```") // 2
+    code_hits = sum(1 for marker in _CODE_MARKERS if marker in lowered)
     code = 1.0 if fences else min(1.0, code_hits / 4)
     structured = 1.0 if request.json_mode or request.tool_count else 0.0
     images = min(1.0, request.image_count / 2)

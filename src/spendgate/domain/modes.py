@@ -9,10 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from spendgate.domain.routing import RoutingMode
+__all__ = ["ModeResolution", "RoutingMode", "resolve_mode"]
 
-__all__ = ["ModeResolution", "resolve_mode"]
+
+class RoutingMode(StrEnum):
+    SUGGEST = "suggest"
+    DRY_RUN = "dry_run"
+    ENFORCED = "enforced"
+
+    @property
+    def strictness(self) -> int:
+        return _STRICTNESS[self]
+
+
+_STRICTNESS = {RoutingMode.SUGGEST: 0, RoutingMode.DRY_RUN: 1, RoutingMode.ENFORCED: 2}
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from spendgate.domain.budgets import (
 from spendgate.domain.complexity import ComplexityScore, score_complexity
 from spendgate.domain.estimates import estimate_cost
 from spendgate.domain.models import Capability, Model
-from spendgate.domain.modes import resolve_mode
+from spendgate.domain.modes import ModeResolution, resolve_mode
 from spendgate.domain.pricing import PriceBook, PricingEstimate
 from spendgate.domain.requests import ChatRequest
 from spendgate.domain.routing import (
@@ -59,7 +59,8 @@ __all__ = [
 # A request for this model id lets spendgate pick, starting from the configured default.
 AUTO_MODEL = "auto"
 
-CounterReader = Callable[[CounterKey], CounterState]
+# Reads settled + reserved summed over one policy's window buckets (the ledger's read_total).
+CounterReader = Callable[[tuple[CounterKey, ...]], CounterState]
 
 _LOW_COST_TASKS = frozenset(
     {
@@ -187,24 +188,46 @@ class _Planner:
             model.provider,
             self.call.task_class.value,
         ):
-            keys, window = counters_for(policy, member, self.now)
-            counter = self.counters(keys[0])
-            for key in keys[1:]:
-                counter = counter + self.counters(key)
-            result.append(
-                evaluate_policy(
-                    policy,
-                    member,
-                    window,
-                    counter,
-                    request_amount(policy.metric, estimate),
-                    grant=self.grants.get(policy.id),
-                    unpriced_action=self.state.unpriced_action,
-                )
-            )
+            result.append(self.evaluate(policy, member, estimate))
         evaluations = tuple(result)
         self._evaluations[model.id] = evaluations
         return evaluations
+
+    def evaluate(
+        self, policy: BudgetPolicy, member: str, estimate: PricingEstimate
+    ) -> BudgetEvaluation:
+        keys, window = counters_for(policy, member, self.now)
+        return evaluate_policy(
+            policy,
+            member,
+            window,
+            self.counters(keys),
+            request_amount(policy.metric, estimate),
+            grant=self.grants.get(policy.id),
+            unpriced_action=self.state.unpriced_action,
+        )
+
+    def resolve_mode(self, requested: Model) -> ModeResolution:
+        """Only policies that carry a mode are looked at: evaluating every policy for the
+        requested model would double planning time when routing picks another model."""
+        imposed: list[tuple[str, RoutingMode]] = []
+        moded = [p for p in self.state.policies if p.mode or p.routing_mode_override]
+        for policy, member in applicable_policies(
+            moded, self.call.scopes, requested.id, requested.provider, self.call.task_class.value
+        ):
+            if policy.mode is not None:
+                imposed.append((policy.id, policy.mode))
+            override = policy.routing_mode_override
+            if override is not None and _soft_crossed(
+                self.evaluate(policy, member, self.estimate(requested))
+            ):
+                imposed.append((policy.id, override))
+        return resolve_mode(
+            self.state.settings.mode,
+            imposed,
+            self.call.requested_mode,
+            self.call.may_relax_mode,
+        )
 
     def health_of(self, model: Model) -> HealthState:
         return self.health.get(model.provider, HealthState.HEALTHY)
@@ -464,19 +487,7 @@ class _Planner:
         complexity = score_complexity(self.request)
         candidates, eligible = self.candidates(requested)
 
-        baseline = self.evaluations(requested)
-        imposed = [(e.policy_id, RoutingMode(e.policy.mode)) for e in baseline if e.policy.mode]
-        imposed += [
-            (e.policy_id, RoutingMode(e.policy.routing_mode_override))
-            for e in baseline
-            if e.policy.routing_mode_override and _soft_crossed(e)
-        ]
-        mode = resolve_mode(
-            self.state.settings.mode,
-            imposed,
-            self.call.requested_mode,
-            self.call.may_relax_mode,
-        )
+        mode = self.resolve_mode(requested)
         self.codes.extend(mode.reason_codes)
         self.why.append(mode.explanation)
 
@@ -537,6 +548,7 @@ class _Planner:
 
 
 _BUDGET_CODES = {
+    BudgetStatus.OK: "budget_ok",
     BudgetStatus.THRESHOLD: "budget_threshold",
     BudgetStatus.SOFT_LIMIT: "budget_soft_limit",
     BudgetStatus.OVERRIDE_APPLIED: "budget_override_applied",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -10,6 +10,7 @@ from enum import StrEnum
 from spendgate.domain.budgets import BudgetEvaluation
 from spendgate.domain.complexity import ComplexityScore
 from spendgate.domain.models import Tier
+from spendgate.domain.modes import RoutingMode
 from spendgate.domain.pricing import PricingEstimate, Usage
 from spendgate.domain.scopes import RequestScopes
 
@@ -22,19 +23,6 @@ __all__ = [
     "RoutingSettings",
     "TaskClass",
 ]
-
-
-class RoutingMode(StrEnum):
-    SUGGEST = "suggest"
-    DRY_RUN = "dry_run"
-    ENFORCED = "enforced"
-
-    @property
-    def strictness(self) -> int:
-        return _STRICTNESS[self]
-
-
-_STRICTNESS = {RoutingMode.SUGGEST: 0, RoutingMode.DRY_RUN: 1, RoutingMode.ENFORCED: 2}
 
 
 class TaskClass(StrEnum):
@@ -115,7 +103,6 @@ class RoutingDecision:
     actual_cost_usd: Decimal | None = None
     latency_ms: float | None = None
     status: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def blocked(self) -> bool:

@@ -27,6 +27,10 @@ class ReserveOutcome:
 class Ledger(Protocol):
     def read(self, key: CounterKey) -> CounterState: ...
 
+    def read_total(self, keys: Sequence[CounterKey]) -> CounterState:
+        """Settled and reserved summed over ``keys`` (a policy's window buckets)."""
+        ...
+
     def reserve(
         self,
         reservation_id: str,

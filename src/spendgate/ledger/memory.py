@@ -34,6 +34,13 @@ class MemoryLedger:
     def read(self, key: CounterKey) -> CounterState:
         return CounterState(self._settled.get(key, ZERO), self._reserved.get(key, ZERO))
 
+    def read_total(self, keys: Sequence[CounterKey]) -> CounterState:
+        settled, reserved = self._settled, self._reserved
+        return CounterState(
+            sum((settled.get(key, ZERO) for key in keys), ZERO),
+            sum((reserved.get(key, ZERO) for key in keys), ZERO),
+        )
+
     def reserve(
         self,
         reservation_id: str,
