@@ -108,8 +108,8 @@ def show(title: str, decision: RoutingDecision) -> None:
             table.add_row(
                 evaluation.policy_id,
                 evaluation.status.value,
-                f"{evaluation.consumed:.6g}",
-                f"{evaluation.request_amount or 0:.6g}",
+                f"{evaluation.consumed.normalize():,f}",
+                f"{(evaluation.request_amount or 0):,}",
                 f"{evaluation.hard_limit}",
             )
         console.print(table)
@@ -125,16 +125,26 @@ def main() -> None:
     for title, body, task_class in REQUESTS:
         show(title, governor.plan(body, scopes, now, task_class=task_class))
 
-    # Spend the daily budget, then watch the governor react to budget pressure.
-    simple = REQUESTS[0][1]
-    spent = Decimal(0)
-    for _ in range(400):
-        decision = governor.plan(simple, scopes, now, task_class=TaskClass.PRIMARY_INTERACTIVE)
+    # Keep sending the complex request and watch budget pressure change the decisions:
+    # escalation while the budget allows, degrading past the soft limit, then the hard stop.
+    console.rule("[bold]budget pressure: the complex request, again and again")
+    body, task_class = REQUESTS[1][1], REQUESTS[1][2]
+    spent, last = Decimal(0), None
+    for attempt in range(1, 1001):
+        decision = governor.plan(body, scopes, now, task_class=task_class)
+        step = (decision.routing_action, decision.actual_model)
+        if step != last:
+            console.print(
+                f"request {attempt:>4}: {decision.routing_action.value:<17} "
+                f"{decision.actual_model:<14} spent so far ${spent:.4f}  "
+                f"[dim]{', '.join(decision.reason_codes[1:])}[/]"
+            )
+            last = step
         if decision.blocked or not governor.reserve(decision).ok:
             break
-        cost = governor.settle(decision, Usage(input_tokens=50_000, output_tokens=20_000))
-        spent += cost or 0
-    show(f"after spending ${spent:.2f} today", decision)
+        usage = Usage(input_tokens=decision.estimate.input_tokens_upper, output_tokens=1500)
+        spent += governor.settle(decision, usage) or 0
+    show(f"request {attempt}, after spending ${spent:.2f}", decision)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,11 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+
 from genai_prices import data_snapshot
 from genai_prices import types as gp
 
-from spendgate.domain.pricing import PriceSource, Precision, PricingRecord
+from spendgate.domain.pricing import Precision, PriceSource, PricingRecord
 
 __all__ = [
     "CREATOR_PROVIDERS",
@@ -214,7 +215,11 @@ def _periods(model: gp.ModelInfo) -> tuple[_Period, ...]:
     if not entries:
         return ()
     starts = sorted(
-        {e.constraint.start_date for e in entries if isinstance(e.constraint, gp.StartDateConstraint)}
+        {
+            e.constraint.start_date
+            for e in entries
+            if isinstance(e.constraint, gp.StartDateConstraint)
+        }
     )
     bounds: list[date | None] = [None, *starts]
     periods: list[_Period] = []

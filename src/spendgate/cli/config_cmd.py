@@ -1,0 +1,254 @@
+"""``spendgate config …``: inspect and validate a config file (offline, no daemon needed).
+
+Shows what the file configures, the price each model is charged at (or UNPRICED), and what
+is misconfigured. It prints the names of the environment variables holding secrets and
+whether they are set, never their values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from spendgate.config import Config
+
+__all__ = ["config_app"]
+
+config_app = typer.Typer(
+    help="Validate and inspect the spendgate.yaml config.", no_args_is_help=True
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="SPENDGATE_CONFIG",
+        help="Config file (default: the built-in demo config).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+
+@config_app.command("check")
+def check(config_path: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Validate a config file and show what it configures; exit 1 when it is invalid."""
+    # Imported here so that other commands (and --help) start without building the schema.
+    from spendgate.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        if as_json:
+            typer.echo(json.dumps({"valid": False, "source": error.source, "errors": error.lines}))
+        else:
+            # Plain lines, never wrapped: one line per problem, easy to grep.
+            typer.echo(f"Invalid config {error.source}:", err=True)
+            for line in error.lines:
+                typer.echo(line, err=True)
+        raise typer.Exit(1) from None
+    summary = _summary(config, datetime.now(UTC))
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    out = Console()
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out = Console(width=160)  # piped to a file or a pager: no need to squeeze tables
+    _render(out, summary)
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value.normalize():f}"
+
+
+def _summary(config: Config, now: datetime) -> dict[str, Any]:
+    """Everything ``config check`` shows, as plain data (also the ``--json`` output)."""
+    from spendgate.catalog import catalog_timestamp, catalog_version, load_catalog
+
+    environ = os.environ
+    prices = config.price_book(load_catalog())
+    explicit_tiers = {spec.id: spec.cost_tier for spec in config.model_specs}
+    models = []
+    for model in config.models(prices, now):
+        record = prices.price_for(model.id, now)
+        models.append(
+            {
+                "id": model.id,
+                "provider": model.provider,
+                "upstream_id": model.upstream_model,
+                "capabilities": sorted(c.value for c in model.capabilities),
+                "cost_tier": model.cost_tier.value,
+                "cost_tier_derived": explicit_tiers.get(model.id) is None,
+                "latency_tier": model.latency_tier.value,
+                "enabled": model.enabled,
+                "priced": record is not None,
+                "input_per_mtok": _money(record.input_per_mtok) if record else None,
+                "output_per_mtok": _money(record.output_per_mtok) if record else None,
+                "cached_input_per_mtok": _money(record.cached_input_per_mtok) if record else None,
+                "price_source": record.source.value if record else None,
+                "price_precision": record.precision.value if record else None,
+            }
+        )
+    routing = config.routing
+    return {
+        "valid": True,
+        "source": config.source,
+        "database_url": config.database_url,
+        "timezone": config.timezone,
+        "unpriced_action": config.unpriced_action.value,
+        "routing": {
+            "default_model": routing.default_model,
+            "mode": routing.mode.value,
+            "smart_routing": routing.smart_routing,
+            "auxiliary_routing": routing.auxiliary_routing,
+            "failover": routing.failover,
+        },
+        "catalog": {
+            "genai_prices": catalog_version(),
+            "checked": catalog_timestamp().date().isoformat(),
+        },
+        "providers": [
+            {
+                "id": p.id,
+                "kind": p.kind.value,
+                "base_url": p.base_url,
+                "api_key_env": p.api_key_env,
+                "api_key_set": bool(p.api_key_env and environ.get(p.api_key_env)),
+            }
+            for p in config.providers()
+        ],
+        "models": models,
+        "budgets": [
+            {
+                "id": b.id,
+                "scope": str(b.scope),
+                "metric": b.metric.value,
+                "interval": str(b.interval),
+                "soft_limit": _money(b.soft_limit),
+                "hard_limit": _money(b.hard_limit),
+                "soft_action": b.soft_action.value,
+                "hard_action": b.hard_action.value,
+                "degrade_to": b.degrade_to,
+                "enabled": b.enabled,
+            }
+            for b in config.budget_policies()
+        ],
+        "keys": [
+            {
+                "id": k.id,
+                "principal": k.principal,
+                "project": k.project,
+                "permissions": sorted(k.permissions),
+                "models": None if k.models is None else sorted(k.models),
+                "key_env": k.key_env,
+                "key_set": bool(k.key_env and environ.get(k.key_env)),
+            }
+            for k in config.api_keys()
+        ],
+        "problems": config.problems(environ),
+    }
+
+
+def _render(out: Console, s: dict[str, Any]) -> None:
+    routing = s["routing"]
+    catalog = s["catalog"]
+    out.print(f"[bold green]Config OK[/] {s['source']}", highlight=False, soft_wrap=True)
+    out.print(
+        f"database {s['database_url']} · timezone {s['timezone']} · routing mode "
+        f"[bold]{routing['mode']}[/], default model {routing['default_model'] or '(first model)'}"
+        f" · unpriced models: {s['unpriced_action']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"price catalog: genai-prices {catalog['genai_prices']}, checked {catalog['checked']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+    providers = Table(
+        "id", "kind", "base url", "credential", title="Providers", title_justify="left"
+    )
+    for p in s["providers"]:
+        if p["kind"] == "mock":
+            credential = "not needed"
+        elif p["api_key_env"] is None:
+            credential = "none (unauthenticated endpoint)"
+        else:
+            credential = f"${p['api_key_env']} " + (
+                "set" if p["api_key_set"] else "[red]NOT SET[/]"
+            )
+        providers.add_row(p["id"], p["kind"], p["base_url"] or "(kind default)", credential)
+    out.print(providers)
+
+    models = Table(
+        "id",
+        "provider",
+        "capabilities",
+        "tier cost/latency",
+        "USD per 1M in / out / cached",
+        "price",
+        title="Models",
+        title_justify="left",
+    )
+    for m in s["models"]:
+        name = m["id"] if m["upstream_id"] == m["id"] else f"{m['id']} → {m['upstream_id']}"
+        if not m["enabled"]:
+            name += " (disabled)"
+        derived = " (derived)" if m["cost_tier_derived"] else ""
+        tiers = f"{m['cost_tier']}{derived} / {m['latency_tier']}"
+        if m["priced"]:
+            cached = m["cached_input_per_mtok"] or "-"
+            per_mtok = f"{m['input_per_mtok']} / {m['output_per_mtok']} / {cached}"
+            price = f"priced ({m['price_source']}, {m['price_precision']})"
+        else:
+            per_mtok = "-"
+            price = f"[bold red]UNPRICED[/] ({s['unpriced_action']})"
+        capabilities = ", ".join(m["capabilities"]) or "-"
+        models.add_row(name, m["provider"], capabilities, tiers, per_mtok, price)
+    out.print(models)
+
+    budgets = Table(
+        "id", "scope", "metric", "interval", "soft / hard", "on soft / hard", title="Budgets",
+        title_justify="left",
+    )  # fmt: skip
+    for b in s["budgets"]:
+        target = f" to {b['degrade_to']}" if b["degrade_to"] else " (cheapest)"
+        soft, hard = (
+            a + target if a == "degrade" else a for a in (b["soft_action"], b["hard_action"])
+        )
+        actions = f"{soft} / {hard}"
+        name = b["id"] if b["enabled"] else f"{b['id']} (disabled)"
+        limits = f"{b['soft_limit'] or '-'} / {b['hard_limit']}"
+        budgets.add_row(name, b["scope"], b["metric"], b["interval"], limits, actions)
+    out.print(budgets)
+
+    keys = Table(
+        "id", "principal", "project", "permissions", "models", "secret from",
+        title="API keys (ids only, never secrets)", title_justify="left",
+    )  # fmt: skip
+    for k in s["keys"]:
+        secret = f"${k['key_env']} " + ("set" if k["key_set"] else "[yellow]not set[/]")
+        permissions = ", ".join(k["permissions"]) or "-"
+        allowed = "all" if k["models"] is None else ", ".join(k["models"])
+        keys.add_row(
+            k["id"], k["principal"] or "-", k["project"] or "-", permissions, allowed, secret
+        )
+    out.print(keys)
+
+    if s["problems"]:
+        out.print("[bold yellow]Problems[/] (the file is valid, but these will not work):")
+        for problem in s["problems"]:
+            out.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.print("No problems found.")

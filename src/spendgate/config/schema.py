@@ -1,0 +1,153 @@
+"""The top level of the file: ``Config``, whose fields are the sections and whose methods
+convert them to domain objects and report what is misconfigured without being invalid."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Annotated, Final, TypeVar
+
+from pydantic import BeforeValidator, Field, PrivateAttr
+
+from spendgate.config import convert
+from spendgate.config.alerts import AlertsSpec
+from spendgate.config.budgets import BudgetSpec
+from spendgate.config.keys import KeySpec
+from spendgate.config.pricing import PricingSpec
+from spendgate.config.providers import ModelSpec, ProviderSpec
+from spendgate.config.routing import RoutingSpec
+from spendgate.config.values import DatabaseUrl, Spec, TimezoneName
+from spendgate.domain.budgets import BudgetPolicy, UnpricedAction
+from spendgate.domain.keys import ApiKey
+from spendgate.domain.models import Model, Provider, ProviderKind
+from spendgate.domain.pricing import PriceBook, PricingRecord
+from spendgate.domain.routing import RoutingSettings
+
+DEFAULT_DATABASE_URL: Final = "sqlite:///./spendgate.db"
+
+_S = TypeVar("_S", bound=Spec)
+
+
+def _none_as_list(value: object) -> object:
+    # ``budgets:`` with every entry commented out parses as null: treat it as empty.
+    return [] if value is None else value
+
+
+def _none_as_mapping(value: object) -> object:
+    return {} if value is None else value
+
+
+# A list section (``providers``, ``budgets``, ...) and a mapping section (``routing``,
+# ``alerts``), either of which may be left empty in the file.
+_Entries = Annotated[list[_S], BeforeValidator(_none_as_list)]
+_Section = Annotated[_S, BeforeValidator(_none_as_mapping)]
+
+
+class Config(Spec):
+    """A validated config file. Fields mirror the YAML; methods convert to domain objects."""
+
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL
+    timezone: TimezoneName = "UTC"  # default timezone of calendar budget windows
+    unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE
+    # ``providers`` and ``models`` are conversion methods, so the fields carry other names.
+    provider_specs: _Entries[ProviderSpec] = Field(default_factory=list, alias="providers")
+    model_specs: _Entries[ModelSpec] = Field(default_factory=list, alias="models")
+    pricing: _Entries[PricingSpec] = Field(default_factory=list)
+    routing: _Section[RoutingSpec] = Field(default_factory=RoutingSpec)
+    keys: _Entries[KeySpec] = Field(default_factory=list)
+    budgets: _Entries[BudgetSpec] = Field(default_factory=list)
+    alerts: _Section[AlertsSpec] = Field(default_factory=AlertsSpec)
+
+    _source: str = PrivateAttr(default="<string>")
+
+    @property
+    def source(self) -> str:
+        """Where this config came from (a file path or ``DEMO_SOURCE``)."""
+        return self._source
+
+    # -- conversion to the domain --------------------------------------------------------
+
+    def providers(self) -> tuple[Provider, ...]:
+        return convert.providers(self.provider_specs)
+
+    def models(self, prices: PriceBook, at: datetime | None = None) -> tuple[Model, ...]:
+        """The configured models; a model without ``cost_tier`` gets the tier of its price at
+        ``at`` (default: now), or medium when it is unpriced."""
+        return convert.models(self.model_specs, prices, at)
+
+    def pricing_records(self) -> tuple[PricingRecord, ...]:
+        return convert.pricing_records(self.pricing)
+
+    def price_book(self, catalog: Sequence[PricingRecord] = ()) -> PriceBook:
+        """Catalog rows + this file's rows, with each model priced under its own id.
+
+        The book is keyed by the id routing uses, so a model whose ``id`` differs from its
+        ``upstream_id`` (``fast`` → ``gpt-4o-mini``) gets the upstream id's rows when it has
+        none of its own.
+        """
+        return convert.price_book(self.model_specs, self.pricing, catalog)
+
+    def budget_policies(self) -> tuple[BudgetPolicy, ...]:
+        return tuple(convert.budget_policy(spec, self.timezone) for spec in self.budgets)
+
+    def routing_settings(self) -> RoutingSettings:
+        """Routing settings; the default model falls back to the first enabled model.
+
+        Raises ``ConfigError`` when no default can be found (a file without models).
+        """
+        return convert.routing_settings(self.routing, self.model_specs, self.source)
+
+    def api_keys(self) -> tuple[ApiKey, ...]:
+        return convert.api_keys(self.keys)
+
+    # -- problems that do not make the file invalid --------------------------------------
+
+    def provider_problems(self, environ: Mapping[str, str]) -> list[str]:
+        """Providers that cannot authenticate: their ``api_key_env`` is unset or empty.
+
+        A provider without ``api_key_env`` is an unauthenticated endpoint (e.g. a local
+        server) and the ``mock`` kind needs no key, so neither is a problem.
+        """
+        return [
+            f"provider {spec.id}: environment variable {spec.api_key_env} is not set, so "
+            "calls to it cannot authenticate"
+            for spec in self.provider_specs
+            if spec.kind is not ProviderKind.MOCK
+            and spec.api_key_env is not None
+            and not environ.get(spec.api_key_env)
+        ]
+
+    def key_problems(self, environ: Mapping[str, str]) -> list[str]:
+        """Config keys whose secret variable is unset: nobody can use them."""
+        return [
+            f"key {spec.id}: environment variable {spec.key_env} is not set, so the key "
+            "cannot be used"
+            for spec in self.keys
+            if not environ.get(spec.key_env)
+        ]
+
+    def model_problems(self) -> list[str]:
+        """References to models known only to the price catalog: valid, but not routable."""
+        configured = {spec.id for spec in self.model_specs}
+        refs: list[tuple[str, str]] = []
+        if self.routing.default_model is not None:
+            refs.append(("routing.default_model", self.routing.default_model))
+        for index, key in enumerate(self.keys):
+            refs.extend((f"keys[{index}] ({key.id}).models", m) for m in key.models or ())
+        for index, budget in enumerate(self.budgets):
+            models = budget.filters.models if budget.filters else None
+            refs.extend((f"budgets[{index}] ({budget.id}).filters.models", m) for m in models or ())
+        return [
+            f"{path}: {model} is not configured under models, so it cannot be routed "
+            "(it is only known to the price catalog)"
+            for path, model in refs
+            if model not in configured
+        ]
+
+    def problems(self, environ: Mapping[str, str]) -> list[str]:
+        """Everything misconfigured that does not make the file invalid."""
+        return [
+            *self.provider_problems(environ),
+            *self.key_problems(environ),
+            *self.model_problems(),
+        ]
