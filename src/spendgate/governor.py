@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from spendgate.domain.budgets import OverrideGrant
+from spendgate.domain.budgets import OverrideGrant, most_severe
 from spendgate.domain.estimates import actual_cost
 from spendgate.domain.planner import GovernanceState, ModelNotFoundError, PlanCall, plan
 from spendgate.domain.pricing import PricingEstimate, Usage
@@ -110,7 +110,13 @@ class Governor:
         now: datetime | None = None,
         grants: Mapping[str, OverrideGrant] | None = None,
     ) -> ReserveOutcome:
-        """Atomically reserve the decision's upper bound on every applicable counter."""
+        """Atomically reserve the decision's upper bound on every applicable counter.
+
+        Refused (``ok`` false) when the decision itself blocks, or when a hard limit would be
+        crossed now (usage may have moved since planning)."""
+        if decision.blocked:
+            worst = most_severe(decision.budget_evaluations)
+            return ReserveOutcome(False, worst.policy_id if worst else None)
         lines = reservation_lines(decision, grants)
         if not lines:
             return ReserveOutcome(True)
