@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck unit bench plan clean
+.PHONY: setup demo test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,8 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-plan: $(STAMP)
+# The governance core planning varied requests on the built-in demo config.
+demo: $(STAMP)
 	$(BIN)/python examples/plan.py
 
 bench: $(STAMP)

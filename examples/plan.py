@@ -1,6 +1,6 @@
 """Plan a few varied requests with the library API on the built-in demo config.
 
-Run: ``make plan`` (or ``.venv/bin/python examples/plan.py``). Nothing is called upstream:
+Run: ``make demo`` (or ``.venv/bin/python examples/plan.py``). Nothing is called upstream:
 this shows what spendgate decides and why.
 """
 
