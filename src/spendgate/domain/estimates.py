@@ -58,35 +58,13 @@ def estimate_cost(
     unpriced_action: UnpricedAction,
 ) -> PricingEstimate:
     """Lower bound: the input at its low estimate and no output. Upper: input high + max output."""
-    output_upper = output_ceiling(model, max_tokens)
-    record = prices.price_for(model.id, at)
-    unpriced = record is None
-    if record is None:
-        if unpriced_action is not UnpricedAction.ESTIMATE:
-            return PricingEstimate(
-                model=model.id,
-                input_tokens_lower=tokens.lower,
-                input_tokens_upper=tokens.upper,
-                output_tokens_upper=output_upper,
-                lower_usd=None,
-                upper_usd=None,
-                precision=Precision.ESTIMATE,
-                source=None,
-                unpriced=True,
-            )
-        record = TIER_REFERENCE_PRICES[model.cost_tier]
-    lower = cost_of(record, Usage(input_tokens=tokens.lower))
-    upper = cost_of(record, Usage(input_tokens=tokens.upper, output_tokens=output_upper))
-    return PricingEstimate(
-        model=model.id,
-        input_tokens_lower=tokens.lower,
-        input_tokens_upper=tokens.upper,
-        output_tokens_upper=output_upper,
-        lower_usd=lower,
-        upper_usd=upper,
-        precision=Precision.ESTIMATE if unpriced else record.precision,
-        source=None if unpriced else record.source,
-        unpriced=unpriced,
+    return _priced(
+        model,
+        Usage(input_tokens=tokens.lower),
+        Usage(input_tokens=tokens.upper, output_tokens=output_ceiling(model, max_tokens)),
+        prices,
+        at,
+        unpriced_action,
     )
 
 
@@ -98,34 +76,29 @@ def actual_cost(
     unpriced_action: UnpricedAction,
 ) -> PricingEstimate:
     """The cost of a finished call, priced at the request's time (never at time zero)."""
-    tokens = TokenEstimate(usage.input_tokens, usage.input_tokens, usage.input_tokens)
+    return _priced(model, usage, usage, prices, at, unpriced_action)
+
+
+def _priced(
+    model: Model,
+    lower: Usage,
+    upper: Usage,
+    prices: PriceBook,
+    at: datetime,
+    unpriced_action: UnpricedAction,
+) -> PricingEstimate:
     record = prices.price_for(model.id, at)
+    unpriced = record is None
     if record is None and unpriced_action is UnpricedAction.ESTIMATE:
         record = TIER_REFERENCE_PRICES[model.cost_tier]
-        source, precision, unpriced = None, Precision.ESTIMATE, True
-    elif record is None:
-        return PricingEstimate(
-            model=model.id,
-            input_tokens_lower=usage.input_tokens,
-            input_tokens_upper=usage.input_tokens,
-            output_tokens_upper=usage.output_tokens,
-            lower_usd=None,
-            upper_usd=None,
-            precision=Precision.ESTIMATE,
-            source=None,
-            unpriced=True,
-        )
-    else:
-        source, precision, unpriced = record.source, record.precision, False
-    cost = cost_of(record, usage)
     return PricingEstimate(
         model=model.id,
-        input_tokens_lower=tokens.lower,
-        input_tokens_upper=tokens.upper,
-        output_tokens_upper=usage.output_tokens,
-        lower_usd=cost,
-        upper_usd=cost,
-        precision=precision,
-        source=source,
+        input_tokens_lower=lower.input_tokens,
+        input_tokens_upper=upper.input_tokens,
+        output_tokens_upper=upper.output_tokens,
+        lower_usd=None if record is None else cost_of(record, lower),
+        upper_usd=None if record is None else cost_of(record, upper),
+        precision=Precision.ESTIMATE if record is None or unpriced else record.precision,
+        source=None if record is None or unpriced else record.source,
         unpriced=unpriced,
     )
