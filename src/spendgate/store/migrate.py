@@ -8,6 +8,7 @@ serialise and the second finds the schema already at head.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -21,6 +22,8 @@ from spendgate.store.db import make_engine, write_engine
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "migrate"]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Alembic's ``context``/``op`` proxies are module globals: one migration at a time per process.
+_LOCK = threading.Lock()
 
 
 def alembic_config(database_url: str | None = None) -> Config:
@@ -54,7 +57,7 @@ def migrate(database_url: str, *, engine: Engine | None = None) -> None:
         if current_revision(active) == head_revision():
             return  # the common case on every start: no Alembic machinery, no write lock
         config = alembic_config()
-        with write_engine(active).connect() as connection:
+        with _LOCK, write_engine(active).connect() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
             connection.commit()

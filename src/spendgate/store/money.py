@@ -11,7 +11,7 @@ Two encodings, chosen by how a column is used:
   (the floor of the value) and ``<x>_atto`` (the remainder in units of 10⁻¹⁸, in ``[0, 10¹⁸)``).
   ``x = x + excluded.x`` then runs as exact integer arithmetic in SQL on SQLite and PostgreSQL
   alike (SQLite has no exact decimal type: NUMERIC there is a float). A carry moves overflow of
-  the atto part into the units (see ``schema.increment_amount``). Range: |units| < 9.2·10¹⁸;
+  the atto part into the units (see ``db.upsert_increment``). Range: |units| < 9.2·10¹⁸;
   precision: 18 decimal places. Inputs with more places are rounded half-even at the 18th —
   far below any billable amount (prices with ≤ 12 decimals per 1M tokens stay exact).
 """
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 ATTO_PLACES = 18
-ATTO = 10**ATTO_PLACES
+ATTO: int = 10**ATTO_PLACES
 # Big enough that no conversion below ever rounds before the explicit quantize.
 _WIDE = Context(prec=80, rounding=ROUND_HALF_EVEN)
 _ATTO_QUANTUM = Decimal(1).scaleb(-ATTO_PLACES)

@@ -33,6 +33,7 @@ __all__ = [
     "approvals",
     "budget_policies",
     "metadata",
+    "policy_snapshots",
     "pricing_rows",
     "routing_decisions",
     "usage_counters",
@@ -84,6 +85,17 @@ budget_policies = Table(
     Column("enabled", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Budget evaluations in a decision's detail refer to the policy *as it was* by content digest:
+# each distinct policy version is stored once here instead of being copied into every row.
+policy_snapshots = Table(
+    "policy_snapshots",
+    metadata,
+    Column("digest", String(TAG), primary_key=True),
+    Column("policy_id", String(NAME), nullable=False),
+    Column("spec", CompactJson, nullable=False),  # the full policy, id/source/enabled included
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 routing_decisions = Table(

@@ -9,8 +9,6 @@ Storage types are the plain types behind ``sqltypes``: exact-decimal text is VAR
 instants are naive DATETIME/TIMESTAMP, compact JSON is TEXT. ``tests/test_store_migrate.py``
 checks that this creates exactly what ``schema.metadata`` describes.
 """
-# Alembic revision files are named by number, not as importable modules.
-# ruff: noqa: N999
 
 from __future__ import annotations
 
@@ -62,6 +60,15 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_budget_policies"),
+    )
+
+    op.create_table(
+        "policy_snapshots",
+        sa.Column("digest", sa.String(TAG), nullable=False),
+        sa.Column("policy_id", sa.String(NAME), nullable=False),
+        sa.Column("spec", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("digest", name="pk_policy_snapshots"),
     )
 
     op.create_table(
@@ -230,6 +237,7 @@ def downgrade() -> None:
         "usage_rollups",
         "usage_counters",
         "routing_decisions",
+        "policy_snapshots",
         "budget_policies",
         "pricing_rows",
     ):

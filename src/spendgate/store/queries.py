@@ -1,0 +1,254 @@
+"""Read side of the journal: startup and admin queries, never run per request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    Text,
+    delete,
+    func,
+    select,
+    type_coerce,
+)
+
+from spendgate.domain.budgets import CounterKey, CounterState
+from spendgate.store import schema
+from spendgate.store.codec import decision_from_row, decision_policy_refs
+from spendgate.store.money import ATTO, from_atto, from_parts, to_atto
+from spendgate.store.policy_codec import policy_from_snapshot
+from spendgate.store.records import DecisionFilter, StoredDecision, UsageTotals
+
+__all__ = [
+    "GROUP_DIMENSIONS",
+    "delete_counters_before",
+    "delete_decisions_before",
+    "get_decision",
+    "list_decisions",
+    "load_counters",
+    "usage_totals",
+]
+
+GROUP_DIMENSIONS: Final = ("hour", "day", "project", "principal", "model", "provider")
+_HALF = 10**9  # atto sums are split in two halves so that SQL SUM() cannot overflow a BIGINT
+
+
+def load_counters(
+    connection: Connection, window_keys_since: str | None = None
+) -> dict[CounterKey, CounterState]:
+    """Settled amount of every (policy, member, window) counter; window keys are UTC ISO
+    strings, so ``window_keys_since`` (inclusive) is a chronological lower bound."""
+    table = schema.usage_counters
+    query = select(
+        table.c.policy_id,
+        table.c.member,
+        table.c.window_key,
+        table.c.settled_units,
+        table.c.settled_atto,
+    )
+    if window_keys_since is not None:
+        query = query.where(table.c.window_key >= window_keys_since)
+    return {
+        CounterKey(row.policy_id, row.member, row.window_key): CounterState(
+            settled=from_parts(row.settled_units, row.settled_atto)
+        )
+        for row in connection.execute(query)
+    }
+
+
+def _decode(connection: Connection, rows: Sequence[RowMapping]) -> list[StoredDecision]:
+    """Decode decision rows, loading the policy versions their evaluations refer to."""
+    refs = decision_policy_refs(rows)
+    policies = {}
+    if refs:
+        snapshots = schema.policy_snapshots
+        query = select(snapshots.c.digest, snapshots.c.spec).where(snapshots.c.digest.in_(refs))
+        policies = {row.digest: policy_from_snapshot(row.spec) for row in connection.execute(query)}
+    return [decision_from_row(row, policies) for row in rows]
+
+
+def get_decision(connection: Connection, decision_id: str) -> StoredDecision | None:
+    table = schema.routing_decisions
+    rows = connection.execute(select(table).where(table.c.id == decision_id)).mappings().all()
+    decoded = _decode(connection, rows)
+    return decoded[0] if decoded else None
+
+
+def _decision_conditions(filters: DecisionFilter) -> list[ColumnElement[bool]]:
+    column = schema.routing_decisions.c
+    conditions: list[ColumnElement[bool]] = []
+    if filters.since is not None:
+        conditions.append(column.created_at >= filters.since)
+    if filters.until is not None:
+        conditions.append(column.created_at < filters.until)
+    equal: dict[str, Any] = {
+        "project": filters.project,
+        "principal": filters.principal,
+        "api_key": filters.api_key,
+        "agent": filters.agent,
+        "session": filters.session,
+        "actual_model": filters.model,
+        "provider": filters.provider,
+        "mode": filters.mode,
+        "task_class": filters.task_class,
+        "routing_action": filters.routing_action,
+        "status": filters.status,
+    }
+    conditions.extend(column[name] == value for name, value in equal.items() if value is not None)
+    if filters.reason_code is not None:
+        # The JSON array's text contains the quoted code; autoescape keeps '_' literal.
+        codes = type_coerce(column.reason_codes, Text)
+        conditions.append(codes.contains(f'"{filters.reason_code}"', autoescape=True))
+    if filters.settled is not None:
+        settled_at = column.settled_at
+        conditions.append(settled_at.is_not(None) if filters.settled else settled_at.is_(None))
+    return conditions
+
+
+def list_decisions(
+    connection: Connection, limit: int = 100, filters: DecisionFilter | None = None, offset: int = 0
+) -> list[StoredDecision]:
+    """Newest first."""
+    table = schema.routing_decisions
+    query = select(table).order_by(table.c.created_at.desc(), table.c.id.desc())
+    if filters is not None:
+        query = query.where(*_decision_conditions(filters))
+    query = query.limit(limit).offset(offset)
+    return _decode(connection, connection.execute(query).mappings().all())
+
+
+_COUNT_COLUMNS = (
+    "requests",
+    "settled",
+    "blocked",
+    "would_blocked",
+    "rerouted",
+    "unpriced",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+)
+
+
+def usage_totals(
+    connection: Connection,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    group_by: Sequence[str] = (),
+    project: str | None = None,
+    principal: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+) -> list[UsageTotals]:
+    """Sums of the hourly rollups over ``[since, until)``, grouped by ``group_by`` dimensions.
+
+    ``day`` groups by UTC day; for local days in another zone, group by ``hour`` and fold the
+    hours (a UTC day is not a local day: DESIGN §7.5).
+    """
+    unknown = set(group_by) - set(GROUP_DIMENSIONS)
+    if unknown:
+        raise ValueError(f"unknown group_by dimension(s): {sorted(unknown)}")
+    table = schema.usage_rollups
+    dimension_columns = {
+        "hour": table.c.hour_start,
+        "day": table.c.hour_start,  # folded to days below
+        "project": table.c.project,
+        "principal": table.c.principal,
+        "model": table.c.model,
+        "provider": table.c.provider,
+    }
+    names = list(dict.fromkeys("hour" if d == "day" else d for d in group_by))
+    keys = [dimension_columns[name].label(f"g_{name}") for name in names]
+    sums = [func.sum(table.c[name]).label(name) for name in _COUNT_COLUMNS]
+    for amount in ("cost", "saved"):
+        atto = table.c[f"{amount}_atto"]
+        sums += [
+            func.sum(table.c[f"{amount}_units"]).label(f"{amount}_units"),
+            func.sum(atto // _HALF).label(f"{amount}_hi"),
+            func.sum(atto % _HALF).label(f"{amount}_lo"),
+        ]
+    sums.append(func.sum(table.c.latency_ms_total).label("latency_ms_total"))
+    query = select(*keys, *sums)
+    if since is not None:
+        query = query.where(table.c.hour_start >= since)
+    if until is not None:
+        query = query.where(table.c.hour_start < until)
+    for name, value in (
+        ("project", project),
+        ("principal", principal),
+        ("model", model),
+        ("provider", provider),
+    ):
+        if value is not None:
+            query = query.where(table.c[name] == value)
+    if keys:
+        query = query.group_by(*keys).order_by(*keys)
+    results: list[UsageTotals] = []
+    for row in connection.execute(query).mappings():
+        group = {name: row[f"g_{name}"] for name in names}
+        if "day" in group_by:
+            group["day"] = group["hour"].date()
+            if "hour" not in group_by:
+                del group["hour"]
+        results.append(
+            UsageTotals(
+                group=group,
+                **{name: int(row[name] or 0) for name in _COUNT_COLUMNS},
+                cost_usd=_amount(row, "cost"),
+                saved_usd=_amount(row, "saved"),
+                latency_ms_total=float(row["latency_ms_total"] or 0.0),
+            )
+        )
+    if "day" in group_by and "hour" not in group_by:
+        results = _fold(results)
+    if not results and not group_by:
+        results = [UsageTotals()]
+    return results
+
+
+def _amount(row: Any, name: str) -> Decimal:
+    units = int(row[f"{name}_units"] or 0)
+    hi = int(row[f"{name}_hi"] or 0)
+    lo = int(row[f"{name}_lo"] or 0)
+    return from_atto(units * ATTO + hi * _HALF + lo)
+
+
+def _fold(results: list[UsageTotals]) -> list[UsageTotals]:
+    """Merge totals with equal groups (hours of one day), keeping first-seen order."""
+    merged: dict[tuple[Any, ...], UsageTotals] = {}
+    for totals in results:
+        key = tuple(sorted(totals.group.items()))
+        previous = merged.get(key)
+        if previous is None:
+            merged[key] = totals
+            continue
+        merged[key] = replace(
+            previous,
+            **{name: getattr(previous, name) + getattr(totals, name) for name in _COUNT_COLUMNS},
+            cost_usd=from_atto(to_atto(previous.cost_usd) + to_atto(totals.cost_usd)),
+            saved_usd=from_atto(to_atto(previous.saved_usd) + to_atto(totals.saved_usd)),
+            latency_ms_total=previous.latency_ms_total + totals.latency_ms_total,
+        )
+    return sorted(merged.values(), key=lambda t: tuple(str(v) for v in t.group.values()))
+
+
+def delete_decisions_before(connection: Connection, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest decisions created before ``before``."""
+    table = schema.routing_decisions
+    oldest = select(table.c.id).where(table.c.created_at < before).limit(limit)
+    result = connection.execute(delete(table).where(table.c.id.in_(oldest.scalar_subquery())))
+    return int(result.rowcount)
+
+
+def delete_counters_before(connection: Connection, window_keys_before: str) -> int:
+    table = schema.usage_counters
+    result = connection.execute(delete(table).where(table.c.window_key < window_keys_before))
+    return int(result.rowcount)
