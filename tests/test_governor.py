@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -150,3 +151,30 @@ def test_errors(demo: Governor) -> None:
     with pytest.raises(RequestError) as error:
         demo.plan({"model": "gpt-4o", "messages": "hello"}, ALICE, NOW)
     assert error.value.param == "messages"
+
+
+def test_journal_keeps_budgets_across_restarts(demo: Governor, tmp_path: Path) -> None:
+    """Settled usage is journaled; a new process rebuilds its ledger from the counters."""
+    from spendgate.store.journal import Journal
+
+    url = f"sqlite:///{tmp_path / 'spendgate.db'}"
+    state = governed(demo, cap("0.006"), smart_routing=False).state
+    with Journal(url) as journal:
+        first = Governor(state, journal=journal)
+        decision = first.plan(BODY, ALICE, NOW)
+        assert first.reserve(decision).ok
+        first.settle(decision, Usage(input_tokens=20, output_tokens=400), latency_ms=12.5)
+        refused = first.plan(BODY, ALICE, NOW)
+        assert not first.reserve(refused).ok
+    with Journal(url) as journal:
+        restarted = Governor(state, journal=journal)
+        key = CounterKey("cap", "acme", "2026-11-25T00:00:00Z")
+        assert restarted.ledger.read(key).settled == Decimal("0.00405")
+        again = restarted.plan(BODY, ALICE, NOW)
+        assert again.routing_action is RoutingAction.BLOCK
+        stored = journal.get_decision(decision.id)
+        assert stored is not None
+        assert stored.decision.actual_cost_usd == Decimal("0.00405")
+        assert stored.decision.usage == Usage(input_tokens=20, output_tokens=400)
+        blocked = journal.get_decision(refused.id)
+        assert blocked is not None and blocked.decision.status == "refused"

@@ -15,8 +15,10 @@ read is ``now`` defaulting to the current time when the caller passes none.
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -34,18 +36,41 @@ from spendgate.ledger.memory import MemoryLedger
 
 if TYPE_CHECKING:
     from spendgate.config import Config
+    from spendgate.store.journal import Journal
 
 __all__ = ["Governor"]
 
+# The status journaled for a decision whose reservation was refused.
+_REFUSED = "refused"
+
 
 class Governor:
-    def __init__(self, state: GovernanceState, ledger: Ledger | None = None) -> None:
+    """Plans, reserves and settles requests. With a ``journal``, its ledger starts from the
+    journal's settled counters and every finished or refused decision is journaled (off the
+    hot path: the journal only enqueues)."""
+
+    def __init__(
+        self,
+        state: GovernanceState,
+        ledger: Ledger | None = None,
+        journal: Journal | None = None,
+    ) -> None:
         self.state = state
-        self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
+        self.journal = journal
+        if ledger is None:
+            settled = journal.load_counters() if journal is not None else {}
+            ledger = MemoryLedger({key: counter.settled for key, counter in settled.items()})
+        self.ledger: Ledger = ledger
         self._health: dict[str, HealthState] = {}
+        # Decision ids: a random per-process prefix and a counter. A uuid4 per request costs
+        # a syscall; next() on itertools.count is atomic, so threads get distinct ids.
+        self._id_prefix = os.urandom(6).hex()
+        self._id_counter = itertools.count(1)
 
     @classmethod
-    def from_config(cls, config: Config, ledger: Ledger | None = None) -> Governor:
+    def from_config(
+        cls, config: Config, ledger: Ledger | None = None, journal: Journal | None = None
+    ) -> Governor:
         from spendgate.catalog import load_catalog
 
         prices = config.price_book(load_catalog())
@@ -57,7 +82,7 @@ class Governor:
             policies=config.budget_policies(),
             unpriced_action=config.unpriced_action,
         )
-        return cls(state, ledger)
+        return cls(state, ledger, journal)
 
     # -- state the gateway keeps current -------------------------------------------------
 
@@ -98,7 +123,7 @@ class Governor:
             self.state,
             call,
             now=now or datetime.now(UTC),
-            decision_id=decision_id or uuid.uuid4().hex,
+            decision_id=decision_id or f"{self._id_prefix}{next(self._id_counter):08x}",
             counters=self.ledger.read_total,
             health=self._health,
             grants=grants or {},
@@ -116,11 +141,17 @@ class Governor:
         crossed now (usage may have moved since planning)."""
         if decision.blocked:
             worst = most_severe(decision.budget_evaluations)
-            return ReserveOutcome(False, worst.policy_id if worst else None)
-        lines = reservation_lines(decision, grants)
-        if not lines:
-            return ReserveOutcome(True)
-        return self.ledger.reserve(decision.id, lines, now or decision.created_at)
+            outcome = ReserveOutcome(False, worst.policy_id if worst else None)
+        else:
+            lines = reservation_lines(decision, grants)
+            outcome = (
+                self.ledger.reserve(decision.id, lines, now or decision.created_at)
+                if lines
+                else ReserveOutcome(True)
+            )
+        if not outcome.ok and self.journal is not None:
+            self.journal.append_decision(replace(decision, status=_REFUSED))
+        return outcome
 
     def cost(self, decision: RoutingDecision, usage: Usage) -> PricingEstimate:
         """What ``usage`` on the decision's actual model costs, at the request's time."""
@@ -131,9 +162,25 @@ class Governor:
             model, usage, self.state.prices, decision.created_at, self.state.unpriced_action
         )
 
-    def settle(self, decision: RoutingDecision, usage: Usage) -> Decimal | None:
+    def settle(
+        self,
+        decision: RoutingDecision,
+        usage: Usage,
+        *,
+        latency_ms: float | None = None,
+        status: str = "ok",
+        usage_estimated: bool = False,
+    ) -> Decimal | None:
         """Replace the reservation by the actual usage; returns the actual cost (None if
-        the model is unpriced and not estimated)."""
+        the model is unpriced and not estimated). ``usage_estimated`` marks usage counted
+        from streamed text because the provider reported none."""
         cost = self.cost(decision, usage).upper_usd
-        self.ledger.settle(decision.id, settlement(decision, usage, cost))
+        increments = settlement(decision, usage, cost)
+        self.ledger.settle(decision.id, increments)
+        if self.journal is not None:
+            finished = replace(
+                decision, usage=usage, actual_cost_usd=cost, latency_ms=latency_ms, status=status
+            )
+            self.journal.append_decision(finished, usage_estimated=usage_estimated)
+            self.journal.add_to_counters(increments)
         return cost

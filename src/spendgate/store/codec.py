@@ -263,7 +263,8 @@ def decision_values(
     would = decision.would_action
     usage = decision.usage
     settlement = (
-        _NO_SETTLEMENT
+        # Unsettled: only the status (e.g. "refused") is known.
+        (*_NO_SETTLEMENT[:5], decision.status, *_NO_SETTLEMENT[6:])
         if usage is None
         else (
             usage.input_tokens,
