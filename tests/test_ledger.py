@@ -20,7 +20,9 @@ OTHER = CounterKey("tokens", "acme", "2026-11-25T00:00:00Z")
 
 
 def line(amount: str, limit: str | None = "10", key: CounterKey = KEY) -> ReservationLine:
-    return ReservationLine(key.policy_id, (key,), Decimal(amount), None if limit is None else Decimal(limit))
+    return ReservationLine(
+        key.policy_id, (key,), Decimal(amount), None if limit is None else Decimal(limit)
+    )
 
 
 def test_reserve_refuses_past_the_limit_and_reports_the_policy() -> None:
@@ -146,3 +148,13 @@ class LedgerMachine(RuleBasedStateMachine):
 
 TestLedgerMachine = LedgerMachine.TestCase
 TestLedgerMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+def test_read_total_sums_settled_and_reserved_over_every_bucket() -> None:
+    buckets = tuple(CounterKey("roll", "acme", f"2026-11-25T{hour:02}:00:00Z") for hour in range(5))
+    ledger = MemoryLedger({buckets[0]: Decimal(1), buckets[3]: Decimal("2.5")})
+    ledger.reserve("r", [ReservationLine("roll", buckets, Decimal("0.5"))], NOW)
+    total = ledger.read_total(buckets)
+    assert (total.settled, total.reserved) == (Decimal("3.5"), Decimal("0.5"))
+    single = ledger.read_total(buckets[3:4])
+    assert (single.settled, single.reserved) == (Decimal("2.5"), 0)

@@ -103,12 +103,14 @@ class Governor:
         allowed_models: frozenset[str] | None = None,
         decision_id: str | None = None,
         grants: Mapping[str, OverrideGrant] | None = None,
+        explain: bool = False,
     ) -> RoutingDecision:
         """Decide how to serve ``request`` (a ChatRequest or an OpenAI chat body).
 
         Raises ``ModelNotFoundError`` / ``ModelNotAllowedError`` and, for a malformed body,
         ``RequestError``. ``grants`` are the approved budget overrides that cover this
-        request, by policy id.
+        request, by policy id. ``explain`` prices every candidate model, not only those
+        planning needs.
         """
         chat = request if isinstance(request, ChatRequest) else ChatRequest.from_openai(request)
         call = PlanCall(
@@ -118,6 +120,7 @@ class Governor:
             requested_mode=requested_mode,
             may_relax_mode=may_relax_mode,
             allowed_models=allowed_models,
+            explain=explain,
         )
         return plan(
             self.state,

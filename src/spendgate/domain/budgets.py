@@ -127,6 +127,17 @@ class BudgetPolicy:
     filters: BudgetFilters = field(default_factory=BudgetFilters)
     enabled: bool = True
     source: str = "config"
+    # (fraction, amount) of each alert threshold, highest first: computed once, not per request.
+    threshold_amounts: tuple[tuple[Decimal, Decimal], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        amounts = sorted(
+            ((fraction, fraction * self.hard_limit) for fraction in set(self.alert_thresholds)),
+            reverse=True,
+        )
+        object.__setattr__(self, "threshold_amounts", tuple(amounts))
 
     def member_for(
         self, scopes: RequestScopes, model: str, provider: str, task_class: str
@@ -324,23 +335,21 @@ def evaluate_policy(
             status = _SOFT_STATUS[policy.soft_action]
         else:
             status = BudgetStatus.OK
-            for fraction in policy.alert_thresholds:
-                if projected >= fraction * policy.hard_limit and (
-                    threshold is None or fraction > threshold
-                ):
+            for fraction, threshold_amount in policy.threshold_amounts:
+                if projected >= threshold_amount:
                     threshold = fraction
-            if threshold is not None:
-                status = BudgetStatus.THRESHOLD
+                    status = BudgetStatus.THRESHOLD
+                    break
     return BudgetEvaluation(
-        policy=policy,
-        member=member,
-        window=window,
-        settled=counter.settled,
-        reserved=counter.reserved,
-        request_amount=amount,
-        status=status,
-        threshold=threshold,
-        approval_id=approval_id,
+        policy,
+        member,
+        window,
+        counter.settled,
+        counter.reserved,
+        amount,
+        status,
+        threshold,
+        approval_id,
     )
 
 

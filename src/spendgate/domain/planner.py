@@ -28,7 +28,7 @@ from spendgate.domain.budgets import (
     request_amount,
 )
 from spendgate.domain.complexity import ComplexityScore, score_complexity
-from spendgate.domain.estimates import estimate_cost
+from spendgate.domain.estimates import TIER_REFERENCE_PRICES, estimate_cost
 from spendgate.domain.models import Capability, Model
 from spendgate.domain.modes import ModeResolution, resolve_mode
 from spendgate.domain.pricing import PriceBook, PricingEstimate
@@ -72,6 +72,7 @@ _LOW_COST_TASKS = frozenset(
     }
 )
 _NO_GRANTS: Mapping[str, OverrideGrant] = {}
+_UNKNOWN_PRICE = Decimal("Infinity")
 _NO_HEALTH: Mapping[str, HealthState] = {}
 
 
@@ -108,6 +109,8 @@ class PlanCall:
     requested_mode: RoutingMode | None = None
     may_relax_mode: bool = False
     allowed_models: frozenset[str] | None = None
+    # Price every candidate (for `explain`); the hot path prices only the models it needs.
+    explain: bool = False
 
 
 def required_capabilities(request: ChatRequest) -> frozenset[Capability]:
@@ -155,6 +158,7 @@ class _Planner:
         self.grants = grants
         self.tokens: TokenEstimate = estimate_input_tokens(call.request)
         self._estimates: dict[str, PricingEstimate] = {}
+        self._unit_prices: dict[str, Decimal] = {}
         self._evaluations: dict[str, tuple[BudgetEvaluation, ...]] = {}
         self.codes: list[str] = []
         self.why: list[str] = []
@@ -232,15 +236,27 @@ class _Planner:
     def health_of(self, model: Model) -> HealthState:
         return self.health.get(model.provider, HealthState.HEALTHY)
 
-    def upper_cost(self, model: Model) -> Decimal:
-        upper = self.estimate(model).upper_usd
-        return upper if upper is not None else Decimal("Infinity")
+    def unit_price(self, model: Model) -> Decimal:
+        """USD per 1M tokens at a 3:1 input:output mix: ranks models by price without
+        pricing the whole request on each of them (which planning only needs for a few)."""
+        price = self._unit_prices.get(model.id)
+        if price is None:
+            record = self.state.prices.price_for(model.id, self.now)
+            if record is None and self.state.unpriced_action is UnpricedAction.ESTIMATE:
+                record = TIER_REFERENCE_PRICES[model.cost_tier]
+            price = (
+                _UNKNOWN_PRICE
+                if record is None
+                else 3 * record.input_per_mtok + record.output_per_mtok
+            )
+            self._unit_prices[model.id] = price
+        return price
 
     def cheapness(self, model: Model) -> tuple[int, Decimal, int]:
-        return (model.cost_tier.rank, self.upper_cost(model), model.latency_tier.rank)
+        return (model.cost_tier.rank, self.unit_price(model), model.latency_tier.rank)
 
     def speed(self, model: Model) -> tuple[int, int, Decimal]:
-        return (model.latency_tier.rank, model.cost_tier.rank, self.upper_cost(model))
+        return (model.latency_tier.rank, model.cost_tier.rank, self.unit_price(model))
 
     def note(self, code: str, sentence: str) -> None:
         self.codes.append(code)
@@ -288,7 +304,7 @@ class _Planner:
                     cost_tier=model.cost_tier,
                     latency_tier=model.latency_tier,
                     health=self.health_of(model),
-                    estimate=self.estimate(model),
+                    estimate=self.estimate(model) if self.call.explain else None,
                     eligible=not reason,
                     reason=reason or ("requested" if model is requested else "eligible"),
                 )
@@ -350,7 +366,7 @@ class _Planner:
                 )
                 return target, RoutingAction.DEGRADE
         elif settings.smart_routing and band == "complex" and task is TaskClass.PRIMARY_INTERACTIVE:
-            target = max(eligible, key=lambda m: (m.cost_tier.rank, -self.upper_cost(m)))
+            target = max(eligible, key=lambda m: (m.cost_tier.rank, -self.unit_price(m)))
             if target.cost_tier.rank > requested.cost_tier.rank:
                 self.note(
                     "complex_prompt_escalated",
@@ -473,6 +489,9 @@ class _Planner:
         self, target: Model, action: RoutingAction, worst: BudgetEvaluation
     ) -> RoutingAction:
         status = worst.status
+        if status is BudgetStatus.OK:  # the common case: no message to render
+            self.note("budget_ok", "Every applicable budget policy allows this request.")
+            return action
         code = _BUDGET_CODES.get(status)
         if code is not None:
             self.note(code, worst.message)
@@ -548,7 +567,6 @@ class _Planner:
 
 
 _BUDGET_CODES = {
-    BudgetStatus.OK: "budget_ok",
     BudgetStatus.THRESHOLD: "budget_threshold",
     BudgetStatus.SOFT_LIMIT: "budget_soft_limit",
     BudgetStatus.OVERRIDE_APPLIED: "budget_override_applied",

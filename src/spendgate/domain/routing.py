@@ -70,7 +70,7 @@ class Candidate:
     cost_tier: Tier
     latency_tier: Tier
     health: HealthState
-    estimate: PricingEstimate
+    estimate: PricingEstimate | None  # None unless planned with ``explain``
     eligible: bool
     reason: str
 

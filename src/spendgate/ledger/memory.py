@@ -4,11 +4,12 @@ A lock makes the same hold for threaded callers of the library API (uncontended:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import repeat
 
 from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.domain.reservations import ReservationLine
@@ -39,10 +40,16 @@ class MemoryLedger:
 
     def read_total(self, keys: Sequence[CounterKey]) -> CounterState:
         settled, reserved = self._settled, self._reserved
-        return CounterState(
-            sum((settled.get(key, ZERO) for key in keys), ZERO),
-            sum((reserved.get(key, ZERO) for key in keys), ZERO),
+        if len(keys) == 1:
+            key = keys[0]
+            return CounterState(settled.get(key, ZERO), reserved.get(key, ZERO))
+        # map() over dict.get keeps the loop in C: rolling windows read ~25 buckets.
+        count = len(keys)
+        total_settled = sum(map(settled.get, keys, repeat(ZERO, count)), ZERO)
+        total_reserved = (
+            sum(map(reserved.get, keys, repeat(ZERO, count)), ZERO) if reserved else ZERO
         )
+        return CounterState(total_settled, total_reserved)
 
     def reserve(
         self,

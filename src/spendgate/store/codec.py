@@ -156,7 +156,18 @@ def _estimate_json(estimate: PricingEstimate, model: str) -> dict[str, Any]:
 def _candidate_json(candidate: Candidate, base: PricingEstimate) -> dict[str, Any]:
     # Candidates mostly share the decision's token bounds, precision and source: keep only what
     # differs from the decision's estimate; null marks a value the base has and this one lacks.
+    data: dict[str, Any] = {
+        "m": candidate.model,
+        "pv": candidate.provider,
+        "ct": candidate.cost_tier,
+        "lt": candidate.latency_tier,
+        "h": candidate.health,
+        "ok": candidate.eligible,
+        "why": candidate.reason,
+    }
     estimate = candidate.estimate
+    if estimate is None:  # not priced when planned (hot path): no "e" key
+        return data
     diff: dict[str, Any] = {}
     if estimate.model != candidate.model:
         diff["m"] = estimate.model
@@ -176,16 +187,8 @@ def _candidate_json(candidate: Candidate, base: PricingEstimate) -> dict[str, An
         diff["src"] = estimate.source
     if estimate.unpriced != base.unpriced:
         diff["un"] = estimate.unpriced
-    return {
-        "m": candidate.model,
-        "pv": candidate.provider,
-        "ct": candidate.cost_tier,
-        "lt": candidate.latency_tier,
-        "h": candidate.health,
-        "ok": candidate.eligible,
-        "why": candidate.reason,
-        "e": diff,
-    }
+    data["e"] = diff
+    return data
 
 
 def _evaluation_json(evaluation: BudgetEvaluation, digest: str) -> dict[str, Any]:
@@ -325,16 +328,19 @@ def _estimate_from_json(data: Mapping[str, Any], model: str) -> PricingEstimate:
 
 
 def _candidate_from_json(data: Mapping[str, Any], base: Mapping[str, Any]) -> Candidate:
-    merged = {key: value for key, value in base.items() if key != "m"}
-    merged.update(data["e"])
-    estimate = {key: value for key, value in merged.items() if value is not None}
+    estimate: PricingEstimate | None = None
+    if "e" in data:
+        merged = {key: value for key, value in base.items() if key != "m"}
+        merged.update(data["e"])
+        present = {key: value for key, value in merged.items() if value is not None}
+        estimate = _estimate_from_json(present, data["m"])
     return Candidate(
         model=data["m"],
         provider=data["pv"],
         cost_tier=Tier(data["ct"]),
         latency_tier=Tier(data["lt"]),
         health=HealthState(data["h"]),
-        estimate=_estimate_from_json(estimate, data["m"]),
+        estimate=estimate,
         eligible=data["ok"],
         reason=data["why"],
     )
