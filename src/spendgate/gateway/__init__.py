@@ -1,0 +1,1 @@
+"""The HTTP gateway: proxy routes, auth and the error contract."""

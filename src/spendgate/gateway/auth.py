@@ -1,0 +1,63 @@
+"""API-key authentication: presented secret → ApiKey, from memory, never from the database.
+
+Only SHA-256 digests of secrets are kept; a presented key is hashed and looked up, so the
+lookup costs one hash and one dict access and no secret is retained after startup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+from spendgate.domain.keys import ApiKey
+
+__all__ = ["KeyRing", "digest", "presented_key"]
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The credential a client sent: ``Authorization: Bearer <key>`` or ``x-api-key``."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    if x_api_key and x_api_key.strip():
+        return x_api_key.strip()
+    return None
+
+
+class KeyRing:
+    """The keys that may call the gateway, by the digest of their secret."""
+
+    __slots__ = ("_by_digest",)
+
+    def __init__(self, keys: Iterable[tuple[ApiKey, str]] = ()) -> None:
+        """``keys`` pairs each key with the SHA-256 digest of its secret."""
+        self._by_digest: dict[str, ApiKey] = {key_digest: key for key, key_digest in keys}
+
+    @classmethod
+    def from_environment(
+        cls, keys: Iterable[ApiKey], environ: Mapping[str, str]
+    ) -> tuple[KeyRing, list[str]]:
+        """Config keys whose ``key_env`` is set; the ids of those left out are returned so the
+        operator is told (a key without its secret cannot authenticate anybody)."""
+        usable: list[tuple[ApiKey, str]] = []
+        missing: list[str] = []
+        for key in keys:
+            secret = environ.get(key.key_env or "", "")
+            if secret:
+                usable.append((key, digest(secret)))
+            else:
+                missing.append(key.id)
+        return cls(usable), missing
+
+    def authenticate(self, secret: str | None) -> ApiKey | None:
+        if not secret:
+            return None
+        return self._by_digest.get(digest(secret))
+
+    def __len__(self) -> int:
+        return len(self._by_digest)

@@ -1,0 +1,149 @@
+"""The gateway's error contract (DESIGN.md §4).
+
+OpenAI routes answer with the OpenAI envelope ``{"error": {message, type, code, param}}``;
+the Anthropic route with Anthropic's ``{"type": "error", "error": {type, message}}``. Both
+carry ``decision_id``, ``policy_id`` and ``approval_id`` where relevant. A budget block is a
+429 with ``x-should-retry: false`` so the official SDKs do not retry it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from spendgate.domain.requests import Protocol
+
+__all__ = [
+    "GatewayError",
+    "approval_required",
+    "bad_request",
+    "body_too_large",
+    "budget_exceeded",
+    "invalid_api_key",
+    "model_not_allowed",
+    "model_not_found",
+    "upstream_error",
+]
+
+# Anthropic's error types by status, so its SDK maps each to the matching exception.
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    502: "api_error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayError(Exception):
+    status: int
+    code: str
+    message: str
+    type: str = "invalid_request_error"
+    param: str | None = None
+    references: dict[str, str] = field(default_factory=dict)  # decision/policy/approval ids
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def body(self, protocol: Protocol = Protocol.OPENAI) -> bytes:
+        payload: dict[str, Any]
+        if protocol is Protocol.ANTHROPIC:
+            payload = {
+                "type": "error",
+                "error": {
+                    "type": _ANTHROPIC_TYPES.get(self.status, "api_error"),
+                    "message": self.message,
+                    "code": self.code,
+                },
+            }
+        else:
+            payload = {
+                "error": {
+                    "message": self.message,
+                    "type": self.type,
+                    "code": self.code,
+                    "param": self.param,
+                }
+            }
+        payload["error"].update(self.references)
+        payload.update(self.references)
+        return orjson.dumps(payload)
+
+
+def bad_request(message: str, param: str | None = None) -> GatewayError:
+    return GatewayError(400, "invalid_request", message, param=param)
+
+
+def invalid_api_key() -> GatewayError:
+    return GatewayError(
+        401,
+        "invalid_api_key",
+        "Missing or invalid API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key'.",
+        type="authentication_error",
+    )
+
+
+def model_not_found(model: str) -> GatewayError:
+    return GatewayError(
+        404, "model_not_found", f"The model {model!r} does not exist.", param="model"
+    )
+
+
+def model_not_allowed(model: str) -> GatewayError:
+    return GatewayError(
+        403,
+        "model_not_allowed",
+        f"This API key may not use the model {model!r}.",
+        type="permission_error",
+        param="model",
+    )
+
+
+def body_too_large(limit: int) -> GatewayError:
+    return GatewayError(413, "request_too_large", f"The request body exceeds {limit} bytes.")
+
+
+def budget_exceeded(message: str, decision_id: str, policy_id: str | None) -> GatewayError:
+    references = {"decision_id": decision_id}
+    if policy_id is not None:
+        references["policy_id"] = policy_id
+    return GatewayError(
+        429,
+        "budget_exceeded",
+        message,
+        type="budget_exceeded",
+        references=references,
+        headers=(("x-should-retry", "false"),),
+    )
+
+
+def approval_required(
+    message: str, decision_id: str, policy_id: str | None, approval_id: str | None
+) -> GatewayError:
+    references = {"decision_id": decision_id}
+    if policy_id is not None:
+        references["policy_id"] = policy_id
+    if approval_id is not None:
+        references["approval_id"] = approval_id
+    return GatewayError(
+        403,
+        "approval_required",
+        message,
+        type="permission_error",
+        references=references,
+        headers=(("x-should-retry", "false"),),
+    )
+
+
+def upstream_error(message: str, decision_id: str) -> GatewayError:
+    return GatewayError(
+        502,
+        "upstream_error",
+        message,
+        type="api_error",
+        references={"decision_id": decision_id},
+    )

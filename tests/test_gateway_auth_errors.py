@@ -1,0 +1,75 @@
+"""Gateway auth (key ring) and the error contract's envelopes."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from spendgate.domain.keys import ApiKey
+from spendgate.domain.requests import Protocol
+from spendgate.gateway.auth import KeyRing, digest, presented_key
+from spendgate.gateway.errors import (
+    approval_required,
+    budget_exceeded,
+    invalid_api_key,
+    model_not_found,
+)
+
+ALICE = ApiKey("alice", principal="alice", project="acme", key_env="ALICE_KEY")
+BOB = ApiKey("bob", principal="bob", project="acme", key_env="BOB_KEY")
+
+
+@pytest.mark.parametrize(
+    ("authorization", "x_api_key", "expected"),
+    [
+        ("Bearer sk-1", None, "sk-1"),
+        ("bearer  sk-1 ", None, "sk-1"),
+        (None, "sk-2", "sk-2"),
+        ("Basic abc", "sk-3", "sk-3"),
+        ("Bearer ", None, None),
+        (None, None, None),
+    ],
+)
+def test_presented_key(authorization: str | None, x_api_key: str | None, expected: str) -> None:
+    assert presented_key(authorization, x_api_key) == expected
+
+
+def test_key_ring_keeps_only_digests_and_reports_missing_secrets() -> None:
+    ring, missing = KeyRing.from_environment([ALICE, BOB], {"ALICE_KEY": "s3cret"})
+    assert missing == ["bob"]
+    assert len(ring) == 1
+    assert ring.authenticate("s3cret") is ALICE
+    assert ring.authenticate("wrong") is None
+    assert ring.authenticate(None) is None
+    assert "s3cret" not in repr(ring._by_digest)  # noqa: SLF001 - no secret retained
+    assert digest("s3cret") in ring._by_digest  # noqa: SLF001
+
+
+def test_budget_block_is_429_without_retry_and_names_the_policy() -> None:
+    error = budget_exceeded("over the limit", "d-1", "acme-daily")
+    assert error.status == 429
+    assert ("x-should-retry", "false") in error.headers
+    body = orjson.loads(error.body())
+    assert body["error"]["code"] == "budget_exceeded"
+    assert body["error"]["policy_id"] == "acme-daily"
+    assert body["decision_id"] == "d-1"
+
+
+def test_anthropic_envelope() -> None:
+    body = orjson.loads(
+        approval_required("needs approval", "d-2", "p", "a-1").body(Protocol.ANTHROPIC)
+    )
+    assert body["type"] == "error"
+    assert body["error"]["type"] == "permission_error"
+    assert body["error"]["approval_id"] == "a-1"
+
+
+def test_openai_envelope_fields() -> None:
+    body = orjson.loads(model_not_found("gpt-9").body())
+    assert body["error"] == {
+        "message": "The model 'gpt-9' does not exist.",
+        "type": "invalid_request_error",
+        "code": "model_not_found",
+        "param": "model",
+    }
+    assert invalid_api_key().status == 401
