@@ -73,3 +73,36 @@ def test_openai_envelope_fields() -> None:
         "param": "model",
     }
     assert invalid_api_key().status == 401
+
+
+def test_request_headers_are_validated() -> None:
+    from spendgate.domain.routing import RoutingMode, TaskClass
+    from spendgate.gateway.headers import HeaderError, RequestHeaders
+
+    parsed = RequestHeaders.parse(
+        {
+            "x-spendgate-session-id": "s-1",
+            "x-spendgate-agent-id": "indexer",
+            "x-spendgate-task-class": "auxiliary_summary",
+            "x-spendgate-routing-mode": "dry_run",
+        }
+    )
+    assert parsed == RequestHeaders(
+        "s-1", "indexer", TaskClass.AUXILIARY_SUMMARY, RoutingMode.DRY_RUN
+    )
+    assert RequestHeaders.parse({}) == RequestHeaders()
+    with pytest.raises(HeaderError, match="x-spendgate-routing-mode"):
+        RequestHeaders.parse({"x-spendgate-routing-mode": "off"})
+
+
+def test_decision_headers() -> None:
+    from conftest import chat, policy, run_plan, state
+
+    from spendgate.gateway.headers import decision_headers
+
+    decision = run_plan(state([policy()]), chat("hi"))
+    headers = dict(decision_headers(decision))
+    assert headers[b"x-spendgate-model"] == b"mini"
+    assert headers[b"x-spendgate-routing-action"] == b"degrade"
+    assert headers[b"x-spendgate-budget-status"] == b"ok"
+    assert float(headers[b"x-spendgate-estimated-cost-usd"]) > 0
