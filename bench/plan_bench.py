@@ -47,7 +47,13 @@ INTERVALS = [
     Interval(IntervalKind.WEEKLY),
     Interval(IntervalKind.ROLLING, duration=timedelta(days=7)),
 ]
-KINDS = [ScopeKind.PROJECT, ScopeKind.PRINCIPAL, ScopeKind.API_KEY, ScopeKind.SESSION, ScopeKind.GLOBAL]
+KINDS = [
+    ScopeKind.PROJECT,
+    ScopeKind.PRINCIPAL,
+    ScopeKind.API_KEY,
+    ScopeKind.SESSION,
+    ScopeKind.GLOBAL,
+]
 METRICS = [Metric.USD, Metric.TOKENS, Metric.REQUESTS]
 
 

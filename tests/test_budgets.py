@@ -6,10 +6,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import ACME, NOW, policy
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import ACME, NOW, policy
 from spendgate.domain.budgets import (
     BudgetFilters,
     BudgetStatus,
@@ -146,18 +146,14 @@ class TestStatuses:
 
     def test_highest_crossed_threshold_is_reported(self) -> None:
         p = policy()
-        evaluation = evaluate_policy(
-            p, "acme", WINDOW, CounterState(Decimal("8")), Decimal("0.5")
-        )
+        evaluation = evaluate_policy(p, "acme", WINDOW, CounterState(Decimal("8")), Decimal("0.5"))
         assert evaluation.status is BudgetStatus.THRESHOLD
         assert evaluation.threshold == Decimal("0.8")
         assert "80%" in evaluation.message
 
     def test_soft_limit_alert_and_degrade(self) -> None:
         assert judge("5", "1", soft="5") is BudgetStatus.SOFT_LIMIT
-        assert (
-            judge("5", "1", soft="5", soft_action=SoftAction.DEGRADE) is BudgetStatus.DEGRADED
-        )
+        assert judge("5", "1", soft="5", soft_action=SoftAction.DEGRADE) is BudgetStatus.DEGRADED
 
     @pytest.mark.parametrize(
         ("action", "status"),
@@ -181,9 +177,7 @@ class TestStatuses:
     def test_unpriced_is_never_zero(self) -> None:
         """Defect §7.8: an unpriced model is reported, never counted as $0."""
         assert judge("0", None) is BudgetStatus.UNPRICED
-        assert (
-            judge("0", None, unpriced_action=UnpricedAction.BLOCK) is BudgetStatus.BLOCKED
-        )
+        assert judge("0", None, unpriced_action=UnpricedAction.BLOCK) is BudgetStatus.BLOCKED
 
     def test_tokens_and_requests_metrics_are_cumulative(self) -> None:
         assert judge("999", "2", metric=Metric.TOKENS, hard="1000") is BudgetStatus.BLOCKED
@@ -231,9 +225,7 @@ class TestBudgetArithmeticProperties:
         self, settled: Decimal, reserved: Decimal, amount: Decimal, hard: Decimal
     ) -> None:
         p = policy(hard=str(hard))
-        evaluation = evaluate_policy(
-            p, "acme", WINDOW, CounterState(settled, reserved), amount
-        )
+        evaluation = evaluate_policy(p, "acme", WINDOW, CounterState(settled, reserved), amount)
         assert evaluation.projected >= evaluation.consumed
         assert evaluation.projected == settled + reserved + amount  # exact, no float drift
         if evaluation.projected > hard:

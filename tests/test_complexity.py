@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import chat
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import chat
 from spendgate.domain.complexity import score_complexity
 from spendgate.domain.requests import ChatRequest
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,7 +63,8 @@ def cap(limit: str, metric: Metric = Metric.USD) -> BudgetPolicy:
 def test_demo_config_plans_with_catalog_prices(demo: Governor) -> None:
     decision = demo.plan(BODY, ALICE, NOW)
     assert decision.actual_model in demo.state.models
-    assert decision.estimate.priced and not decision.estimate.unpriced
+    assert decision.estimate.priced
+    assert not decision.estimate.unpriced
     assert {e.policy_id for e in decision.budget_evaluations} == {
         "principal-daily-usd",
         "project-monthly-tokens",
@@ -89,7 +90,8 @@ def test_cached_input_is_billed_once_at_the_cached_rate(demo: Governor) -> None:
     cached = demo.cost(
         decision, Usage(input_tokens=1000, output_tokens=0, cached_input_tokens=1000)
     ).upper_usd
-    assert full is not None and cached is not None
+    assert full is not None
+    assert cached is not None
     assert cached < full
 
 
@@ -177,4 +179,5 @@ def test_journal_keeps_budgets_across_restarts(demo: Governor, tmp_path: Path) -
         assert stored.decision.actual_cost_usd == Decimal("0.00405")
         assert stored.decision.usage == Usage(input_tokens=20, output_tokens=400)
         blocked = journal.get_decision(refused.id)
-        assert blocked is not None and blocked.decision.status == "refused"
+        assert blocked is not None
+        assert blocked.decision.status == "refused"

@@ -133,9 +133,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.clock += timedelta(seconds=seconds)
         self.ledger.expire(self.clock)
         self.open = {
-            rid: amount
-            for rid, amount in self.open.items()
-            if rid in self.ledger._reservations  # noqa: SLF001 - checking the model's view
+            rid: amount for rid, amount in self.open.items() if rid in self.ledger._reservations
         }
 
     @invariant()

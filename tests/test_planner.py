@@ -6,8 +6,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import MODELS, NOW, PRICES, chat, day_key, policy, run_plan, state
 
+from conftest import MODELS, NOW, PRICES, chat, day_key, policy, run_plan, state
 from spendgate.domain.budgets import (
     BudgetFilters,
     BudgetStatus,
@@ -73,7 +73,8 @@ class TestSmartRouting:
         assert decision.actual_model == "mini"
         assert decision.routing_action is RoutingAction.DEGRADE
         assert "simple_prompt_cheaper_model" in decision.reason_codes
-        assert decision.estimated_saving_usd is not None and decision.estimated_saving_usd > 0
+        assert decision.estimated_saving_usd is not None
+        assert decision.estimated_saving_usd > 0
 
     def test_complex_primary_prompt_escalates(self) -> None:
         decision = run_plan(state(), chat(COMPLEX))
@@ -136,13 +137,17 @@ class TestModes:
         return state([policy("cap", hard="1")], mode=mode, smart_routing=False)
 
     def test_enforced_blocks(self) -> None:
-        decision = run_plan(self.blocked_state(RoutingMode.ENFORCED), chat(), counters=spent("cap", "1"))
+        decision = run_plan(
+            self.blocked_state(RoutingMode.ENFORCED), chat(), counters=spent("cap", "1")
+        )
         assert decision.routing_action is RoutingAction.BLOCK
         assert "budget_blocked" in decision.reason_codes
         assert decision.would_action is None
 
     def test_dry_run_proceeds_records_and_reserves_without_limit(self) -> None:
-        decision = run_plan(self.blocked_state(RoutingMode.DRY_RUN), chat(), counters=spent("cap", "1"))
+        decision = run_plan(
+            self.blocked_state(RoutingMode.DRY_RUN), chat(), counters=spent("cap", "1")
+        )
         assert decision.routing_action is RoutingAction.PROCEED
         assert decision.would_action is RoutingAction.BLOCK
         assert "dry_run_not_applied" in decision.reason_codes
@@ -151,7 +156,9 @@ class TestModes:
         assert lines[0].limit is None
 
     def test_suggest_proceeds_recommends_and_reserves_nothing(self) -> None:
-        decision = run_plan(self.blocked_state(RoutingMode.SUGGEST), chat(), counters=spent("cap", "1"))
+        decision = run_plan(
+            self.blocked_state(RoutingMode.SUGGEST), chat(), counters=spent("cap", "1")
+        )
         assert decision.routing_action is RoutingAction.PROCEED
         assert decision.would_action is RoutingAction.BLOCK
         assert "suggest_only" in decision.reason_codes
@@ -215,9 +222,7 @@ class TestBudgetsInPlanning:
     def test_budget_pressure_degrades_to_configured_model(self) -> None:
         """Defect §6.10: budget pressure degrades routing to a cheaper model."""
         p = policy(soft="5", soft_action=SoftAction.DEGRADE, degrade_to="mini")
-        decision = run_plan(
-            state([p], smart_routing=False), chat(), counters=spent("p", "6")
-        )
+        decision = run_plan(state([p], smart_routing=False), chat(), counters=spent("p", "6"))
         assert decision.actual_model == "mini"
         assert decision.routing_action is RoutingAction.DEGRADE
         assert "budget_degrade" in decision.reason_codes
@@ -238,7 +243,6 @@ class TestBudgetsInPlanning:
     def test_override_grant_lets_it_through(self) -> None:
         p = policy(hard="1", hard_action=HardAction.REQUIRE_APPROVAL)
         from conftest import ACME
-
         from spendgate.domain.planner import PlanCall, plan
 
         decision = plan(
@@ -302,7 +306,8 @@ class TestPricing:
         governance = state(prices=(*PRICES, rise), smart_routing=False)
         before = run_plan(governance, chat(max_tokens=100), now=NOW - timedelta(seconds=1))
         after = run_plan(governance, chat(max_tokens=100), now=NOW)
-        assert before.estimate.upper_usd is not None and after.estimate.upper_usd is not None
+        assert before.estimate.upper_usd is not None
+        assert after.estimate.upper_usd is not None
         assert after.estimate.upper_usd > before.estimate.upper_usd
         assert after.estimate.source is PriceSource.CONFIG
 
@@ -314,7 +319,8 @@ class TestPricing:
             state([cap], prices=prices, unpriced_action=UnpricedAction.ALERT, smart_routing=False),
             chat(),
         )
-        assert alert.estimate.unpriced and alert.estimate.upper_usd is None
+        assert alert.estimate.unpriced
+        assert alert.estimate.upper_usd is None
         assert alert.budget_evaluations[0].status is BudgetStatus.UNPRICED
         assert "unpriced_model" in alert.reason_codes
         blocked = run_plan(
@@ -325,12 +331,19 @@ class TestPricing:
         estimated = run_plan(state([cap], prices=prices, smart_routing=False), chat())
         assert estimated.estimate.unpriced
         assert estimated.estimate.precision is Precision.ESTIMATE
-        assert estimated.estimate.upper_usd is not None and estimated.estimate.upper_usd > 0
+        assert estimated.estimate.upper_usd is not None
+        assert estimated.estimate.upper_usd > 0
+
+    def test_several_choices_multiply_the_output_bound(self) -> None:
+        one = run_plan(state(smart_routing=False), chat("Name a colour", max_tokens=50))
+        ten = run_plan(state(smart_routing=False), chat("Name a colour", max_tokens=50, n=10))
+        assert ten.estimate.output_tokens_upper == 10 * one.estimate.output_tokens_upper == 500
 
     def test_cost_bounds_are_ordered(self) -> None:
         decision = run_plan(state(smart_routing=False), chat("Tell me a story", max_tokens=500))
         estimate = decision.estimate
-        assert estimate.lower_usd is not None and estimate.upper_usd is not None
+        assert estimate.lower_usd is not None
+        assert estimate.upper_usd is not None
         assert 0 < estimate.lower_usd < estimate.upper_usd
         assert estimate.input_tokens_lower <= estimate.input_tokens_upper
 
@@ -338,7 +351,6 @@ class TestPricing:
 class TestHealth:
     def test_failover_to_another_provider(self) -> None:
         from conftest import ACME
-
         from spendgate.domain.planner import PlanCall, plan
 
         decision = plan(
@@ -356,7 +368,6 @@ class TestHealth:
     def test_failover_target_is_rechecked_against_budget(self) -> None:
         """Peer failure §7.3: a pricier fallback must pass the budget at its own price."""
         from conftest import ACME
-
         from spendgate.domain.planner import PlanCall, plan
 
         only_beta = [MODELS[0], MODELS[3]]  # mini on alpha, premium on beta
@@ -388,6 +399,7 @@ class TestErrors:
 
     def test_decision_is_fully_explained(self) -> None:
         decision = run_plan(state([policy()]), chat())
-        assert decision.reason_codes and decision.explanation
+        assert decision.reason_codes
+        assert decision.explanation
         assert all(code == code.lower() and " " not in code for code in decision.reason_codes)
         assert decision.budget_evaluations

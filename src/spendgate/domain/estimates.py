@@ -56,12 +56,15 @@ def estimate_cost(
     prices: PriceBook,
     at: datetime,
     unpriced_action: UnpricedAction,
+    choices: int = 1,
 ) -> PricingEstimate:
-    """Lower bound: the input at its low estimate and no output. Upper: input high + max output."""
+    """Lower bound: the input at its low estimate and no output. Upper: input high + max output
+    for each of the ``choices`` completions asked for (OpenAI's ``n``)."""
+    output_upper = output_ceiling(model, max_tokens) * choices
     return _priced(
         model,
         Usage(input_tokens=tokens.lower),
-        Usage(input_tokens=tokens.upper, output_tokens=output_ceiling(model, max_tokens)),
+        Usage(input_tokens=tokens.upper, output_tokens=output_upper),
         prices,
         at,
         unpriced_action,

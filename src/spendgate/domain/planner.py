@@ -175,6 +175,7 @@ class _Planner:
                 self.state.prices,
                 self.now,
                 self.state.unpriced_action,
+                self.request.choices,
             )
             self._estimates[model.id] = estimate
         return estimate

@@ -1,12 +1,16 @@
 """A chat request, normalised from the OpenAI Chat Completions or Anthropic Messages shape.
 
 Parsing is pure and strict about types: a malformed body raises ``RequestError`` with the
-offending parameter, which the gateway turns into a 400.
+offending parameter, which the gateway turns into a 400. Everything the model reads as input
+(message text, tool calls and results, tool schemas) ends up in some text field, because the
+token estimate and therefore the budget reservation are computed from those fields: text left
+out would be spent without being reserved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -45,6 +49,8 @@ class ChatRequest:
     tool_count: int = 0
     stream: bool = False
     protocol: Protocol = Protocol.OPENAI
+    # OpenAI ``n``: completions generated (and billed) per request; output bounds scale by it.
+    choices: int = 1
 
     @property
     def image_count(self) -> int:
@@ -67,33 +73,42 @@ class ChatRequest:
 
     @classmethod
     def from_openai(cls, body: Mapping[str, Any]) -> ChatRequest:
+        body = _body(body)
         model = _required_str(body, "model")
         raw_messages = _required_list(body, "messages")
         messages = tuple(
             _openai_message(raw, f"messages[{index}]") for index, raw in enumerate(raw_messages)
         )
-        max_tokens = _optional_int(body, "max_completion_tokens")
-        if max_tokens is None:
-            max_tokens = _optional_int(body, "max_tokens")
+        # Both are validated; the newer max_completion_tokens wins when both are set.
+        max_completion_tokens = _optional_int(body, "max_completion_tokens")
+        legacy_max_tokens = _optional_int(body, "max_tokens")
+        max_tokens = (
+            max_completion_tokens if max_completion_tokens is not None else legacy_max_tokens
+        )
         response_format = body.get("response_format")
-        json_mode = isinstance(response_format, Mapping) and response_format.get("type") in (
+        if response_format is not None and not isinstance(response_format, Mapping):
+            raise RequestError("response_format: expected an object", "response_format")
+        json_mode = response_format is not None and response_format.get("type") in (
             "json_object",
             "json_schema",
         )
-        tools = _optional_list(body, "tools")
+        # ``functions`` is the deprecated spelling of ``tools``; the model reads both.
+        tools = _optional_list(body, "tools") + _optional_list(body, "functions")
         return cls(
             model=model,
             messages=messages,
             max_tokens=max_tokens,
             json_mode=json_mode,
-            tools_text=_compact(tools) if tools else "",
+            tools_text=_json_text(tools) if tools else "",
             tool_count=len(tools),
             stream=_optional_bool(body, "stream"),
             protocol=Protocol.OPENAI,
+            choices=_optional_int(body, "n") or 1,
         )
 
     @classmethod
     def from_anthropic(cls, body: Mapping[str, Any]) -> ChatRequest:
+        body = _body(body)
         model = _required_str(body, "model")
         raw_messages = _required_list(body, "messages")
         max_tokens = _optional_int(body, "max_tokens")
@@ -113,11 +128,17 @@ class ChatRequest:
             messages=messages,
             max_tokens=max_tokens,
             json_mode=False,
-            tools_text=_compact(tools) if tools else "",
+            tools_text=_json_text(tools) if tools else "",
             tool_count=len(tools),
             stream=_optional_bool(body, "stream"),
             protocol=Protocol.ANTHROPIC,
         )
+
+
+def _body(body: object) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise RequestError("the request body must be a JSON object")
+    return body
 
 
 def _openai_message(raw: object, where: str) -> Message:
@@ -127,10 +148,26 @@ def _openai_message(raw: object, where: str) -> Message:
     text, images, _ = _content(raw.get("content"), f"{where}.content")
     tool_calls = raw.get("tool_calls")
     calls = 0
-    if isinstance(tool_calls, list):
+    if tool_calls is not None:
+        if not isinstance(tool_calls, list):
+            raise RequestError(f"{where}.tool_calls: expected a list", f"{where}.tool_calls")
         calls = len(tool_calls)
-        text = text + _compact(tool_calls)
+        text = "\n".join(filter(None, (text, *map(_tool_call_text, tool_calls))))
     return Message(role, text, images, calls)
+
+
+def _tool_call_text(call: object) -> str:
+    """What the model wrote for one OpenAI tool call: the function name and its arguments
+    (already a JSON string, kept as is: encoding it again would escape every quote)."""
+    function = call.get("function") if isinstance(call, Mapping) else None
+    if not isinstance(function, Mapping):
+        return _json_text(call)
+    name, arguments = function.get("name"), function.get("arguments")
+    parts = (
+        name if isinstance(name, str) else "",
+        "" if arguments is None else _json_text(arguments),
+    )
+    return " ".join(filter(None, parts))
 
 
 def _anthropic_message(raw: object, where: str) -> Message:
@@ -139,6 +176,11 @@ def _anthropic_message(raw: object, where: str) -> Message:
     role = _required_str(raw, "role", where)
     text, images, calls = _content(raw.get("content"), f"{where}.content")
     return Message(role, text, images, calls)
+
+
+# Content parts whose text the model reads, by part type, and the field holding it.
+_TEXT_FIELDS = {"text": "text", "input_text": "text", "refusal": "refusal"}
+_IMAGE_TYPES = frozenset({"image_url", "image", "input_image"})
 
 
 def _content(content: object, where: str) -> tuple[str, int, int]:
@@ -153,35 +195,42 @@ def _content(content: object, where: str) -> tuple[str, int, int]:
     images = 0
     calls = 0
     for index, part in enumerate(content):
+        here = f"{where}[{index}]"
         if not isinstance(part, Mapping):
-            raise RequestError(f"{where}[{index}]: expected an object", f"{where}[{index}]")
+            raise RequestError(f"{here}: expected an object", here)
         kind = part.get("type")
-        if kind == "text":
-            text = part.get("text")
+        if not isinstance(kind, str):
+            raise RequestError(f"{here}.type: expected a string", f"{here}.type")
+        if kind in _TEXT_FIELDS:
+            field = _TEXT_FIELDS[kind]
+            text = part.get(field)
             if not isinstance(text, str):
-                raise RequestError(f"{where}[{index}].text: expected a string", where)
+                raise RequestError(f"{here}.{field}: expected a string", f"{here}.{field}")
             texts.append(text)
-        elif kind in ("image_url", "image", "input_image"):
+        elif kind in _IMAGE_TYPES:
             images += 1
         elif kind == "tool_use":
             calls += 1
-            texts.append(_compact(part.get("input")))
+            name = part.get("name")
+            if isinstance(name, str):
+                texts.append(name)
+            texts.append(_json_text(part.get("input", {})))
         elif kind == "tool_result":
-            inner, inner_images, _ = _content(part.get("content"), f"{where}[{index}].content")
+            inner, inner_images, _ = _content(part.get("content"), f"{here}.content")
             texts.append(inner)
             images += inner_images
     return "\n".join(texts), images, calls
 
 
-def _compact(value: object) -> str:
-    """A compact JSON-ish rendering, used only to estimate the tokens a structure costs."""
+def _json_text(value: object) -> str:
+    """Compact JSON of a structure, used only to estimate the tokens it costs.
+
+    Real JSON (not repr) so that quotes, ``true`` and ``null`` are counted as the provider
+    will see them; non-ASCII stays as is (``\\uXXXX`` escapes would inflate the estimate).
+    """
     if isinstance(value, str):
         return value
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f'"{key}":{_compact(item)}' for key, item in value.items()) + "}"
-    if isinstance(value, Sequence):
-        return "[" + ",".join(_compact(item) for item in value) + "]"
-    return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _required_str(body: Mapping[str, Any], key: str, where: str = "") -> str:

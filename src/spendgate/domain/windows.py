@@ -34,7 +34,7 @@ hour, or twice within two days around a skipped midnight, which holds for all of
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -92,11 +92,12 @@ class Interval:
 class Window:
     start: datetime
     end: datetime
+    # Stable identifier of the window (its UTC start), used as a counter key. Computed once:
+    # windows are memoised and their keys are read on every request.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Stable identifier of the window (its UTC start), used as a counter key."""
-        return self.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def contains(self, at: datetime) -> bool:
         return self.start <= at < self.end
@@ -107,24 +108,25 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-# The window each calendar interval returned last. Windows tile time, so the window holding
-# ``at`` is unique and a hit is exact; on the hot path nearly every call is a hit (several
-# policies share an interval, and a window lasts at least an hour).
+# The window (buckets) each interval returned last. Windows tile time, so the window holding
+# ``at`` is unique and a hit is exact; on the hot path nearly every call is a hit (policies
+# share intervals, and a window lasts an hour or more, a bucket a minute or more).
 _LAST_WINDOW: dict[Interval, Window] = {}
+_LAST_BUCKETS: dict[Interval, tuple[datetime, datetime, tuple[Window, ...]]] = {}
 _LAST_WINDOW_MAX = 1024
 
 
 def window_for(interval: Interval, at: datetime) -> Window:
     """The window of ``interval`` containing instant ``at`` (aware)."""
-    if at.tzinfo is None or at.utcoffset() is None:
+    if at.tzinfo is None:
         raise ValueError("window_for needs an aware datetime")
-    at = at.astimezone(UTC)
     if interval.kind is IntervalKind.ROLLING:
         buckets = counter_buckets(interval, at)
         return Window(buckets[0].start, buckets[-1].end)
     cached = _LAST_WINDOW.get(interval)
-    if cached is not None and cached.start <= at < cached.end:
+    if cached is not None and cached.start <= at < cached.end:  # aware: compares instants
         return cached
+    at = at.astimezone(UTC)
     zone = _zone(interval.timezone)
     if interval.kind is IntervalKind.HOURLY:
         window = Window(_hour_start(zone, at), _hour_end(zone, at))
@@ -150,20 +152,30 @@ def counter_buckets(interval: Interval, at: datetime) -> tuple[Window, ...]:
     """
     if interval.kind is not IntervalKind.ROLLING:
         return (window_for(interval, at),)
-    if at.tzinfo is None or at.utcoffset() is None:
+    if at.tzinfo is None:
         raise ValueError("counter_buckets needs an aware datetime")
+    cached = _LAST_BUCKETS.get(interval)
+    if cached is not None and cached[0] <= at < cached[1]:
+        return cached[2]
     assert interval.duration is not None
-    width = bucket_width(interval.duration)
-    # Timedelta arithmetic is exact to the microsecond and floors correctly before 1970
-    # (a float timestamp does neither). Subtracting from an aware datetime in a DST zone
-    # would be wall-clock arithmetic, hence the explicit UTC instant.
-    since_epoch = at.astimezone(UTC) - _EPOCH
-    last = since_epoch // width
-    first = (since_epoch - interval.duration) // width
-    return tuple(
+    duration, width = interval.duration, bucket_width(interval.duration)
+    # Bucket indices from the epoch. Timedelta arithmetic is exact to the microsecond and
+    # floors correctly before 1970 (a float timestamp does neither); the difference of two
+    # aware datetimes is absolute time whatever zone ``at`` carries (``at - duration`` alone
+    # would be wall-clock arithmetic in a DST zone).
+    since_epoch = at - _EPOCH
+    first, last = (since_epoch - duration) // width, since_epoch // width
+    buckets = tuple(
         Window(_EPOCH + index * width, _EPOCH + (index + 1) * width)
         for index in range(first, last + 1)
     )
+    # The same buckets answer every instant whose first and last bucket are these.
+    valid_from = max(buckets[-1].start, buckets[0].start + duration)
+    valid_until = min(buckets[-1].end, buckets[0].end + duration)
+    if len(_LAST_BUCKETS) >= _LAST_WINDOW_MAX:
+        _LAST_BUCKETS.clear()
+    _LAST_BUCKETS[interval] = (valid_from, valid_until, buckets)
+    return buckets
 
 
 # --- calendar days -----------------------------------------------------------------------
