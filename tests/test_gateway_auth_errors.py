@@ -105,3 +105,21 @@ def test_decision_headers() -> None:
     assert headers[b"x-spendgate-routing-action"] == b"degrade"
     assert headers[b"x-spendgate-budget-status"] == b"ok"
     assert float(headers[b"x-spendgate-estimated-cost-usd"]) > 0
+
+
+def test_metrics_render_prometheus_text() -> None:
+    from decimal import Decimal
+
+    from spendgate.domain.pricing import Usage
+    from spendgate.gateway.metrics import GatewayMetrics
+
+    metrics = GatewayMetrics()
+    metrics.record_usage("gpt-4o", Usage(100, 20, 50), Decimal("0.0012"))
+    metrics.record_usage("mystery", Usage(10, 5), None)
+    metrics.decisions.labels("degrade").inc()
+    text = metrics.render().decode()
+    assert 'spendgate_tokens_total{direction="input",model="gpt-4o"} 100.0' in text
+    assert 'spendgate_tokens_total{direction="cached_input",model="gpt-4o"} 50.0' in text
+    assert 'spendgate_cost_usd_total{model="gpt-4o"} 0.0012' in text
+    assert 'spendgate_unpriced_requests_total{model="mystery"} 1.0' in text
+    assert 'spendgate_routing_decisions_total{action="degrade"} 1.0' in text

@@ -1,0 +1,84 @@
+"""Prometheus metrics of the gateway (served at ``/metrics``).
+
+Labels are bounded (route, status class, model, provider, action): never a key, principal or
+session id, whose cardinality is unbounded. Labelled children are cached so that recording a
+request costs a few dict lookups and lock-free increments.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from spendgate.domain.pricing import Usage
+
+__all__ = ["CONTENT_TYPE_LATEST", "GatewayMetrics"]
+
+# Upstream latency spans ~1 ms (local mocks) to minutes (long generations).
+_UPSTREAM_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# The gateway's own overhead is sub-millisecond by design: resolve it finely.
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.05)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "spendgate_requests",
+            "Proxy requests by route and HTTP status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "spendgate_tokens",
+            "Tokens used, by model and direction (input, output, cached_input).",
+            ["model", "direction"],
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "spendgate_cost_usd",
+            "Actual cost in USD by model (unpriced usage is counted in spendgate_unpriced).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.unpriced = Counter(
+            "spendgate_unpriced_requests",
+            "Requests whose cost could not be priced.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "spendgate_routing_decisions",
+            "Routing decisions by applied action (proceed, degrade, escalate, failover, block, "
+            "approval_required).",
+            ["action"],
+            registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "spendgate_upstream_latency_seconds",
+            "Latency of upstream calls (to the last byte).",
+            ["provider"],
+            buckets=_UPSTREAM_BUCKETS,
+            registry=self.registry,
+        )
+        self.added_latency = Histogram(
+            "spendgate_added_latency_seconds",
+            "Time spent in the gateway itself (total minus upstream).",
+            buckets=_OVERHEAD_BUCKETS,
+            registry=self.registry,
+        )
+
+    def record_usage(self, model: str, usage: Usage, cost_usd: Decimal | None) -> None:
+        self.tokens.labels(model, "input").inc(usage.input_tokens)
+        self.tokens.labels(model, "output").inc(usage.output_tokens)
+        if usage.cached_input_tokens:
+            self.tokens.labels(model, "cached_input").inc(usage.cached_input_tokens)
+        if cost_usd is None:
+            self.unpriced.labels(model).inc()
+        else:
+            self.cost.labels(model).inc(float(cost_usd))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
