@@ -1,0 +1,25 @@
+"""spendgate's own mock upstream (``spendgate mock-upstream``): it speaks both APIs, so
+requests of either protocol reach it untranslated."""
+
+from __future__ import annotations
+
+from spendgate.domain.requests import Protocol
+from spendgate.providers.anthropic import messages_url
+from spendgate.providers.base import HttpUpstream
+
+__all__ = ["DEFAULT_MOCK_BASE_URL", "MockUpstream"]
+
+DEFAULT_MOCK_BASE_URL = "http://127.0.0.1:9100/v1"
+
+
+class MockUpstream(HttpUpstream):
+    """``{base_url}/chat/completions`` and ``{base_url}/messages`` (base_url ends in
+    ``/v1``), ``Authorization: Bearer`` when a key is configured."""
+
+    protocols = frozenset({Protocol.OPENAI, Protocol.ANTHROPIC})
+
+    def url(self, protocol: Protocol) -> str:
+        base = (self.provider.base_url or DEFAULT_MOCK_BASE_URL).rstrip("/")
+        if protocol is Protocol.ANTHROPIC:
+            return messages_url(base)
+        return f"{base}/chat/completions"

@@ -1,0 +1,21 @@
+"""OpenAI-compatible upstreams (OpenAI, vLLM, Ollama, Azure-style gateways, …)."""
+
+from __future__ import annotations
+
+from spendgate.domain.requests import Protocol
+from spendgate.providers.base import HttpUpstream
+
+__all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAIUpstream"]
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+class OpenAIUpstream(HttpUpstream):
+    """``POST {base_url}/chat/completions`` with ``Authorization: Bearer``. As in the
+    official SDK, ``base_url`` includes the version path (``…/v1``)."""
+
+    protocols = frozenset({Protocol.OPENAI})
+
+    def url(self, protocol: Protocol) -> str:
+        base = (self.provider.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
+        return f"{base}/chat/completions"
