@@ -307,7 +307,8 @@ async def test_mock_speaks_both_protocols_and_callers_cannot_override_credential
     assert fake.seen[0].headers["Authorization"] == "Bearer mock-key-123"
     assert fake.seen[0].headers["x-trace"] == "t1"
     assert fake.seen[1].path == "/ok/v1/messages"
-    assert "Authorization" not in fake.seen[2].headers
+    # Without a configured key the mock kind sends a fixed placeholder, never a secret.
+    assert fake.seen[2].headers["Authorization"] == "Bearer spendgate-mock"
 
 
 async def test_raw_body_is_sent_byte_for_byte(fake: FakeProviders) -> None:

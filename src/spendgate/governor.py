@@ -165,6 +165,13 @@ class Governor:
             model, usage, self.state.prices, decision.created_at, self.state.unpriced_action
         )
 
+    def abandon(self, decision: RoutingDecision, status: str) -> None:
+        """The call never happened (e.g. every upstream failed before answering): release the
+        reservation and journal the decision with ``status``."""
+        self.ledger.release(decision.id)
+        if self.journal is not None:
+            self.journal.append_decision(replace(decision, status=status))
+
     def settle(
         self,
         decision: RoutingDecision,

@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 import typer
 
 from spendgate.cli.config_cmd import config_app
+from spendgate.cli.mock_cmd import mock_upstream_command
+from spendgate.cli.serve_cmd import serve_command
 
 __all__ = ["app", "main"]
 
@@ -21,6 +23,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(config_app, name="config")
+app.command("serve")(serve_command)
+app.command("mock-upstream")(mock_upstream_command)
 
 
 @app.command("version")

@@ -10,11 +10,14 @@ from spendgate.providers.base import HttpUpstream
 __all__ = ["DEFAULT_MOCK_BASE_URL", "MockUpstream"]
 
 DEFAULT_MOCK_BASE_URL = "http://127.0.0.1:9100/v1"
+# The mock provider kind needs no secret, but the mock server (like a real provider) refuses
+# calls without any credential: send a fixed, non-secret placeholder.
+_PLACEHOLDER_CREDENTIAL = "spendgate-mock"
 
 
 class MockUpstream(HttpUpstream):
     """``{base_url}/chat/completions`` and ``{base_url}/messages`` (base_url ends in
-    ``/v1``), ``Authorization: Bearer`` when a key is configured."""
+    ``/v1``), ``Authorization: Bearer`` with the configured key or a placeholder."""
 
     protocols = frozenset({Protocol.OPENAI, Protocol.ANTHROPIC})
 
@@ -23,3 +26,6 @@ class MockUpstream(HttpUpstream):
         if protocol is Protocol.ANTHROPIC:
             return messages_url(base)
         return f"{base}/chat/completions"
+
+    def auth_headers(self, credential: str | None) -> dict[str, str]:
+        return super().auth_headers(credential or _PLACEHOLDER_CREDENTIAL)

@@ -1,0 +1,60 @@
+"""``spendgate serve``: run the gateway (uvicorn with uvloop and httptools)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from spendgate.config import ConfigError, load_config
+
+__all__ = ["serve_command"]
+
+
+def serve_command(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="SPENDGATE_CONFIG",
+            help="Config file (default: built-in demo).",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8787,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the proxy (/v1/chat/completions, /v1/messages, /v1/models), /healthz and
+    /metrics."""
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    if workers > 1 and loaded.database_url.startswith("sqlite"):
+        # The embedded ledger lives in one process's memory: several workers would each
+        # admit up to every limit. Scale-out needs a shared ledger (PostgreSQL or Redis).
+        typer.echo(
+            "spendgate: --workers > 1 needs a shared ledger, and this config uses SQLite "
+            f"({loaded.database_url}). Run one worker, or set database_url to PostgreSQL.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    from spendgate.gateway.app import create_gateway
+    from spendgate.store.journal import Journal
+
+    gateway = create_gateway(loaded, os.environ, journal=Journal(loaded.database_url))
+    uvicorn.run(
+        gateway,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+    )

@@ -1,0 +1,134 @@
+"""The gateway ASGI application: proxy routes, /v1/models, /healthz, /metrics.
+
+Plain ASGI on the proxy path (no framework, no pydantic): the routing table is a dict.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import orjson
+
+from spendgate.config import Config
+from spendgate.domain.keys import ApiKey
+from spendgate.domain.requests import Protocol
+from spendgate.gateway.asgi import Receive, Scope, Send, header_map, respond
+from spendgate.gateway.auth import KeyRing, presented_key
+from spendgate.gateway.errors import invalid_api_key
+from spendgate.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
+from spendgate.gateway.proxy import DEFAULT_MAX_BODY, ChatProxy
+from spendgate.governor import Governor
+from spendgate.providers.registry import UpstreamRegistry
+from spendgate.store.journal import Journal
+
+__all__ = ["Gateway", "create_gateway"]
+
+_NOT_FOUND = orjson.dumps(
+    {"error": {"message": "Not found.", "type": "invalid_request_error", "code": "not_found"}}
+)
+_METHOD_NOT_ALLOWED = orjson.dumps(
+    {"error": {"message": "Method not allowed.", "type": "invalid_request_error", "code": None}}
+)
+
+
+class Gateway:
+    def __init__(
+        self,
+        governor: Governor,
+        keys: KeyRing,
+        upstreams: UpstreamRegistry,
+        *,
+        metrics: GatewayMetrics | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self.governor = governor
+        self.keys = keys
+        self.upstreams = upstreams
+        self.metrics = metrics or GatewayMetrics()
+        self.proxy = ChatProxy(governor, keys, upstreams, self.metrics, max_body=max_body)
+        self._routes = {
+            "/v1/chat/completions": ("POST", Protocol.OPENAI),
+            "/v1/messages": ("POST", Protocol.ANTHROPIC),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        route = self._routes.get(path)
+        if route is not None:
+            if method != route[0]:
+                await respond(send, 405, _METHOD_NOT_ALLOWED, [(b"allow", b"POST")])
+                return
+            await self.proxy.handle(scope, receive, send, route[1])
+        elif path == "/v1/models" and method == "GET":
+            await self._models(scope, send)
+        elif path == "/healthz":
+            await self._health(send)
+        elif path == "/metrics":
+            await respond(
+                send, 200, self.metrics.render(), content_type=CONTENT_TYPE_LATEST.encode()
+            )
+        else:
+            await respond(send, 404, _NOT_FOUND)
+
+    async def _models(self, scope: Scope, send: Send) -> None:
+        headers = header_map(scope)
+        key: ApiKey | None = self.keys.authenticate(
+            presented_key(headers.get("authorization"), headers.get("x-api-key"))
+        )
+        if key is None:
+            error = invalid_api_key()
+            await respond(send, error.status, error.body())
+            return
+        models = [
+            {"id": model.id, "object": "model", "created": 0, "owned_by": model.provider}
+            for model in self.governor.state.models.values()
+            if model.enabled and key.allows_model(model.id)
+        ]
+        await respond(send, 200, orjson.dumps({"object": "list", "data": models}))
+
+    async def _health(self, send: Send) -> None:
+        snapshots = self.upstreams.health.snapshots(time.monotonic(), datetime.now(UTC))
+        providers = {
+            snapshot.provider: {
+                "state": snapshot.state.value,
+                "circuit": snapshot.circuit.value,
+                "reason": snapshot.reason,
+            }
+            for snapshot in snapshots
+        }
+        await respond(send, 200, orjson.dumps({"status": "ok", "providers": providers}))
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.upstreams.close()
+                if self.governor.journal is not None:
+                    self.governor.journal.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_gateway(
+    config: Config,
+    environ: Mapping[str, str] | None = None,
+    *,
+    journal: Journal | None = None,
+) -> Gateway:
+    """A gateway for ``config``: keys and provider credentials from ``environ``."""
+    env = os.environ if environ is None else environ
+    keys, _missing = KeyRing.from_environment(config.api_keys(), env)
+    governor = Governor.from_config(config, journal=journal)
+    upstreams = UpstreamRegistry(config.providers(), env=env)
+    return Gateway(governor, keys, upstreams)

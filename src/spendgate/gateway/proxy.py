@@ -1,0 +1,380 @@
+"""The proxy pipeline of one chat request (DESIGN.md §2):
+
+auth → parse → plan → reserve → upstream call (failover before the first byte, budgets
+re-checked at each fallback's price) → settle → response with ``x-spendgate-*`` headers.
+
+Every path that reaches a provider is metered: usage comes from the provider, or is
+estimated from the text when the provider reports none; a client that disconnects mid-stream
+is charged for the input and the output streamed so far.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from spendgate.domain.budgets import most_severe
+from spendgate.domain.keys import ApiKey
+from spendgate.domain.models import Model
+from spendgate.domain.planner import ModelNotAllowedError, ModelNotFoundError
+from spendgate.domain.pricing import Usage
+from spendgate.domain.requests import ChatRequest, Protocol, RequestError
+from spendgate.domain.routing import RoutingAction, RoutingDecision
+from spendgate.domain.tokens import estimate_text_tokens
+from spendgate.domain.translate import (
+    AnthropicToOpenAIStream,
+    OpenAIToAnthropicStream,
+    anthropic_request_to_openai,
+    anthropic_response_to_openai,
+    openai_request_to_anthropic,
+    openai_response_to_anthropic,
+)
+from spendgate.gateway.asgi import (
+    BodyTooLargeError,
+    DisconnectWatch,
+    Receive,
+    Scope,
+    Send,
+    header_map,
+    read_body,
+    respond,
+    start_response,
+)
+from spendgate.gateway.auth import KeyRing, presented_key
+from spendgate.gateway.errors import (
+    GatewayError,
+    approval_required,
+    bad_request,
+    body_too_large,
+    budget_exceeded,
+    invalid_api_key,
+    model_not_allowed,
+    model_not_found,
+    upstream_error,
+)
+from spendgate.gateway.headers import HeaderError, RequestHeaders, decision_headers
+from spendgate.gateway.metrics import GatewayMetrics
+from spendgate.governor import Governor
+from spendgate.providers.base import UpstreamCall, UpstreamResponse
+from spendgate.providers.errors import UpstreamError
+from spendgate.providers.failover import FailoverError, MeteredStream, Target
+from spendgate.providers.registry import UpstreamRegistry
+
+__all__ = ["ChatProxy"]
+
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+_SSE_HEADERS = ((b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
+
+
+class ChatProxy:
+    def __init__(
+        self,
+        governor: Governor,
+        keys: KeyRing,
+        upstreams: UpstreamRegistry,
+        metrics: GatewayMetrics,
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self.governor = governor
+        self.keys = keys
+        self.upstreams = upstreams
+        self.metrics = metrics
+        self.max_body = max_body
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, protocol: Protocol) -> None:
+        started = time.perf_counter()
+        route = scope["path"]
+        try:
+            request = await self._admit(scope, receive, protocol)
+            await request.run(send, receive)
+            status = 200
+            if request.upstream_s is not None:
+                added = time.perf_counter() - started - request.upstream_s
+                self.metrics.added_latency.observe(max(added, 0.0))
+        except GatewayError as error:
+            status = error.status
+            headers = [(name.encode(), value.encode()) for name, value in error.headers]
+            await respond(send, status, error.body(protocol), headers)
+        self.metrics.requests.labels(route, str(status)).inc()
+
+    async def _admit(self, scope: Scope, receive: Receive, protocol: Protocol) -> _ProxiedRequest:
+        """Everything before the upstream call; raises GatewayError to refuse."""
+        headers = header_map(scope)
+        key = self.keys.authenticate(
+            presented_key(headers.get("authorization"), headers.get("x-api-key"))
+        )
+        if key is None:
+            raise invalid_api_key()
+        try:
+            body = await read_body(receive, self.max_body)
+        except BodyTooLargeError:
+            raise body_too_large(self.max_body) from None
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise bad_request(f"The body is not valid JSON: {error}.") from None
+        if not isinstance(payload, dict):
+            raise bad_request("The body must be a JSON object.")
+        try:
+            chat = (
+                ChatRequest.from_openai(payload)
+                if protocol is Protocol.OPENAI
+                else ChatRequest.from_anthropic(payload)
+            )
+            options = RequestHeaders.parse(headers)
+        except RequestError as error:
+            raise bad_request(str(error), error.param) from None
+        except HeaderError as error:
+            raise bad_request(str(error), error.header) from None
+        request = _ProxiedRequest(self, key, protocol, payload, chat, options)
+        request.decision = request.plan(chat, key.models)
+        request.reserve(request.decision)
+        return request
+
+
+class _ProxiedRequest:
+    """One admitted request: its decision(s), the upstream call and the settlement."""
+
+    def __init__(
+        self,
+        proxy: ChatProxy,
+        key: ApiKey,
+        protocol: Protocol,
+        payload: dict[str, Any],
+        chat: ChatRequest,
+        options: RequestHeaders,
+    ) -> None:
+        self.proxy = proxy
+        self.governor = proxy.governor
+        self.key = key
+        self.protocol = protocol
+        self.payload = payload
+        self.chat = chat
+        self.options = options
+        self.decision: RoutingDecision
+        self.decisions: dict[Target, RoutingDecision] = {}
+        self.upstream_s: float | None = None  # non-stream upstream latency, for the metric
+
+    # -- governance ----------------------------------------------------------------------
+
+    def plan(self, chat: ChatRequest, allowed: frozenset[str] | None) -> RoutingDecision:
+        governor = self.governor
+        for provider, state in self.proxy.upstreams.health.states(time.monotonic()).items():
+            governor.set_health(provider, state)
+        try:
+            return governor.plan(
+                chat,
+                self.key.scopes(self.options.agent_id, self.options.session_id),
+                task_class=self.options.task_class,
+                requested_mode=self.options.routing_mode,
+                may_relax_mode=self.key.may_relax_mode,
+                allowed_models=allowed,
+            )
+        except ModelNotFoundError as error:
+            raise model_not_found(error.model) from None
+        except ModelNotAllowedError as error:
+            raise model_not_allowed(error.model) from None
+
+    def reserve(self, decision: RoutingDecision) -> None:
+        """Reserve the decision's upper bound, or refuse with the contract's error."""
+        outcome = self.governor.reserve(decision)
+        self.proxy.metrics.decisions.labels(decision.routing_action.value).inc()
+        if outcome.ok:
+            return
+        worst = most_severe(decision.budget_evaluations)
+        message = (
+            worst.message
+            if worst is not None and decision.blocked
+            else f"Budget {outcome.refused_policy} has no room left for this request."
+        )
+        policy_id = outcome.refused_policy or (worst.policy_id if worst else None)
+        if decision.routing_action is RoutingAction.APPROVAL_REQUIRED:
+            raise approval_required(message, decision.id, policy_id, None)
+        raise budget_exceeded(message, decision.id, policy_id)
+
+    def failover_targets(self) -> list[Target]:
+        decision = self.decision
+        first = Target(decision.actual_model, decision.provider)
+        if not self.governor.state.settings.failover:
+            return [first]
+        others = [
+            candidate
+            for candidate in decision.candidates
+            if candidate.eligible and candidate.provider != decision.provider
+        ]
+        rank = self.governor.state.models[decision.actual_model].cost_tier.rank
+        others.sort(key=lambda c: (abs(c.cost_tier.rank - rank), c.cost_tier.rank > rank))
+        return [first, *(Target(c.model, c.provider) for c in others)]
+
+    async def prepare(self, target: Target) -> UpstreamCall | None:
+        decision = self.decisions.get(target)
+        if decision is None:
+            if not self.decisions:
+                decision = self.decision
+            else:  # a fallback: plan and reserve again at its own price
+                try:
+                    decision = self.plan(
+                        replace(self.chat, model=target.model), frozenset({target.model})
+                    )
+                    self.reserve(decision)
+                except GatewayError:
+                    return None
+            self.decisions[target] = decision
+        return self.upstream_call(self.governor.state.models[target.model])
+
+    def upstream_call(self, model: Model) -> UpstreamCall:
+        upstream = self.proxy.upstreams[model.provider]
+        body = dict(self.payload)
+        if self.protocol in upstream.protocols:
+            body["model"] = model.upstream_model
+            if self.chat.stream and self.protocol is Protocol.OPENAI:
+                # Ask for the usage chunk so the stream can be settled exactly.
+                body["stream_options"] = {
+                    **(body.get("stream_options") or {}),
+                    "include_usage": True,
+                }
+            return UpstreamCall(self.protocol, body=body)
+        if self.protocol is Protocol.OPENAI:
+            translated = openai_request_to_anthropic(
+                body,
+                model=model.upstream_model,
+                default_max_tokens=model.max_output_tokens or 4096,
+            )
+            return UpstreamCall(Protocol.ANTHROPIC, body=translated)
+        return UpstreamCall(
+            Protocol.OPENAI, body=anthropic_request_to_openai(body, model=model.upstream_model)
+        )
+
+    def release_unused(self, used: Target | None) -> None:
+        """Release the reservations of candidates that did not serve the request (releasing
+        one that was never made, or twice, is a no-op)."""
+        for target, decision in self.decisions.items():
+            if target != used:
+                self.governor.ledger.release(decision.id)
+        if used is None:
+            self.governor.ledger.release(self.decision.id)
+
+    def settle(
+        self,
+        decision: RoutingDecision,
+        usage: Usage | None,
+        output_text: str,
+        latency_s: float,
+        status: str,
+    ) -> None:
+        estimated = usage is None
+        if usage is None:
+            usage = Usage(
+                input_tokens=decision.estimate.input_tokens_upper,
+                output_tokens=estimate_text_tokens(output_text),
+            )
+        cost = self.governor.settle(
+            decision,
+            usage,
+            latency_ms=latency_s * 1000,
+            status=status,
+            usage_estimated=estimated,
+        )
+        self.proxy.metrics.record_usage(decision.actual_model, usage, cost)
+
+    # -- the call ------------------------------------------------------------------------
+
+    async def run(self, send: Send, receive: Receive) -> None:
+        failover = self.proxy.upstreams.failover
+        targets = self.failover_targets()
+        try:
+            if self.chat.stream:
+                streamed = await failover.stream(targets, self.prepare)
+                target, stream = streamed.target, streamed.response
+            else:
+                completed = await failover.send(targets, self.prepare)
+                target, response = completed.target, completed.response
+        except FailoverError as error:
+            self.release_unused(None)
+            self.governor.abandon(self.decision, "upstream_error")
+            raise upstream_error(
+                f"Every candidate provider failed: {error}", self.decision.id
+            ) from None
+        self.release_unused(target)
+        decision = self.decisions[target]
+        if self.chat.stream:
+            await self.relay_stream(send, receive, decision, stream)
+        else:
+            await self.reply(send, decision, response)
+
+    async def reply(
+        self, send: Send, decision: RoutingDecision, response: UpstreamResponse
+    ) -> None:
+        if response.protocol is self.protocol:
+            body = response.raw
+        elif self.protocol is Protocol.OPENAI:
+            body = orjson.dumps(
+                anthropic_response_to_openai(
+                    response.body, created=int(time.time()), model=decision.actual_model
+                )
+            )
+        else:
+            body = orjson.dumps(
+                openai_response_to_anthropic(response.body, model=decision.actual_model)
+            )
+        self.settle(decision, response.usage, _response_text(response), response.latency_s, "ok")
+        self.proxy.metrics.upstream_latency.labels(response.provider).observe(response.latency_s)
+        self.upstream_s = response.latency_s
+        await respond(send, 200, body, decision_headers(decision))
+
+    async def relay_stream(
+        self, send: Send, receive: Receive, decision: RoutingDecision, stream: MeteredStream
+    ) -> None:
+        translator: AnthropicToOpenAIStream | OpenAIToAnthropicStream | None = None
+        if stream.stream.protocol is not self.protocol:
+            translator = (
+                AnthropicToOpenAIStream(created=int(time.time()), model=decision.actual_model)
+                if self.protocol is Protocol.OPENAI
+                else OpenAIToAnthropicStream(model=decision.actual_model)
+            )
+        await start_response(
+            send, 200, [*decision_headers(decision), *_SSE_HEADERS], b"text/event-stream"
+        )
+        watch = DisconnectWatch(receive)
+        status = "ok"
+        try:
+            async for chunk in stream:
+                if watch.gone.is_set():
+                    status = "client_disconnected"
+                    break
+                out = translator.feed(chunk) if translator is not None else chunk
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            tail = translator.close() if translator is not None and status == "ok" else b""
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        except UpstreamError:
+            status = "upstream_broke_mid_stream"
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watch.stop()
+            await stream.aclose()
+        observer = stream.stream.observer
+        self.settle(decision, stream.usage, observer.output_text, stream.stream.elapsed_s, status)
+        self.proxy.metrics.upstream_latency.labels(stream.stream.provider).observe(
+            stream.stream.elapsed_s
+        )
+
+
+def _response_text(response: UpstreamResponse) -> str:
+    """The generated text, to estimate output tokens when the provider reports no usage."""
+    body: Mapping[str, Any] = response.body
+    if response.protocol is Protocol.ANTHROPIC:
+        blocks = body.get("content") or []
+        return "".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict))
+    choices = body.get("choices") or []
+    texts = []
+    for choice in choices:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict):
+            texts.append(str(message.get("content") or ""))
+    return "".join(texts)
