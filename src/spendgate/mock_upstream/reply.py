@@ -1,0 +1,138 @@
+"""Protocol-neutral core of a completion: the parsed call and the answer planned for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from spendgate.mock_upstream.options import Controls, MockOptions
+from spendgate.mock_upstream.textgen import (
+    PromptMeter,
+    generate_text,
+    output_length,
+    text_tokens,
+    tool_arguments,
+)
+
+__all__ = [
+    "ChatCall",
+    "Reply",
+    "RequestError",
+    "ToolSpec",
+    "meter_content",
+    "plan_reply",
+    "split_chunks",
+]
+
+# Content parts counted as IMAGE_TOKENS each (OpenAI and Anthropic type names).
+_MEDIA_PARTS = frozenset({"image_url", "input_audio", "file", "image", "document"})
+
+
+class RequestError(ValueError):
+    """The request is not a valid call of the API (answered 400 in the provider's envelope)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(slots=True)
+class ToolSpec:
+    name: str
+    schema: Any
+
+
+@dataclass(slots=True)
+class ChatCall:
+    """What the mock needs from a chat request, whichever API it came through."""
+
+    model: str
+    stream: bool
+    include_usage: bool
+    limit: int | None
+    tool: ToolSpec | None
+    prompt_tokens: int
+    digest: bytes
+
+
+@dataclass(slots=True)
+class Reply:
+    text: str
+    """The text answer ("" when the answer is a tool call)."""
+    tool_name: str | None
+    arguments: str
+    """JSON text of the tool call's arguments (cut short, so invalid, when truncated)."""
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    truncated: bool
+    usage: bool
+    """Whether the answer reports usage (``x-mock-no-usage`` turns it off)."""
+
+
+def meter_content(content: Any, meter: PromptMeter) -> None:
+    """Feed one message's content (a string or a list of parts/blocks) to the meter."""
+    if isinstance(content, str):
+        meter.text(content)
+        return
+    if not isinstance(content, list):
+        return  # null content (an assistant turn holding only tool calls)
+    for part in content:
+        if isinstance(part, str):
+            meter.text(part)
+            continue
+        if not isinstance(part, dict):
+            raise RequestError("content parts must be objects", "messages")
+        text = part.get("text")
+        kind = part.get("type")
+        if isinstance(text, str):
+            meter.text(text)
+        elif kind in _MEDIA_PARTS:
+            meter.image()
+        elif kind == "tool_use":
+            meter.text(str(part.get("name", "")))
+            meter.text(orjson.dumps(part.get("input")).decode())
+        elif kind == "tool_result":
+            meter_content(part.get("content"), meter)
+        elif kind == "thinking" and isinstance(part.get("thinking"), str):
+            meter.text(part["thinking"])
+
+
+def plan_reply(call: ChatCall, options: MockOptions, controls: Controls) -> Reply:
+    """The deterministic answer: a text (or a tool call), cut at the call's token limit."""
+    cached = min(controls.cached_tokens, call.prompt_tokens)
+    usage = not controls.no_usage
+    limit = call.limit
+    if call.tool is not None:
+        name = call.tool.name
+        arguments = orjson.dumps(tool_arguments(call.tool.schema, call.digest)).decode()
+        # A tool call's output is its name and arguments, counted as one text; a limit cuts
+        # the arguments (what OpenAI does: invalid JSON and finish_reason "length").
+        produced = name + arguments
+        truncated = limit is not None and text_tokens(produced) > limit
+        if truncated:
+            assert limit is not None
+            produced = produced.encode()[: 4 * limit].decode(errors="ignore")
+            arguments = produced[len(name) :]
+        return Reply(
+            "", name, arguments, call.prompt_tokens, text_tokens(produced), cached, truncated, usage
+        )
+    wanted = controls.output_tokens or output_length(call.digest, options.output_tokens)
+    text = generate_text(call.digest, wanted)
+    truncated = limit is not None and wanted > limit
+    if truncated:
+        assert limit is not None
+        text = text[: 4 * limit]  # ASCII: 4 characters are 4 bytes, one token
+    completion = min(wanted, limit) if limit is not None else wanted
+    return Reply(text, None, "", call.prompt_tokens, completion, cached, truncated, usage)
+
+
+def split_chunks(text: str, chunks: int) -> list[str]:
+    """Cut a text into at most ``chunks`` consecutive non-empty pieces of similar size."""
+    size = len(text)
+    if size == 0:
+        return []
+    count = min(chunks, size)
+    return [text[size * i // count : size * (i + 1) // count] for i in range(count)]
