@@ -123,7 +123,8 @@ def test_openai_sdk_completion_is_governed_and_priced(running: Running) -> None:
     )
     completion = raw.parse()
     assert completion.choices[0].message.content
-    assert completion.usage is not None and completion.usage.prompt_tokens > 0
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens > 0
     assert raw.headers["x-spendgate-model"] == "gpt-4o"
     assert raw.headers["x-spendgate-routing-action"] == "proceed"
     assert raw.headers["x-spendgate-decision-id"]
@@ -145,7 +146,8 @@ def test_openai_request_served_by_anthropic_provider(running: Running) -> None:
         model="claude-sonnet-4", messages=HELLO, max_tokens=64
     )
     assert completion.choices[0].message.content
-    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 0
     assert running.mock.requests_by_path["/v1/messages"] >= 1
 
 
