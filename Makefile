@@ -26,9 +26,10 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-# The governance core planning varied requests on the built-in demo config.
+# The mock upstream and the gateway on the built-in demo config: a burst of varied
+# traffic, a summary, then serving until Ctrl-C.
 demo: $(STAMP)
-	$(BIN)/python examples/plan.py
+	$(BIN)/spendgate demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/plan_bench.py

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 import typer
 
 from spendgate.cli.config_cmd import config_app
+from spendgate.cli.demo_cmd import demo_command
 from spendgate.cli.mock_cmd import mock_upstream_command
 from spendgate.cli.serve_cmd import serve_command
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.command("serve")(serve_command)
+app.command("demo")(demo_command)
 app.command("mock-upstream")(mock_upstream_command)
 
 
