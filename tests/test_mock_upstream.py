@@ -662,16 +662,23 @@ def drain(stream: Iterable[T], sink: list[T]) -> None:
         sink.append(item)
 
 
-def test_stream_disconnect_after_chunks(mock: MockUpstreamThread, oai: openai.OpenAI) -> None:
+def chunks_before_disconnect(oai: openai.OpenAI, after: int) -> list[ChatCompletionChunk]:
+    """Stream a completion the mock cuts after ``after`` chunks: what arrived before the
+    connection error the SDK must raise."""
     stream = oai.chat.completions.create(
         model="m",
         messages=HELLO,
         stream=True,
-        extra_headers={"x-mock-disconnect-after-chunks": "3"},
+        extra_headers={"x-mock-disconnect-after-chunks": str(after)},
     )
     received: list[ChatCompletionChunk] = []
     with pytest.raises(openai.APIConnectionError):
         drain(stream, received)
+    return received
+
+
+def test_stream_disconnect_after_chunks(mock: MockUpstreamThread, oai: openai.OpenAI) -> None:
+    received = chunks_before_disconnect(oai, 3)
     assert len(received) == 3
     assert all(chunk.choices[0].finish_reason is None for chunk in received)
     assert mock.stats.disconnects == 1
@@ -701,16 +708,7 @@ def test_paced_stream_and_disconnect(mock: MockUpstreamThread, oai: openai.OpenA
     chunks = list(oai.chat.completions.create(model="m", messages=HELLO, stream=True))
     assert len(chunks) == 1 + 4 + 1
     assert time.perf_counter() - started >= 5 * 0.01  # a delay between consecutive events
-    stream = oai.chat.completions.create(
-        model="m",
-        messages=HELLO,
-        stream=True,
-        extra_headers={"x-mock-disconnect-after-chunks": "2"},
-    )
-    received: list[ChatCompletionChunk] = []
-    with pytest.raises(openai.APIConnectionError):
-        drain(stream, received)
-    assert len(received) == 2
+    assert len(chunks_before_disconnect(oai, 2)) == 2
 
 
 def test_client_closing_a_stream_is_counted(mock: MockUpstreamThread, oai: openai.OpenAI) -> None:

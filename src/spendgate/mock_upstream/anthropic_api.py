@@ -8,10 +8,14 @@ import orjson
 
 from spendgate.mock_upstream.reply import (
     ChatCall,
+    Ending,
     Reply,
     RequestError,
     ToolSpec,
     meter_content,
+    meter_tools,
+    model_and_messages,
+    pick_tool,
     split_chunks,
 )
 from spendgate.mock_upstream.textgen import PromptMeter
@@ -25,15 +29,13 @@ _DELTA_EVENT_HEAD = (
 _PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 _BLOCK_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
 _MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+_STOP_REASONS: dict[Ending, str] = {"length": "max_tokens", "stop": "end_turn", "tool": "tool_use"}
 
 
 def parse(body: dict[str, Any], seed: int) -> ChatCall:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise RequestError("model: Field required", "model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RequestError("messages: must be a non-empty list", "messages")
+    model, messages = model_and_messages(
+        body, "model: Field required", "messages: must be a non-empty list"
+    )
     limit = body.get("max_tokens")
     # Unlike OpenAI, max_tokens is mandatory here: the real API rejects a request without it.
     if type(limit) is not int or limit < 1:
@@ -48,13 +50,8 @@ def parse(body: dict[str, Any], seed: int) -> ChatCall:
             raise RequestError("messages: each message must be an object", "messages")
         meter_content(message.get("content"), meter)
         meter.end_message()
-    tool = None
-    tools = body.get("tools")
-    if tools:
-        if not isinstance(tools, list):
-            raise RequestError("tools: must be a list", "tools")
-        meter.raw_json(orjson.dumps(tools))
-        tool = _choose_tool(tools, body.get("tool_choice"))
+    tools = meter_tools(body, meter, "tools: must be a list")
+    tool = _choose_tool(tools, body.get("tool_choice")) if tools else None
     stream = body.get("stream") is True
     return ChatCall(model, stream, True, limit, tool, meter.tokens, meter.digest())
 
@@ -65,14 +62,7 @@ def _choose_tool(tools: list[Any], choice: Any) -> ToolSpec | None:
     if kind == "none":
         return None
     wanted = choice.get("name") if kind == "tool" and isinstance(choice, dict) else None
-    for tool in tools:
-        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-            continue
-        if wanted is None or tool["name"] == wanted:
-            return ToolSpec(tool["name"], tool.get("input_schema"))
-    if wanted is not None:
-        raise RequestError(f"tool_choice: unknown tool {wanted}", "tool_choice")
-    return None
+    return pick_tool(tools, "input_schema", wanted, f"tool_choice: unknown tool {wanted}")
 
 
 def _usage(reply: Reply) -> dict[str, Any]:
@@ -84,12 +74,6 @@ def _usage(reply: Reply) -> dict[str, Any]:
         "output_tokens": reply.completion_tokens,
         "service_tier": "standard",
     }
-
-
-def _stop_reason(reply: Reply) -> str:
-    if reply.truncated:
-        return "max_tokens"
-    return "end_turn" if reply.tool_name is None else "tool_use"
 
 
 def _tool_use_id(message_id: str) -> str:
@@ -115,7 +99,7 @@ def message_body(reply: Reply, model: str, message_id: str) -> bytes:
         "role": "assistant",
         "model": model,
         "content": [block],
-        "stop_reason": _stop_reason(reply),
+        "stop_reason": _STOP_REASONS[reply.ending],
         "stop_sequence": None,
     }
     if reply.usage:
@@ -170,7 +154,7 @@ def message_events(reply: Reply, model: str, message_id: str, chunks: int) -> li
     events.append(_BLOCK_STOP)
     final: dict[str, Any] = {
         "type": "message_delta",
-        "delta": {"stop_reason": _stop_reason(reply), "stop_sequence": None},
+        "delta": {"stop_reason": _STOP_REASONS[reply.ending], "stop_sequence": None},
     }
     if reply.usage:
         final["usage"] = {key: usage[key] for key in _DELTA_USAGE_KEYS}

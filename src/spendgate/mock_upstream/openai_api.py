@@ -8,10 +8,14 @@ import orjson
 
 from spendgate.mock_upstream.reply import (
     ChatCall,
+    Ending,
     Reply,
     RequestError,
     ToolSpec,
     meter_content,
+    meter_tools,
+    model_and_messages,
+    pick_tool,
     split_chunks,
 )
 from spendgate.mock_upstream.textgen import PromptMeter
@@ -21,15 +25,13 @@ __all__ = ["SYSTEM_FINGERPRINT", "completion_body", "completion_events", "models
 SYSTEM_FINGERPRINT = "fp_spendgate_mock"
 _MODEL_CREATED = 1_715_367_049  # a fixed date: listings are stable across runs
 _DONE = b"data: [DONE]\n\n"
+_FINISH_REASONS: dict[Ending, str] = {"length": "length", "stop": "stop", "tool": "tool_calls"}
 
 
 def parse(body: dict[str, Any], seed: int) -> ChatCall:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise RequestError("you must provide a model parameter", "model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RequestError("'messages' must be a non-empty array", "messages")
+    model, messages = model_and_messages(
+        body, "you must provide a model parameter", "'messages' must be a non-empty array"
+    )
     meter = PromptMeter(seed)
     for message in messages:
         if not isinstance(message, dict):
@@ -46,13 +48,8 @@ def parse(body: dict[str, Any], seed: int) -> ChatCall:
                     meter.text(str(function.get("name", "")))
                     meter.text(str(function.get("arguments", "")))
         meter.end_message()
-    tool = None
-    tools = body.get("tools")
-    if tools:
-        if not isinstance(tools, list):
-            raise RequestError("'tools' must be an array", "tools")
-        meter.raw_json(orjson.dumps(tools))
-        tool = _choose_tool(tools, body.get("tool_choice"))
+    tools = meter_tools(body, meter, "'tools' must be an array")
+    tool = _choose_tool(tools, body.get("tool_choice")) if tools else None
     limit = body.get("max_completion_tokens")
     param = "max_completion_tokens"
     if limit is None:
@@ -72,15 +69,9 @@ def _choose_tool(tools: list[Any], choice: Any) -> ToolSpec | None:
     wanted = None
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         wanted = choice["function"].get("name")
-    for tool in tools:
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            continue
-        if wanted is None or function["name"] == wanted:
-            return ToolSpec(function["name"], function.get("parameters"))
-    if wanted is not None:
-        raise RequestError(f"tool_choice names an unknown function: {wanted}", "tool_choice")
-    return None
+    functions = (tool.get("function") if isinstance(tool, dict) else None for tool in tools)
+    unknown = f"tool_choice names an unknown function: {wanted}"
+    return pick_tool(functions, "parameters", wanted, unknown)
 
 
 def _usage(reply: Reply) -> dict[str, Any]:
@@ -96,12 +87,6 @@ def _usage(reply: Reply) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         },
     }
-
-
-def _finish_reason(reply: Reply) -> str:
-    if reply.truncated:
-        return "length"
-    return "stop" if reply.tool_name is None else "tool_calls"
 
 
 def _call_id(completion_id: str) -> str:
@@ -136,7 +121,7 @@ def completion_body(reply: Reply, model: str, completion_id: str, created: int) 
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": _finish_reason(reply),
+                "finish_reason": _FINISH_REASONS[reply.ending],
             }
         ],
     }
@@ -188,7 +173,7 @@ def completion_events(
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
             for piece in split_chunks(reply.arguments, chunks)
         ]
-    finish = orjson.dumps(_finish_reason(reply))
+    finish = orjson.dumps(_FINISH_REASONS[reply.ending])
     events.append(
         head + b"{}" + tail.replace(b'"finish_reason":null', b'"finish_reason":' + finish)
     )

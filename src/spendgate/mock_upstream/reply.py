@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -18,13 +19,21 @@ from spendgate.mock_upstream.textgen import (
 
 __all__ = [
     "ChatCall",
+    "Ending",
     "Reply",
     "RequestError",
     "ToolSpec",
     "meter_content",
+    "meter_tools",
+    "model_and_messages",
+    "pick_tool",
     "plan_reply",
     "split_chunks",
 ]
+
+# Why an answer ended: cut at the token limit, finished, or a tool call. Each API has its own
+# words for these (OpenAI's finish_reason, Anthropic's stop_reason).
+Ending = Literal["length", "stop", "tool"]
 
 # Content parts counted as IMAGE_TOKENS each (OpenAI and Anthropic type names).
 _MEDIA_PARTS = frozenset({"image_url", "input_audio", "file", "image", "document"})
@@ -71,6 +80,25 @@ class Reply:
     usage: bool
     """Whether the answer reports usage (``x-mock-no-usage`` turns it off)."""
 
+    @property
+    def ending(self) -> Ending:
+        if self.truncated:
+            return "length"
+        return "stop" if self.tool_name is None else "tool"
+
+
+def model_and_messages(
+    body: dict[str, Any], model_error: str, messages_error: str
+) -> tuple[str, list[Any]]:
+    """The request's model and its non-empty message list; the errors are the API's words."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestError(model_error, "model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(messages_error, "messages")
+    return model, messages
+
 
 def meter_content(content: Any, meter: PromptMeter) -> None:
     """Feed one message's content (a string or a list of parts/blocks) to the meter."""
@@ -98,6 +126,35 @@ def meter_content(content: Any, meter: PromptMeter) -> None:
             meter_content(part.get("content"), meter)
         elif kind == "thinking" and isinstance(part.get("thinking"), str):
             meter.text(part["thinking"])
+
+
+def meter_tools(body: dict[str, Any], meter: PromptMeter, not_a_list: str) -> list[Any]:
+    """The request's tool definitions (none: ``[]``), metered: their JSON counts as prompt."""
+    tools = body.get("tools")
+    if not tools:
+        return []
+    if not isinstance(tools, list):
+        raise RequestError(not_a_list, "tools")
+    meter.raw_json(orjson.dumps(tools))
+    return tools
+
+
+def pick_tool(
+    definitions: Iterable[Any], schema_key: str, wanted: object, unknown: str
+) -> ToolSpec | None:
+    """The first tool definition, or the one named ``wanted`` (``unknown``: the error if none is).
+
+    A definition is an object with a string ``name`` and its arguments' JSON schema under
+    ``schema_key``; anything else is skipped.
+    """
+    for definition in definitions:
+        if not isinstance(definition, dict) or not isinstance(definition.get("name"), str):
+            continue
+        if wanted is None or definition["name"] == wanted:
+            return ToolSpec(definition["name"], definition.get(schema_key))
+    if wanted is not None:
+        raise RequestError(unknown, "tool_choice")
+    return None
 
 
 def plan_reply(call: ChatCall, options: MockOptions, controls: Controls) -> Reply:

@@ -172,7 +172,7 @@ def _message_from_body(body: bytes) -> tuple[str, str | None]:
     try:
         parsed: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return body[:_MAX_MESSAGE].decode("utf-8", "replace").strip(), None
+        parsed = None  # not JSON: the raw body is the message
     error = parsed.get("error") if isinstance(parsed, Mapping) else None
     if isinstance(error, Mapping):
         kind = error.get("type")
@@ -231,6 +231,6 @@ def error_from_exception(
         return UpstreamConnectError(provider, message)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
         return UpstreamDisconnectedError(provider, message)
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
-        return UpstreamProtocolError(provider, message)
+    # Payload and response errors (aiohttp.ClientPayloadError / ClientResponseError), and
+    # anything else: the upstream's answer was not usable.
     return UpstreamProtocolError(provider, message)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import ColumnElement, Connection, Engine, select
 
 from spendgate.store import schema
 from spendgate.store.db import dialect_insert, write_engine
@@ -145,20 +145,18 @@ class AlertRepository:
             return result.rowcount == 1
 
     def resolve(self, alert_id: str, *, now: datetime | None = None) -> bool:
-        with self._write.begin() as connection:
-            result = connection.execute(
-                _T.update()
-                .where(_T.c.id == alert_id, _T.c.state.in_(_UNRESOLVED))
-                .values(state=AlertState.RESOLVED.value, resolved_at=now or datetime.now(UTC))
-            )
-            return result.rowcount == 1
+        return self._resolve(_T.c.id == alert_id, now)
 
     def resolve_key(self, dedupe_key: str, *, now: datetime | None = None) -> bool:
         """Resolve the unresolved alert with this key (the condition cleared), if any."""
+        return self._resolve(_T.c.dedupe_key == dedupe_key, now)
+
+    def _resolve(self, match: ColumnElement[bool], now: datetime | None) -> bool:
+        """Resolve the unresolved alert ``match`` selects; True if there was one."""
         with self._write.begin() as connection:
             result = connection.execute(
                 _T.update()
-                .where(_T.c.dedupe_key == dedupe_key, _T.c.state.in_(_UNRESOLVED))
+                .where(match, _T.c.state.in_(_UNRESOLVED))
                 .values(state=AlertState.RESOLVED.value, resolved_at=now or datetime.now(UTC))
             )
             return result.rowcount == 1

@@ -148,18 +148,7 @@ class _RollupDelta:
 
 
 ROLLUP_KEYS = ("hour_start", "project", "principal", "model", "provider")
-ROLLUP_COUNTS = (
-    "requests",
-    "settled",
-    "blocked",
-    "would_blocked",
-    "rerouted",
-    "unpriced",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "latency_ms_total",
-)
+ROLLUP_COUNTS = (*schema.ROLLUP_COUNT_COLUMNS, "latency_ms_total")
 _BLOCKING = frozenset({"block", "approval_required"})
 _GIL_SLICE_S = 0.001
 

@@ -124,19 +124,6 @@ def list_decisions(
     return _decode(connection, connection.execute(query).mappings().all())
 
 
-_COUNT_COLUMNS = (
-    "requests",
-    "settled",
-    "blocked",
-    "would_blocked",
-    "rerouted",
-    "unpriced",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-)
-
-
 def usage_totals(
     connection: Connection,
     since: datetime | None = None,
@@ -167,7 +154,7 @@ def usage_totals(
     }
     names = list(dict.fromkeys("hour" if d == "day" else d for d in group_by))
     keys = [dimension_columns[name].label(f"g_{name}") for name in names]
-    sums = [func.sum(table.c[name]).label(name) for name in _COUNT_COLUMNS]
+    sums = [func.sum(table.c[name]).label(name) for name in schema.ROLLUP_COUNT_COLUMNS]
     for amount in ("cost", "saved"):
         atto = table.c[f"{amount}_atto"]
         sums += [
@@ -201,7 +188,7 @@ def usage_totals(
         results.append(
             UsageTotals(
                 group=group,
-                **{name: int(row[name] or 0) for name in _COUNT_COLUMNS},
+                **{name: int(row[name] or 0) for name in schema.ROLLUP_COUNT_COLUMNS},
                 cost_usd=_amount(row, "cost"),
                 saved_usd=_amount(row, "saved"),
                 latency_ms_total=float(row["latency_ms_total"] or 0.0),
@@ -232,7 +219,10 @@ def _fold(results: list[UsageTotals]) -> list[UsageTotals]:
             continue
         merged[key] = replace(
             previous,
-            **{name: getattr(previous, name) + getattr(totals, name) for name in _COUNT_COLUMNS},
+            **{
+                name: getattr(previous, name) + getattr(totals, name)
+                for name in schema.ROLLUP_COUNT_COLUMNS
+            },
             cost_usd=from_atto(to_atto(previous.cost_usd) + to_atto(totals.cost_usd)),
             saved_usd=from_atto(to_atto(previous.saved_usd) + to_atto(totals.saved_usd)),
             latency_ms_total=previous.latency_ms_total + totals.latency_ms_total,

@@ -8,6 +8,8 @@ Key columns of rollups are NOT NULL with ``''`` for "none" so they can be part o
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -28,6 +30,7 @@ from spendgate.store.sqltypes import CompactJson, DecimalText, UtcDateTime
 __all__ = [
     "ALERT_UNRESOLVED",
     "APPROVAL_PENDING",
+    "ROLLUP_COUNT_COLUMNS",
     "alerts",
     "approval_events",
     "approvals",
@@ -158,6 +161,20 @@ usage_counters = Table(
     Index("ix_usage_counters_window_key", "window_key"),
 )
 
+# The rollups' integer counts: the writer adds to them, the admin queries sum them. Besides
+# these a rollup sums two amounts (cost, saved: units/atto pairs) and ``latency_ms_total``.
+ROLLUP_COUNT_COLUMNS: Final = (
+    "requests",
+    "settled",
+    "blocked",
+    "would_blocked",
+    "rerouted",
+    "unpriced",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+)
+
 usage_rollups = Table(
     "usage_rollups",
     metadata,
@@ -166,15 +183,7 @@ usage_rollups = Table(
     Column("principal", String(NAME), primary_key=True),
     Column("model", String(NAME), primary_key=True),
     Column("provider", String(NAME), primary_key=True),
-    Column("requests", BigInteger, nullable=False),
-    Column("settled", BigInteger, nullable=False),
-    Column("blocked", BigInteger, nullable=False),
-    Column("would_blocked", BigInteger, nullable=False),
-    Column("rerouted", BigInteger, nullable=False),
-    Column("unpriced", BigInteger, nullable=False),
-    Column("input_tokens", BigInteger, nullable=False),
-    Column("output_tokens", BigInteger, nullable=False),
-    Column("cached_input_tokens", BigInteger, nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in ROLLUP_COUNT_COLUMNS),
     Column("cost_units", BigInteger, nullable=False),
     Column("cost_atto", BigInteger, nullable=False),
     Column("saved_units", BigInteger, nullable=False),
