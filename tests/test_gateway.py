@@ -4,20 +4,17 @@ upstream as provider (an OpenAI-kind and an Anthropic-kind provider, both served
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import aiohttp
 import anthropic
 import openai
 import orjson
 import pytest
-import uvicorn
 
+from gateway_support import HELLO, http, serve
 from spendgate.config import parse_config
 from spendgate.domain.budgets import CounterKey
 from spendgate.gateway.app import Gateway, create_gateway
@@ -51,34 +48,6 @@ ENV = {
     "BOB_KEY": "sg-bob",
     "CAROL_KEY": "sg-carol",
 }
-HELLO = [{"role": "user", "content": "Say hello to the budget team."}]
-
-
-@dataclass
-class Reply:
-    status_code: int
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode()
-
-
-def http(method: str, url: str, *, content: bytes = b"", json: Any = None, **headers: str) -> Reply:
-    """A raw HTTP call (aiohttp), for what the SDKs would refuse to send."""
-
-    async def call() -> Reply:
-        data = orjson.dumps(json) if json is not None else content
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(method, url, data=data or None, headers=headers) as response,
-        ):
-            return Reply(response.status, await response.read())
-
-    return asyncio.run(call())
 
 
 @dataclass
@@ -88,29 +57,13 @@ class Running:
     mock: MockUpstreamThread
 
 
-def _serve(app: Gateway) -> tuple[uvicorn.Server, threading.Thread, str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        threading.Event().wait(0.01)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def running() -> Iterator[Running]:
     with MockUpstreamThread(latency_ms=0) as mock:
         config = parse_config(CONFIG.format(mock=mock.base_url), "test.yaml")
         gateway = create_gateway(config, ENV)
-        server, thread, url = _serve(gateway)
-        yield Running(gateway, url, mock)
-        server.should_exit = True
-        thread.join(10)
+        with serve(gateway) as url:
+            yield Running(gateway, url, mock)
 
 
 def client(running: Running, key: str = "sg-alice") -> openai.OpenAI:

@@ -35,12 +35,18 @@ def serve_command(
     except ConfigError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
-    if workers > 1 and loaded.database_url.startswith("sqlite"):
-        # The embedded ledger lives in one process's memory: several workers would each
-        # admit up to every limit. Scale-out needs a shared ledger (PostgreSQL or Redis).
+    if workers > 1:
+        # The ledger lives in one process's memory: several workers would each admit up to
+        # every limit. Scale-out needs a shared ledger (PostgreSQL or Redis), not built yet;
+        # whatever the database, refuse rather than overspend (or silently run one worker).
+        # The URL is named only for SQLite: a server URL may carry a password.
+        if loaded.database_url.startswith("sqlite"):
+            why = f"this config uses SQLite ({loaded.database_url})"
+        else:
+            why = "this version keeps the ledger in each worker's memory"
         typer.echo(
-            "spendgate: --workers > 1 needs a shared ledger, and this config uses SQLite "
-            f"({loaded.database_url}). Run one worker, or set database_url to PostgreSQL.",
+            f"spendgate: --workers > 1 needs a shared ledger, and {why}: each worker would "
+            "admit requests up to every budget limit. Run one worker (--workers 1).",
             err=True,
         )
         raise typer.Exit(2)

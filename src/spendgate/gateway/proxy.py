@@ -10,6 +10,7 @@ is charged for the input and the output streamed so far.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -35,6 +36,7 @@ from spendgate.domain.translate import (
 )
 from spendgate.gateway.asgi import (
     BodyTooLargeError,
+    ClientDisconnectedError,
     DisconnectWatch,
     Receive,
     Scope,
@@ -89,6 +91,7 @@ class ChatProxy:
     async def handle(self, scope: Scope, receive: Receive, send: Send, protocol: Protocol) -> None:
         started = time.perf_counter()
         route = scope["path"]
+        request: _ProxiedRequest | None = None
         try:
             request = await self._admit(scope, receive, protocol)
             await request.run(send, receive)
@@ -100,6 +103,15 @@ class ChatProxy:
             status = error.status
             headers = [(name.encode(), value.encode()) for name, value in error.headers]
             await respond(send, status, error.body(protocol), headers)
+        except ClientDisconnectedError:
+            status = 499  # gone before its body was complete: nobody to answer, nothing spent
+        except BaseException:
+            # A bug (or a cancellation) after admission: never leave budget reserved. Usage
+            # the provider already billed was settled where it arrived (reply, relay_stream).
+            if request is not None:
+                request.release_unused(None)
+            self.metrics.requests.labels(route, "500").inc()
+            raise
         self.metrics.requests.labels(route, str(status)).inc()
 
     async def _admit(self, scope: Scope, receive: Receive, protocol: Protocol) -> _ProxiedRequest:
@@ -214,18 +226,40 @@ class _ProxiedRequest:
     async def prepare(self, target: Target) -> UpstreamCall | None:
         decision = self.decisions.get(target)
         if decision is None:
-            if not self.decisions:
+            planned = Target(self.decision.actual_model, self.decision.provider)
+            if target == planned:
                 decision = self.decision
-            else:  # a fallback: plan and reserve again at its own price
+            else:
+                # A fallback (also when the planned candidate was skipped, its circuit open,
+                # without being called): plan and reserve again at the fallback's own price.
                 try:
-                    decision = self.plan(
-                        replace(self.chat, model=target.model), frozenset({target.model})
+                    decision = self.as_failover(
+                        self.plan(
+                            replace(self.chat, model=target.model), frozenset({target.model})
+                        ),
+                        failed=planned,
                     )
                     self.reserve(decision)
                 except GatewayError:
                     return None
             self.decisions[target] = decision
         return self.upstream_call(self.governor.state.models[target.model])
+
+    def as_failover(self, decision: RoutingDecision, failed: Target) -> RoutingDecision:
+        """A fallback's decision is planned as if its model had been asked for: record what
+        the client really asked for, and that this is a failover (not a plain proceed)."""
+        return replace(
+            decision,
+            requested_model=self.decision.requested_model,
+            routing_action=decision.routing_action if decision.blocked else RoutingAction.FAILOVER,
+            reason_codes=(*decision.reason_codes, "provider_failed_failover"),
+            explanation=(
+                *decision.explanation,
+                f"{failed.model} on {failed.provider} failed or was unavailable: failover to "
+                f"{decision.actual_model} on {decision.provider}, budgets re-checked at its "
+                "price.",
+            ),
+        )
 
     def upstream_call(self, model: Model) -> UpstreamCall:
         upstream = self.proxy.upstreams[model.provider]
@@ -250,14 +284,20 @@ class _ProxiedRequest:
             Protocol.OPENAI, body=anthropic_request_to_openai(body, model=model.upstream_model)
         )
 
+    @property
+    def client_wants_usage(self) -> bool:
+        """Did an OpenAI client ask for the stream's usage chunk itself? (The gateway always
+        asks the provider for it, to settle exactly.)"""
+        options = self.payload.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
+
     def release_unused(self, used: Target | None) -> None:
         """Release the reservations of candidates that did not serve the request (releasing
         one that was never made, or twice, is a no-op)."""
-        for target, decision in self.decisions.items():
-            if target != used:
+        served = self.decisions.get(used) if used is not None else None
+        for decision in (self.decision, *self.decisions.values()):
+            if decision is not served:
                 self.governor.ledger.release(decision.id)
-        if used is None:
-            self.governor.ledger.release(self.decision.id)
 
     def settle(
         self,
@@ -297,9 +337,12 @@ class _ProxiedRequest:
         except FailoverError as error:
             self.release_unused(None)
             self.governor.abandon(self.decision, "upstream_error")
-            raise upstream_error(
-                f"Every candidate provider failed: {error}", self.decision.id
-            ) from None
+            failure = upstream_error(f"Every candidate provider failed: {error}", self.decision.id)
+            if error.status < 500:
+                # The provider refused the request itself (a 4xx): sending it again cannot
+                # help, so tell the SDKs not to retry the 502 (they retry every 5xx).
+                failure = replace(failure, headers=(("x-should-retry", "false"),))
+            raise failure from None
         self.release_unused(target)
         decision = self.decisions[target]
         if self.chat.stream:
@@ -310,19 +353,24 @@ class _ProxiedRequest:
     async def reply(
         self, send: Send, decision: RoutingDecision, response: UpstreamResponse
     ) -> None:
-        if response.protocol is self.protocol:
-            body = response.raw
-        elif self.protocol is Protocol.OPENAI:
-            body = orjson.dumps(
-                anthropic_response_to_openai(
-                    response.body, created=int(time.time()), model=decision.actual_model
+        status = "gateway_error"  # the provider answered (and billed) whatever happens next
+        try:
+            if response.protocol is self.protocol:
+                body = response.raw
+            elif self.protocol is Protocol.OPENAI:
+                body = orjson.dumps(
+                    anthropic_response_to_openai(
+                        response.body, created=int(time.time()), model=decision.actual_model
+                    )
                 )
-            )
-        else:
-            body = orjson.dumps(
-                openai_response_to_anthropic(response.body, model=decision.actual_model)
-            )
-        self.settle(decision, response.usage, _response_text(response), response.latency_s, "ok")
+            else:
+                body = orjson.dumps(
+                    openai_response_to_anthropic(response.body, model=decision.actual_model)
+                )
+            status = "ok"
+        finally:
+            text = _response_text(response)
+            self.settle(decision, response.usage, text, response.latency_s, status)
         self.proxy.metrics.upstream_latency.labels(response.provider).observe(response.latency_s)
         self.upstream_s = response.latency_s
         await respond(send, 200, body, decision_headers(decision))
@@ -330,39 +378,99 @@ class _ProxiedRequest:
     async def relay_stream(
         self, send: Send, receive: Receive, decision: RoutingDecision, stream: MeteredStream
     ) -> None:
-        translator: AnthropicToOpenAIStream | OpenAIToAnthropicStream | None = None
+        translator: AnthropicToOpenAIStream | OpenAIToAnthropicStream | _UsageChunkFilter | None
+        translator = None
         if stream.stream.protocol is not self.protocol:
             translator = (
-                AnthropicToOpenAIStream(created=int(time.time()), model=decision.actual_model)
+                AnthropicToOpenAIStream(
+                    created=int(time.time()),
+                    model=decision.actual_model,
+                    include_usage=self.client_wants_usage,
+                )
                 if self.protocol is Protocol.OPENAI
                 else OpenAIToAnthropicStream(model=decision.actual_model)
             )
-        await start_response(
-            send, 200, [*decision_headers(decision), *_SSE_HEADERS], b"text/event-stream"
-        )
+        elif self.protocol is Protocol.OPENAI and not self.client_wants_usage:
+            translator = _UsageChunkFilter()
         watch = DisconnectWatch(receive)
-        status = "ok"
+        status = "gateway_error"  # unless the relay ends in one of the ways below
         try:
+            await start_response(
+                send, 200, [*decision_headers(decision), *_SSE_HEADERS], b"text/event-stream"
+            )
+            ended = "ok"
             async for chunk in stream:
                 if watch.gone.is_set():
-                    status = "client_disconnected"
+                    ended = "client_disconnected"
                     break
                 out = translator.feed(chunk) if translator is not None else chunk
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-            tail = translator.close() if translator is not None and status == "ok" else b""
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            tail = translator.close() if translator is not None and ended == "ok" else b""
+            status = ended
         except UpstreamError:
             status = "upstream_broke_mid_stream"
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            tail = b""
         finally:
+            # Settled whatever happened (the provider billed what it streamed so far), and
+            # before the client sees the end: once it has the whole answer, it is counted.
             watch.stop()
             await stream.aclose()
-        observer = stream.stream.observer
-        self.settle(decision, stream.usage, observer.output_text, stream.stream.elapsed_s, status)
+            observer = stream.stream.observer
+            elapsed = stream.stream.elapsed_s
+            self.settle(decision, stream.usage, observer.output_text, elapsed, status)
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
         self.proxy.metrics.upstream_latency.labels(stream.stream.provider).observe(
             stream.stream.elapsed_s
         )
+
+
+_EVENT_END = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
+_EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+
+
+class _UsageChunkFilter:
+    """Drops the usage-only chunk (``"choices": []``) of an OpenAI stream whose client did not
+    ask for it: the gateway asked on its behalf, and clients that did not ask index
+    ``chunk.choices[0]``. Complete events are passed on unchanged; an event cut across
+    upstream chunks waits for its end."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._tail + chunk if self._tail else chunk
+        ends = [m.end() for m in _EVENT_END.finditer(data, max(0, len(data) - len(chunk) - 3))]
+        if not ends:
+            self._tail = data
+            return b""
+        complete, self._tail = data[: ends[-1]], data[ends[-1] :]
+        if _EMPTY_CHOICES.search(complete) is None:
+            return complete
+        parts = _EVENT_END.split(complete)  # event, separator, event, separator, ..., b""
+        kept = [
+            parts[i] + parts[i + 1]
+            for i in range(0, len(parts) - 1, 2)
+            if not _is_usage_only(parts[i])
+        ]
+        return b"".join(kept)
+
+    def close(self) -> bytes:
+        tail, self._tail = self._tail, b""
+        return tail
+
+
+def _is_usage_only(event: bytes) -> bool:
+    if _EMPTY_CHOICES.search(event) is None:
+        return False
+    data = b"".join(line[5:].strip() for line in event.splitlines() if line.startswith(b"data:"))
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and obj.get("choices") == [] and "usage" in obj
 
 
 def _response_text(response: UpstreamResponse) -> str:

@@ -1,0 +1,343 @@
+"""Bad input end to end (issue 3, DESIGN.md §4): missing or invalid keys, malformed JSON, wrong
+types, unknown or forbidden models, oversized bodies, bad ``x-spendgate-*`` headers, on both
+the OpenAI and the Anthropic route. Each gets the contract's status and envelope (so the
+official SDKs raise their matching exception), and none of them reaches the upstream, moves a
+ledger counter or writes a decision — except a refused budget check, journaled as "refused"."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from gateway_support import (
+    HELLO,
+    Reply,
+    Served,
+    anthropic_client,
+    counter,
+    decisions,
+    http,
+    open_reservations,
+    openai_client,
+    serve_config,
+)
+from spendgate.mock_upstream.runner import MockUpstreamThread
+
+CONFIG = """
+providers:
+  - {{id: alpha, kind: openai, base_url: "{mock}/v1", api_key_env: ALPHA_KEY}}
+  - {{id: beta, kind: anthropic, base_url: "{mock}", api_key_env: BETA_KEY}}
+models:
+  - {{id: gpt-4o-mini, provider: alpha, capabilities: [json, vision, tools], cost_tier: low,
+     max_output_tokens: 16384}}
+  - {{id: gpt-4o, provider: alpha, capabilities: [json, vision, tools], cost_tier: medium,
+     max_output_tokens: 16384}}
+  - {{id: claude-sonnet-4, provider: beta, capabilities: [vision, tools], cost_tier: medium,
+     max_output_tokens: 8192}}
+routing: {{default_model: gpt-4o, mode: enforced, smart_routing: false, failover: false}}
+keys:
+  - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
+  - {{id: rita, key_env: RITA_KEY, principal: rita, project: acme, models: [gpt-4o-mini]}}
+  - {{id: bob, key_env: BOB_KEY, principal: bob, project: acme}}
+budgets:
+  - {{id: everything, scope: {{kind: global}}, metric: tokens, interval: daily,
+     hard_limit: 100000000}}
+  - {{id: bob-cap, scope: {{kind: principal, id: bob}}, metric: usd, interval: daily,
+     hard_limit: 0.0001}}
+"""
+ENV = {
+    "ALPHA_KEY": "sk-alpha-upstream-secret",
+    "BETA_KEY": "sk-beta-upstream-secret",
+    "ALICE_KEY": "sg-alice",
+    "RITA_KEY": "sg-rita",
+    "BOB_KEY": "sg-bob",
+}
+CHAT = "/v1/chat/completions"
+MESSAGES = "/v1/messages"
+HUGE = "x" * (9 * 1024 * 1024)  # over the gateway's 8 MiB limit
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a request could have recorded."""
+
+    upstream_calls: int
+    decisions: int
+    settled: Decimal
+    reserved: Decimal
+    open_reservations: int
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[MockUpstreamThread]:
+    with MockUpstreamThread(latency_ms=0) as mock:
+        yield mock
+
+
+@pytest.fixture(scope="module")
+def served(mock: MockUpstreamThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    database: Path = tmp_path_factory.mktemp("bad-input") / "journal.db"
+    with serve_config(CONFIG.format(mock=mock.base_url), ENV, database=database) as served:
+        yield served
+
+
+def snapshot(served: Served, mock: MockUpstreamThread) -> Snapshot:
+    state = counter(served, "everything", "global")
+    return Snapshot(
+        upstream_calls=mock.stats.total,
+        decisions=len(decisions(served)),
+        settled=state.settled,
+        reserved=state.reserved,
+        open_reservations=open_reservations(served),
+    )
+
+
+@pytest.fixture
+def nothing_recorded(served: Served, mock: MockUpstreamThread) -> Iterator[None]:
+    """The test's requests must leave no trace: no upstream call, counter or decision."""
+    before = snapshot(served, mock)
+    yield
+    assert snapshot(served, mock) == before
+
+
+def post(served: Served, path: str, *, key: str | None = "sg-alice", **options: Any) -> Reply:
+    headers: dict[str, str] = options.pop("headers", {})
+    if key is not None:
+        headers["authorization"] = f"Bearer {key}"
+    headers.setdefault("content-type", "application/json")
+    return http("POST", served.url + path, **options, **headers)
+
+
+def openai_error(reply: Reply, status: int, code: str, param: str | None = None) -> None:
+    assert reply.status_code == status, reply.text
+    error = reply.json()["error"]
+    assert set(error) >= {"message", "type", "code", "param"}
+    assert error["code"] == code
+    assert error["message"]
+    if param is not None:
+        assert error["param"] == param
+
+
+def anthropic_error(reply: Reply, status: int, kind: str) -> None:
+    assert reply.status_code == status, reply.text
+    body = reply.json()
+    assert body["type"] == "error"
+    assert body["error"]["type"] == kind
+    assert body["error"]["message"]
+
+
+# -- the OpenAI route -------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("nothing_recorded")
+def test_missing_and_invalid_keys_are_401(served: Served) -> None:
+    missing = post(served, CHAT, key=None, json={"model": "gpt-4o", "messages": HELLO})
+    openai_error(missing, 401, "invalid_api_key")
+    assert missing.json()["error"]["type"] == "authentication_error"
+    openai_error(post(served, CHAT, key="", json={}), 401, "invalid_api_key")
+    with pytest.raises(openai.AuthenticationError) as invalid:
+        openai_client(served, "sg-not-a-key").chat.completions.create(
+            model="gpt-4o", messages=HELLO
+        )
+    assert invalid.value.code == "invalid_api_key"
+    # The key is checked before the body is even read: a bad key with a bad body is a 401.
+    openai_error(post(served, CHAT, key="sg-nope", content=b"{oops"), 401, "invalid_api_key")
+
+
+@pytest.mark.usefixtures("nothing_recorded")
+def test_malformed_json_is_400(served: Served) -> None:
+    for body in (b"{not json", b"", b"\xff\xfe", b'{"model": "gpt-4o",'):
+        openai_error(post(served, CHAT, content=body), 400, "invalid_request")
+    reply = post(served, CHAT, content=b"[1, 2]")
+    openai_error(reply, 400, "invalid_request")
+    assert "object" in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": HELLO}, "model"),
+        ({"model": 4, "messages": HELLO}, "model"),
+        ({"model": "gpt-4o", "messages": "hi"}, "messages"),
+        ({"model": "gpt-4o", "messages": []}, "messages"),
+        ({"model": "gpt-4o", "messages": ["hi"]}, "messages[0]"),
+        ({"model": "gpt-4o", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({"model": "gpt-4o", "messages": HELLO, "max_tokens": "ten"}, "max_tokens"),
+        ({"model": "gpt-4o", "messages": HELLO, "max_tokens": -1}, "max_tokens"),
+        ({"model": "gpt-4o", "messages": HELLO, "max_tokens": True}, "max_tokens"),
+        ({"model": "gpt-4o", "messages": HELLO, "stream": "yes"}, "stream"),
+        ({"model": "gpt-4o", "messages": HELLO, "n": 0}, "n"),
+        ({"model": "gpt-4o", "messages": HELLO, "tools": {}}, "tools"),
+        ({"model": "gpt-4o", "messages": HELLO, "response_format": "json"}, "response_format"),
+    ],
+)
+@pytest.mark.usefixtures("nothing_recorded")
+def test_wrong_types_are_400_naming_the_parameter(
+    served: Served, body: dict[str, Any], param: str
+) -> None:
+    openai_error(post(served, CHAT, json=body), 400, "invalid_request", param)
+
+
+@pytest.mark.usefixtures("nothing_recorded")
+def test_wrong_types_through_the_sdk_raise_bad_request(served: Served) -> None:
+    with pytest.raises(openai.BadRequestError) as bad:
+        openai_client(served, "sg-alice").chat.completions.create(
+            model="gpt-4o",
+            messages=HELLO,
+            max_tokens="many",  # wrong on purpose
+        )
+    assert bad.value.param == "max_tokens"
+
+
+@pytest.mark.usefixtures("nothing_recorded")
+def test_bad_spendgate_headers_are_400(served: Served) -> None:
+    body = {"model": "gpt-4o", "messages": HELLO}
+    for header, value in (
+        ("x-spendgate-routing-mode", "off"),
+        ("x-spendgate-task-class", "urgent"),
+    ):
+        reply = post(served, CHAT, json=body, headers={header: value})
+        openai_error(reply, 400, "invalid_request", header)
+
+
+@pytest.mark.usefixtures("nothing_recorded")
+def test_unknown_and_forbidden_models(served: Served) -> None:
+    with pytest.raises(openai.NotFoundError) as unknown:
+        openai_client(served, "sg-alice").chat.completions.create(model="gpt-99", messages=HELLO)
+    assert unknown.value.code == "model_not_found"
+    assert unknown.value.param == "model"
+    with pytest.raises(openai.PermissionDeniedError) as forbidden:
+        openai_client(served, "sg-rita").chat.completions.create(model="gpt-4o", messages=HELLO)
+    assert forbidden.value.code == "model_not_allowed"
+    assert {m.id for m in openai_client(served, "sg-rita").models.list()} == {"gpt-4o-mini"}
+
+
+@pytest.mark.usefixtures("nothing_recorded")
+def test_an_oversized_body_is_413(served: Served) -> None:
+    with pytest.raises(openai.APIStatusError) as too_big:
+        openai_client(served, "sg-alice").chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": HUGE}]
+        )
+    assert too_big.value.status_code == 413
+    assert too_big.value.code == "request_too_large"
+
+
+@pytest.mark.usefixtures("nothing_recorded")
+def test_unknown_routes_and_methods(served: Served) -> None:
+    assert http("GET", served.url + "/v1/nope").status_code == 404
+    wrong_method = http("GET", served.url + CHAT, authorization="Bearer sg-alice")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "POST"
+    assert http("GET", served.url + "/v1/models").status_code == 401
+
+
+def test_a_refused_budget_is_journaled_as_refused_and_spends_nothing(
+    served: Served, mock: MockUpstreamThread
+) -> None:
+    before = snapshot(served, mock)
+    bob_before = counter(served, "bob-cap", "bob")
+    with pytest.raises(openai.RateLimitError) as refused:
+        openai_client(served, "sg-bob", max_retries=3).chat.completions.create(
+            model="gpt-4o", messages=HELLO, max_tokens=1000
+        )
+    assert refused.value.code == "budget_exceeded"
+    after = snapshot(served, mock)
+    assert after == Snapshot(
+        before.upstream_calls,
+        before.decisions + 1,  # one request, one decision: the SDK did not retry
+        before.settled,
+        before.reserved,
+        before.open_reservations,
+    )
+    assert counter(served, "bob-cap", "bob") == bob_before
+    [decision] = [
+        d.decision for d in decisions(served) if d.decision.id == refused.value.body["decision_id"]
+    ]
+    assert decision.status == "refused"
+    assert decision.usage is None
+
+
+# -- the Anthropic route ----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("nothing_recorded")
+def test_anthropic_route_errors_use_anthropics_envelope_and_sdk_exceptions(
+    served: Served,
+) -> None:
+    good = anthropic_client(served, "sg-alice")
+    with pytest.raises(anthropic.AuthenticationError) as invalid:
+        anthropic_client(served, "sg-not-a-key").messages.create(
+            model="claude-sonnet-4", max_tokens=64, messages=HELLO
+        )
+    assert invalid.value.body["error"]["type"] == "authentication_error"
+    with pytest.raises(anthropic.NotFoundError) as unknown:
+        good.messages.create(model="claude-99", max_tokens=64, messages=HELLO)
+    assert unknown.value.body["error"]["type"] == "not_found_error"
+    with pytest.raises(anthropic.PermissionDeniedError):
+        anthropic_client(served, "sg-rita").messages.create(
+            model="claude-sonnet-4", max_tokens=64, messages=HELLO
+        )
+    with pytest.raises(anthropic.BadRequestError):
+        good.messages.create(
+            model="claude-sonnet-4",
+            max_tokens=64,
+            messages=[{"role": "user", "content": [{"type": "text"}]}],  # no "text"
+        )
+    with pytest.raises(anthropic.RequestTooLargeError):
+        good.messages.create(
+            model="claude-sonnet-4", max_tokens=64, messages=[{"role": "user", "content": HUGE}]
+        )
+    missing_key = http("POST", served.url + MESSAGES, json={"model": "claude-sonnet-4"})
+    anthropic_error(missing_key, 401, "authentication_error")
+    x_api_key = {"x-api-key": "sg-alice", "content-type": "application/json"}
+    malformed = http("POST", served.url + MESSAGES, content=b"{oops", **x_api_key)
+    anthropic_error(malformed, 400, "invalid_request_error")
+    no_max_tokens = {"model": "claude-sonnet-4", "messages": HELLO}
+    anthropic_error(
+        http("POST", served.url + MESSAGES, json=no_max_tokens, **x_api_key),
+        400,
+        "invalid_request_error",
+    )
+
+
+def test_anthropic_route_budget_block_is_a_rate_limit_error_not_retried(
+    served: Served, mock: MockUpstreamThread
+) -> None:
+    before = snapshot(served, mock)
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        anthropic_client(served, "sg-bob", max_retries=3).messages.create(
+            model="claude-sonnet-4", max_tokens=1000, messages=HELLO
+        )
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    body = refused.value.body
+    assert isinstance(body, dict)
+    assert body["type"] == "error"
+    assert body["error"]["type"] == "rate_limit_error"
+    assert body["error"]["policy_id"] == "bob-cap"
+    after = snapshot(served, mock)
+    assert after.decisions == before.decisions + 1
+    assert (after.upstream_calls, after.settled, after.reserved) == (
+        before.upstream_calls,
+        before.settled,
+        before.reserved,
+    )
+
+
+def test_good_requests_are_recorded_once(served: Served, mock: MockUpstreamThread) -> None:
+    """The control: a valid request does reach the upstream, move the counter and journal."""
+    before = snapshot(served, mock)
+    openai_client(served, "sg-alice").chat.completions.create(
+        model="gpt-4o-mini", messages=HELLO, max_tokens=20
+    )
+    after = snapshot(served, mock)
+    assert after.upstream_calls == before.upstream_calls + 1
+    assert after.decisions == before.decisions + 1
+    assert after.settled > before.settled
+    assert after.open_reservations == 0
