@@ -5,6 +5,7 @@ Plain ASGI on the proxy path (no framework, no pydantic): the routing table is a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Mapping
@@ -43,12 +44,15 @@ class Gateway:
         *,
         metrics: GatewayMetrics | None = None,
         max_body: int = DEFAULT_MAX_BODY,
+        expiry_interval_s: float = 15.0,
     ) -> None:
         self.governor = governor
         self.keys = keys
         self.upstreams = upstreams
         self.metrics = metrics or GatewayMetrics()
         self.proxy = ChatProxy(governor, keys, upstreams, self.metrics, max_body=max_body)
+        self.expiry_interval_s = expiry_interval_s
+        self._expiry: asyncio.Task[None] | None = None
         self._routes = {
             "/v1/chat/completions": ("POST", Protocol.OPENAI),
             "/v1/messages": ("POST", Protocol.ANTHROPIC),
@@ -111,13 +115,23 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._expiry = asyncio.get_running_loop().create_task(self._expire_reservations())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._expiry is not None:
+                    self._expiry.cancel()
                 await self.upstreams.close()
                 if self.governor.journal is not None:
                     self.governor.journal.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _expire_reservations(self) -> None:
+        """Release reservations whose request never settled (a crashed or stuck handler), so
+        they cannot hold budget past their TTL."""
+        while True:
+            await asyncio.sleep(self.expiry_interval_s)
+            self.governor.ledger.expire(datetime.now(UTC))
 
 
 def create_gateway(
