@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -54,6 +55,10 @@ def serve_command(
     from spendgate.store.journal import Journal
 
     gateway = create_gateway(loaded, os.environ, journal=Journal(loaded.database_url))
+    # The journal's writer thread encodes decisions in Python: with the default 5 ms GIL
+    # switch interval the event loop waited up to tens of ms behind it (p99 82 ms measured
+    # unloaded); 0.5 ms bounds that wait (p99 20 ms) at a negligible cost in switches.
+    sys.setswitchinterval(0.0005)
     uvicorn.run(
         gateway,
         host=host,
