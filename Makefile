@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench bench-gateway bench-litellm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/plan_bench.py
 	$(BIN)/python bench/token_estimate.py
+
+# Gateway overhead against a canned nginx upstream (needs: apt-get install nginx-light wrk).
+bench-gateway: $(STAMP)
+	$(BIN)/python bench/gateway_bench.py
+
+# The same load against LiteLLM's proxy, installed into its own virtualenv.
+bench-litellm: $(STAMP)
+	bench/litellm/run.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
