@@ -104,13 +104,15 @@ class Governor:
         decision_id: str | None = None,
         grants: Mapping[str, OverrideGrant] | None = None,
         explain: bool = False,
+        health: Mapping[str, HealthState] | None = None,
     ) -> RoutingDecision:
         """Decide how to serve ``request`` (a ChatRequest or an OpenAI chat body).
 
         Raises ``ModelNotFoundError`` / ``ModelNotAllowedError`` and, for a malformed body,
         ``RequestError``. ``grants`` are the approved budget overrides that cover this
         request, by policy id. ``explain`` prices every candidate model, not only those
-        planning needs.
+        planning needs. ``health`` (provider → state) replaces what ``set_health`` recorded,
+        for callers that track health themselves (the gateway).
         """
         chat = request if isinstance(request, ChatRequest) else ChatRequest.from_openai(request)
         call = PlanCall(
@@ -128,7 +130,7 @@ class Governor:
             now=now or datetime.now(UTC),
             decision_id=decision_id or f"{self._id_prefix}{next(self._id_counter):08x}",
             counters=self.ledger.read_total,
-            health=self._health,
+            health=self._health if health is None else health,
             grants=grants or {},
         )
 

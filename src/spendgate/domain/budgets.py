@@ -257,7 +257,7 @@ def counters_for(
 ) -> tuple[tuple[CounterKey, ...], Window]:
     """The counters (one per window bucket) a request at ``at`` is checked against, and the
     window they cover together."""
-    buckets = _current_buckets(policy.interval, at)
+    buckets = counter_buckets(policy.interval, at)
     memo_key = (policy.id, member)
     memo = _keys_memo.get(memo_key)
     if memo is not None and memo[0] is buckets:
@@ -270,27 +270,11 @@ def counters_for(
     return keys, window
 
 
-# Memos of pure functions, for the hot path: a window changes at most hourly (a rolling
-# window's buckets once per bucket), yet computing it with zoneinfo for every policy of every
-# request would dominate planning. Both are bounded; results are identical with or without.
+# Counter keys per (policy, member), memoised by the identity of the bucket tuple
+# ``counter_buckets`` returns (itself memoised while a window lasts): building the keys and
+# the covering window per policy per request would dominate planning. Bounded.
 _MEMO_LIMIT = 10_000
-_buckets_memo: dict[Interval, tuple[Window, ...]] = {}
 _keys_memo: dict[tuple[str, str], tuple[tuple[Window, ...], tuple[CounterKey, ...], Window]] = {}
-
-
-def _current_buckets(interval: Interval, at: datetime) -> tuple[Window, ...]:
-    buckets = _buckets_memo.get(interval)
-    if buckets is not None and buckets[-1].start <= at < buckets[-1].end:
-        if interval.duration is None:
-            return buckets
-        oldest = at - interval.duration
-        if buckets[0].start < oldest < buckets[0].end:
-            return buckets
-    buckets = counter_buckets(interval, at)
-    if len(_buckets_memo) >= _MEMO_LIMIT:
-        _buckets_memo.clear()
-    _buckets_memo[interval] = buckets
-    return buckets
 
 
 def request_amount(metric: Metric, estimate: PricingEstimate) -> Decimal | None:

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_MAX_OUTPUT_TOKENS",
     "TIER_REFERENCE_PRICES",
     "actual_cost",
+    "effective_record",
     "estimate_cost",
     "output_ceiling",
 ]
@@ -82,6 +83,16 @@ def actual_cost(
     return _priced(model, usage, usage, prices, at, unpriced_action)
 
 
+def effective_record(
+    model: Model, prices: PriceBook, at: datetime, unpriced_action: UnpricedAction
+) -> PricingRecord | None:
+    """The row that prices ``model`` at ``at``: its own, else (``estimate``) its tier's."""
+    record = prices.price_for(model.id, at)
+    if record is None and unpriced_action is UnpricedAction.ESTIMATE:
+        return TIER_REFERENCE_PRICES[model.cost_tier]
+    return record
+
+
 def _priced(
     model: Model,
     lower: Usage,
@@ -90,10 +101,8 @@ def _priced(
     at: datetime,
     unpriced_action: UnpricedAction,
 ) -> PricingEstimate:
-    record = prices.price_for(model.id, at)
-    unpriced = record is None
-    if record is None and unpriced_action is UnpricedAction.ESTIMATE:
-        record = TIER_REFERENCE_PRICES[model.cost_tier]
+    record = effective_record(model, prices, at, unpriced_action)
+    unpriced = record is None or record is TIER_REFERENCE_PRICES[model.cost_tier]
     return PricingEstimate(
         model=model.id,
         input_tokens_lower=lower.input_tokens,

@@ -28,7 +28,7 @@ from spendgate.domain.budgets import (
     request_amount,
 )
 from spendgate.domain.complexity import ComplexityScore, score_complexity
-from spendgate.domain.estimates import TIER_REFERENCE_PRICES, estimate_cost
+from spendgate.domain.estimates import effective_record, estimate_cost
 from spendgate.domain.models import Capability, Model
 from spendgate.domain.modes import ModeResolution, resolve_mode
 from spendgate.domain.pricing import PriceBook, PricingEstimate
@@ -242,9 +242,9 @@ class _Planner:
         pricing the whole request on each of them (which planning only needs for a few)."""
         price = self._unit_prices.get(model.id)
         if price is None:
-            record = self.state.prices.price_for(model.id, self.now)
-            if record is None and self.state.unpriced_action is UnpricedAction.ESTIMATE:
-                record = TIER_REFERENCE_PRICES[model.cost_tier]
+            record = effective_record(
+                model, self.state.prices, self.now, self.state.unpriced_action
+            )
             price = (
                 _UNKNOWN_PRICE
                 if record is None
@@ -399,9 +399,8 @@ class _Planner:
             return target, action
         healthy = [
             model
-            for model in eligible
-            if model.provider != target.provider
-            and self.health_of(model) is not HealthState.UNHEALTHY
+            for model in self.fallback_order(target, eligible)
+            if self.health_of(model) is not HealthState.UNHEALTHY
         ]
         if not healthy:
             self.note(
@@ -409,22 +408,26 @@ class _Planner:
                 f"Provider {target.provider} is unhealthy and no other provider can serve this.",
             )
             return target, action
-        # Closest in cost tier first, cheaper before pricier, then cheapest estimate.
-        rank = target.cost_tier.rank
-        alternative = min(
-            healthy,
-            key=lambda m: (
-                abs(m.cost_tier.rank - rank),
-                m.cost_tier.rank > rank,
-                *self.cheapness(m),
-            ),
-        )
+        alternative = healthy[0]
         self.note(
             "provider_unhealthy_failover",
             f"Provider {target.provider} is unhealthy: failover to {alternative.id} on "
             f"{alternative.provider}, budgets re-checked at its price.",
         )
         return alternative, RoutingAction.FAILOVER
+
+    def fallback_order(self, target: Model, eligible: list[Model]) -> list[Model]:
+        """Models on other providers that may replace ``target``: closest in cost tier first,
+        cheaper before pricier, then the cheapest."""
+        rank = target.cost_tier.rank
+        return sorted(
+            (model for model in eligible if model.provider != target.provider),
+            key=lambda m: (
+                abs(m.cost_tier.rank - rank),
+                m.cost_tier.rank > rank,
+                *self.cheapness(m),
+            ),
+        )
 
     def apply_budgets(
         self, requested: Model, target: Model, action: RoutingAction, eligible: list[Model]
@@ -564,6 +567,11 @@ class _Planner:
             candidates=tuple(candidates),
             would_action=would,
             estimated_saving_usd=saving,
+            fallbacks=(
+                tuple(model.id for model in self.fallback_order(actual, eligible))
+                if self.state.settings.failover
+                else ()
+            ),
         )
 
 

@@ -99,6 +99,8 @@ class RoutingDecision:
     candidates: tuple[Candidate, ...] = ()
     would_action: RoutingAction | None = None  # dry_run/suggest: what enforcement would do
     estimated_saving_usd: Decimal | None = None
+    # Where to fail over if the actual model's provider fails before answering, in order.
+    fallbacks: tuple[str, ...] = ()
     usage: Usage | None = None
     actual_cost_usd: Decimal | None = None
     latency_ms: float | None = None

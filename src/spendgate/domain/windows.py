@@ -111,7 +111,9 @@ def _zone(name: str) -> ZoneInfo:
 # The window (buckets) each interval returned last. Windows tile time, so the window holding
 # ``at`` is unique and a hit is exact; on the hot path nearly every call is a hit (policies
 # share intervals, and a window lasts an hour or more, a bucket a minute or more).
-_LAST_WINDOW: dict[Interval, Window] = {}
+# Calendar windows are kept as one-bucket tuples so ``counter_buckets`` returns the very same
+# object while the window lasts (callers memoise per bucket tuple by identity).
+_LAST_WINDOW: dict[Interval, tuple[Window]] = {}
 _LAST_BUCKETS: dict[Interval, tuple[datetime, datetime, tuple[Window, ...]]] = {}
 _LAST_WINDOW_MAX = 1024
 
@@ -123,8 +125,12 @@ def window_for(interval: Interval, at: datetime) -> Window:
     if interval.kind is IntervalKind.ROLLING:
         buckets = counter_buckets(interval, at)
         return Window(buckets[0].start, buckets[-1].end)
+    return _calendar_buckets(interval, at)[0]
+
+
+def _calendar_buckets(interval: Interval, at: datetime) -> tuple[Window]:
     cached = _LAST_WINDOW.get(interval)
-    if cached is not None and cached.start <= at < cached.end:  # aware: compares instants
+    if cached is not None and cached[0].start <= at < cached[0].end:  # aware: instants
         return cached
     at = at.astimezone(UTC)
     zone = _zone(interval.timezone)
@@ -134,8 +140,9 @@ def window_for(interval: Interval, at: datetime) -> Window:
         window = _calendar_window(interval.kind, zone, at)
     if len(_LAST_WINDOW) >= _LAST_WINDOW_MAX:
         _LAST_WINDOW.clear()
-    _LAST_WINDOW[interval] = window
-    return window
+    buckets = (window,)
+    _LAST_WINDOW[interval] = buckets
+    return buckets
 
 
 def bucket_width(duration: timedelta) -> timedelta:
@@ -150,10 +157,10 @@ def counter_buckets(interval: Interval, at: datetime) -> tuple[Window, ...]:
     A calendar interval has one bucket, its window. A rolling interval has the buckets from the
     one holding ``at - duration`` to the one holding ``at``; usage is recorded in the last.
     """
-    if interval.kind is not IntervalKind.ROLLING:
-        return (window_for(interval, at),)
     if at.tzinfo is None:
         raise ValueError("counter_buckets needs an aware datetime")
+    if interval.kind is not IntervalKind.ROLLING:
+        return _calendar_buckets(interval, at)
     cached = _LAST_BUCKETS.get(interval)
     if cached is not None and cached[0] <= at < cached[1]:
         return cached[2]

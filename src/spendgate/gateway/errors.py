@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from spendgate.domain.requests import Protocol
+from spendgate.domain.translate import anthropic_error_type
 
 __all__ = [
     "GatewayError",
@@ -26,17 +27,6 @@ __all__ = [
     "model_not_found",
     "upstream_error",
 ]
-
-# Anthropic's error types by status, so its SDK maps each to the matching exception.
-_ANTHROPIC_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    502: "api_error",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +45,7 @@ class GatewayError(Exception):
             payload = {
                 "type": "error",
                 "error": {
-                    "type": _ANTHROPIC_TYPES.get(self.status, "api_error"),
+                    "type": anthropic_error_type(self.status),
                     "message": self.message,
                     "code": self.code,
                 },

@@ -175,17 +175,15 @@ class _ProxiedRequest:
     # -- governance ----------------------------------------------------------------------
 
     def plan(self, chat: ChatRequest, allowed: frozenset[str] | None) -> RoutingDecision:
-        governor = self.governor
-        for provider, state in self.proxy.upstreams.health.states(time.monotonic()).items():
-            governor.set_health(provider, state)
         try:
-            return governor.plan(
+            return self.governor.plan(
                 chat,
                 self.key.scopes(self.options.agent_id, self.options.session_id),
                 task_class=self.options.task_class,
                 requested_mode=self.options.routing_mode,
                 may_relax_mode=self.key.may_relax_mode,
                 allowed_models=allowed,
+                health=self.proxy.upstreams.health.states(time.monotonic()),
             )
         except ModelNotFoundError as error:
             raise model_not_found(error.model) from None
@@ -211,17 +209,11 @@ class _ProxiedRequest:
 
     def failover_targets(self) -> list[Target]:
         decision = self.decision
-        first = Target(decision.actual_model, decision.provider)
-        if not self.governor.state.settings.failover:
-            return [first]
-        others = [
-            candidate
-            for candidate in decision.candidates
-            if candidate.eligible and candidate.provider != decision.provider
+        models = self.governor.state.models
+        return [
+            Target(decision.actual_model, decision.provider),
+            *(Target(model, models[model].provider) for model in decision.fallbacks),
         ]
-        rank = self.governor.state.models[decision.actual_model].cost_tier.rank
-        others.sort(key=lambda c: (abs(c.cost_tier.rank - rank), c.cost_tier.rank > rank))
-        return [first, *(Target(c.model, c.provider) for c in others)]
 
     async def prepare(self, target: Target) -> UpstreamCall | None:
         decision = self.decisions.get(target)

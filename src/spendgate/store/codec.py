@@ -224,6 +224,8 @@ def _detail(decision: RoutingDecision, digests: PolicyDigests) -> dict[str, Any]
         detail["ev"] = [_evaluation_json(e, digests(e.policy)) for e in decision.budget_evaluations]
     if decision.candidates:
         detail["cand"] = [_candidate_json(c, estimate) for c in decision.candidates]
+    if decision.fallbacks:
+        detail["fb"] = list(decision.fallbacks)
     return detail
 
 
@@ -420,6 +422,7 @@ def decision_from_row(row: Row, policies: Mapping[str, BudgetPolicy]) -> StoredD
         estimate=estimate,
         budget_evaluations=tuple(_evaluation_from_json(e, policies) for e in detail.get("ev", ())),
         candidates=tuple(_candidate_from_json(c, detail["est"]) for c in detail.get("cand", ())),
+        fallbacks=tuple(detail.get("fb", ())),
         would_action=RoutingAction(would) if would is not None else None,
         estimated_saving_usd=row["estimated_saving_usd"],
         usage=usage,

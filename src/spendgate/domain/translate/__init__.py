@@ -19,6 +19,7 @@ from spendgate.domain.translate.requests_to_anthropic import (
 from spendgate.domain.translate.requests_to_openai import anthropic_request_to_openai
 from spendgate.domain.translate.responses import (
     anthropic_error_to_openai,
+    anthropic_error_type,
     anthropic_response_to_openai,
     openai_error_to_anthropic,
     openai_response_to_anthropic,
@@ -43,6 +44,7 @@ __all__ = [
     "StreamObserver",
     "TranslationError",
     "anthropic_error_to_openai",
+    "anthropic_error_type",
     "anthropic_request_to_openai",
     "anthropic_response_to_openai",
     "encode_sse",

@@ -148,6 +148,11 @@ _ANTHROPIC_ERROR_TYPES = {
 }
 
 
+def anthropic_error_type(status: int) -> str:
+    """Anthropic's error ``type`` for an HTTP status (its SDK picks the exception by it)."""
+    return _ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+
+
 def _error_message(body: object) -> tuple[str, str | None]:
     error = body.get("error") if isinstance(body, Mapping) else None
     if isinstance(error, Mapping):
@@ -158,7 +163,7 @@ def _error_message(body: object) -> tuple[str, str | None]:
 
 def openai_error_to_anthropic(body: object, status: int) -> Json:
     message, _ = _error_message(body)
-    kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+    kind = anthropic_error_type(status)
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
