@@ -172,10 +172,16 @@ def open_reservations(served: Served) -> int:
 
 
 def stored(served: Served, decision_id: str) -> StoredDecision:
-    """The journaled decision (after flushing the journal's writer)."""
+    """The journaled decision (after flushing the journal's writer). A streaming client can
+    read the final event before the gateway has settled, so wait for the decision a moment."""
     assert served.journal is not None
-    assert served.journal.flush(10)
-    found = served.journal.get_decision(decision_id)
+    found = None
+    for _ in range(200):
+        assert served.journal.flush(10)
+        found = served.journal.get_decision(decision_id)
+        if found is not None:
+            break
+        time.sleep(0.025)
     assert found is not None, f"decision {decision_id} was not journaled"
     return found
 
