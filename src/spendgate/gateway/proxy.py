@@ -386,23 +386,29 @@ class _ProxiedRequest:
             translator = _UsageChunkFilter()
         watch = DisconnectWatch(receive)
         status = "gateway_error"  # unless the relay ends in one of the ways below
+        held = b""
         try:
             await start_response(
                 send, 200, [*decision_headers(decision), *_SSE_HEADERS], b"text/event-stream"
             )
             ended = "ok"
+            # The stream's terminal event (and anything after it) is held back until the
+            # request is settled: a client that has the whole answer must find it counted.
+            end_marker = _STREAM_END[self.protocol]
             async for chunk in stream:
                 if watch.gone.is_set():
                     ended = "client_disconnected"
                     break
                 out = translator.feed(chunk) if translator is not None else chunk
-                if out:
+                if held or end_marker in out:
+                    held += out
+                elif out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-            tail = translator.close() if translator is not None and ended == "ok" else b""
+            tail = held + (translator.close() if translator is not None and ended == "ok" else b"")
             status = ended
         except UpstreamError:
             status = "upstream_broke_mid_stream"
-            tail = b""
+            tail = held
         finally:
             # Settled whatever happened (the provider billed what it streamed so far), and
             # before the client sees the end: once it has the whole answer, it is counted.
@@ -417,6 +423,7 @@ class _ProxiedRequest:
         )
 
 
+_STREAM_END = {Protocol.OPENAI: b"data: [DONE]", Protocol.ANTHROPIC: b"message_stop"}
 _EVENT_END = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 
