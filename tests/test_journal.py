@@ -109,7 +109,7 @@ def make_decision(
     evaluations = []
     for policy in policies:
         member = scopes.matched_member(policy.scope) or "?"
-        _, window = counters_for(policy, member, created_at)
+        keys, window = counters_for(policy, member, created_at)
         evaluations.append(
             BudgetEvaluation(
                 policy=policy,
@@ -120,6 +120,7 @@ def make_decision(
                 request_amount=Decimal("0.0098355"),
                 status=BudgetStatus.THRESHOLD if policy is DAILY else BudgetStatus.OK,
                 threshold=Decimal("0.5") if policy is DAILY else None,
+                keys=keys,
             )
         )
     return RoutingDecision(

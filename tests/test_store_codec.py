@@ -96,6 +96,7 @@ def test_odd_window_bounds_round_trip(engine: Engine) -> None:
         request_amount=None,
         status=first.status,
         approval_id="apr_1",
+        keys=first.keys,
     )
     decision = replace(decision, budget_evaluations=(odd,))
     assert round_trip(engine, decision).decision == replace(decision, id="same")

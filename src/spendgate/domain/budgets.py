@@ -179,9 +179,14 @@ class OverrideGrant:
     extra: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetEvaluation:
-    """One policy's verdict on one request. ``message`` is rendered on demand (hot path)."""
+class BudgetEvaluation(NamedTuple):
+    """One policy's verdict on one request. ``message`` is rendered on demand (hot path).
+
+    A NamedTuple rather than a frozen dataclass: a request builds one per applicable policy,
+    and a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) was the
+    largest single self-time entry of the gateway's profile. ``keys`` are the counters the
+    evaluation read, which the reservation and the settlement reuse.
+    """
 
     policy: BudgetPolicy
     member: str
@@ -192,6 +197,7 @@ class BudgetEvaluation:
     status: BudgetStatus
     threshold: Decimal | None = None
     approval_id: str | None = None
+    keys: tuple[CounterKey, ...] = ()
 
     @property
     def policy_id(self) -> str:
@@ -295,8 +301,10 @@ def evaluate_policy(
     *,
     grant: OverrideGrant | None = None,
     unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE,
+    keys: tuple[CounterKey, ...] = (),
 ) -> BudgetEvaluation:
-    """Judge one request against one policy's counter in its current window."""
+    """Judge one request against one policy's counter (read from ``keys``) in its current
+    window."""
     threshold: Decimal | None = None
     approval_id: str | None = None
     if amount is None:
@@ -334,6 +342,7 @@ def evaluate_policy(
         status,
         threshold,
         approval_id,
+        keys,
     )
 
 

@@ -9,9 +9,9 @@ suggest reserves nothing. Actual usage is settled in every mode.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from spendgate.domain.budgets import (
     BudgetEvaluation,
@@ -30,12 +30,12 @@ __all__ = ["ReservationLine", "reservation_lines", "settlement", "usage_amount"]
 _LIMITED_ACTIONS = frozenset({HardAction.BLOCK, HardAction.REQUIRE_APPROVAL, HardAction.DEGRADE})
 
 
-@dataclass(frozen=True, slots=True)
-class ReservationLine:
+class ReservationLine(NamedTuple):
     """Reserve ``amount`` on ``keys[-1]`` if the sum over ``keys`` stays within ``limit``.
 
     ``keys`` are one policy's window buckets (one for a calendar window, several for a rolling
-    one); ``limit`` is ``None`` when the policy only observes (alert, dry run).
+    one); ``limit`` is ``None`` when the policy only observes (alert, dry run). A NamedTuple:
+    one per applicable policy per request, so construction cost matters.
     """
 
     policy_id: str
@@ -46,6 +46,11 @@ class ReservationLine:
     @property
     def record_key(self) -> CounterKey:
         return self.keys[-1]
+
+
+def _keys(evaluation: BudgetEvaluation, at: datetime) -> tuple[CounterKey, ...]:
+    """The counters planning read (an evaluation decoded from the journal has none)."""
+    return evaluation.keys or counters_for(evaluation.policy, evaluation.member, at)[0]
 
 
 def _limit(
@@ -64,23 +69,22 @@ def reservation_lines(
     decision: RoutingDecision, grants: Mapping[str, OverrideGrant] | None = None
 ) -> tuple[ReservationLine, ...]:
     """The upper-bound usage to reserve for ``decision``, one line per applicable policy."""
-    if decision.mode is RoutingMode.SUGGEST or decision.blocked:
+    mode = decision.mode
+    if mode is RoutingMode.SUGGEST or decision.blocked:
         return ()
-    lines: list[ReservationLine] = []
-    for evaluation in decision.budget_evaluations:
-        if evaluation.request_amount is None:  # unpriced under a USD policy: nothing to count
-            continue
-        keys, _ = counters_for(evaluation.policy, evaluation.member, decision.created_at)
-        grant = (grants or {}).get(evaluation.policy_id)
-        lines.append(
-            ReservationLine(
-                evaluation.policy_id,
-                keys,
-                evaluation.request_amount,
-                _limit(evaluation, decision.mode, grant),
-            )
+    grants = grants or {}
+    at = decision.created_at
+    return tuple(
+        ReservationLine(
+            evaluation.policy.id,
+            _keys(evaluation, at),
+            evaluation.request_amount,
+            _limit(evaluation, mode, grants.get(evaluation.policy.id)),
         )
-    return tuple(lines)
+        for evaluation in decision.budget_evaluations
+        # unpriced under a USD policy: nothing to count
+        if evaluation.request_amount is not None
+    )
 
 
 def usage_amount(metric: Metric, usage: Usage, cost_usd: Decimal | None) -> Decimal | None:
@@ -92,19 +96,17 @@ def usage_amount(metric: Metric, usage: Usage, cost_usd: Decimal | None) -> Deci
 
 
 def settlement(
-    decision: RoutingDecision,
-    usage: Usage,
-    cost_usd: Decimal | None,
-    at: datetime | None = None,
+    decision: RoutingDecision, usage: Usage, cost_usd: Decimal | None
 ) -> dict[CounterKey, Decimal]:
     """Actual usage per counter, recorded in the window of the request's start time."""
-    when = at or decision.created_at
+    by_metric = {metric: usage_amount(metric, usage, cost_usd) for metric in Metric}
+    at = decision.created_at
     amounts: dict[CounterKey, Decimal] = {}
     for evaluation in decision.budget_evaluations:
-        amount = usage_amount(evaluation.metric, usage, cost_usd)
+        amount = by_metric[evaluation.policy.metric]
         if amount is None:
             continue
-        keys, _ = counters_for(evaluation.policy, evaluation.member, when)
-        key = keys[-1]
-        amounts[key] = amounts.get(key, Decimal(0)) + amount
+        key = _keys(evaluation, at)[-1]
+        previous = amounts.get(key)
+        amounts[key] = amount if previous is None else previous + amount
     return amounts

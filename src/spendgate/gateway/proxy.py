@@ -361,7 +361,8 @@ class _ProxiedRequest:
                 )
             status = "ok"
         finally:
-            text = _response_text(response)
+            # The text is only needed to estimate output tokens when the provider gave none.
+            text = _response_text(response) if response.usage is None else ""
             self.settle(decision, response.usage, text, response.latency_s, status)
         self.proxy.metrics.upstream_latency.labels(response.provider).observe(response.latency_s)
         self.upstream_s = response.latency_s

@@ -66,20 +66,27 @@ class MemoryLedger:
     ) -> ReserveOutcome:
         if reservation_id in self._reservations:
             raise ValueError(f"reservation {reservation_id} already exists")
+        settled, reserved = self._settled, self._reserved
         for line in lines:
             if line.limit is None:
                 continue
-            consumed = sum(
-                (self._settled.get(key, ZERO) + self._reserved.get(key, ZERO) for key in line.keys),
-                ZERO,
-            )
+            keys = line.keys
+            if len(keys) == 1:
+                key = keys[0]
+                consumed = settled.get(key, ZERO) + reserved.get(key, ZERO)
+            else:  # a rolling window's buckets: sum in C, as read_total does
+                count = len(keys)
+                consumed = sum(map(settled.get, keys, repeat(ZERO, count)), ZERO) + sum(
+                    map(reserved.get, keys, repeat(ZERO, count)), ZERO
+                )
             if consumed + line.amount > line.limit:
                 return ReserveOutcome(False, line.policy_id, consumed)
         amounts: dict[CounterKey, Decimal] = {}
         for line in lines:
-            key = line.record_key
-            amounts[key] = amounts.get(key, ZERO) + line.amount
-            self._reserved[key] = self._reserved.get(key, ZERO) + line.amount
+            key = line.keys[-1]
+            amount = line.amount
+            amounts[key] = amounts.get(key, ZERO) + amount
+            reserved[key] = reserved.get(key, ZERO) + amount
         self._reservations[reservation_id] = _Reservation(amounts, expires_at)
         return ReserveOutcome(True)
 

@@ -185,6 +185,14 @@ class HttpUpstream:
         self._secrets: tuple[str, ...] = (credential,) if credential else ()
         self._headers = {"content-type": "application/json", **self.auth_headers(credential)}
         self._semaphore = asyncio.Semaphore(provider.max_concurrency)
+        # Built once: a ClientTimeout per call showed in the profile.
+        self._timeout = self._call_timeout(provider.timeout_s)
+
+    @staticmethod
+    def _call_timeout(timeout_s: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=timeout_s, sock_connect=min(timeout_s, _CONNECT_TIMEOUT_S)
+        )
 
     # -- per kind -------------------------------------------------------------------------
 
@@ -211,6 +219,9 @@ class HttpUpstream:
         return {**call.headers, **self._headers}  # never let a caller override credentials
 
     async def _acquire(self, timeout_s: float) -> None:
+        if not self._semaphore.locked():  # the common case: no timer to arm
+            await self._semaphore.acquire()
+            return
         try:
             async with asyncio.timeout(timeout_s):
                 await self._semaphore.acquire()
@@ -227,9 +238,7 @@ class HttpUpstream:
         await self._acquire(timeout_s)
         started = time.perf_counter()
         try:
-            timeout = aiohttp.ClientTimeout(
-                total=timeout_s, sock_connect=min(timeout_s, _CONNECT_TIMEOUT_S)
-            )
+            timeout = self._timeout if call.timeout_s is None else self._call_timeout(timeout_s)
             async with self.pool.session().post(
                 self.url(call.protocol),
                 data=payload,

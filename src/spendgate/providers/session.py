@@ -41,6 +41,9 @@ class SessionPool:
                 timeout=aiohttp.ClientTimeout(total=None),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
+                # A provider's cookies must not carry over from one client's call to
+                # another's; not parsing them is also cheaper.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._session = session
             self.sessions_created += 1

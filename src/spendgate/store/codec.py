@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import orjson
 
-from spendgate.domain.budgets import BudgetEvaluation, BudgetPolicy, BudgetStatus
+from spendgate.domain.budgets import BudgetEvaluation, BudgetPolicy, BudgetStatus, counters_for
 from spendgate.domain.complexity import ComplexityScore, ComplexityTerm
 from spendgate.domain.models import Tier
 from spendgate.domain.pricing import Precision, PriceSource, PricingEstimate, Usage
@@ -349,11 +349,12 @@ def _candidate_from_json(data: Mapping[str, Any], base: Mapping[str, Any]) -> Ca
 
 
 def _evaluation_from_json(
-    data: Mapping[str, Any], policies: Mapping[str, BudgetPolicy]
+    data: Mapping[str, Any], policies: Mapping[str, BudgetPolicy], created_at: datetime
 ) -> BudgetEvaluation:
     start, end = data["w"]
+    policy = policies[data["p"]]
     return BudgetEvaluation(
-        policy=policies[data["p"]],
+        policy=policy,
         member=data["mb"],
         window=Window(_from_instant(start), _from_instant(end)),
         settled=Decimal(data.get("s", 0)),
@@ -362,6 +363,8 @@ def _evaluation_from_json(
         status=BudgetStatus(data["st"]),
         threshold=_unamount(data.get("th")),
         approval_id=data.get("ap"),
+        # Not stored: derived from the policy's interval and the request's time, as planned.
+        keys=counters_for(policy, data["mb"], created_at)[0],
     )
 
 
@@ -420,7 +423,9 @@ def decision_from_row(row: Row, policies: Mapping[str, BudgetPolicy]) -> StoredD
         reason_codes=tuple(row["reason_codes"]),
         explanation=tuple(detail["expl"]),
         estimate=estimate,
-        budget_evaluations=tuple(_evaluation_from_json(e, policies) for e in detail.get("ev", ())),
+        budget_evaluations=tuple(
+            _evaluation_from_json(e, policies, row["created_at"]) for e in detail.get("ev", ())
+        ),
         candidates=tuple(_candidate_from_json(c, detail["est"]) for c in detail.get("cand", ())),
         fallbacks=tuple(detail.get("fb", ())),
         would_action=RoutingAction(would) if would is not None else None,
