@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -11,9 +13,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from spendgate.store import migrate, schema
+from spendgate.store import schema
 from spendgate.store.db import make_engine
-from spendgate.store.migrate import MIGRATIONS_DIR, head_revision
+from spendgate.store.migrate import (
+    HEAD_REVISION,
+    MIGRATIONS_DIR,
+    current_revision,
+    head_revision,
+    migrate,
+)
 
 
 def _objects(path: Path) -> list[tuple[str, str, str | None]]:
@@ -105,3 +113,30 @@ def test_migration_scripts_ship_inside_the_package() -> None:
 def test_unsupported_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match=r"SQLite \*file\*|unsupported"):
         make_engine(url)
+
+
+def test_head_revision_constant_matches_the_scripts() -> None:
+    assert head_revision() == HEAD_REVISION
+
+
+def test_up_to_date_database_opens_without_importing_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'current.db'}"
+    migrate(url)
+    probe = (
+        "import sys\n"
+        "from spendgate.store.migrate import migrate\n"
+        f"migrate({url!r})\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_current_revision_of_an_untouched_database_is_none(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        assert current_revision(engine) is None
+    finally:
+        engine.dispose()
