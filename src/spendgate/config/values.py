@@ -71,7 +71,7 @@ def _check_database_url(value: str) -> str:
 def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
         raise invalid(
             f"unknown IANA timezone {value!r}{suggest(value, available_timezones())}"
         ) from None

@@ -28,6 +28,7 @@ from spendgate.store.records import DecisionFilter, StoredDecision, UsageTotals
 
 __all__ = [
     "GROUP_DIMENSIONS",
+    "decision_conditions",
     "delete_counters_before",
     "delete_decisions_before",
     "get_decision",
@@ -81,7 +82,7 @@ def get_decision(connection: Connection, decision_id: str) -> StoredDecision | N
     return decoded[0] if decoded else None
 
 
-def _decision_conditions(filters: DecisionFilter) -> list[ColumnElement[bool]]:
+def decision_conditions(filters: DecisionFilter) -> list[ColumnElement[bool]]:
     column = schema.routing_decisions.c
     conditions: list[ColumnElement[bool]] = []
     if filters.since is not None:
@@ -119,7 +120,7 @@ def list_decisions(
     table = schema.routing_decisions
     query = select(table).order_by(table.c.created_at.desc(), table.c.id.desc())
     if filters is not None:
-        query = query.where(*_decision_conditions(filters))
+        query = query.where(*decision_conditions(filters))
     query = query.limit(limit).offset(offset)
     return _decode(connection, connection.execute(query).mappings().all())
 
