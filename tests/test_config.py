@@ -562,7 +562,7 @@ BAD = [
     # timezones
     ("bad_timezone", "timezone", "Europe/Prag", "timezone", "unknown IANA timezone 'Europe/Prag' (did you mean 'Europe/Prague'?)"),  # noqa: E501
     ("bad_interval_tz", "budgets.0.interval", {"kind": "daily", "timezone": "Mars/Olympus"}, "budgets[0] (acme-daily).interval.timezone", "unknown IANA timezone 'Mars/Olympus'"),  # noqa: E501
-    ("huge_timezone", "timezone", "A" * 300, "timezone", "unknown IANA timezone 'AAAA"),  # noqa: E501
+    ("huge_timezone", "timezone", "A" * 300, "timezone", "unknown IANA timezone 'AAAA"),
     # intervals and durations
     ("rolling_no_duration", "budgets.1.interval.duration", DELETE, "budgets[1] (global-hourly).interval.duration", "a rolling interval needs a duration"),  # noqa: E501
     ("rolling_bad_duration", "budgets.1.interval.duration", "7 days", "budgets[1] (global-hourly).interval.duration", "malformed duration '7 days'"),  # noqa: E501

@@ -6,13 +6,21 @@ Each command group lives in its own module under ``spendgate.cli`` and is regist
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
 
 import typer
 
+from spendgate.cli.budgets_cmd import budgets_app
+from spendgate.cli.client import DEFAULT_URL, Remote
 from spendgate.cli.config_cmd import config_app
+from spendgate.cli.decisions_cmd import decisions_app
 from spendgate.cli.demo_cmd import demo_command
+from spendgate.cli.keys_cmd import keys_app
 from spendgate.cli.mock_cmd import mock_upstream_command
+from spendgate.cli.models_cmd import models_app
+from spendgate.cli.pricing_cmd import pricing_app
 from spendgate.cli.serve_cmd import serve_command
+from spendgate.cli.usage_cmd import usage_app
 
 __all__ = ["app", "main"]
 
@@ -21,9 +29,46 @@ app = typer.Typer(
     help="Usage-governance gateway for LLM traffic: budgets, smart routing, approvals, alerts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url",
+            envvar="SPENDGATE_URL",
+            help="The spendgate gateway the admin commands talk to.",
+        ),
+    ] = DEFAULT_URL,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="SPENDGATE_ADMIN_TOKEN",
+            help="Admin token (or an API key) for the admin API.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Usage-governance gateway for LLM traffic: budgets, smart routing, approvals, alerts.
+
+    The admin commands (models, decisions, budgets, usage, pricing, keys) talk to a running
+    gateway's admin API at --url; they never open its database.
+    """
+    ctx.obj = Remote(url=url, token=token or None)
+
+
 app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
+app.add_typer(decisions_app, name="decisions")
+app.add_typer(budgets_app, name="budgets")
+app.add_typer(pricing_app, name="pricing")
+app.add_typer(keys_app, name="keys")
+app.add_typer(usage_app, name="usage")
 app.command("serve")(serve_command)
 app.command("demo")(demo_command)
 app.command("mock-upstream")(mock_upstream_command)

@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
-
-from spendgate.config import ConfigError, load_config
 
 __all__ = ["serve_command"]
 
@@ -31,6 +28,11 @@ def serve_command(
 ) -> None:
     """Serve the proxy (/v1/chat/completions, /v1/messages, /v1/models), /healthz and
     /metrics."""
+    # Imported here: every other command (the admin CLI) starts without the gateway's weight.
+    import uvicorn
+
+    from spendgate.config import ConfigError, load_config
+
     try:
         loaded = load_config(config)
     except ConfigError as error:

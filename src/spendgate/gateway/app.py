@@ -1,6 +1,9 @@
-"""The gateway ASGI application: proxy routes, /v1/models, /healthz, /metrics.
+"""The gateway ASGI application: proxy routes, /v1/models, /healthz, /metrics, and the admin
+API under /api/.
 
-Plain ASGI on the proxy path (no framework, no pydantic): the routing table is a dict.
+Plain ASGI on the proxy path (no framework, no pydantic): the routing table is a dict. The
+admin API is a FastAPI app built on the first /api/ request, so a gateway nobody administers
+never imports FastAPI.
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ import asyncio
 import gc
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -18,7 +22,7 @@ from spendgate.config import Config
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.requests import Protocol
 from spendgate.gateway.asgi import Receive, Scope, Send, header_map, respond
-from spendgate.gateway.auth import KeyRing, presented_key
+from spendgate.gateway.auth import KeyRing, digest, presented_key
 from spendgate.gateway.errors import invalid_api_key
 from spendgate.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from spendgate.gateway.proxy import DEFAULT_MAX_BODY, ChatProxy
@@ -26,10 +30,24 @@ from spendgate.governor import Governor
 from spendgate.providers.registry import UpstreamRegistry
 from spendgate.store.journal import Journal
 
+if TYPE_CHECKING:
+    from spendgate.admin.context import AdminContext
+
 __all__ = ["Gateway", "create_gateway"]
 
 _NOT_FOUND = orjson.dumps(
     {"error": {"message": "Not found.", "type": "invalid_request_error", "code": "not_found"}}
+)
+_NO_ADMIN = orjson.dumps(
+    {
+        "error": {
+            "message": "The admin API needs the gateway's journal (database); this gateway "
+            "was started without one.",
+            "type": "api_error",
+            "code": "admin_unavailable",
+            "param": None,
+        }
+    }
 )
 _METHOD_NOT_ALLOWED = orjson.dumps(
     {"error": {"message": "Method not allowed.", "type": "invalid_request_error", "code": None}}
@@ -46,6 +64,7 @@ class Gateway:
         metrics: GatewayMetrics | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         expiry_interval_s: float = 15.0,
+        admin: AdminContext | None = None,
     ) -> None:
         self.governor = governor
         self.keys = keys
@@ -54,6 +73,8 @@ class Gateway:
         self.proxy = ChatProxy(governor, keys, upstreams, self.metrics, max_body=max_body)
         self.expiry_interval_s = expiry_interval_s
         self._expiry: asyncio.Task[None] | None = None
+        self.admin = admin
+        self._admin_app: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
         self._routes = {
             "/v1/chat/completions": ("POST", Protocol.OPENAI),
             "/v1/messages": ("POST", Protocol.ANTHROPIC),
@@ -75,6 +96,8 @@ class Gateway:
             await self.proxy.handle(scope, receive, send, route[1])
         elif path == "/v1/models" and method == "GET":
             await self._models(scope, send)
+        elif path.startswith("/api/"):
+            await self._admin(scope, receive, send)
         elif path == "/healthz":
             await self._health(send)
         elif path == "/metrics":
@@ -83,6 +106,16 @@ class Gateway:
             )
         else:
             await respond(send, 404, _NOT_FOUND)
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.admin is None:
+            await respond(send, 503, _NO_ADMIN)
+            return
+        if self._admin_app is None:
+            from spendgate.admin.app import create_admin_app
+
+            self._admin_app = create_admin_app(self.admin)
+        await self._admin_app(scope, receive, send)
 
     async def _models(self, scope: Scope, send: Send) -> None:
         headers = header_map(scope)
@@ -146,9 +179,41 @@ def create_gateway(
     *,
     journal: Journal | None = None,
 ) -> Gateway:
-    """A gateway for ``config``: keys and provider credentials from ``environ``."""
+    """A gateway for ``config``: keys, provider credentials and the admin token
+    (``SPENDGATE_ADMIN_TOKEN``) from ``environ``. With a ``journal`` it serves the admin API,
+    and the records created at runtime (budgets, prices, keys) are loaded from it first."""
     env = os.environ if environ is None else environ
     keys, _missing = KeyRing.from_environment(config.api_keys(), env)
     governor = Governor.from_config(config, journal=journal)
     upstreams = UpstreamRegistry(config.providers(), env=env)
-    return Gateway(governor, keys, upstreams)
+    admin = _admin_context(config, governor, keys, upstreams, journal, env)
+    return Gateway(governor, keys, upstreams, admin=admin)
+
+
+def _admin_context(
+    config: Config,
+    governor: Governor,
+    keys: KeyRing,
+    upstreams: UpstreamRegistry,
+    journal: Journal | None,
+    env: Mapping[str, str],
+) -> AdminContext | None:
+    if journal is None:
+        return None
+    from spendgate.admin.context import AdminContext
+    from spendgate.catalog import load_catalog
+    from spendgate.records import RuntimeRecords
+
+    records = RuntimeRecords(config, governor, keys, journal, load_catalog())
+    records.load()
+    token = env.get("SPENDGATE_ADMIN_TOKEN", "")
+    return AdminContext(
+        config=config,
+        governor=governor,
+        keys=keys,
+        upstreams=upstreams,
+        journal=journal,
+        records=records,
+        admin_token_digest=digest(token) if token else None,
+        started_at=datetime.now(UTC),
+    )

@@ -59,5 +59,16 @@ class KeyRing:
             return None
         return self._by_digest.get(digest(secret))
 
+    # Runtime keys (admin API) change the ring in place: the proxy holds this object, and a
+    # single dict store or pop is atomic, so a revoked key fails from the very next request.
+
+    def add(self, key: ApiKey, key_digest: str) -> None:
+        """Accept the secret whose digest is ``key_digest`` as ``key`` (replacing any holder)."""
+        self._by_digest[key_digest] = key
+
+    def remove(self, key_digest: str) -> ApiKey | None:
+        """Stop accepting the secret with this digest; returns the key it belonged to."""
+        return self._by_digest.pop(key_digest, None)
+
     def __len__(self) -> int:
         return len(self._by_digest)

@@ -194,6 +194,15 @@ class HttpUpstream:
             total=timeout_s, sock_connect=min(timeout_s, _CONNECT_TIMEOUT_S)
         )
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The credential, for redaction by anything else that talks to this provider."""
+        return self._secrets
+
+    def credential_headers(self) -> dict[str, str]:
+        """The headers this upstream authenticates with (for discovery and connection tests)."""
+        return self.auth_headers(self._secrets[0] if self._secrets else None)
+
     # -- per kind -------------------------------------------------------------------------
 
     def url(self, protocol: Protocol) -> str:

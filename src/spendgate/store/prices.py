@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, select
@@ -33,6 +34,30 @@ class PricingRepository:
             assert key is not None
             price_id = int(key[0])
         return StoredPrice(id=price_id, record=record, created_at=created_at)
+
+    def add_many(
+        self, records: Sequence[PricingRecord], *, now: datetime | None = None
+    ) -> list[StoredPrice]:
+        """Store several rows in one transaction: all of them, or none (a price sheet import)."""
+        if any(record.source is PriceSource.CATALOG for record in records):
+            raise ValueError("catalog prices come from the bundled catalog and are not stored")
+        created_at = now or datetime.now(UTC)
+        stored: list[StoredPrice] = []
+        with self._write.begin() as connection:
+            for record in records:
+                result = connection.execute(
+                    schema.pricing_rows.insert().values(**price_row(record), created_at=created_at)
+                )
+                key = result.inserted_primary_key
+                assert key is not None
+                stored.append(StoredPrice(id=int(key[0]), record=record, created_at=created_at))
+        return stored
+
+    def get(self, price_id: int) -> StoredPrice | None:
+        table = schema.pricing_rows
+        with self._engine.connect() as connection:
+            row = connection.execute(select(table).where(table.c.id == price_id)).mappings().first()
+        return None if row is None else price_from_row(row)
 
     def list_prices(
         self, model: str | None = None, source: PriceSource | None = None

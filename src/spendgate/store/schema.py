@@ -32,6 +32,7 @@ __all__ = [
     "APPROVAL_PENDING",
     "ROLLUP_COUNT_COLUMNS",
     "alerts",
+    "api_keys",
     "approval_events",
     "approvals",
     "budget_policies",
@@ -259,4 +260,20 @@ alerts = Table(
         postgresql_where=ALERT_UNRESOLVED,
     ),
     Index("ix_alerts_state_last_seen", "state", "last_seen"),
+)
+
+# API keys created at runtime (admin API / CLI); config keys live in the YAML. Only the SHA-256
+# digest of a secret is stored. Revoked keys are kept (``revoked_at``) for audit.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(NAME), primary_key=True),
+    Column("secret_digest", String(ID), nullable=False, unique=True),
+    Column("principal", String(NAME)),
+    Column("project", String(NAME)),
+    Column("permissions", CompactJson, nullable=False),  # sorted list of permission names
+    Column("models", CompactJson),  # NULL: every model
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("rotated_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
 )

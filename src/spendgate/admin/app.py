@@ -1,0 +1,111 @@
+"""The admin API's FastAPI app: every router under ``/api/v1``, one error envelope, OpenAPI at
+``/api/v1/openapi.json`` (interactive docs at ``/api/v1/docs``).
+
+The gateway builds it lazily, on the first ``/api/`` request, and hands it every such request
+with its path unchanged, so the app carries the ``/api/v1`` prefix itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from spendgate.admin import budgets, decisions, explain, keys, models, pricing, usage
+from spendgate.admin.context import AdminContext
+from spendgate.admin.errors import AdminError, ErrorEnvelope, envelope
+
+__all__ = ["PREFIX", "create_admin_app"]
+
+PREFIX = "/api/v1"
+
+log = logging.getLogger("spendgate.admin")
+
+# Documented on every operation, so the OpenAPI document describes every answer a client can
+# get (schemathesis checks responses against it).
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in (
+        (400, "Bad request"),
+        (401, "Missing or invalid credential"),
+        (403, "Not allowed for this credential or scope"),
+        (404, "Unknown id"),
+        (409, "Conflict (e.g. a config-managed record)"),
+        (422, "Invalid parameters or body; `param` names the field"),
+    )
+}
+
+# HTTPException codes by status, for errors raised by FastAPI/Starlette themselves.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "invalid_api_key"}
+
+
+def create_admin_app(context: AdminContext) -> FastAPI:
+    app = FastAPI(
+        title="spendgate admin API",
+        version="1",
+        summary="Budgets, pricing, keys, usage, routing decisions, explain and models.",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.admin_context = context
+    for module in (budgets, pricing, keys, usage, models, explain, decisions):
+        app.include_router(module.router, prefix=PREFIX, responses=_ERRORS)
+    install_error_handlers(app)
+    return app
+
+
+def validation_param(location: tuple[int | str, ...] | list[int | str]) -> str:
+    """``("body", "hard_limit")`` → ``body.hard_limit``; list indexes as ``[i]``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error as ``{"error": {"message", "type", "code", "param"}}``."""
+
+    async def admin_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AdminError)
+        return JSONResponse(envelope(exc.status, exc.code, exc.message, exc.param), exc.status)
+
+    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = "Not found: no such admin API endpoint (see /api/v1/openapi.json)."
+        return JSONResponse(
+            envelope(exc.status_code, code, message), exc.status_code, headers=exc.headers
+        )
+
+    async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = exc.errors()
+        first = problems[0] if problems else {}
+        param = validation_param(tuple(first.get("loc", ()))) or None
+        reason = str(first.get("msg", "invalid value"))
+        message = f"{param}: {reason}" if param else reason
+        if len(problems) > 1:
+            message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+        return JSONResponse(envelope(422, "invalid_request", message, param), 422)
+
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # A bug must not leak internals (paths, SQL, secrets) to the client: log it here.
+        log.exception("admin API error", exc_info=exc)
+        return JSONResponse(
+            envelope(500, "internal_error", "Internal error; see the gateway's log."), 500
+        )
+
+    app.add_exception_handler(AdminError, admin_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)

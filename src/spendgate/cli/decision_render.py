@@ -1,0 +1,158 @@
+"""Rich rendering of one routing decision (``models explain`` and ``decisions show``): the
+chosen model, the complexity score with its terms, each candidate and why it won or lost, each
+budget evaluation with consumed/remaining, the routing action and reason codes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.table import Table
+
+from spendgate.cli.output import cell, console, print_table
+
+__all__ = ["render_decision", "short_time"]
+
+
+def short_time(value: Any) -> str:
+    """``2026-11-26T03:30:14.883134Z`` → ``2026-11-26 03:30:14Z`` (tables stay narrow)."""
+    if not isinstance(value, str) or "T" not in value:
+        return cell(value)
+    day, _, rest = value.partition("T")
+    clock = rest[:8]
+    zone = rest[8:].lstrip("0123456789.")
+    return f"{day} {clock}{zone}"
+
+
+def _usd(value: Any) -> str:
+    return "unpriced" if value is None else f"${value}"
+
+
+def _headline(data: Mapping[str, Any]) -> None:
+    action = data["routing_action"]
+    would = data.get("would_action")
+    requested, actual = data["requested_model"], data["actual_model"]
+    chosen = (
+        f"[bold]{actual}[/bold] on {data['provider']}"
+        if not data.get("blocked")
+        else f"[bold red]none[/bold red] (would have been {actual})"
+    )
+    console.print(f"Chosen model:  {chosen}   (requested {requested})")
+    console.print(
+        f"Default:       {data['default_model']}    Recommended: {data['recommended_model']}"
+    )
+    line = f"Action:        [bold]{action}[/bold]"
+    if would:
+        line += f"   (enforcement would: {would})"
+    line += f"    Mode: {data['mode']}    Task class: {data['task_class']}"
+    console.print(line)
+    console.print(f"Reason codes:  {', '.join(data['reason_codes']) or '—'}", highlight=False)
+    estimate = data["estimate"]
+    console.print(
+        f"Estimate:      {estimate['input_tokens_lower']}–{estimate['input_tokens_upper']} input "
+        f"tokens, ≤ {estimate['output_tokens_upper']} output; "
+        f"{_usd(estimate['lower_usd'])} – {_usd(estimate['upper_usd'])} "
+        f"({estimate['precision']}, {estimate['source'] or 'no price'})",
+        highlight=False,
+    )
+    if data.get("estimated_saving_usd"):
+        console.print(f"Saving:        ${data['estimated_saving_usd']} (upper bound)")
+
+
+def _complexity(data: Mapping[str, Any]) -> None:
+    complexity = data["complexity"]
+    table = Table(
+        title=f"Complexity {complexity['score']:.2f}", title_justify="left", header_style="bold"
+    )
+    table.add_column("term")
+    table.add_column("contribution", justify="right")
+    table.add_column("detail")
+    for term in complexity["terms"]:
+        table.add_row(term["name"], f"+{term['contribution']:.3f}", term["detail"])
+    console.print(table)
+
+
+def _candidates(data: Mapping[str, Any]) -> None:
+    rows = [
+        {
+            **candidate,
+            "verdict": "chosen"
+            if candidate["chosen"]
+            else ("eligible" if candidate["eligible"] else "excluded"),
+            "upper": _usd(candidate["estimate"]["upper_usd"]) if candidate["estimate"] else None,
+        }
+        for candidate in data["candidates"]
+    ]
+    print_table(
+        rows,
+        [
+            ("model", "candidate"),
+            ("provider", "provider"),
+            ("cost_tier", "cost"),
+            ("latency_tier", "latency"),
+            ("health", "health"),
+            ("upper", "upper bound"),
+            ("verdict", "verdict"),
+            ("reason", "why"),
+        ],
+        title="Candidates",
+    )
+
+
+def _budgets(data: Mapping[str, Any]) -> None:
+    rows = [
+        {
+            **evaluation,
+            "policy": f"{evaluation['policy_id']} ({evaluation['scope']})",
+            "limits": f"{evaluation['soft_limit'] or '—'} / {evaluation['hard_limit']}",
+            "pct": f"{evaluation['percent']}%",
+            "window_end": short_time(evaluation["window"]["end"]),
+        }
+        for evaluation in data["budget_evaluations"]
+    ]
+    if not rows:
+        console.print("Budgets: no policy applies to this request.")
+        return
+    print_table(
+        rows,
+        [
+            ("policy", "policy"),
+            ("member", "member"),
+            ("metric", "metric"),
+            ("consumed", "consumed"),
+            ("request_amount", "this request"),
+            ("remaining", "remaining"),
+            ("limits", "soft / hard"),
+            ("pct", "used"),
+            ("window_end", "window ends"),
+            ("outcome", "outcome"),
+        ],
+        title="Budget evaluations",
+    )
+
+
+def render_decision(data: Mapping[str, Any]) -> None:
+    """Print a decision (``PlannedDecision`` / ``DecisionDetail`` JSON) for people."""
+    _headline(data)
+    usage = data.get("usage")
+    if usage is not None or data.get("status"):
+        tokens = (
+            f"{usage['input_tokens']} in / {usage['output_tokens']} out"
+            if usage is not None
+            else "no usage"
+        )
+        cost = data.get("actual_cost_usd")
+        latency = data.get("latency_ms")
+        console.print(
+            f"Outcome:       {data.get('status') or '—'}; {tokens}; "
+            f"{'cost $' + cost if cost is not None else 'cost unpriced'}"
+            f"{f'; {latency:.0f} ms' if isinstance(latency, int | float) else ''}",
+            highlight=False,
+        )
+    _complexity(data)
+    _candidates(data)
+    _budgets(data)
+    if data["explanation"]:
+        console.print("[bold]Why[/bold]")
+        for sentence in data["explanation"]:
+            console.print(f"  • {sentence}", highlight=False, markup=False)

@@ -1,0 +1,232 @@
+"""What ``spendgate demo`` runs: the mock upstream and the gateway on the built-in demo config, a
+short burst of varied traffic, a summary, then serving until Ctrl-C. Kept apart from the
+command's definition so that the CLI imports the gateway only when the demo runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from spendgate.config import load_config
+from spendgate.domain.pricing import Usage
+from spendgate.gateway.app import create_gateway
+from spendgate.mock_upstream.runner import MockUpstream
+from spendgate.store.journal import Journal
+
+__all__ = ["run_demo"]
+
+_LONG_CONTEXT = "The cache layer sits between the API and the database. " * 130
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    label: str
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def _calls() -> list[_Call]:
+    ask = [{"role": "user", "content": "What is the capital of France?"}]
+    complex_prompt = [
+        {
+            "role": "user",
+            "content": "Analyze step by step why this cache invalidation design loses writes, "
+            "compare it with write-through and prove which one is correct.\n"
+            "```python\ndef put(key, value):\n    cache[key] = value\n    db.write(key, value)\n"
+            "```\n" + _LONG_CONTEXT,
+        }
+    ]
+    summary = [{"role": "user", "content": "Summarise this log: " + "request ok; " * 200}]
+    return [
+        _Call("simple question", "/v1/chat/completions", {"model": "gpt-4o", "messages": ask}, {}),
+        _Call(
+            "complex reasoning",
+            "/v1/chat/completions",
+            {"model": "gpt-4o", "messages": complex_prompt, "max_tokens": 1500},
+            {},
+        ),
+        _Call(
+            "background summary",
+            "/v1/chat/completions",
+            {"model": "gpt-4o", "messages": summary, "max_tokens": 300},
+            {"x-spendgate-task-class": "auxiliary_summary", "x-spendgate-agent-id": "indexer"},
+        ),
+        _Call(
+            "streamed answer",
+            "/v1/chat/completions",
+            {"model": "gpt-4o", "messages": ask, "stream": True, "max_tokens": 200},
+            {"x-spendgate-session-id": "demo-session"},
+        ),
+        _Call(
+            "Anthropic Messages API",
+            "/v1/messages",
+            {"model": "claude-opus-4", "messages": ask, "max_tokens": 300},
+            {},
+        ),
+        _Call(
+            "worst case over the daily $5 budget",
+            "/v1/chat/completions",
+            {"model": "claude-opus-4", "messages": complex_prompt, "max_tokens": 32000, "n": 3},
+            {},
+        ),
+    ]
+
+
+def run_demo(port: int, serve: bool) -> None:
+    """Run the demo until Ctrl-C (or once, without ``serve``)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_demo(port, serve))
+
+
+async def _demo(port: int, serve: bool) -> None:
+    console = Console()
+    config = load_config(None)
+    # The demo config's mock provider says where the mock upstream must listen.
+    mock_port = urlsplit(config.providers()[0].base_url or "").port or 9100
+    env = dict(os.environ)
+    # The demo's API keys: from the environment when set, else generated for this run.
+    keys = {
+        name: env.setdefault(name, "sg-demo-" + secrets.token_hex(8))
+        for name in ("SPENDGATE_DEMO_KEY", "SPENDGATE_DEMO_ADMIN_KEY")
+    }
+    # The admin API's token, likewise: the CLI (another shell) needs it to talk to the demo.
+    admin_token = env.setdefault("SPENDGATE_ADMIN_TOKEN", "sg-admin-" + secrets.token_hex(12))
+    for needed in (mock_port, port):
+        _require_free_port(needed)
+    journal = Journal(config.database_url)
+    gateway = create_gateway(config, env, journal=journal)
+    server = uvicorn.Server(
+        uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    async with MockUpstream(port=mock_port, latency_ms=20):
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        base = f"http://127.0.0.1:{port}"
+        results = await _burst(base, keys["SPENDGATE_DEMO_KEY"])
+        journal.flush(10)
+        _summary(console, results, journal)
+        console.print(
+            f"\n[bold]Gateway[/] {base}/v1  ·  metrics {base}/metrics  ·  health {base}/healthz"
+            f"\n[bold]Demo key[/] {keys['SPENDGATE_DEMO_KEY']} (SPENDGATE_DEMO_KEY)"
+            f"\n  curl {base}/v1/chat/completions -H 'authorization: Bearer "
+            f'{keys["SPENDGATE_DEMO_KEY"]}\' -d \'{{"model": "gpt-4o", "messages": '
+            '[{"role": "user", "content": "hi"}]}\''
+        )
+        _cli_hints(console, base, port, admin_token)
+        if serve:
+            console.print("\nServing until Ctrl-C.")
+            await task
+        else:
+            server.should_exit = True
+            await task
+
+
+def _cli_hints(console: Console, base: str, port: int, admin_token: str) -> None:
+    """How to reach this demo with the CLI: the admin token and a few commands to try."""
+    url = "" if port == 8787 else f"--url {base} "
+    console.print(
+        f"[bold]Admin token[/] {admin_token} (SPENDGATE_ADMIN_TOKEN; admin API at {base}/api/v1)"
+        "\n\nTry the CLI in another shell:",
+        highlight=False,
+    )
+    for line in (
+        f"export SPENDGATE_ADMIN_TOKEN={admin_token}",
+        f"spendgate {url}models status",
+        f'spendgate {url}models explain "Prove that there are infinitely many primes" '
+        "--project acme --principal alice",
+        f"spendgate {url}decisions list",
+        f"spendgate {url}budgets list",
+        f"spendgate {url}usage summary",
+    ):
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    call: _Call
+    status: int
+    headers: dict[str, str]
+    error: str | None
+
+
+async def _burst(base: str, key: str) -> list[_Result]:
+    results: list[_Result] = []
+    async with aiohttp.ClientSession(headers={"authorization": f"Bearer {key}"}) as session:
+        for call in _calls():
+            async with session.post(
+                base + call.path, data=orjson.dumps(call.body), headers=call.headers
+            ) as response:
+                raw = await response.read()
+                error = None
+                if response.status >= 400:
+                    error = str(orjson.loads(raw).get("error", {}).get("message", ""))
+                results.append(_Result(call, response.status, dict(response.headers), error))
+    return results
+
+
+def _summary(console: Console, results: list[_Result], journal: Journal) -> None:
+    table = Table(title="spendgate demo: what the gateway decided")
+    for column in ("request", "status", "requested → actual", "action", "tokens", "cost USD"):
+        table.add_column(column)
+    total = Decimal(0)
+    reroutes = blocks = 0
+    for result in results:
+        decision_id = result.headers.get("x-spendgate-decision-id")
+        stored = journal.get_decision(decision_id) if decision_id else None
+        requested = str(result.call.body["model"])
+        actual = result.headers.get("x-spendgate-model", "—")
+        action = result.headers.get("x-spendgate-routing-action", "block")
+        usage = stored.decision.usage if stored is not None else None
+        cost = stored.decision.actual_cost_usd if stored is not None else None
+        if result.status >= 400:
+            blocks += 1
+            action = f"[red]{action}[/]: {result.error}"
+        elif action != "proceed":
+            reroutes += 1
+        total += cost or 0
+        table.add_row(
+            result.call.label,
+            str(result.status),
+            f"{requested} → {actual}",
+            action,
+            _tokens(usage),
+            "—" if cost is None else f"{cost:.6f}",
+        )
+    console.print(table)
+    console.print(
+        f"[bold]{len(results)}[/] requests · cost [bold]${total:.6f}[/] · "
+        f"[bold]{reroutes}[/] rerouted · [bold]{blocks}[/] blocked"
+    )
+
+
+def _tokens(usage: Usage | None) -> str:
+    if usage is None:
+        return "—"
+    return f"{usage.input_tokens} in / {usage.output_tokens} out"
+
+
+def _require_free_port(port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise typer.BadParameter(
+                f"port {port} is in use (another spendgate demo or mock upstream?); stop it, "
+                "or choose another gateway port with --port"
+            ) from None

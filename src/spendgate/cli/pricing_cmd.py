@@ -1,0 +1,154 @@
+"""``spendgate pricing``: list, set, unset, import — through the admin API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from spendgate.cli.output import JsonOption, cli_errors, console, fail, print_json, print_table
+
+__all__ = ["pricing_app"]
+
+pricing_app = typer.Typer(
+    help="Prices (USD per 1M tokens): the catalog, config rows and runtime overrides.",
+    no_args_is_help=True,
+)
+
+_COLUMNS = [
+    ("id", "id"),
+    ("model", "model"),
+    ("input_per_mtok", "input /1M"),
+    ("output_per_mtok", "output /1M"),
+    ("cached_input_per_mtok", "cached /1M"),
+    ("per_request", "per request"),
+    ("effective_from", "from"),
+    ("effective_to", "to"),
+    ("source", "source"),
+    ("precision", "precision"),
+    ("in_effect", "in effect"),
+]
+
+
+def _print_rows(rows: list[dict[str, Any]], title: str) -> None:
+    print_table(rows, _COLUMNS, title=title)
+
+
+@pricing_app.command("list")
+def list_command(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(help="Only this model's rows.")] = None,
+    all_models: Annotated[
+        bool, typer.Option("--all", help="Every model the catalog prices.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Price rows of the configured models and every override, and the catalog's age."""
+    from spendgate.cli.client import client_from
+
+    params: dict[str, Any] = {}
+    if model is not None:
+        params["model"] = model
+    if all_models:
+        params["all"] = True
+    with cli_errors():
+        answer = client_from(ctx).get("/pricing", params=params)
+    if json_output:
+        print_json(answer)
+        return
+    _print_rows(answer["data"], "prices (USD per 1M tokens)")
+    catalog = answer["catalog"]
+    console.print(
+        f"catalog: {catalog['package']} {catalog['version']}, prices last checked "
+        f"{catalog['checked_at'][:10]} ({catalog['age_days']} days ago)",
+        highlight=False,
+    )
+
+
+@pricing_app.command("set")
+def set_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="The model to price.")],
+    input_price: Annotated[str, typer.Option("--input", help="USD per 1M input tokens.")],
+    output_price: Annotated[str, typer.Option("--output", help="USD per 1M output tokens.")],
+    cached_input: Annotated[
+        str | None, typer.Option("--cached-input", help="USD per 1M cached input tokens.")
+    ] = None,
+    per_request: Annotated[
+        str | None, typer.Option("--per-request", help="Fixed USD fee per request.")
+    ] = None,
+    effective_from: Annotated[
+        str | None, typer.Option("--from", help="Effective from (ISO date or date-time).")
+    ] = None,
+    effective_to: Annotated[
+        str | None, typer.Option("--to", help="Effective until (ISO date or date-time).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Override a model's price (it wins over the catalog and the config file)."""
+    from spendgate.cli.client import client_from
+
+    row: dict[str, Any] = {
+        "model": model,
+        "input_per_mtok": input_price,
+        "output_per_mtok": output_price,
+    }
+    for key, value in (
+        ("cached_input_per_mtok", cached_input),
+        ("per_request", per_request),
+        ("effective_from", effective_from),
+        ("effective_to", effective_to),
+    ):
+        if value is not None:
+            row[key] = value
+    with cli_errors():
+        answer = client_from(ctx).post("/pricing", json=row)
+    if json_output:
+        print_json(answer)
+    else:
+        console.print(f"Set price {answer['id']} for {answer['model']}.", highlight=False)
+        _print_rows([answer], "new price row")
+
+
+@pricing_app.command("unset")
+def unset_command(
+    ctx: typer.Context,
+    price_id: Annotated[str, typer.Argument(help="The override's id, e.g. api-3.")],
+) -> None:
+    """Delete a runtime price override (the catalog or config price applies again)."""
+    from urllib.parse import quote
+
+    from spendgate.cli.client import client_from
+
+    with cli_errors():
+        client_from(ctx).delete(f"/pricing/{quote(price_id, safe='')}")
+    console.print(f"Deleted price {price_id}.", highlight=False)
+
+
+@pricing_app.command("import")
+def import_command(
+    ctx: typer.Context,
+    sheet: Annotated[Path, typer.Argument(help="A .csv or .json price sheet.")],
+    sheet_format: Annotated[
+        str | None, typer.Option("--format", help="csv or json (default: from the suffix).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Import a price sheet: every row is validated first, then all are stored (or none)."""
+    from spendgate.cli.client import client_from
+
+    kind = sheet_format or sheet.suffix.lower().lstrip(".")
+    if kind not in ("csv", "json"):
+        fail(f"cannot tell the format of {sheet}: use a .csv or .json file, or --format")
+    try:
+        content = sheet.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"cannot read {sheet}: {error}")
+    with cli_errors():
+        answer = client_from(ctx).post("/pricing/import", json={"format": kind, "content": content})
+    if json_output:
+        print_json(answer)
+    else:
+        console.print(f"Imported {answer['imported']} price rows.", highlight=False)
+        _print_rows(answer["data"], "imported rows")

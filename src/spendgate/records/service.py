@@ -1,0 +1,67 @@
+"""``RuntimeRecords``: budgets, prices and keys managed while the gateway runs.
+
+Records created through the admin API live in the database with source "api" and are applied
+to the running gateway at once (``governor.state`` for budgets and prices, the ``KeyRing`` for
+keys); on start, ``load`` applies the stored ones on top of the config's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from spendgate.config import Config
+from spendgate.domain.pricing import PriceSource, PricingRecord
+from spendgate.gateway.auth import KeyRing
+from spendgate.governor import Governor
+from spendgate.records.budgets import BudgetRecords
+from spendgate.records.keys import KeyRecords
+from spendgate.records.live import LiveState
+from spendgate.records.pricing import PriceRecords
+from spendgate.store.journal import Journal
+from spendgate.store.keys import KeyRepository
+
+__all__ = ["RuntimeRecords"]
+
+log = logging.getLogger("spendgate.records")
+
+
+class RuntimeRecords:
+    def __init__(
+        self,
+        config: Config,
+        governor: Governor,
+        keys: KeyRing,
+        journal: Journal,
+        catalog: Sequence[PricingRecord],
+    ) -> None:
+        self._live = LiveState(config, governor, catalog)
+        self._journal = journal
+        self.budgets = BudgetRecords(self._live, journal)
+        self.pricing = PriceRecords(self._live, journal)
+        self.keys = KeyRecords(config, keys, KeyRepository(journal.engine))
+
+    def load(self) -> None:
+        """Apply the stored runtime budgets, price overrides and keys to the running state."""
+        live = self._live
+        with live.lock:
+            for policy in self._journal.policies.list_policies():
+                if policy.source != "api":
+                    continue
+                if any(p.id == policy.id for p in live.config_policies):
+                    log.warning(
+                        "runtime budget %s ignored: the config file now defines a budget "
+                        "with that id (delete the runtime one)",
+                        policy.id,
+                    )
+                    continue
+                live.api_policies[policy.id] = policy
+            for stored in self._journal.pricing.list_prices(source=PriceSource.API):
+                live.api_prices[stored.id] = stored
+            live.apply_policies()
+            live.apply_prices()
+        for key_id in self.keys.load():
+            log.warning(
+                "runtime API key %s ignored: the config file now defines a key with that id",
+                key_id,
+            )

@@ -1,0 +1,79 @@
+"""Records submitted at runtime are validated exactly like the same section of the YAML file:
+the same pydantic specs, the same operator messages and the same cross-references (a budget's
+``degrade_to`` must be a configured model, a price's model must be known, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from spendgate.config import Config
+from spendgate.config.budgets import BudgetSpec
+from spendgate.config.errors import Loc
+from spendgate.config.messages import messages
+from spendgate.config.pricing import PricingSpec
+from spendgate.config.references import reference_problems
+from spendgate.records.errors import Problem, RecordInvalidError
+
+__all__ = ["render_path", "validate_budgets", "validate_prices"]
+
+Section = Literal["budgets", "pricing"]
+
+
+def render_path(loc: Loc) -> str:
+    """``("scope", "id")`` → ``scope.id``; ``(3, "model")`` → ``[3].model``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _known_models() -> frozenset[str]:
+    from spendgate.catalog import catalog_model_ids
+
+    return catalog_model_ids()
+
+
+def _validate(config: Config, section: Section, items: Sequence[object], *, indexed: bool) -> Any:
+    """The validated section holding ``items``; raises ``RecordInvalidError`` with every
+    problem. Paths are relative to one item, or start with ``[index]`` when ``indexed``."""
+    found: list[tuple[Loc, str]] = []
+    validated: Config | None = None
+    try:
+        validated = Config.model_validate({section: list(items)})
+    except ValidationError as error:
+        found.extend(messages(error))
+    # Cross-references against the running config's providers and models.
+    references = {
+        "providers": [{"id": spec.id} for spec in config.provider_specs],
+        "models": [{"id": spec.id, "upstream_id": spec.upstream_id} for spec in config.model_specs],
+        section: list(items),
+    }
+    found.extend(
+        (loc, why)
+        for loc, why in reference_problems(references, _known_models)
+        if loc[:1] == (section,)
+    )
+    if found:
+        problems: list[Problem] = []
+        for loc, why in found:
+            inner = loc[1:] if indexed else loc[2:]  # drop the section (and the index)
+            problems.append((render_path(inner), why))
+        raise RecordInvalidError(problems)
+    assert validated is not None
+    return getattr(validated, section)
+
+
+def validate_budgets(config: Config, budget: object) -> BudgetSpec:
+    specs: list[BudgetSpec] = _validate(config, "budgets", [budget], indexed=False)
+    return specs[0]
+
+
+def validate_prices(config: Config, rows: Sequence[object], *, indexed: bool) -> list[PricingSpec]:
+    specs: list[PricingSpec] = _validate(config, "pricing", rows, indexed=indexed)
+    return specs
