@@ -4,6 +4,7 @@ delete, effective — all through the admin API."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ budgets_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_BAR_WIDTH = 20
+_BAR_WIDTH = 10
 
 
 def bar(percent: str) -> str:
@@ -29,6 +30,23 @@ def bar(percent: str) -> str:
         return percent
     filled = max(0, min(_BAR_WIDTH, int(value * _BAR_WIDTH / 100)))
     return f"{'█' * filled}{'░' * (_BAR_WIDTH - filled)} {percent}%"
+
+
+def amount(text: str) -> str:
+    """A decimal string made readable for a table (``--json`` keeps the exact value):
+    thousands grouped, at most six significant digits below 1,000."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.6g}" if value else "0"
+
+
+def _moment(text: str) -> str:
+    """``2026-11-27T00:00:00Z`` → ``2026-11-27 00:00Z``."""
+    return text.replace("T", " ").replace(":00Z", "Z").replace(":00+", "+")
 
 
 def _scope(budget: dict[str, Any]) -> str:
@@ -50,12 +68,10 @@ def _rows(budgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for budget in budgets:
         base = {
             "id": budget["id"],
-            "source": budget["source"],
-            "enabled": budget["enabled"],
+            "source": budget["source"] + ("" if budget["enabled"] else " (off)"),
             "scope": _scope(budget),
-            "metric": budget["metric"],
-            "interval": _interval(budget),
-            "limits": f"{budget.get('soft_limit') or '—'} / {budget['hard_limit']}",
+            "measures": f"{budget['metric']} · {_interval(budget)}",
+            "limits": f"{amount(budget.get('soft_limit') or '—')} / {amount(budget['hard_limit'])}",
             "actions": f"{budget['soft_action']} / {budget['hard_action']}",
         }
         used = budget.get("consumption") or []
@@ -66,10 +82,10 @@ def _rows(budgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 {
                     **base,
                     "member": item["member"],
-                    "consumed": item["consumed"],
-                    "remaining": item["remaining"],
+                    "consumed": amount(item["consumed"]),
+                    "remaining": amount(item["remaining"]),
                     "used": bar(item["percent"]),
-                    "ends": item["window"]["end"],
+                    "ends": _moment(item["window"]["end"]),
                 }
             )
     return rows
@@ -78,15 +94,13 @@ def _rows(budgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _COLUMNS = [
     ("id", "budget"),
     ("source", "source"),
-    ("enabled", "on"),
     ("scope", "scope"),
-    ("metric", "metric"),
-    ("interval", "interval"),
+    ("measures", "measures"),
     ("limits", "soft / hard"),
     ("member", "member"),
     ("consumed", "consumed"),
     ("remaining", "remaining"),
-    ("used", "of hard limit"),
+    ("used", "used of hard"),
     ("ends", "window ends"),
 ]
 

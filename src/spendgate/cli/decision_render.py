@@ -143,9 +143,13 @@ def render_decision(data: Mapping[str, Any]) -> None:
         )
         cost = data.get("actual_cost_usd")
         latency = data.get("latency_ms")
+        # No usage means nothing was spent; only a settled call without a price is unpriced.
+        if cost is not None:
+            spent = f"cost ${cost}"
+        else:
+            spent = "no cost" if usage is None else "cost unpriced"
         console.print(
-            f"Outcome:       {data.get('status') or '—'}; {tokens}; "
-            f"{'cost $' + cost if cost is not None else 'cost unpriced'}"
+            f"Outcome:       {data.get('status') or '—'}; {tokens}; {spent}"
             f"{f'; {latency:.0f} ms' if isinstance(latency, int | float) else ''}",
             highlight=False,
         )

@@ -8,9 +8,12 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import socket
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -146,6 +149,8 @@ def _cli_hints(console: Console, base: str, port: int, admin_token: str) -> None
         highlight=False,
     )
     for line in (
+        # `make demo` installs the CLI into .venv: activating it puts `spendgate` on PATH.
+        *(() if shutil.which("spendgate") else (f". {Path(sys.prefix) / 'bin' / 'activate'}",)),
         f"export SPENDGATE_ADMIN_TOKEN={admin_token}",
         f"spendgate {url}models status",
         f'spendgate {url}models explain "Prove that there are infinitely many primes" '

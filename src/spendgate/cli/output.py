@@ -57,8 +57,9 @@ def print_table(
     """``rows`` as a Rich table of ``columns`` (key, header); keys may be dotted paths
     (``window.end``) into nested objects."""
     table = Table(title=title, title_justify="left", header_style="bold")
-    for _key, header in columns:
-        table.add_column(header, overflow="fold")
+    for index, (_key, header) in enumerate(columns):
+        # The first column names the row (a model, a policy id): never broken mid-name.
+        table.add_column(header, overflow="fold", no_wrap=index == 0)
     for row in rows:
         table.add_row(*(cell(_lookup(row, key)) for key, _header in columns))
     if not rows:
