@@ -7,7 +7,6 @@ hours (a 23- and a 25-hour day around DST changes); unpriced usage is counted, n
 from __future__ import annotations
 
 import itertools
-import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from postgres_support import throwaway_postgres
 from spendgate.domain.pricing import Usage
 from spendgate.domain.routing import RoutingMode
 from spendgate.domain.scopes import RequestScopes
@@ -40,26 +40,19 @@ NOBODY = RequestScopes(api_key="k-anon")
 ANY = UsageFilter()
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("SPENDGATE_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("PostgreSQL variant: set SPENDGATE_TEST_POSTGRES_URL to run it")
-    try:
-        import psycopg  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        pytest.skip("PostgreSQL variant: the psycopg driver is not installed")
-    return url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"], scope="module")
 def journal(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Journal]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('usage') / 'journal.db'}"
-    else:
-        url = _postgres_url()
-    with Journal(url, settings=WriterSettings(max_batch_wait_ms=2)) as opened:
+        with Journal(url, settings=WriterSettings(max_batch_wait_ms=2)) as opened:
+            yield opened
+        return
+    with (
+        throwaway_postgres() as url,
+        Journal(url, settings=WriterSettings(max_batch_wait_ms=2)) as opened,
+    ):
         yield opened
 
 

@@ -1,0 +1,47 @@
+"""A throwaway PostgreSQL database for the tests that run against a real server.
+
+The server comes from ``SPENDGATE_TEST_POSTGRES_URL`` or, by default, the local one this
+project's machines start (127.0.0.1:5432, trust auth, database ``test``). Each test session
+creates its own database and drops it afterwards, so runs never see each other's rows. Without
+a reachable server (or the psycopg driver) the tests are skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+__all__ = ["DEFAULT_SERVER_URL", "throwaway_postgres"]
+
+DEFAULT_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """Yield the URL of a fresh, empty database; drop it on exit."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("PostgreSQL tests: the psycopg driver is not installed")
+    server = make_url(os.environ.get("SPENDGATE_TEST_POSTGRES_URL", DEFAULT_SERVER_URL))
+    name = f"spendgate_test_{secrets.token_hex(6)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except SQLAlchemyError as error:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL tests: no server at {server.render_as_string()} ({error.code})")
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
