@@ -156,3 +156,19 @@ def test_read_total_sums_settled_and_reserved_over_every_bucket() -> None:
     assert (total.settled, total.reserved) == (Decimal("3.5"), Decimal("0.5"))
     single = ledger.read_total(buckets[3:4])
     assert (single.settled, single.reserved) == (Decimal("2.5"), 0)
+
+
+def test_members_lists_settled_and_in_flight_members_of_one_policy_and_window() -> None:
+    today, yesterday = "2026-11-25T00:00:00Z", "2026-11-24T00:00:00Z"
+    ledger = MemoryLedger(
+        {
+            CounterKey("cap", "acme", today): Decimal(3),
+            CounterKey("cap", "old", yesterday): Decimal(1),
+            CounterKey("other", "globex", today): Decimal(2),
+        }
+    )
+    ledger.reserve("r", [line("1", key=CounterKey("cap", "initech", today))], NOW)
+    assert ledger.members("cap", [today]) == {"acme", "initech"}
+    assert ledger.members("cap", [today, yesterday]) == {"acme", "initech", "old"}
+    ledger.release("r")
+    assert ledger.members("cap", [today]) == {"acme"}

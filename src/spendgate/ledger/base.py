@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -44,3 +44,8 @@ class Ledger(Protocol):
     def release(self, reservation_id: str) -> None: ...
 
     def expire(self, now: datetime) -> int: ...
+
+    def members(self, policy_id: str, window_keys: Collection[str]) -> set[str]:
+        """The members with a settled or reserved counter of ``policy_id`` in any of
+        ``window_keys`` (for listings of a ``*`` budget; never on the request path)."""
+        ...

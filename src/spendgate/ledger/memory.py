@@ -5,7 +5,7 @@ A lock makes the same hold for threaded callers of the library API (uncontended:
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -119,6 +119,17 @@ class MemoryLedger:
             for reservation_id in expired:
                 self._release(reservation_id)
             return len(expired)
+
+    def members(self, policy_id: str, window_keys: Collection[str]) -> set[str]:
+        # A scan of every counter: admin listings only, where in-flight members count too.
+        wanted = set(window_keys)
+        with self._lock:
+            return {
+                key.member
+                for counters in (self._settled, self._reserved)
+                for key in counters
+                if key.policy_id == policy_id and key.window in wanted
+            }
 
     @property
     def open_reservations(self) -> int:

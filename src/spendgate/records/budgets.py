@@ -109,10 +109,10 @@ class BudgetRecords:
         return result
 
     def _members_in_window(self, policy: BudgetPolicy, at: datetime) -> list[str]:
-        # The ledger exposes no key listing, so members come from the journal's settled
-        # counters of the current window (committed within a batch window of settling).
+        """Members with usage in the current window, in-flight reservations included."""
         keys, _ = counters_for(policy, "*", at)
-        return _members(self._journal.engine, policy.id, [key.window for key in keys])
+        ledger = self._live.governor.ledger
+        return sorted(ledger.members(policy.id, [key.window for key in keys]))
 
     # -- changing ----------------------------------------------------------------------------
 
@@ -193,18 +193,6 @@ def _check_same_counters(current: BudgetPolicy, policy: BudgetPolicy) -> None:
                          "create a new budget instead"))  # fmt: skip
     if problems:
         raise RecordInvalidError(problems)
-
-
-def _members(engine: Engine, policy_id: str, window_keys: list[str]) -> list[str]:
-    table = schema.usage_counters
-    query = (
-        select(table.c.member)
-        .where(table.c.policy_id == policy_id, table.c.window_key.in_(window_keys))
-        .distinct()
-        .order_by(table.c.member)
-    )
-    with engine.connect() as connection:
-        return [row.member for row in connection.execute(query)]
 
 
 def _has_counters(engine: Engine, policy_id: str) -> bool:
