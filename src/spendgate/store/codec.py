@@ -191,12 +191,29 @@ def _candidate_json(candidate: Candidate, base: PricingEstimate) -> dict[str, An
     return data
 
 
+def _window_json(window: Window) -> list[int | str]:
+    """``[start, end]`` instants. The planner hands the same ``Window`` object to every
+    decision while a window lasts, so each is converted once (memo keyed by identity, holding
+    the window so its id is not reused while cached)."""
+    known = _windows_memo.get(id(window))
+    if known is not None and known[0] is window:
+        return known[1]
+    if len(_windows_memo) >= _WINDOWS_MEMO_LIMIT:
+        _windows_memo.clear()
+    instants = [_instant(window.start), _instant(window.end)]
+    _windows_memo[id(window)] = (window, instants)
+    return instants
+
+
+_WINDOWS_MEMO_LIMIT = 4096
+_windows_memo: dict[int, tuple[Window, list[int | str]]] = {}
+
+
 def _evaluation_json(evaluation: BudgetEvaluation, digest: str) -> dict[str, Any]:
-    window = evaluation.window
     data: dict[str, Any] = {
         "p": digest,
         "mb": evaluation.member,
-        "w": [_instant(window.start), _instant(window.end)],
+        "w": _window_json(evaluation.window),
         "st": evaluation.status,
     }
     if evaluation.settled:
