@@ -10,7 +10,16 @@ from typing import Annotated, Any
 
 import typer
 
-from spendgate.cli.output import JsonOption, cli_errors, console, fail, print_json, print_table
+from spendgate.cli.client import record_path
+from spendgate.cli.output import (
+    JsonOption,
+    cli_errors,
+    console,
+    fail,
+    print_json,
+    print_table,
+    short_time,
+)
 
 __all__ = ["budgets_app"]
 
@@ -42,11 +51,6 @@ def amount(text: str) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.6g}" if value else "0"
-
-
-def _moment(text: str) -> str:
-    """``2026-11-27T00:00:00Z`` → ``2026-11-27 00:00Z``."""
-    return text.replace("T", " ").replace(":00Z", "Z").replace(":00+", "+")
 
 
 def _scope(budget: dict[str, Any]) -> str:
@@ -85,7 +89,7 @@ def _rows(budgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "consumed": amount(item["consumed"]),
                     "remaining": amount(item["remaining"]),
                     "used": bar(item["percent"]),
-                    "ends": _moment(item["window"]["end"]),
+                    "ends": short_time(item["window"]["end"]),
                 }
             )
     return rows
@@ -155,17 +159,11 @@ def show_command(
     from spendgate.cli.client import client_from
 
     with cli_errors():
-        answer = client_from(ctx).get(f"/budgets/{_quote(budget_id)}")
+        answer = client_from(ctx).get(record_path("budgets", budget_id))
     if json_output:
         print_json(answer)
     else:
         _print_one(answer)
-
-
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")
 
 
 def _spec_file(path: Path) -> Any:
@@ -343,7 +341,7 @@ def set_command(
     if not changes:
         fail("nothing to change: give at least one option (see --help)")
     with cli_errors():
-        answer = client_from(ctx).put(f"/budgets/{_quote(budget_id)}", json=changes)
+        answer = client_from(ctx).put(record_path("budgets", budget_id), json=changes)
     if json_output:
         print_json(answer)
     else:
@@ -355,7 +353,7 @@ def _toggle(ctx: typer.Context, budget_id: str, action: str, json_output: bool) 
     from spendgate.cli.client import client_from
 
     with cli_errors():
-        answer = client_from(ctx).post(f"/budgets/{_quote(budget_id)}/{action}")
+        answer = client_from(ctx).post(record_path("budgets", budget_id, action))
     if json_output:
         print_json(answer)
     else:
@@ -391,7 +389,7 @@ def delete_command(
     from spendgate.cli.client import client_from
 
     with cli_errors():
-        client_from(ctx).delete(f"/budgets/{_quote(budget_id)}")
+        client_from(ctx).delete(record_path("budgets", budget_id))
     console.print(f"Deleted budget [bold]{budget_id}[/bold].", highlight=False)
 
 

@@ -23,10 +23,18 @@ __all__ = [
     "AdminClientError",
     "Remote",
     "client_from",
+    "record_path",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8787"
 API_PREFIX = "/api/v1"
+
+
+def record_path(collection: str, record_id: str, *action: str) -> str:
+    """``/<collection>/<id>[/<action>]`` with the id percent-encoded (ids are free text)."""
+    from urllib.parse import quote
+
+    return "/".join((f"/{collection}", quote(record_id, safe=""), *action))
 
 
 class AdminClientError(Exception):

@@ -9,23 +9,9 @@ from typing import Any
 
 from rich.table import Table
 
-from spendgate.cli.output import cell, console, print_table
+from spendgate.cli.output import console, print_table, short_time, usd
 
-__all__ = ["render_decision", "short_time"]
-
-
-def short_time(value: Any) -> str:
-    """``2026-11-26T03:30:14.883134Z`` → ``2026-11-26 03:30:14Z`` (tables stay narrow)."""
-    if not isinstance(value, str) or "T" not in value:
-        return cell(value)
-    day, _, rest = value.partition("T")
-    clock = rest[:8]
-    zone = rest[8:].lstrip("0123456789.")
-    return f"{day} {clock}{zone}"
-
-
-def _usd(value: Any) -> str:
-    return "unpriced" if value is None else f"${value}"
+__all__ = ["render_decision"]
 
 
 def _headline(data: Mapping[str, Any]) -> None:
@@ -51,7 +37,7 @@ def _headline(data: Mapping[str, Any]) -> None:
     console.print(
         f"Estimate:      {estimate['input_tokens_lower']}–{estimate['input_tokens_upper']} input "
         f"tokens, ≤ {estimate['output_tokens_upper']} output; "
-        f"{_usd(estimate['lower_usd'])} – {_usd(estimate['upper_usd'])} "
+        f"{usd(estimate['lower_usd'])} – {usd(estimate['upper_usd'])} "
         f"({estimate['precision']}, {estimate['source'] or 'no price'})",
         highlight=False,
     )
@@ -79,7 +65,7 @@ def _candidates(data: Mapping[str, Any]) -> None:
             "verdict": "chosen"
             if candidate["chosen"]
             else ("eligible" if candidate["eligible"] else "excluded"),
-            "upper": _usd(candidate["estimate"]["upper_usd"]) if candidate["estimate"] else None,
+            "upper": usd(candidate["estimate"]["upper_usd"]) if candidate["estimate"] else None,
         }
         for candidate in data["candidates"]
     ]

@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from spendgate.cli.output import JsonOption, cli_errors, console, print_json, print_table
+from spendgate.cli.client import record_path
+from spendgate.cli.output import (
+    JsonOption,
+    cli_errors,
+    console,
+    print_json,
+    print_table,
+    short_time,
+)
 
 __all__ = ["decisions_app"]
 
@@ -38,7 +46,6 @@ def list_command(
 ) -> None:
     """Newest decisions first."""
     from spendgate.cli.client import client_from
-    from spendgate.cli.decision_render import short_time
 
     params: dict[str, Any] = {
         "project": project,
@@ -97,13 +104,11 @@ def show_command(
     json_output: JsonOption = False,
 ) -> None:
     """One decision in full: explanation, candidates, budget evaluations, actual usage."""
-    from urllib.parse import quote
-
     from spendgate.cli.client import client_from
-    from spendgate.cli.decision_render import render_decision, short_time
+    from spendgate.cli.decision_render import render_decision
 
     with cli_errors():
-        data = client_from(ctx).get(f"/decisions/{quote(decision_id, safe='')}")
+        data = client_from(ctx).get(record_path("decisions", decision_id))
     if json_output:
         print_json(data)
         return

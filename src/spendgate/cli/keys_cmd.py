@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from spendgate.cli.client import record_path
 from spendgate.cli.output import JsonOption, cli_errors, console, print_json, print_table
 
 __all__ = ["keys_app"]
@@ -85,12 +86,6 @@ def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
         print_table(answer["data"], _COLUMNS, title="API keys")
 
 
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")
-
-
 @keys_app.command("revoke")
 def revoke_command(
     ctx: typer.Context,
@@ -101,7 +96,7 @@ def revoke_command(
     from spendgate.cli.client import client_from
 
     with cli_errors():
-        answer = client_from(ctx).delete(f"/keys/{_quote(key_id)}")
+        answer = client_from(ctx).delete(record_path("keys", key_id))
     if json_output:
         print_json(answer)
     else:
@@ -118,7 +113,7 @@ def rotate_command(
     from spendgate.cli.client import client_from
 
     with cli_errors():
-        answer = client_from(ctx).post(f"/keys/{_quote(key_id)}/rotate")
+        answer = client_from(ctx).post(record_path("keys", key_id, "rotate"))
     if json_output:
         print_json(answer)
     else:

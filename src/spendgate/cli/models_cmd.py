@@ -35,7 +35,7 @@ def _health(provider: dict[str, Any]) -> str:
     if health["reason"]:
         text += f": {health['reason']}"
     if health["retry_at"]:
-        from spendgate.cli.decision_render import short_time
+        from spendgate.cli.output import short_time
 
         text += f" (until {short_time(health['retry_at'])})"
     return text

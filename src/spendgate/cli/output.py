@@ -21,6 +21,8 @@ __all__ = [
     "fail",
     "print_json",
     "print_table",
+    "short_time",
+    "usd",
 ]
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the exact JSON the API returned.")]
@@ -46,6 +48,21 @@ def cell(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
+
+
+def short_time(value: Any) -> str:
+    """``2026-11-26T03:30:14.883134Z`` → ``2026-11-26 03:30:14Z`` (tables stay narrow)."""
+    if not isinstance(value, str) or "T" not in value:
+        return cell(value)
+    day, _, rest = value.partition("T")
+    clock = rest[:8]
+    zone = rest[8:].lstrip("0123456789.")
+    return f"{day} {clock}{zone}"
+
+
+def usd(value: Any) -> str:
+    """A USD amount from the API; ``None`` is an unpriced cost, never $0."""
+    return "unpriced" if value is None else f"${value}"
 
 
 def print_table(

@@ -117,12 +117,10 @@ def unset_command(
     price_id: Annotated[str, typer.Argument(help="The override's id, e.g. api-3.")],
 ) -> None:
     """Delete a runtime price override (the catalog or config price applies again)."""
-    from urllib.parse import quote
-
-    from spendgate.cli.client import client_from
+    from spendgate.cli.client import client_from, record_path
 
     with cli_errors():
-        client_from(ctx).delete(f"/pricing/{quote(price_id, safe='')}")
+        client_from(ctx).delete(record_path("pricing", price_id))
     console.print(f"Deleted price {price_id}.", highlight=False)
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from spendgate.cli.output import JsonOption, cli_errors, console, print_json, print_table
+from spendgate.cli.output import JsonOption, cli_errors, console, print_json, print_table, usd
 
 __all__ = ["usage_app"]
 
@@ -77,13 +77,9 @@ def _params(**values: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def _usd(amount: str) -> str:
-    return f"${amount}"
-
-
 def _cost(row: Mapping[str, Any]) -> str:
     """The cost, with unpriced requests said out loud (they are not $0)."""
-    text = _usd(row["cost_usd"])
+    text = usd(row["cost_usd"])
     unpriced = row.get("unpriced_requests", 0)
     return f"{text} + {unpriced} unpriced" if unpriced else text
 
@@ -142,13 +138,13 @@ def summary_command(
         ("cached input tokens", body["cached_input_tokens"]),
         ("output tokens", body["output_tokens"]),
         ("total tokens", body["total_tokens"]),
-        ("cost", _usd(body["cost_usd"])),
+        ("cost", usd(body["cost_usd"])),
         ("unpriced requests", body["unpriced_requests"]),
         ("avg latency", "—" if latency is None else f"{latency:.1f} ms"),
         ("blocked", body["blocked"]),
         ("would block (dry run)", body["would_blocked"]),
         ("rerouted", body["rerouted"]),
-        ("saved by routing", _usd(body["saved_by_routing_usd"])),
+        ("saved by routing", usd(body["saved_by_routing_usd"])),
     ]
     _heading("Usage", body)
     print_table(

@@ -7,9 +7,10 @@ from pydantic import Field, field_validator
 from spendgate.config.values import EnvName, Id, Permission, Spec, non_empty
 
 
-class KeySpec(Spec):
-    id: Id
-    key_env: EnvName
+class KeyFields(Spec):
+    """What a key may do, shared by config keys and keys created through the admin API."""
+
+    id: Id | None = None
     principal: Id | None = None
     project: Id | None = None
     permissions: list[Permission] = Field(default_factory=list)
@@ -20,3 +21,8 @@ class KeySpec(Spec):
     def _models(cls, value: list[str] | None) -> list[str] | None:
         non_empty("models", value)
         return value
+
+
+class KeySpec(KeyFields):
+    id: Id
+    key_env: EnvName

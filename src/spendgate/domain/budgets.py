@@ -33,6 +33,7 @@ __all__ = [
     "SoftAction",
     "UnpricedAction",
     "applicable_policies",
+    "counter_changes",
     "counters_for",
     "current_window",
     "evaluate_policy",
@@ -281,6 +282,22 @@ def counters_for(
 # the covering window per policy per request would dominate planning. Bounded.
 _MEMO_LIMIT = 10_000
 _keys_memo: dict[tuple[str, str], tuple[tuple[Window, ...], tuple[CounterKey, ...], Window]] = {}
+
+
+def counter_changes(current: BudgetPolicy, proposed: BudgetPolicy) -> list[tuple[str, str]]:
+    """Why ``proposed`` cannot replace ``current`` under the same id (field, reason): what
+    the policy's counters measure must not change under them — a usd counter read as tokens,
+    or a daily window key read as the monthly window starting that day, would be wrong."""
+    problems = []
+    if proposed.metric is not current.metric:
+        problems.append(("metric", "cannot change (its counters measure "
+                         f"{current.metric.value}); create a new budget instead"))  # fmt: skip
+    if proposed.scope.kind is not current.scope.kind:
+        problems.append(("scope.kind", "cannot change; create a new budget instead"))
+    if proposed.interval != current.interval:
+        problems.append(("interval", "cannot change (its counters are kept per window); "
+                         "create a new budget instead"))  # fmt: skip
+    return problems
 
 
 def request_amount(metric: Metric, estimate: PricingEstimate) -> Decimal | None:

@@ -236,9 +236,8 @@ class _Planner:
         """Only policies that carry a mode are looked at: evaluating every policy for the
         requested model would double planning time when routing picks another model."""
         imposed: list[tuple[str, RoutingMode]] = []
-        moded = [p for p in self.state.policies if p.mode or p.routing_mode_override]
-        for policy, member in applicable_policies(
-            moded, self.call.scopes, requested.id, requested.provider, self.call.task_class.value
+        for policy, member in self.state.applicable(
+            self.call.scopes, requested.id, requested.provider, self.call.task_class.value
         ):
             if policy.mode is not None:
                 imposed.append((policy.id, policy.mode))

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 
-from spendgate.domain.budgets import BudgetPolicy, counters_for
+from spendgate.domain.budgets import BudgetPolicy, counter_changes, counters_for
 from spendgate.domain.consumption import Consumption, consumption
 from spendgate.domain.scopes import RequestScopes
 from spendgate.records.budget_specs import merged_document, parse_budget
@@ -132,7 +132,9 @@ class BudgetRecords:
         with live.lock:
             current = self._api_policy(policy_id)
             policy = parse_budget(live.config, merged_document(current, changes))
-            _check_same_counters(current, policy)
+            problems = counter_changes(current, policy)
+            if problems:
+                raise RecordInvalidError(problems)
             self._journal.policies.save(policy)
             live.api_policies[policy_id] = policy
             live.apply_policies()
@@ -177,22 +179,6 @@ class BudgetRecords:
                 f"The budget id {policy_id!r} was used by a deleted budget whose usage is "
                 "still counted; choose another id."
             )
-
-
-def _check_same_counters(current: BudgetPolicy, policy: BudgetPolicy) -> None:
-    """What a counter measures cannot change under it: a usd counter read as tokens, or a
-    daily window key read as the monthly one starting that day, would be wrong."""
-    problems = []
-    if policy.metric is not current.metric:
-        problems.append(("metric", "cannot change (its counters measure "
-                         f"{current.metric.value}); create a new budget instead"))  # fmt: skip
-    if policy.scope.kind is not current.scope.kind:
-        problems.append(("scope.kind", "cannot change; create a new budget instead"))
-    if policy.interval != current.interval:
-        problems.append(("interval", "cannot change (its counters are kept per window); "
-                         "create a new budget instead"))  # fmt: skip
-    if problems:
-        raise RecordInvalidError(problems)
 
 
 def _has_counters(engine: Engine, policy_id: str) -> bool:

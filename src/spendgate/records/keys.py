@@ -12,11 +12,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import Field, field_validator
 from sqlalchemy.exc import IntegrityError
 
 from spendgate.config import Config
-from spendgate.config.values import Id, Permission, Spec, non_empty
+from spendgate.config.keys import KeyFields
 from spendgate.domain.keys import ApiKey
 from spendgate.gateway.auth import KeyRing, digest
 from spendgate.records.errors import (
@@ -36,20 +35,8 @@ SECRET_PREFIX = "sg-"
 _WHAT = "API key"
 
 
-class KeySpecIn(Spec):
-    """A key to create at runtime (like a config key, without ``key_env``)."""
-
-    id: Id | None = None  # None: generated
-    principal: Id | None = None
-    project: Id | None = None
-    permissions: list[Permission] = Field(default_factory=list)
-    models: list[Id] | None = None  # None: every model
-
-    @field_validator("models")
-    @classmethod
-    def _models(cls, value: list[str] | None) -> list[str] | None:
-        non_empty("models", value)
-        return value
+class KeySpecIn(KeyFields):
+    """A key to create at runtime: a config key without ``key_env``; no id: generated."""
 
 
 @dataclass(frozen=True, slots=True)

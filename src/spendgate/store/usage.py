@@ -277,19 +277,8 @@ def _regroup(totals: UsageTotals, group: dict[str, Any]) -> UsageTotals:
 def _sum(parts: Sequence[UsageTotals]) -> UsageTotals:
     if not parts:
         return UsageTotals()
-    counts = (
-        "requests",
-        "settled",
-        "blocked",
-        "would_blocked",
-        "rerouted",
-        "unpriced",
-        "input_tokens",
-        "output_tokens",
-        "cached_input_tokens",
-    )
     return UsageTotals(
-        **{name: sum(getattr(p, name) for p in parts) for name in counts},
+        **{name: sum(getattr(p, name) for p in parts) for name in schema.ROLLUP_COUNT_COLUMNS},
         cost_usd=from_atto(sum(to_atto(p.cost_usd) for p in parts)),
         saved_usd=from_atto(sum(to_atto(p.saved_usd) for p in parts)),
         latency_ms_total=sum(p.latency_ms_total for p in parts),
