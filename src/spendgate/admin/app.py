@@ -13,11 +13,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spendgate.admin import budgets, decisions, explain, keys, models, pricing, usage
 from spendgate.admin.context import AdminContext
-from spendgate.admin.errors import AdminError, ErrorEnvelope, envelope
+from spendgate.admin.errors import AdminError, ErrorEnvelope, database_unavailable, envelope
+from spendgate.store.db import is_busy
+from spendgate.store.writer import safe_error
 
 __all__ = ["PREFIX", "create_admin_app"]
 
@@ -36,6 +40,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (404, "Unknown id"),
         (409, "Conflict (e.g. a config-managed record)"),
         (422, "Invalid parameters or body; `param` names the field"),
+        (503, "The database is busy or unavailable: retry"),
     )
 }
 
@@ -98,6 +103,14 @@ def install_error_handlers(app: FastAPI) -> None:
             message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
         return JSONResponse(envelope(422, "invalid_request", message, param), 422)
 
+    async def database_error(_request: Request, exc: Exception) -> JSONResponse:
+        busy = is_busy(exc)
+        log.warning("admin API: database %s: %s", "busy" if busy else "error", safe_error(exc))
+        error = database_unavailable(busy)
+        return JSONResponse(
+            envelope(error.status, error.code, error.message), error.status, {"retry-after": "1"}
+        )
+
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         # A bug must not leak internals (paths, SQL, secrets) to the client: log it here.
         log.exception("admin API error", exc_info=exc)
@@ -108,4 +121,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AdminError, admin_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(OperationalError, database_error)
+    app.add_exception_handler(PoolTimeoutError, database_error)
     app.add_exception_handler(Exception, unexpected)

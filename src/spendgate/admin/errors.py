@@ -17,6 +17,7 @@ __all__ = [
     "ErrorBody",
     "ErrorEnvelope",
     "config_managed",
+    "database_unavailable",
     "envelope",
     "error_type",
     "forbidden",
@@ -72,6 +73,19 @@ def envelope(status: int, code: str | None, message: str, param: str | None = No
     return {"error": {"message": message, "type": error_type(status), "code": code, "param": param}}
 
 
+def database_unavailable(busy: bool) -> AdminError:
+    """The journal could not answer in time: a 503 the client may retry, never a 500."""
+    if busy:
+        return AdminError(
+            503,
+            "database_busy",
+            "The database is busy (another transaction holds its lock); retry in a moment.",
+        )
+    return AdminError(
+        503, "database_unavailable", "The database is unavailable; see the gateway's log."
+    )
+
+
 def not_found(what: str, ident: str) -> AdminError:
     return AdminError(404, "not_found", f"No {what} with id {ident!r}.")
 
@@ -80,6 +94,7 @@ def config_managed(what: str, ident: str, source: str) -> AdminError:
     return AdminError(
         409,
         "config_managed",
+        "database_unavailable",
         f"The {what} {ident!r} is managed by the config file {source}: edit that YAML file "
         "and restart the gateway to change it.",
     )

@@ -6,9 +6,12 @@ SQLite specifics (set on every new connection by a ``connect`` listener):
 * ``synchronous=NORMAL``: in WAL mode a commit survives a process crash; only an OS crash or
   power loss can roll back the last commits (never corrupt the file). See docs/journal.md.
 * ``busy_timeout``: a writer waits for a competing lock instead of failing at once.
-* ``auto_vacuum=INCREMENTAL`` (effective only on a new, empty file): pruning can hand pages back
-  to the OS (``PRAGMA incremental_vacuum``) instead of the file only ever growing.
 * ``foreign_keys=ON``.
+
+and once, when the file is created: ``auto_vacuum=INCREMENTAL``, so pruning can hand pages
+back to the OS (``PRAGMA incremental_vacuum``) instead of the file only ever growing. Setting it
+on an existing file is a write: it waited for the write lock, so every new connection (an
+admin read included) waited behind a long write transaction and then failed.
 
 pysqlite starts transactions lazily and only before DML, so a read-then-write transaction could
 fail to upgrade its lock with SQLITE_BUSY (which ``busy_timeout`` cannot wait out). We take over
@@ -27,6 +30,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from spendgate.store.money import ATTO
@@ -37,6 +42,7 @@ __all__ = [
     "datetime_encoder",
     "dialect_insert",
     "insert_tuples",
+    "is_busy",
     "make_engine",
     "safe_url",
     "upsert_increment",
@@ -46,6 +52,8 @@ __all__ = [
 DEFAULT_DATABASE_URL = "sqlite:///./spendgate.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 _BEGIN_OPTION = "spendgate_sqlite_begin"
+# PostgreSQL: lock_not_available (lock_timeout), query_canceled (statement_timeout).
+_PG_BUSY = frozenset({"55P03", "57014"})
 
 
 def safe_url(url: str | URL) -> str:
@@ -69,6 +77,20 @@ def make_engine(database_url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOU
     return engine
 
 
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` means another transaction held a lock longer than we wait for it
+    (SQLite ``database is locked``, PostgreSQL lock or statement timeout), or no pooled
+    connection came free in time: the database works, it is only busy."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        return "locked" in str(orig) or "busy" in str(orig)
+    return getattr(orig, "sqlstate", None) in _PG_BUSY or getattr(orig, "pgcode", None) in _PG_BUSY
+
+
 def write_engine(engine: Engine) -> Engine:
     """The same pool, but transactions take the write lock up front (SQLite ``BEGIN IMMEDIATE``)."""
     return engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
@@ -82,7 +104,10 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            # Only an empty file can still choose it (before the WAL switch writes page 1);
+            # reading page_count takes no lock.
+            if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+                cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
             _enable_wal(cursor, busy_timeout_ms)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
