@@ -94,7 +94,6 @@ def config_managed(what: str, ident: str, source: str) -> AdminError:
     return AdminError(
         409,
         "config_managed",
-        "database_unavailable",
         f"The {what} {ident!r} is managed by the config file {source}: edit that YAML file "
         "and restart the gateway to change it.",
     )
