@@ -15,7 +15,7 @@ from spendgate.gateway.app import create_gateway
 
 def test_lifespan_sweeps_expired_reservations() -> None:
     gateway = create_gateway(load_config(None), {})
-    gateway.expiry_interval_s = 0.01
+    gateway.housekeeping.hold_interval_s = 0.01
     key = CounterKey("p", "m", "w")
     line = ReservationLine("p", (key,), amount=Decimal(1))
     gateway.governor.ledger.reserve(

@@ -59,6 +59,18 @@ def test_expired_reservations_release_their_budget() -> None:
     assert ledger.reserve("b", [line("9")], NOW + timedelta(seconds=31)).ok
 
 
+def test_extend_keeps_a_running_request_past_its_ttl_and_never_shortens() -> None:
+    ledger = MemoryLedger()
+    ledger.reserve("a", [line("9")], NOW, ttl=timedelta(seconds=30))
+    ledger.reserve("b", [line("1", limit=None)], NOW, ttl=timedelta(hours=1))
+    later = NOW + timedelta(seconds=90)
+    assert ledger.extend(["a", "b", "gone"], later) == 2
+    assert ledger.expire(NOW + timedelta(seconds=60)) == 0  # "a" kept alive
+    assert ledger.read(KEY).reserved == Decimal(10)
+    assert ledger.expire(later) == 1  # not kept alive any further: "a" expires
+    assert ledger.read(KEY).reserved == Decimal(1)  # "b" keeps its longer TTL
+
+
 def test_settling_an_expired_reservation_still_counts_the_usage() -> None:
     ledger = MemoryLedger()
     ledger.reserve("a", [line("5")], NOW, ttl=timedelta(seconds=1))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,7 +31,7 @@ from spendgate.domain.requests import ChatRequest
 from spendgate.domain.reservations import reservation_lines, settlement
 from spendgate.domain.routing import HealthState, RoutingDecision, RoutingMode, TaskClass
 from spendgate.domain.scopes import RequestScopes
-from spendgate.ledger.base import Ledger, ReserveOutcome
+from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, Ledger, ReserveOutcome
 from spendgate.ledger.memory import MemoryLedger
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ class Governor:
             settled = journal.load_counters() if journal is not None else {}
             ledger = MemoryLedger({key: counter.settled for key, counter in settled.items()})
         self.ledger: Ledger = ledger
+        # How long a reservation outlives its last keep-alive (``keep_alive``).
+        self.reservation_ttl = DEFAULT_RESERVATION_TTL
         self._health: dict[str, HealthState] = {}
         # Decision ids: a random per-process prefix and a counter. A uuid4 per request costs
         # a syscall; next() on itertools.count is atomic, so threads get distinct ids.
@@ -150,13 +152,22 @@ class Governor:
         else:
             lines = reservation_lines(decision, grants)
             outcome = (
-                self.ledger.reserve(decision.id, lines, now or decision.created_at)
+                self.ledger.reserve(
+                    decision.id, lines, now or decision.created_at, self.reservation_ttl
+                )
                 if lines
                 else ReserveOutcome(True)
             )
         if not outcome.ok and self.journal is not None:
             self.journal.append_decision(replace(decision, status=_REFUSED))
         return outcome
+
+    def keep_alive(self, decision_ids: Collection[str], now: datetime | None = None) -> int:
+        """Extend the reservations of requests still running to one TTL from ``now``: a call
+        may last longer than the TTL (a long stream) and must keep its hold, while a request
+        nobody keeps alive any more (its handler crashed) expires one TTL later. Call it for
+        every running request well within each TTL (the gateway does, every few seconds)."""
+        return self.ledger.extend(decision_ids, (now or datetime.now(UTC)) + self.reservation_ttl)
 
     def cost(self, decision: RoutingDecision, usage: Usage) -> PricingEstimate:
         """What ``usage`` on the decision's actual model costs, at the request's time."""

@@ -8,7 +8,6 @@ never imports FastAPI.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import time
@@ -24,6 +23,7 @@ from spendgate.domain.requests import Protocol
 from spendgate.gateway.asgi import Receive, Scope, Send, header_map, respond
 from spendgate.gateway.auth import KeyRing, digest, presented_key
 from spendgate.gateway.errors import invalid_api_key
+from spendgate.gateway.housekeeping import Housekeeping, HousekeepingSettings
 from spendgate.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from spendgate.gateway.proxy import DEFAULT_MAX_BODY, ChatProxy
 from spendgate.governor import Governor
@@ -63,7 +63,7 @@ class Gateway:
         *,
         metrics: GatewayMetrics | None = None,
         max_body: int = DEFAULT_MAX_BODY,
-        expiry_interval_s: float = 15.0,
+        housekeeping: HousekeepingSettings | None = None,
         admin: AdminContext | None = None,
     ) -> None:
         self.governor = governor
@@ -71,8 +71,8 @@ class Gateway:
         self.upstreams = upstreams
         self.metrics = metrics or GatewayMetrics()
         self.proxy = ChatProxy(governor, keys, upstreams, self.metrics, max_body=max_body)
-        self.expiry_interval_s = expiry_interval_s
-        self._expiry: asyncio.Task[None] | None = None
+        self.housekeeping = housekeeping or HousekeepingSettings()
+        self._housekeeping: Housekeeping | None = None
         self.admin = admin
         self._admin_app: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
         self._routes = {
@@ -154,23 +154,19 @@ class Gateway:
                 # measured by bench/gateway_bench.py) to under 0.1 ms.
                 gc.collect()
                 gc.freeze()
-                self._expiry = asyncio.get_running_loop().create_task(self._expire_reservations())
+                self._housekeeping = Housekeeping(
+                    self.governor, self.proxy.in_flight, self.housekeeping
+                )
+                self._housekeeping.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._expiry is not None:
-                    self._expiry.cancel()
+                if self._housekeeping is not None:
+                    await self._housekeeping.stop()
                 await self.upstreams.close()
                 if self.governor.journal is not None:
                     self.governor.journal.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    async def _expire_reservations(self) -> None:
-        """Release reservations whose request never settled (a crashed or stuck handler), so
-        they cannot hold budget past their TTL."""
-        while True:
-            await asyncio.sleep(self.expiry_interval_s)
-            self.governor.ledger.expire(datetime.now(UTC))
 
 
 def create_gateway(

@@ -87,6 +87,12 @@ class ChatProxy:
         self.upstreams = upstreams
         self.metrics = metrics
         self.max_body = max_body
+        # Admitted requests still running: their reservations are kept alive (``in_flight``).
+        self._running: set[_ProxiedRequest] = set()
+
+    def in_flight(self) -> list[str]:
+        """The reservation (decision) ids of every request still running."""
+        return [rid for request in self._running for rid in request.reservation_ids()]
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, protocol: Protocol) -> None:
         started = time.perf_counter()
@@ -94,6 +100,7 @@ class ChatProxy:
         request: _ProxiedRequest | None = None
         try:
             request = await self._admit(scope, receive, protocol)
+            self._running.add(request)
             await request.run(send, receive)
             status = 200
             if request.upstream_s is not None:
@@ -112,6 +119,9 @@ class ChatProxy:
                 request.release_unused(None)
             self.metrics.requests.labels(route, "500").inc()
             raise
+        finally:
+            if request is not None:
+                self._running.discard(request)
         self.metrics.requests.labels(route, str(status)).inc()
 
     async def _admit(self, scope: Scope, receive: Receive, protocol: Protocol) -> _ProxiedRequest:
@@ -206,6 +216,10 @@ class _ProxiedRequest:
         if decision.routing_action is RoutingAction.APPROVAL_REQUIRED:
             raise approval_required(message, decision.id, policy_id, None)
         raise budget_exceeded(message, decision.id, policy_id)
+
+    def reservation_ids(self) -> list[str]:
+        """The decisions that may hold a reservation: the planned one and any fallback's."""
+        return [self.decision.id, *(decision.id for decision in self.decisions.values())]
 
     def failover_targets(self) -> list[Target]:
         decision = self.decision

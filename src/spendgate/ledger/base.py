@@ -13,7 +13,8 @@ from spendgate.domain.reservations import ReservationLine
 
 __all__ = ["DEFAULT_RESERVATION_TTL", "Ledger", "ReservationLine", "ReserveOutcome"]
 
-# A reservation not settled within this time is released: a crashed request cannot hold budget.
+# A reservation neither settled nor kept alive (``extend``) within this time is released: a
+# crashed request cannot hold budget. Running requests are kept alive, however long they last.
 DEFAULT_RESERVATION_TTL = timedelta(minutes=10)
 
 
@@ -42,6 +43,12 @@ class Ledger(Protocol):
     def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None: ...
 
     def release(self, reservation_id: str) -> None: ...
+
+    def extend(self, reservation_ids: Collection[str], until: datetime) -> int:
+        """Keep the given reservations until at least ``until`` (the heartbeat of requests
+        still running; never shortens one). Unknown ids are skipped; returns how many were
+        extended. One batch per call, so a shared backend can do it in one round trip."""
+        ...
 
     def expire(self, now: datetime) -> int: ...
 

@@ -113,6 +113,16 @@ class MemoryLedger:
             else:
                 del self._reserved[key]
 
+    def extend(self, reservation_ids: Collection[str], until: datetime) -> int:
+        extended = 0
+        with self._lock:
+            for reservation_id in reservation_ids:
+                reservation = self._reservations.get(reservation_id)
+                if reservation is not None:
+                    reservation.expires_at = max(reservation.expires_at, until)
+                    extended += 1
+        return extended
+
     def expire(self, now: datetime) -> int:
         with self._lock:
             expired = [rid for rid, res in self._reservations.items() if res.expires_at <= now]
