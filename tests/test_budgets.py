@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -22,6 +22,8 @@ from spendgate.domain.budgets import (
     applicable_policies,
     counters_for,
     evaluate_policy,
+    is_live,
+    live_windows,
     most_severe,
 )
 from spendgate.domain.scopes import RequestScopes, ScopeKind
@@ -276,3 +278,41 @@ class TestBudgetArithmeticProperties:
         if low.status is BudgetStatus.DEGRADED and high.status is BudgetStatus.DEGRADED:
             return
         assert rank[high.status] >= rank[low.status]
+
+
+# --- which counters can still be read (pruning, start-up load) --------------------------------
+
+LIVE_POLICIES = (
+    policy("day", interval=Interval(IntervalKind.DAILY, "Europe/Prague")),
+    policy("month", interval=Interval(IntervalKind.MONTHLY)),
+    policy("roll", interval=Interval(IntervalKind.ROLLING, duration=timedelta(hours=2))),
+    policy("off", interval=Interval(IntervalKind.HOURLY), enabled=False),
+)
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)))
+def test_every_counter_a_request_reads_is_live_and_earlier_windows_are_not(at: datetime) -> None:
+    now = at.replace(tzinfo=UTC)
+    live = live_windows(LIVE_POLICIES, now)
+    for budget in LIVE_POLICIES:
+        keys, window = counters_for(budget, "acme", now)
+        assert all(is_live(live, key.policy_id, key.window) for key in keys)
+        # The window (or oldest bucket) before the oldest one read is never read again.
+        before, _ = counters_for(budget, "acme", window.start - timedelta(microseconds=1))
+        assert not is_live(live, budget.id, before[0].window)
+
+
+def test_counters_of_unknown_policies_are_not_live() -> None:
+    live = live_windows(LIVE_POLICIES, NOW)
+    keys, _ = counters_for(policy("deleted"), "acme", NOW)
+    assert not is_live(live, "deleted", keys[0].window)
+    assert set(live) == {"day", "month", "roll", "off"}
+    assert live["month"] == "2026-11-01T00:00:00Z"
+    assert live["day"] == "2026-11-24T23:00:00Z"  # Prague midnight in UTC
+    assert live["roll"] == "2026-11-25T10:00:00Z"  # the 5-minute bucket holding now - 2 h
+
+
+def test_an_id_defined_twice_keeps_the_older_window() -> None:
+    twice = (policy("x", interval=Interval(IntervalKind.DAILY)), policy("x"))
+    monthly = policy("x", interval=Interval(IntervalKind.MONTHLY))
+    assert live_windows((*twice, monthly), NOW) == {"x": "2026-11-01T00:00:00Z"}

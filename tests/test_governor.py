@@ -28,7 +28,7 @@ from spendgate import (
     Usage,
     load_config,
 )
-from spendgate.domain.budgets import CounterKey
+from spendgate.domain.budgets import CounterKey, counters_for
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 ALICE = RequestScopes(project="acme", principal="alice", api_key="demo-alice")
@@ -161,18 +161,19 @@ def test_journal_keeps_budgets_across_restarts(demo: Governor, tmp_path: Path) -
 
     url = f"sqlite:///{tmp_path / 'spendgate.db'}"
     state = governed(demo, cap("0.006"), smart_routing=False).state
+    now = datetime.now(UTC)  # a restart loads the counters of the windows live now
     with Journal(url) as journal:
         first = Governor(state, journal=journal)
-        decision = first.plan(BODY, ALICE, NOW)
+        decision = first.plan(BODY, ALICE, now)
         assert first.reserve(decision).ok
         first.settle(decision, Usage(input_tokens=20, output_tokens=400), latency_ms=12.5)
-        refused = first.plan(BODY, ALICE, NOW)
+        refused = first.plan(BODY, ALICE, now)
         assert not first.reserve(refused).ok
     with Journal(url) as journal:
         restarted = Governor(state, journal=journal)
-        key = CounterKey("cap", "acme", "2026-11-25T00:00:00Z")
+        (key,), _ = counters_for(cap("0.006"), "acme", now)
         assert restarted.ledger.read(key).settled == Decimal("0.00405")
-        again = restarted.plan(BODY, ALICE, NOW)
+        again = restarted.plan(BODY, ALICE, now)
         assert again.routing_action is RoutingAction.BLOCK
         stored = journal.get_decision(decision.id)
         assert stored is not None
@@ -181,3 +182,28 @@ def test_journal_keeps_budgets_across_restarts(demo: Governor, tmp_path: Path) -
         blocked = journal.get_decision(refused.id)
         assert blocked is not None
         assert blocked.decision.status == "refused"
+
+
+def test_start_up_loads_only_the_counters_of_live_windows(demo: Governor, tmp_path: Path) -> None:
+    """Counters of ended windows and deleted policies stay in the journal (pruned by
+    retention) but are not loaded; those of runtime policies stored in the journal are."""
+    from spendgate.store.journal import Journal
+
+    url = f"sqlite:///{tmp_path / 'spendgate.db'}"
+    now = datetime.now(UTC)
+    runtime = replace(cap("5"), id="runtime", interval=Interval(IntervalKind.MONTHLY))
+    (today,), _ = counters_for(cap("5"), "acme", now)
+    (month,), _ = counters_for(runtime, "acme", now)
+    ended = {
+        CounterKey("cap", "acme", "2020-01-01T00:00:00Z"): Decimal(3),
+        CounterKey("runtime", "acme", "2020-01-01T00:00:00Z"): Decimal(4),
+        CounterKey("deleted", "acme", today.window): Decimal(5),
+    }
+    with Journal(url) as journal:
+        journal.policies.save(replace(runtime, source="api"))
+        journal.add_to_counters({today: Decimal(1), month: Decimal(2), **ended})
+    with Journal(url) as journal:
+        restarted = Governor(governed(demo, cap("5")).state, journal=journal)
+    assert restarted.ledger.read(today).settled == Decimal(1)
+    assert restarted.ledger.read(month).settled == Decimal(2)
+    assert all(restarted.ledger.read(key).settled == 0 for key in ended)

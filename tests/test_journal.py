@@ -293,8 +293,13 @@ def test_reopen_rebuilds_counters(url: str) -> None:
             day2: CounterState(settled=Decimal(3)),
             tokens: CounterState(settled=Decimal(1500)),
         }
-        since = journal.load_counters(window_keys_since="2026-03-14T00:00:00Z")
-        assert set(since) == {day2, tokens}
+        live = {
+            "acme-daily": "2026-03-14T00:00:00Z",
+            "per-principal-tokens": "2026-03-14T08:00:00Z",
+        }
+        assert set(journal.load_counters(live)) == {day2, tokens}
+        assert set(journal.load_counters({"acme-daily": "2026-03-13T00:00:00Z"})) == {day1, day2}
+        assert journal.load_counters({}) == {}
 
 
 # --- failures: retried, isolated, never silently dropped ------------------------------------

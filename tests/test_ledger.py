@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from spendgate.domain.budgets import CounterKey
+from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.domain.reservations import ReservationLine
 from spendgate.ledger import MemoryLedger
 
@@ -97,6 +98,48 @@ def test_duplicate_reservation_id_is_an_error() -> None:
         ledger.reserve("a", [line("1")], NOW)
 
 
+class _NoScan(dict[CounterKey, Decimal]):
+    """Counters that fail the test when anything iterates over all of them."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("scanned every counter")
+
+    def keys(self) -> Any:
+        raise AssertionError("scanned every counter")
+
+    def items(self) -> Any:
+        raise AssertionError("scanned every counter")
+
+
+def test_members_never_scans_every_counter() -> None:
+    today = "2026-11-25T00:00:00Z"
+    ledger = MemoryLedger({CounterKey("other", f"m{i}", today): Decimal(1) for i in range(1000)})
+    ledger.settle("none", {CounterKey("cap", "acme", today): Decimal(1)})
+    ledger.reserve("r", [line("1", key=CounterKey("cap", "initech", today))], NOW)
+    ledger._settled = _NoScan(ledger._settled)
+    ledger._reserved = _NoScan(ledger._reserved)
+    assert ledger.members("cap", [today]) == {"acme", "initech"}
+
+
+def test_prune_drops_counters_no_policy_reads_and_keeps_holds_in_flight() -> None:
+    today, yesterday = "2026-11-25T00:00:00Z", "2026-11-24T00:00:00Z"
+    old, current = CounterKey("cap", "acme", yesterday), CounterKey("cap", "acme", today)
+    gone = CounterKey("deleted", "acme", today)
+    running = CounterKey("cap", "initech", yesterday)
+    ledger = MemoryLedger({old: Decimal(1), current: Decimal(2), gone: Decimal(3)})
+    ledger.settle("none", {running: Decimal(4)})
+    ledger.reserve("r", [line("1", key=running)], NOW - timedelta(days=1))
+    assert ledger.prune({"cap": today}) == 3  # old, gone, and running's settled part
+    assert ledger.read(old).consumed == ledger.read(gone).consumed == 0
+    assert ledger.read(current).settled == Decimal(2)
+    assert ledger.read(running) == CounterState(Decimal(0), Decimal(1))  # its hold stays
+    assert ledger.members("cap", [yesterday, today]) == {"acme", "initech"}
+    ledger.settle("r", {running: Decimal(1)})  # a late settlement lands in its window
+    assert ledger.prune({"cap": today}) == 1
+    assert ledger.members("cap", [yesterday, today]) == {"acme"}
+    assert ledger.members("deleted", [today]) == set()
+
+
 amounts = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(4), places=6)
 
 
@@ -147,6 +190,12 @@ class LedgerMachine(RuleBasedStateMachine):
         self.open = {
             rid: amount for rid, amount in self.open.items() if rid in self.ledger._reservations
         }
+
+    @invariant()
+    def members_are_indexed(self) -> None:
+        state = self.ledger.read(KEY)
+        counted = KEY in self.ledger._settled or state.reserved > 0
+        assert self.ledger.members("cap", [KEY.window]) == ({"acme"} if counted else set())
 
     @invariant()
     def never_over_the_limit(self) -> None:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from spendgate.domain.budgets import OverrideGrant, most_severe
+from spendgate.domain.budgets import OverrideGrant, live_windows, most_severe
 from spendgate.domain.estimates import actual_cost
 from spendgate.domain.planner import GovernanceState, ModelNotFoundError, PlanCall, plan
 from spendgate.domain.pricing import PricingEstimate, Usage
@@ -58,7 +58,7 @@ class Governor:
         self.state = state
         self.journal = journal
         if ledger is None:
-            settled = journal.load_counters() if journal is not None else {}
+            settled = journal.load_counters(self._live_windows(journal)) if journal else {}
             ledger = MemoryLedger({key: counter.settled for key, counter in settled.items()})
         self.ledger: Ledger = ledger
         # How long a reservation outlives its last keep-alive (``keep_alive``).
@@ -85,6 +85,12 @@ class Governor:
             unpriced_action=config.unpriced_action,
         )
         return cls(state, ledger, journal)
+
+    def _live_windows(self, journal: Journal) -> dict[str, str]:
+        """The windows still read of every policy: the configured ones and those stored in the
+        journal (created at runtime, applied to ``state`` after start-up)."""
+        policies = (*self.state.policies, *journal.policies.list_policies())
+        return live_windows(policies, datetime.now(UTC))
 
     # -- state the gateway keeps current -------------------------------------------------
 

@@ -17,7 +17,13 @@ from typing import NamedTuple
 from spendgate.domain.modes import RoutingMode
 from spendgate.domain.pricing import PricingEstimate
 from spendgate.domain.scopes import RequestScopes, ScopeRef
-from spendgate.domain.windows import Interval, Window, counter_buckets, window_for
+from spendgate.domain.windows import (
+    Interval,
+    Window,
+    counter_buckets,
+    oldest_live_key,
+    window_for,
+)
 
 __all__ = [
     "DEFAULT_ALERT_THRESHOLDS",
@@ -37,6 +43,8 @@ __all__ = [
     "counters_for",
     "current_window",
     "evaluate_policy",
+    "is_live",
+    "live_windows",
     "most_severe",
     "request_amount",
     "sum_counters",
@@ -426,6 +434,29 @@ def sum_counters(
         if state is not None:
             total = total + state
     return total
+
+
+def live_windows(policies: Iterable[BudgetPolicy], at: datetime) -> dict[str, str]:
+    """Per policy id, the key of the oldest window bucket a request at ``at`` still reads.
+
+    A counter is live (``is_live``) when its policy is listed and its window key is not older:
+    counters of windows that ended, rolling buckets older than the duration, and counters of
+    policies that no longer exist can never affect a decision again. Disabled policies count
+    (they may be enabled again). An id listed twice keeps the older key.
+    """
+    live: dict[str, str] = {}
+    for policy in policies:
+        key = oldest_live_key(policy.interval, at)
+        previous = live.get(policy.id)
+        live[policy.id] = key if previous is None else min(previous, key)
+    return live
+
+
+def is_live(live: Mapping[str, str], policy_id: str, window_key: str) -> bool:
+    """Whether counters of ``policy_id`` in ``window_key`` can still be read, given
+    ``live_windows``."""
+    since = live.get(policy_id)
+    return since is not None and window_key >= since
 
 
 def current_window(policy: BudgetPolicy, at: datetime) -> Window:

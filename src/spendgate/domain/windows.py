@@ -46,6 +46,7 @@ __all__ = [
     "Window",
     "bucket_width",
     "counter_buckets",
+    "oldest_live_key",
     "window_for",
 ]
 
@@ -183,6 +184,13 @@ def counter_buckets(interval: Interval, at: datetime) -> tuple[Window, ...]:
         _LAST_BUCKETS.clear()
     _LAST_BUCKETS[interval] = (valid_from, valid_until, buckets)
     return buckets
+
+
+def oldest_live_key(interval: Interval, at: datetime) -> str:
+    """The key of the oldest counter bucket a request at ``at`` still reads. Keys are UTC
+    starts in ISO form, so they sort chronologically: a counter with an older key (a calendar
+    window that ended, a rolling bucket older than the duration) is never read again."""
+    return counter_buckets(interval, at)[0].key
 
 
 # --- calendar days -----------------------------------------------------------------------

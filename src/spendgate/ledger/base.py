@@ -54,5 +54,13 @@ class Ledger(Protocol):
 
     def members(self, policy_id: str, window_keys: Collection[str]) -> set[str]:
         """The members with a settled or reserved counter of ``policy_id`` in any of
-        ``window_keys`` (for listings of a ``*`` budget; never on the request path)."""
+        ``window_keys`` (for listings of a ``*`` budget; never on the request path), in time
+        proportional to those members, not to every counter."""
+        ...
+
+    def prune(self, live: Mapping[str, str]) -> int:
+        """Drop counters no policy can read any more (``live``: per policy id, its oldest
+        live window key, from ``domain.budgets.live_windows``); counters with a reservation
+        in flight stay. Returns how many were dropped. Periodic, off the request path (a
+        backend whose counters expire by themselves may drop nothing here)."""
         ...

@@ -1,6 +1,10 @@
 """In-process ledger. Operations are synchronous and never await, so under asyncio each one is
 atomic: N concurrent requests cannot all pass a limit (check and increment happen together).
-A lock makes the same hold for threaded callers of the library API (uncontended: ~50 ns)."""
+A lock makes the same hold for threaded callers of the library API (uncontended: ~50 ns).
+
+Counters are also indexed by (policy, window) → members when they are created, so listing a
+window's members and pruning ended windows visit only what they need, never every counter
+under the lock the request path takes."""
 
 from __future__ import annotations
 
@@ -11,13 +15,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import repeat
 
-from spendgate.domain.budgets import CounterKey, CounterState
+from spendgate.domain.budgets import CounterKey, CounterState, is_live
 from spendgate.domain.reservations import ReservationLine
 from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, ReserveOutcome
 
 __all__ = ["MemoryLedger"]
 
 ZERO = Decimal(0)
+# Counters dropped per lock acquisition by ``prune``: requests never wait behind a big prune.
+_PRUNE_BATCH = 1000
 
 
 @dataclass(slots=True)
@@ -33,6 +39,10 @@ class MemoryLedger:
         self._settled: dict[CounterKey, Decimal] = dict(settled or {})
         self._reserved: dict[CounterKey, Decimal] = {}
         self._reservations: dict[str, _Reservation] = {}
+        # policy id → window key → members with a settled or reserved counter there.
+        self._members: dict[str, dict[str, set[str]]] = {}
+        for key in self._settled:
+            self._index(key)
         self._lock = threading.Lock()
 
     def read(self, key: CounterKey) -> CounterState:
@@ -86,7 +96,13 @@ class MemoryLedger:
             key = line.keys[-1]
             amount = line.amount
             amounts[key] = amounts.get(key, ZERO) + amount
-            reserved[key] = reserved.get(key, ZERO) + amount
+            previous = reserved.get(key)
+            if previous is None:
+                reserved[key] = amount
+                if key not in settled:
+                    self._index(key)
+            else:
+                reserved[key] = previous + amount
         self._reservations[reservation_id] = _Reservation(amounts, expires_at)
         return ReserveOutcome(True)
 
@@ -95,8 +111,14 @@ class MemoryLedger:
         usage that really happened is always counted)."""
         with self._lock:
             self._release(reservation_id)
+            settled = self._settled
             for key, amount in actual.items():
-                self._settled[key] = self._settled.get(key, ZERO) + amount
+                previous = settled.get(key)
+                if previous is None:
+                    settled[key] = amount
+                    self._index(key)
+                else:
+                    settled[key] = previous + amount
 
     def release(self, reservation_id: str) -> None:
         with self._lock:
@@ -112,6 +134,8 @@ class MemoryLedger:
                 self._reserved[key] = remaining
             else:
                 del self._reserved[key]
+                if key not in self._settled:
+                    self._unindex(key)
 
     def extend(self, reservation_ids: Collection[str], until: datetime) -> int:
         extended = 0
@@ -131,15 +155,57 @@ class MemoryLedger:
             return len(expired)
 
     def members(self, policy_id: str, window_keys: Collection[str]) -> set[str]:
-        # A scan of every counter: admin listings only, where in-flight members count too.
-        wanted = set(window_keys)
+        found: set[str] = set()
         with self._lock:
-            return {
-                key.member
-                for counters in (self._settled, self._reserved)
-                for key in counters
-                if key.policy_id == policy_id and key.window in wanted
-            }
+            windows = self._members.get(policy_id)
+            if windows:
+                for window in window_keys:
+                    found.update(windows.get(window, ()))
+        return found
+
+    def prune(self, live: Mapping[str, str]) -> int:
+        """Drop the settled counters that no policy can read any more (``live``: per policy
+        id, its oldest live window key; see ``domain.budgets.live_windows``). A reservation
+        in flight keeps its counter until it ends. Returns how many counters were dropped."""
+        with self._lock:
+            ended = [
+                (policy_id, window)
+                for policy_id, windows in self._members.items()
+                for window in windows
+                if not is_live(live, policy_id, window)
+            ]
+        dropped = 0
+        for policy_id, window in ended:
+            with self._lock:
+                members = list(self._members.get(policy_id, {}).get(window, ()))
+            for start in range(0, len(members), _PRUNE_BATCH):
+                with self._lock:
+                    for member in members[start : start + _PRUNE_BATCH]:
+                        key = CounterKey(policy_id, member, window)
+                        if self._settled.pop(key, None) is not None:
+                            dropped += 1
+                        if key not in self._reserved:
+                            self._unindex(key)
+        return dropped
+
+    def _index(self, key: CounterKey) -> None:
+        windows = self._members.setdefault(key.policy_id, {})
+        members = windows.get(key.window)
+        if members is None:
+            windows[key.window] = {key.member}
+        else:
+            members.add(key.member)
+
+    def _unindex(self, key: CounterKey) -> None:
+        windows = self._members.get(key.policy_id)
+        members = windows.get(key.window) if windows is not None else None
+        if windows is None or members is None:
+            return
+        members.discard(key.member)
+        if not members:
+            del windows[key.window]
+            if not windows:
+                del self._members[key.policy_id]
 
     @property
     def open_reservations(self) -> int:

@@ -157,10 +157,13 @@ class Journal:
 
     # --- read side (startup / admin; synchronous) -----------------------------------------
 
-    def load_counters(self, window_keys_since: str | None = None) -> dict[CounterKey, CounterState]:
-        """Settled counters, to rebuild the in-memory ledger on start (``reserved`` is 0)."""
+    def load_counters(
+        self, live: Mapping[str, str] | None = None
+    ) -> dict[CounterKey, CounterState]:
+        """Settled counters, to rebuild the in-memory ledger on start (``reserved`` is 0): with
+        ``live`` (``domain.budgets.live_windows``), only those of windows still live."""
         with self._engine.connect() as connection:
-            return queries.load_counters(connection, window_keys_since)
+            return queries.load_counters(connection, live)
 
     def get_decision(self, decision_id: str) -> StoredDecision | None:
         with self._engine.connect() as connection:

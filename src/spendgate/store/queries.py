@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -13,8 +13,10 @@ from sqlalchemy import (
     Connection,
     RowMapping,
     Text,
+    and_,
     delete,
     func,
+    or_,
     select,
     type_coerce,
 )
@@ -42,10 +44,12 @@ _HALF = 10**9  # atto sums are split in two halves so that SQL SUM() cannot over
 
 
 def load_counters(
-    connection: Connection, window_keys_since: str | None = None
+    connection: Connection, live: Mapping[str, str] | None = None
 ) -> dict[CounterKey, CounterState]:
-    """Settled amount of every (policy, member, window) counter; window keys are UTC ISO
-    strings, so ``window_keys_since`` (inclusive) is a chronological lower bound."""
+    """Settled amount of every (policy, member, window) counter, or with ``live`` (per policy
+    id, its oldest live window key: ``domain.budgets.live_windows``) only of those policies'
+    windows from that key on, filtered in SQL: start-up never reads old windows' history.
+    Window keys are UTC ISO strings, so they compare chronologically."""
     table = schema.usage_counters
     query = select(
         table.c.policy_id,
@@ -54,8 +58,22 @@ def load_counters(
         table.c.settled_units,
         table.c.settled_atto,
     )
-    if window_keys_since is not None:
-        query = query.where(table.c.window_key >= window_keys_since)
+    if live is not None:
+        # One condition per distinct oldest key (as many as distinct intervals), not one
+        # per policy: a long OR chain would hit SQLite's expression depth limit.
+        policies_since: dict[str, list[str]] = {}
+        for policy_id, since in live.items():
+            policies_since.setdefault(since, []).append(policy_id)
+        if not policies_since:
+            return {}
+        query = query.where(
+            or_(
+                *(
+                    and_(table.c.window_key >= since, table.c.policy_id.in_(policy_ids))
+                    for since, policy_ids in policies_since.items()
+                )
+            )
+        )
     return {
         CounterKey(row.policy_id, row.member, row.window_key): CounterState(
             settled=from_parts(row.settled_units, row.settled_atto)

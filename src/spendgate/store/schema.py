@@ -158,7 +158,7 @@ usage_counters = Table(
     Column("settled_units", BigInteger, nullable=False),
     Column("settled_atto", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
-    # For ``load_counters(window_keys_since=…)`` and pruning of old windows.
+    # For ``load_counters(live)`` and pruning of old windows.
     Index("ix_usage_counters_window_key", "window_key"),
 )
 
