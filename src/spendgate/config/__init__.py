@@ -11,7 +11,8 @@ Secrets are never in the file: providers and keys name the environment variables
 them, and a missing variable is a *problem* to report (``provider_problems``), not a crash.
 
 Modules: ``errors`` (problems and their wording), ``values`` (value types), one module per
-section (``providers``, ``pricing``, ``routing``, ``keys``, ``budgets``, ``alerts``),
+section (``providers``, ``pricing``, ``routing``, ``keys``, ``budgets``, ``alerts``,
+``journal``),
 ``schema`` (the top-level ``Config``), ``convert`` (to domain objects), ``yaml_source``
 (YAML with line numbers), ``messages`` (pydantic errors in operator terms), ``references``
 (checks across sections) and ``loader`` (``load_config``, ``parse_config``).
@@ -20,6 +21,7 @@ section (``providers``, ``pricing``, ``routing``, ``keys``, ``budgets``, ``alert
 from spendgate.config.alerts import AlertsSpec
 from spendgate.config.budgets import BudgetSpec
 from spendgate.config.errors import ConfigError, ConfigProblem
+from spendgate.config.journal import JournalSpec
 from spendgate.config.keys import KeySpec
 from spendgate.config.loader import DEMO_SOURCE, load_config, parse_config
 from spendgate.config.pricing import PricingSpec
@@ -35,6 +37,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigProblem",
+    "JournalSpec",
     "KeySpec",
     "ModelSpec",
     "PricingSpec",

@@ -12,6 +12,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr
 from spendgate.config import convert
 from spendgate.config.alerts import AlertsSpec
 from spendgate.config.budgets import BudgetSpec
+from spendgate.config.journal import JournalSpec
 from spendgate.config.keys import KeySpec
 from spendgate.config.pricing import PricingSpec
 from spendgate.config.providers import ModelSpec, ProviderSpec
@@ -57,6 +58,7 @@ class Config(Spec):
     keys: _Entries[KeySpec] = Field(default_factory=list)
     budgets: _Entries[BudgetSpec] = Field(default_factory=list)
     alerts: _Section[AlertsSpec] = Field(default_factory=AlertsSpec)
+    journal: _Section[JournalSpec] = Field(default_factory=JournalSpec)
 
     _source: str = PrivateAttr(default="<string>")
 

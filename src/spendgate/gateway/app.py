@@ -183,7 +183,12 @@ def create_gateway(
     governor = Governor.from_config(config, journal=journal)
     upstreams = UpstreamRegistry(config.providers(), env=env)
     admin = _admin_context(config, governor, keys, upstreams, journal, env)
-    return Gateway(governor, keys, upstreams, admin=admin)
+    retention = config.journal
+    housekeeping = HousekeepingSettings(
+        retention_interval_s=retention.prune_every.total_seconds(),
+        keep_decisions=retention.keep_decisions,
+    )
+    return Gateway(governor, keys, upstreams, housekeeping=housekeeping, admin=admin)
 
 
 def _admin_context(

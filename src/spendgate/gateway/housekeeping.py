@@ -4,6 +4,11 @@
   reservations)): the reservations of requests still running are extended by one TTL, however
   long they run (a long stream keeps its hold), then reservations past their TTL are released
   (a crashed handler's: nobody keeps them alive any more).
+* **Ledger windows** (every ``prune_interval_s``, in a worker thread): counters of windows no
+  budget reads any more are dropped from memory, so it does not grow with history.
+* **Retention** (every ``retention_interval_s``, in a worker thread, with a journal): raw
+  decisions older than ``keep_decisions`` are deleted (the hourly rollups stay), and so are
+  stored counters of windows older than every budget's oldest live window.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from spendgate.domain.budgets import live_windows
 from spendgate.governor import Governor
+from spendgate.store.journal import Journal
 
 __all__ = ["Housekeeping", "HousekeepingSettings"]
 
@@ -24,6 +31,9 @@ log = logging.getLogger("spendgate.housekeeping")
 @dataclass(slots=True)
 class HousekeepingSettings:
     hold_interval_s: float = 15.0  # well within the reservation TTL (10 minutes)
+    prune_interval_s: float = 60.0
+    retention_interval_s: float = 3600.0
+    keep_decisions: timedelta | None = timedelta(days=30)  # None: never delete decisions
 
 
 class Housekeeping:
@@ -43,9 +53,14 @@ class Housekeeping:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._every(self._settings.hold_interval_s, self._hold)),
+        settings = self._settings
+        jobs = [
+            (settings.hold_interval_s, self._hold),
+            (settings.prune_interval_s, self._prune_ledger),
         ]
+        if self._governor.journal is not None:
+            jobs.append((settings.retention_interval_s, self._retention))
+        self._tasks = [asyncio.create_task(self._every(*job)) for job in jobs]
 
     async def stop(self) -> None:
         """Let a job that is running finish (a database prune is not cut in half), then stop."""
@@ -68,3 +83,33 @@ class Housekeeping:
         now = datetime.now(UTC)
         self._governor.keep_alive(self._in_flight(), now)
         self._governor.ledger.expire(now)
+
+    async def _prune_ledger(self) -> None:
+        live = live_windows(self._governor.state.policies, datetime.now(UTC))
+        dropped = await asyncio.to_thread(self._governor.ledger.prune, live)
+        if dropped:
+            log.info("ledger: dropped %d counter(s) of windows no budget reads any more", dropped)
+
+    async def _retention(self) -> None:
+        journal = self._governor.journal
+        assert journal is not None  # scheduled only with a journal
+        now = datetime.now(UTC)
+        keep = self._settings.keep_decisions
+        before = None if keep is None else now - keep
+        # Stored counters go by one key for all budgets: those of a deleted budget's live
+        # window stay, so its id cannot be reused with that window's spend in it.
+        oldest = min(live_windows(self._governor.state.policies, now).values(), default=None)
+        await asyncio.to_thread(_prune_journal, journal, before, oldest)
+
+
+def _prune_journal(journal: Journal, before: datetime | None, oldest: str | None) -> None:
+    decisions = journal.prune_decisions(before) if before is not None else 0
+    counters = journal.prune_counters(oldest) if oldest is not None else 0
+    log.info(
+        "retention: deleted %d decision(s) created before %s and %d counter(s) of windows "
+        "before %s",
+        decisions,
+        before.isoformat(timespec="seconds") if before is not None else "(kept forever)",
+        counters,
+        oldest or "(no budgets)",
+    )
