@@ -364,6 +364,48 @@ def test_a_bad_item_is_isolated_and_the_rest_committed(
     assert "journal item rejected: append decision dec-000001" in caplog.text
 
 
+def test_a_full_queue_drops_decision_records_but_never_counter_increments(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stalled database (another process holds the write lock): the queue stops growing at
+    ``max_pending``; further decision records are dropped (counted, logged at ERROR once per
+    interval) while counter increments are merged and committed once the database is back."""
+    settings = WriterSettings(max_pending=5, retry_initial_ms=10, retry_max_ms=20)
+    journal = Journal(url, busy_timeout_ms=10, settings=settings)
+    key = CounterKey("acme-daily", "acme", "2026-03-14T00:00:00Z")
+    blocker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    journal.append_decision(make_decision(0))
+    # The writer holds that one in a failing batch; every record below must wait in the queue.
+    deadline = time.monotonic() + 10
+    while journal.stats().failed_attempts == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    started = time.perf_counter()
+    for number in range(1, 21):
+        journal.append_decision(make_decision(number))
+        journal.add_to_counters({key: Decimal(1)})
+    assert time.perf_counter() - started < 1  # never waited for the database
+    stats = journal.stats()
+    assert stats.pending == 1 + 5  # the batch in flight and a full queue: no more
+    assert stats.max_pending == 5
+    # Queued: decisions 1-3 and increments 1-2; dropped: decisions 4-20; the increments
+    # 3-20 are held (merged by counter), not dropped.
+    assert stats.dropped_items == 17
+    assert stats.held_counters == 1
+    assert stats.degraded
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "queue is full" in r.message]
+    assert len(errors) == 1  # rate-limited: one line for the burst
+    assert "dropped 1 journal record" in errors[0].message
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert journal.flush(timeout=10)
+    assert count(journal, schema.routing_decisions) == 4  # decisions 0-3
+    assert journal.load_counters()[key].settled == 20  # every increment counted
+    after = journal.stats()
+    assert (after.pending, after.held_counters, after.dropped_items) == (0, 0, 17)
+    journal.close()
+
+
 def test_close_reports_items_it_could_not_commit(url: str) -> None:
     journal = Journal(url, busy_timeout_ms=10, settings=WriterSettings(retry_initial_ms=10))
     blocker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)

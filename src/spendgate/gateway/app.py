@@ -70,6 +70,8 @@ class Gateway:
         self.keys = keys
         self.upstreams = upstreams
         self.metrics = metrics or GatewayMetrics()
+        if governor.journal is not None:
+            self.metrics.watch_journal(governor.journal.stats)
         self.proxy = ChatProxy(governor, keys, upstreams, self.metrics, max_body=max_body)
         self.housekeeping = housekeeping or HousekeepingSettings()
         self._housekeeping: Housekeeping | None = None
@@ -143,7 +145,18 @@ class Gateway:
             }
             for snapshot in snapshots
         }
-        await respond(send, 200, orjson.dumps({"status": "ok", "providers": providers}))
+        health: dict[str, object] = {"status": "ok", "providers": providers}
+        journal = self.governor.journal
+        if journal is not None:
+            stats = journal.stats()
+            health["journal"] = {
+                "pending": stats.pending,
+                "max_pending": stats.max_pending,
+                "dropped": stats.dropped_items,
+            }
+            if stats.degraded:  # still serving (200): budgets do not depend on the journal
+                health["status"] = "degraded"
+        await respond(send, 200, orjson.dumps(health))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

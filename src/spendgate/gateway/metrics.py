@@ -7,12 +7,16 @@ request costs a few dict lookups and lock-free increments.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from spendgate.domain.pricing import Usage
+from spendgate.store.writer import WriterStats
 
 __all__ = ["CONTENT_TYPE_LATEST", "GatewayMetrics"]
 
@@ -70,6 +74,10 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+    def watch_journal(self, stats: Callable[[], WriterStats]) -> None:
+        """Export the journal writer's backlog, read when scraped (nothing per request)."""
+        self.registry.register(_JournalCollector(stats))
+
     def record_usage(self, model: str, usage: Usage, cost_usd: Decimal | None) -> None:
         self.tokens.labels(model, "input").inc(usage.input_tokens)
         self.tokens.labels(model, "output").inc(usage.output_tokens)
@@ -82,3 +90,32 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _JournalCollector(Collector):
+    def __init__(self, stats: Callable[[], WriterStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        yield GaugeMetricFamily(
+            "spendgate_journal_pending",
+            "Journal records waiting for the database (queued or being committed).",
+            value=stats.pending,
+        )
+        yield GaugeMetricFamily(
+            "spendgate_journal_max_pending",
+            "Queued journal records beyond which decision records are dropped.",
+            value=stats.max_pending,
+        )
+        yield CounterMetricFamily(
+            "spendgate_journal_dropped",
+            "Decision records dropped because the journal's queue was full (counter "
+            "increments are never dropped).",
+            value=stats.dropped_items,
+        )
+        yield CounterMetricFamily(
+            "spendgate_journal_failed_attempts",
+            "Journal transactions that failed and were retried.",
+            value=stats.failed_attempts,
+        )

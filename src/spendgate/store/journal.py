@@ -11,6 +11,9 @@ or ``max_batch_items``) plus the batch being committed; more only if the writer 
 database unavailable (see ``stats().pending``). Batches commit in enqueue order, so what survives
 is always a prefix of what was enqueued. This is acceptable because budgets are enforced by the
 ledger's in-memory reservations, not by the journal; the journal rebuilds the ledger at start.
+
+The queue is bounded (``WriterSettings.max_pending``): past it, decision records are dropped
+(counted in ``stats().dropped_items``, logged) and counter increments are merged, never dropped.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The journal's background writer: one thread, one queue, group commit, retry forever.
+"""The journal's background writer: one thread, one bounded queue, group commit, retry forever.
 
-Callers only ``put`` onto an unbounded ``queue.SimpleQueue`` (a C-level O(1) append that never
-waits for the writer or the database), so the asyncio hot path is never blocked. The writer
+Callers only ``put`` onto a ``queue.SimpleQueue`` (a C-level O(1) append that never waits for
+the writer or the database), so the asyncio hot path is never blocked. The writer
 takes the first item, keeps collecting until ``max_batch_items`` items or ``max_batch_wait_ms``
 have passed, and commits them in one transaction, in enqueue order. A flush or close request
 cuts the wait short.
@@ -15,6 +15,13 @@ Failures:
   by item so that one bad item cannot sink the others; an item that fails alone is *rejected*
   and logged by id (``describe``), and counted in ``stats().rejected_items``.
 
+A full queue (``max_pending`` items waiting: the database stalled or is too slow) must neither
+block the caller nor grow memory without bound. Counter increments are never dropped: they are
+merged per counter (memory bounded by the number of live counters) and committed first when
+the writer catches up, because the ledger is rebuilt from them at start (lost increments would
+let a budget overspend after a restart). Decision records (audit trail, rollups) are dropped,
+counted (``stats().dropped_items``) and logged at ERROR at most every ``_DROP_LOG_INTERVAL_S``.
+
 Logs carry ids, counts and the driver's error message; never row values (engines are created
 with ``hide_parameters=True``) and never the database password.
 """
@@ -26,18 +33,31 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from queue import Empty, SimpleQueue
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from spendgate.store.batch import BatchResult, Item, apply_batch, describe, prepare_batch
+from spendgate.domain.budgets import CounterKey
+from spendgate.store.batch import (
+    BatchResult,
+    CounterIncrements,
+    Item,
+    apply_batch,
+    describe,
+    prepare_batch,
+)
 from spendgate.store.policy_codec import PolicyDigests
 
 __all__ = ["BatchWriter", "JournalClosedError", "JournalError", "WriterSettings", "WriterStats"]
 
 log = logging.getLogger("spendgate.journal")
+
+_DROP_LOG_INTERVAL_S = 10.0
+# The journal counts as degraded while it dropped a record this recently, or is half full.
+_DEGRADED_AFTER_DROP_S = 300.0
 
 
 class JournalError(RuntimeError):
@@ -57,10 +77,11 @@ class WriterSettings:
     retry_initial_ms: float = 50.0
     retry_max_ms: float = 5_000.0
     close_timeout_s: float = 30.0
+    max_pending: int = 100_000  # queued items beyond which decision records are dropped
 
     def __post_init__(self) -> None:
-        if self.max_batch_items < 1:
-            raise ValueError("max_batch_items must be at least 1")
+        if self.max_batch_items < 1 or self.max_pending < 1:
+            raise ValueError("max_batch_items and max_pending must be at least 1")
         if self.max_batch_wait_ms < 0 or self.retry_initial_ms <= 0:
             raise ValueError("batch wait must be ≥ 0 and retry delay > 0")
 
@@ -75,6 +96,19 @@ class WriterStats:
     failed_attempts: int  # transaction attempts that failed (each one retried)
     lost_items: int  # abandoned at close because the database stayed unavailable
     last_error: str | None
+    max_pending: int
+    dropped_items: int  # decision records dropped because the queue was full
+    held_counters: int  # counters with increments held back by a full queue (merged)
+    seconds_since_drop: float | None
+
+    @property
+    def degraded(self) -> bool:
+        """The database is not keeping up: half the queue is used, or records were dropped
+        in the last few minutes."""
+        since = self.seconds_since_drop
+        return self.pending * 2 >= self.max_pending or (
+            since is not None and since < _DEGRADED_AFTER_DROP_S
+        )
 
 
 class _Flush:
@@ -120,6 +154,13 @@ class BatchWriter:
         self._failed_attempts = 0
         self._lost = 0
         self._last_error: str | None = None
+        # Overflow of a full queue: increments merged per counter, and dropped records.
+        self._held: dict[CounterKey, Decimal] = {}
+        self._held_lock = threading.Lock()
+        self._dropped = 0
+        self._dropped_unlogged = 0
+        self._last_drop: float | None = None  # monotonic
+        self._next_drop_log = 0.0
         self._digests = PolicyDigests()  # writer thread only
         self._dialect = engine.dialect.name
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -130,7 +171,37 @@ class BatchWriter:
     def put(self, item: Item) -> None:
         if self._closed:
             raise JournalClosedError("the journal is closed")
-        self._queue.put(item)
+        if self._queue.qsize() < self._settings.max_pending:
+            self._queue.put(item)
+        elif isinstance(item, CounterIncrements):
+            with self._held_lock:
+                held = self._held
+                for key, amount in item.increments.items():
+                    held[key] = held.get(key, Decimal(0)) + amount
+            if self._queue.qsize() == 0:  # the writer drained the queue meanwhile: wake it
+                self._queue.put(_Flush())
+        else:
+            self._drop(item)
+
+    def _drop(self, item: Item) -> None:
+        now = time.monotonic()
+        self._dropped += 1
+        self._dropped_unlogged += 1
+        self._last_drop = now
+        if now >= self._next_drop_log:
+            self._next_drop_log = now + _DROP_LOG_INTERVAL_S
+            count, self._dropped_unlogged = self._dropped_unlogged, 0
+            log.error(
+                "journal queue is full (%d records waiting for the database): dropped %d "
+                "journal record(s) since the last report, %d in all (last: %s); budgets are "
+                "unaffected, usage views and the audit trail miss them. Last database "
+                "error: %s",
+                self._settings.max_pending,
+                count,
+                self._dropped,
+                describe(item),
+                self._last_error,
+            )
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything put before this call is committed (or rejected)."""
@@ -152,7 +223,7 @@ class BatchWriter:
             # The database stayed unavailable: stop retrying, count what is left as lost.
             self._abandon.set()
             self._thread.join(10.0)
-        lost = self._lost + self._queue.qsize()
+        lost = self._lost + self._queue.qsize() + len(self._held)
         if lost:
             log.error("journal closed with %d item(s) not committed (%s)", lost, self._last_error)
             raise JournalError(f"{lost} journal item(s) could not be committed: {self._last_error}")
@@ -167,6 +238,12 @@ class BatchWriter:
             failed_attempts=self._failed_attempts,
             lost_items=self._lost,
             last_error=self._last_error,
+            max_pending=self._settings.max_pending,
+            dropped_items=self._dropped,
+            held_counters=len(self._held),
+            seconds_since_drop=None
+            if self._last_drop is None
+            else time.monotonic() - self._last_drop,
         )
 
     # --- writer thread ---------------------------------------------------------------------
@@ -192,6 +269,7 @@ class BatchWriter:
         markers: list[_Flush] = []
         limit = self._settings.max_batch_items
         deadline: float | None = None
+        stopping = False
         while len(items) < limit:
             try:
                 if not items and not markers and block:
@@ -207,14 +285,25 @@ class BatchWriter:
             except Empty:
                 break
             if isinstance(entry, _Stop):
-                return items, markers, True
+                stopping = True
+                break
             if isinstance(entry, _Flush):
                 markers.append(entry)
                 deadline = None  # somebody is waiting: commit what we have now
                 continue
             items.append(entry)
+        self._take_held(items)
         self._in_flight = len(items)
-        return items, markers, False
+        return items, markers, stopping
+
+    def _take_held(self, items: list[Item]) -> None:
+        """Commit the increments a full queue held back with this batch. Taken after the
+        batch's flush markers, so a flush also covers increments held before it."""
+        if not self._held:
+            return
+        with self._held_lock:
+            held, self._held = self._held, {}
+        items.insert(0, CounterIncrements(held))
 
     def _commit_all(self, items: list[Item]) -> None:
         try:
