@@ -46,8 +46,8 @@ _REFUSED = "refused"
 
 class Governor:
     """Plans, reserves and settles requests. With a ``journal``, its ledger starts from the
-    journal's settled counters and every finished or refused decision is journaled (off the
-    hot path: the journal only enqueues)."""
+    journal's settled counters of the windows still live and every finished or refused
+    decision is journaled (off the hot path: the journal only enqueues)."""
 
     def __init__(
         self,
