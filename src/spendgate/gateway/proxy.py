@@ -47,6 +47,7 @@ from spendgate.gateway.asgi import (
     start_response,
 )
 from spendgate.gateway.auth import KeyRing, presented_key
+from spendgate.gateway.body import JsonShapeError, check_json_shape
 from spendgate.gateway.errors import (
     GatewayError,
     approval_required,
@@ -127,7 +128,10 @@ class ChatProxy:
         except BodyTooLargeError:
             raise body_too_large(self.max_body) from None
         try:
+            check_json_shape(body)
             payload = orjson.loads(body)
+        except JsonShapeError as error:
+            raise bad_request(str(error)) from None
         except orjson.JSONDecodeError as error:
             raise bad_request(f"The body is not valid JSON: {error}.") from None
         if not isinstance(payload, dict):
