@@ -33,7 +33,10 @@ from spendgate.store.journal import Journal
 if TYPE_CHECKING:
     from spendgate.admin.context import AdminContext
 
-__all__ = ["Gateway", "create_gateway"]
+__all__ = ["DEFAULT_ADMIN_MAX_BODY", "Gateway", "create_gateway"]
+
+# Admin bodies are small records (a budget, a price, an explain request).
+DEFAULT_ADMIN_MAX_BODY = 1024 * 1024
 
 _NOT_FOUND = orjson.dumps(
     {"error": {"message": "Not found.", "type": "invalid_request_error", "code": "not_found"}}
@@ -63,6 +66,7 @@ class Gateway:
         *,
         metrics: GatewayMetrics | None = None,
         max_body: int = DEFAULT_MAX_BODY,
+        admin_max_body: int = DEFAULT_ADMIN_MAX_BODY,
         expiry_interval_s: float = 15.0,
         admin: AdminContext | None = None,
     ) -> None:
@@ -74,6 +78,7 @@ class Gateway:
         self.expiry_interval_s = expiry_interval_s
         self._expiry: asyncio.Task[None] | None = None
         self.admin = admin
+        self.admin_max_body = admin_max_body
         self._admin_app: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
         self._routes = {
             "/v1/chat/completions": ("POST", Protocol.OPENAI),
@@ -113,8 +118,10 @@ class Gateway:
             return
         if self._admin_app is None:
             from spendgate.admin.app import create_admin_app
+            from spendgate.admin.gate import AdminGate
 
-            self._admin_app = create_admin_app(self.admin)
+            app = create_admin_app(self.admin)
+            self._admin_app = AdminGate(app, self.admin, self.admin_max_body)
         await self._admin_app(scope, receive, send)
 
     async def _models(self, scope: Scope, send: Send) -> None:
