@@ -20,6 +20,7 @@ from spendgate.admin.errors import AdminError, envelope, unauthorized
 from spendgate.gateway.asgi import (
     BodyTooLargeError,
     ClientDisconnectedError,
+    HeaderEncodingError,
     Message,
     Receive,
     Scope,
@@ -49,7 +50,12 @@ class AdminGate:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = header_map(scope)
+        try:
+            headers = header_map(scope)
+        except HeaderEncodingError as error:
+            param = f"header.{error.header}"
+            await _refuse(send, AdminError(400, "invalid_request", str(error), param=param))
+            return
         if scope["path"] not in _PUBLIC:
             viewer = self._viewer(headers)
             if viewer is None:

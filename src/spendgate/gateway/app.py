@@ -21,9 +21,9 @@ import orjson
 from spendgate.config import Config
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.requests import Protocol
-from spendgate.gateway.asgi import Receive, Scope, Send, header_map, respond
+from spendgate.gateway.asgi import HeaderEncodingError, Receive, Scope, Send, header_map, respond
 from spendgate.gateway.auth import KeyRing, digest, presented_key
-from spendgate.gateway.errors import invalid_api_key
+from spendgate.gateway.errors import bad_request, invalid_api_key
 from spendgate.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from spendgate.gateway.proxy import DEFAULT_MAX_BODY, ChatProxy
 from spendgate.governor import Governor
@@ -125,7 +125,12 @@ class Gateway:
         await self._admin_app(scope, receive, send)
 
     async def _models(self, scope: Scope, send: Send) -> None:
-        headers = header_map(scope)
+        try:
+            headers = header_map(scope)
+        except HeaderEncodingError as encoding:
+            refused = bad_request(str(encoding), encoding.header)
+            await respond(send, refused.status, refused.body())
+            return
         key: ApiKey | None = self.keys.authenticate(
             presented_key(headers.get("authorization"), headers.get("x-api-key"))
         )

@@ -38,6 +38,7 @@ from spendgate.gateway.asgi import (
     BodyTooLargeError,
     ClientDisconnectedError,
     DisconnectWatch,
+    HeaderEncodingError,
     Receive,
     Scope,
     Send,
@@ -117,7 +118,10 @@ class ChatProxy:
 
     async def _admit(self, scope: Scope, receive: Receive, protocol: Protocol) -> _ProxiedRequest:
         """Everything before the upstream call; raises GatewayError to refuse."""
-        headers = header_map(scope)
+        try:
+            headers = header_map(scope)
+        except HeaderEncodingError as error:
+            raise bad_request(str(error), error.header) from None
         key = self.keys.authenticate(
             presented_key(headers.get("authorization"), headers.get("x-api-key"))
         )
