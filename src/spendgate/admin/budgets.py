@@ -27,7 +27,6 @@ from spendgate.admin.records_views import (
 from spendgate.config import BudgetSpec
 from spendgate.domain.budgets import BudgetPolicy
 from spendgate.domain.routing import TaskClass
-from spendgate.domain.scopes import RequestScopes
 from spendgate.records.budgets import BudgetFilter
 
 __all__ = ["router"]
@@ -97,15 +96,15 @@ def effective_budgets(
     provider: Annotated[str | None, _ID] = None,
     task_class: TaskClass | None = None,
 ) -> BudgetList:
-    scopes = viewer.confine({"project": project, "principal": principal, "api_key": api_key})
+    asked = {
+        "project": project,
+        "principal": principal,
+        "api_key": api_key,
+        "agent": agent,
+        "session": session,
+    }
     query = BudgetFilter(
-        RequestScopes(
-            project=scopes["project"],
-            principal=scopes["principal"],
-            api_key=scopes["api_key"],
-            agent=agent,
-            session=session,
-        ),
+        viewer.request_scopes(asked, "query"),
         model=model,
         provider=provider,
         task_class=None if task_class is None else task_class.value,
