@@ -20,6 +20,7 @@ from spendgate.admin.errors import not_found
 from spendgate.admin.records_views import (
     BudgetList,
     BudgetView,
+    ExactNumbersRoute,
     body_schema,
     budget_view,
     record_errors,
@@ -31,7 +32,7 @@ from spendgate.records.budgets import BudgetFilter
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/budgets", tags=["budgets"])
+router = APIRouter(prefix="/budgets", tags=["budgets"], route_class=ExactNumbersRoute)
 
 Context = Annotated[AdminContext, Depends(get_context)]
 Reader = Annotated[Viewer, Depends(get_viewer)]
