@@ -52,14 +52,15 @@ class ScopeRef:
         return f"{self.kind.value}:{self.id}"
 
 
-_TENANT_KINDS = frozenset({"project", "principal", "api_key"})
+# The scope kinds a tenant can be, in order of precedence.
+_TENANT_KINDS = (ScopeKind.PROJECT, ScopeKind.PRINCIPAL, ScopeKind.API_KEY)
 
 
 def tenant_of(project: str | None, principal: str | None, api_key: str | None) -> str | None:
     """The tenant that agent and session ids of a request with these ids belong to."""
-    for kind, ident in (("project", project), ("principal", principal), ("api_key", api_key)):
+    for kind, ident in zip(_TENANT_KINDS, (project, principal, api_key), strict=True):
         if ident:
-            return f"{kind}:{ident.replace('%', '%25').replace('/', '%2F')}"
+            return f"{kind.value}:{ident.replace('%', '%25').replace('/', '%2F')}"
     return None
 
 
@@ -102,6 +103,8 @@ class RequestScopes:
     ) -> RequestScopes:
         """The scopes of a request with these ids, ``agent`` and ``session`` as the client
         sent them (they become members of the request's tenant)."""
+        if agent is None and session is None:
+            return cls(project, principal, api_key)
         tenant = tenant_of(project, principal, api_key)
         return cls(
             project,
