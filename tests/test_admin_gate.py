@@ -102,3 +102,13 @@ def test_too_many_json_values_is_400_before_decoding(gw: AdminGateway) -> None:
     )
     assert reply.status_code == 400
     assert "more than 100000 JSON values" in reply.json()["error"]["message"]
+    deep = b'{"request": {"model": "gpt-4o", "messages": [], "metadata": ' + b"[" * 300
+    reply = http(
+        "POST",
+        gw.api + "/explain",
+        content=deep + b"]" * 300 + b"}}",
+        authorization=f"Bearer {gw.token}",
+        **{"content-type": "application/json"},
+    )
+    assert reply.status_code == 400
+    assert reply.json()["error"]["message"].endswith("deeper than 64.")
