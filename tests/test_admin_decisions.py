@@ -37,8 +37,8 @@ def test_list_newest_first_with_summary_fields(gw: AdminGateway) -> None:
     assert times == sorted(times, reverse=True)
     row = rows[0]
     assert row["principal"] == "alice"
-    assert row["agent"] == "indexer"
-    assert row["session"] == "s-1"
+    assert row["agent"] == "project:acme/indexer"  # agent and session ids within the tenant
+    assert row["session"] == "project:acme/s-1"
     assert row["requested_model"] == "gpt-4o"
     assert row["actual_model"] == "gpt-4o-mini"
     assert row["routing_action"] == "degrade"
@@ -52,8 +52,9 @@ def test_filters(gw: AdminGateway) -> None:
     assert len(_ids(gw.get("/decisions", params={"project": "acme"}))) == 4
     assert len(_ids(gw.get("/decisions", params={"principal": "alice"}))) == 3
     assert len(_ids(gw.get("/decisions", params={"api_key": "dave"}))) == 1
-    assert len(_ids(gw.get("/decisions", params={"agent": "indexer"}))) == 1
-    assert len(_ids(gw.get("/decisions", params={"session": "s-1"}))) == 1
+    assert len(_ids(gw.get("/decisions", params={"agent": "project:acme/indexer"}))) == 1
+    assert len(_ids(gw.get("/decisions", params={"session": "s-1", "project": "acme"}))) == 1
+    assert _ids(gw.get("/decisions", params={"session": "s-1", "project": "globex"})) == []
     assert len(_ids(gw.get("/decisions", params={"model": "gpt-4o-mini"}))) == 6
     assert _ids(gw.get("/decisions", params={"model": "claude-opus-4"})) == []
     assert len(_ids(gw.get("/decisions", params={"action": "degrade"}))) == 6

@@ -133,7 +133,7 @@ def test_non_admin_key_explains_as_itself(gw: AdminGateway) -> None:
         "project": "acme",
         "principal": "alice",
         "api_key": "alice",
-        "agent": "indexer",
+        "agent": "project:acme/indexer",  # within its tenant
         "session": None,
     }
     refused = _explain(gw, token=gw.secrets["alice"], project="globex")

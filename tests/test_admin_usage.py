@@ -86,7 +86,7 @@ def test_summary_of_the_last_24_hours(gw: AdminGateway) -> None:
 
 
 def test_decision_only_filters_use_the_decisions_and_agree(gw: AdminGateway) -> None:
-    by_agent = ok(gw, "/usage/summary", agent="agent-dave")
+    by_agent = ok(gw, "/usage/summary", agent="project:globex/agent-dave")
     by_project = ok(gw, "/usage/summary", project="globex")
     assert by_agent["source"] == "decisions"
     assert by_project["source"] == "rollups"

@@ -39,7 +39,7 @@ from spendgate.domain.pricing import (
     tier_for_price,
 )
 from spendgate.domain.routing import RoutingMode, RoutingSettings
-from spendgate.domain.scopes import RequestScopes, ScopeKind, ScopeRef
+from spendgate.domain.scopes import RequestScopes, ScopeKind, ScopeRef, split_member
 from spendgate.domain.windows import Interval, IntervalKind
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -730,6 +730,16 @@ def test_api_key_helpers() -> None:
     assert not key.allows_model("o1")
     assert ApiKey("k2").allows_model("anything")
     assert not ApiKey("k2").may_relax_mode
+    # Agent and session ids, chosen by clients, are members within the key's tenant.
     assert key.scopes(agent="bot", session="s1") == RequestScopes(
-        project="acme", principal="alice", api_key="k1", agent="bot", session="s1"
+        project="acme",
+        principal="alice",
+        api_key="k1",
+        agent="project:acme/bot",
+        session="project:acme/s1",
     )
+    assert ApiKey("k/2", principal="a/b").scopes("x/y").agent == "principal:a%2Fb/x/y"
+    assert ApiKey("k%2").scopes(session="s").session == "api_key:k%252/s"
+    assert split_member("principal:a%2Fb/x/y") == ("principal:a%2Fb", "x/y")
+    assert split_member("indexer") is None
+    assert split_member("team:a/x") is None

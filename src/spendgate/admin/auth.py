@@ -4,7 +4,11 @@ The admin token (``SPENDGATE_ADMIN_TOKEN``) is kept only as its SHA-256 digest a
 constant time. API keys come from the gateway's ``KeyRing`` (config and runtime keys alike).
 A key with the ``admin`` permission is an admin; any other key may only read, confined to its
 own project (or principal, or itself): ``Viewer.confine`` applies that to a query's filters and
-refuses — never silently widens or empties — a filter naming someone else.
+refuses — never silently widens or empties — a filter naming someone else; a question about a
+request (explain, effective budgets) is about the key's own requests (``request_scopes``).
+
+Agent and session ids are members of a tenant (``domain.scopes``). An id given without one is
+read within the viewer's tenant — an admin's: the project, principal or key it names.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from spendgate.domain.keys import ADMIN, APPROVER, ApiKey
+from spendgate.domain.scopes import RequestScopes, split_member, tenant_member, tenant_of
 from spendgate.gateway.auth import KeyRing, digest, presented_key
 
 __all__ = ["ADMIN_ACTOR", "Viewer", "authenticate"]
@@ -56,11 +61,57 @@ class Viewer:
                     param=f"query.{kind}",
                 )
             confined[kind] = own
+        tenant = (
+            tenant_of(confined.get("project"), confined.get("principal"), confined.get("api_key"))
+            if self.is_admin or self.key is None
+            else self.key.tenant
+        )
+        for kind in ("agent", "session"):
+            if kind in confined:
+                confined[kind] = _member(tenant, confined[kind])
         return confined
+
+    def request_scopes(self, asked: Mapping[str, str | None], where: str) -> RequestScopes:
+        """The scopes of a request this viewer asks about (``asked``: scope kind → id or None;
+        agent and session as a client sends them, or as full members). An admin may name any;
+        any other key asks about its own requests only: naming another project, principal or
+        key is a 403 (param ``<where>.<kind>``)."""
+        from spendgate.admin.errors import forbidden
+
+        project, principal, api_key = (asked.get(k) for k in ("project", "principal", "api_key"))
+        if self.is_admin or self.key is None:
+            tenant = tenant_of(project, principal, api_key)
+            return RequestScopes(
+                project,
+                principal,
+                api_key,
+                _member(tenant, asked.get("agent")),
+                _member(tenant, asked.get("session")),
+            )
+        key = self.key
+        for kind, value, own in (
+            ("project", project, key.project),
+            ("principal", principal, key.principal),
+            ("api_key", api_key, key.id),
+        ):
+            if value is not None and value != own:
+                raise forbidden(
+                    f"This API key may only ask about its own requests: {kind} {value!r} is "
+                    f"not its own ({own!r}).",
+                    param=f"{where}.{kind}",
+                )
+        return key.scopes(asked.get("agent"), asked.get("session"))
 
     def can_see(self, scopes: Mapping[str, str | None]) -> bool:
         """Whether a record with these scope ids (kind → id) is within this viewer's reach."""
         return all(scopes.get(kind) == own for kind, own in self.scope_restriction().items())
+
+
+def _member(tenant: str | None, value: str | None) -> str | None:
+    """An agent or session id given to the admin API as its member: a full member as is."""
+    if value is None or split_member(value) is not None:
+        return value
+    return tenant_member(tenant, value)
 
 
 def authenticate(

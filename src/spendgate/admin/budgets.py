@@ -20,6 +20,7 @@ from spendgate.admin.errors import not_found
 from spendgate.admin.records_views import (
     BudgetList,
     BudgetView,
+    ExactNumbersRoute,
     body_schema,
     budget_view,
     record_errors,
@@ -27,12 +28,11 @@ from spendgate.admin.records_views import (
 from spendgate.config import BudgetSpec
 from spendgate.domain.budgets import BudgetPolicy
 from spendgate.domain.routing import TaskClass
-from spendgate.domain.scopes import RequestScopes
 from spendgate.records.budgets import BudgetFilter
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/budgets", tags=["budgets"])
+router = APIRouter(prefix="/budgets", tags=["budgets"], route_class=ExactNumbersRoute)
 
 Context = Annotated[AdminContext, Depends(get_context)]
 Reader = Annotated[Viewer, Depends(get_viewer)]
@@ -97,15 +97,15 @@ def effective_budgets(
     provider: Annotated[str | None, _ID] = None,
     task_class: TaskClass | None = None,
 ) -> BudgetList:
-    scopes = viewer.confine({"project": project, "principal": principal, "api_key": api_key})
+    asked = {
+        "project": project,
+        "principal": principal,
+        "api_key": api_key,
+        "agent": agent,
+        "session": session,
+    }
     query = BudgetFilter(
-        RequestScopes(
-            project=scopes["project"],
-            principal=scopes["principal"],
-            api_key=scopes["api_key"],
-            agent=agent,
-            session=session,
-        ),
+        viewer.request_scopes(asked, "query"),
         model=model,
         provider=provider,
         task_class=None if task_class is None else task_class.value,

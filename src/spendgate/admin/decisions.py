@@ -91,15 +91,23 @@ def list_decisions(
         raise AdminError(
             422, "invalid_request", "query.since must be before query.until.", param="query.since"
         )
-    scoped = viewer.confine({"project": project, "principal": principal, "api_key": api_key})
+    scoped = viewer.confine(
+        {
+            "project": project,
+            "principal": principal,
+            "api_key": api_key,
+            "agent": agent,
+            "session": session,
+        }
+    )
     filters = DecisionFilter(
         since=since,
         until=until,
         project=scoped["project"],
         principal=scoped["principal"],
         api_key=scoped["api_key"],
-        agent=agent,
-        session=session,
+        agent=scoped["agent"],
+        session=scoped["session"],
         model=model,
         provider=provider,
         mode=mode,

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from spendgate.admin.auth import Viewer, authenticate
 from spendgate.admin.context import AdminContext
 from spendgate.admin.errors import AdminError, unauthorized
+from spendgate.admin.gate import VIEWER
 
 __all__ = ["get_context", "get_viewer", "require_admin", "require_approver"]
 
@@ -24,6 +25,9 @@ def get_context(request: Request) -> AdminContext:
 
 
 def get_viewer(request: Request) -> Viewer:
+    gated: Viewer | None = request.scope.get(VIEWER)  # authenticated by the AdminGate
+    if gated is not None:
+        return gated
     context = get_context(request)
     viewer = authenticate(
         request.headers.get("authorization"),

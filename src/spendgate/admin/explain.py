@@ -19,7 +19,7 @@ from pydantic.config import JsonDict
 from spendgate.admin.auth import Viewer
 from spendgate.admin.context import AdminContext
 from spendgate.admin.deps import get_context, get_viewer
-from spendgate.admin.errors import AdminError, forbidden
+from spendgate.admin.errors import AdminError
 from spendgate.admin.views import PlannedDecision, planned_decision
 from spendgate.domain.planner import ModelNotAllowedError, ModelNotFoundError
 from spendgate.domain.requests import ChatRequest, RequestError
@@ -67,31 +67,20 @@ def _scopes(
     viewer: Viewer, body: ExplainRequest
 ) -> tuple[RequestScopes, bool, frozenset[str] | None]:
     """The request's scopes, whether it may relax the mode, and its model allow-list."""
+    asked = {
+        "project": body.project,
+        "principal": body.principal,
+        "api_key": body.api_key,
+        "agent": body.agent,
+        "session": body.session,
+    }
+    scopes = viewer.request_scopes(asked, "body")
     key = viewer.key
     if viewer.is_admin or key is None:
-        scopes = RequestScopes(
-            project=body.project,
-            principal=body.principal,
-            api_key=body.api_key,
-            agent=body.agent,
-            session=body.session,
-        )
         # An admin explains for a request without the override permission: what a client
         # can do by itself.
         return scopes, False, None
-    own = {"project": key.project, "principal": key.principal, "api_key": key.id}
-    for kind, asked in (
-        ("project", body.project),
-        ("principal", body.principal),
-        ("api_key", body.api_key),
-    ):
-        if asked is not None and asked != own[kind]:
-            raise forbidden(
-                f"This API key may only explain its own requests: {kind} {asked!r} is not its "
-                f"own ({own[kind]!r}).",
-                param=f"body.{kind}",
-            )
-    return key.scopes(body.agent, body.session), key.may_relax_mode, key.models
+    return scopes, key.may_relax_mode, key.models
 
 
 @router.post("/explain", summary="The routing decision a request would get (nothing is spent)")

@@ -17,6 +17,7 @@ from spendgate.admin.auth import Viewer
 from spendgate.admin.context import AdminContext
 from spendgate.admin.deps import get_context, get_viewer, require_admin
 from spendgate.admin.records_views import (
+    ExactNumbersRoute,
     PriceList,
     PriceOut,
     body_schema,
@@ -29,7 +30,7 @@ from spendgate.records.pricing import catalog_info
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/pricing", tags=["pricing"])
+router = APIRouter(prefix="/pricing", tags=["pricing"], route_class=ExactNumbersRoute)
 
 Context = Annotated[AdminContext, Depends(get_context)]
 Reader = Annotated[Viewer, Depends(get_viewer)]

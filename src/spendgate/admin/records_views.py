@@ -7,11 +7,13 @@ Amounts are exact decimal strings; datetimes ISO 8601 with an offset; windows ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from spendgate.admin.errors import AdminError, config_managed, not_found
@@ -28,11 +30,13 @@ from spendgate.records.errors import (
 )
 from spendgate.records.keys import KeyView, NewSecret
 from spendgate.records.pricing import CatalogInfo, PriceRow
+from spendgate.records.validation import exact_json
 
 __all__ = [
     "BudgetList",
     "BudgetView",
     "ConsumptionView",
+    "ExactNumbersRoute",
     "KeyList",
     "KeyOut",
     "KeySecretOut",
@@ -44,6 +48,29 @@ __all__ = [
     "price_view",
     "record_errors",
 ]
+
+
+# --- bodies --------------------------------------------------------------------------------
+
+
+class _ExactNumbersRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = exact_json(await self.body())
+        return self._json
+
+
+class ExactNumbersRoute(APIRoute):
+    """Routes whose JSON bodies carry money: their numbers are parsed exactly (``Decimal``),
+    so ``"hard_limit": 1.0000000000000001`` is stored as sent, like the string form."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def exact(request: Request) -> Response:
+            return await handler(_ExactNumbersRequest(request.scope, request.receive))
+
+        return exact
 
 
 # --- errors ----------------------------------------------------------------------------------

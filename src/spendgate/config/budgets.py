@@ -23,7 +23,7 @@ from spendgate.domain.budgets import (
     SoftAction,
 )
 from spendgate.domain.routing import RoutingMode, TaskClass
-from spendgate.domain.scopes import GLOBAL_MEMBER, ScopeKind
+from spendgate.domain.scopes import EACH_MEMBER, GLOBAL_MEMBER, ScopeKind, split_member
 from spendgate.domain.windows import IntervalKind
 
 
@@ -43,6 +43,19 @@ class ScopeSpec(Spec):
             raise invalid(
                 f"a {self.kind.value} scope needs an id (a {self.kind.value} id, "
                 "or '*' for each member separately)",
+                ("id",),
+            )
+        elif (
+            self.kind in (ScopeKind.AGENT, ScopeKind.SESSION)
+            and self.id != EACH_MEMBER
+            and split_member(self.id) is None
+        ):
+            # Clients choose agent and session ids: one alone would name that id in every
+            # tenant at once, so a budget names the tenant too.
+            raise invalid(
+                f"{self.kind.value} ids belong to a tenant (the key's project, else its "
+                f"principal, else the key): write project:<project>/{self.id}, "
+                f"principal:<principal>/{self.id} or api_key:<key>/{self.id}, or '*'",
                 ("id",),
             )
         return self

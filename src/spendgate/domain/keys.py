@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from spendgate.domain.scopes import RequestScopes
+from spendgate.domain.scopes import RequestScopes, tenant_of
 
 __all__ = [
     "ADMIN",
@@ -49,11 +49,13 @@ class ApiKey:
         return self.models is None or model in self.models
 
     def scopes(self, agent: str | None = None, session: str | None = None) -> RequestScopes:
-        """The request scopes of a call made with this key (agent/session from headers)."""
-        return RequestScopes(
-            project=self.project,
-            principal=self.principal,
-            api_key=self.id,
-            agent=agent,
-            session=session,
-        )
+        """The request scopes of a call made with this key; ``agent`` and ``session`` as sent
+        in its headers, within this key's tenant (``RequestScopes.of``)."""
+        return RequestScopes.of(self.project, self.principal, self.id, agent, session)
+
+    @property
+    def tenant(self) -> str:
+        """Where this key's agent and session ids live: its project, principal or itself."""
+        tenant = tenant_of(self.project, self.principal, self.id)
+        assert tenant is not None  # a key always has an id
+        return tenant

@@ -1,11 +1,28 @@
-"""Scopes: who a request belongs to. A request carries every scope kind at once."""
+"""Scopes: who a request belongs to. A request carries every scope kind at once.
+
+Project, principal and API key come from the request's key; agent and session ids come from
+request headers, so any client may send any of them. They are therefore members only within
+the request's *tenant* — its key's project, else its principal, else the key itself: the
+member is ``<tenant>/<id>``, e.g. ``project:acme/indexer``, and one tenant's agent ``x`` is
+never another's. The tenant part is ``<kind>:<id>`` with ``%`` and ``/`` escaped (``%25``,
+``%2F``), so the first ``/`` always ends it, whatever the client's id holds.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["EACH_MEMBER", "GLOBAL_MEMBER", "RequestScopes", "ScopeKind", "ScopeRef"]
+__all__ = [
+    "EACH_MEMBER",
+    "GLOBAL_MEMBER",
+    "RequestScopes",
+    "ScopeKind",
+    "ScopeRef",
+    "split_member",
+    "tenant_member",
+    "tenant_of",
+]
 
 EACH_MEMBER = "*"
 GLOBAL_MEMBER = "global"
@@ -35,15 +52,67 @@ class ScopeRef:
         return f"{self.kind.value}:{self.id}"
 
 
+# The scope kinds a tenant can be, in order of precedence.
+_TENANT_KINDS = (ScopeKind.PROJECT, ScopeKind.PRINCIPAL, ScopeKind.API_KEY)
+
+
+def tenant_of(project: str | None, principal: str | None, api_key: str | None) -> str | None:
+    """The tenant that agent and session ids of a request with these ids belong to."""
+    for kind, ident in zip(_TENANT_KINDS, (project, principal, api_key), strict=True):
+        if ident:
+            return f"{kind.value}:{ident.replace('%', '%25').replace('/', '%2F')}"
+    return None
+
+
+def tenant_member(tenant: str | None, local: str | None) -> str | None:
+    """The member for the agent or session id ``local`` as sent within ``tenant`` (without a
+    tenant, e.g. a what-if that names no key, project or principal: ``local`` itself)."""
+    if local is None or tenant is None:
+        return local
+    return f"{tenant}/{local}"
+
+
+def split_member(member: str) -> tuple[str, str] | None:
+    """``(tenant, id as sent)`` of an agent or session member; None if it has no tenant."""
+    tenant, slash, local = member.partition("/")
+    kind, colon, ident = tenant.partition(":")
+    if slash and colon and ident and kind in _TENANT_KINDS:
+        return tenant, local
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class RequestScopes:
-    """The scopes one request belongs to (from its API key and ``x-spendgate-*`` headers)."""
+    """The scopes one request belongs to (from its API key and ``x-spendgate-*`` headers).
+    ``agent`` and ``session`` are members, within the tenant (see ``of``)."""
 
     project: str | None = None
     principal: str | None = None
     api_key: str | None = None
     agent: str | None = None
     session: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        project: str | None = None,
+        principal: str | None = None,
+        api_key: str | None = None,
+        agent: str | None = None,
+        session: str | None = None,
+    ) -> RequestScopes:
+        """The scopes of a request with these ids, ``agent`` and ``session`` as the client
+        sent them (they become members of the request's tenant)."""
+        if agent is None and session is None:
+            return cls(project, principal, api_key)
+        tenant = tenant_of(project, principal, api_key)
+        return cls(
+            project,
+            principal,
+            api_key,
+            tenant_member(tenant, agent),
+            tenant_member(tenant, session),
+        )
 
     def member(self, kind: ScopeKind) -> str | None:
         """The request's member id for ``kind``; ``None`` when the request has none."""

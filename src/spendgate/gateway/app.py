@@ -20,9 +20,9 @@ import orjson
 from spendgate.config import Config
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.requests import Protocol
-from spendgate.gateway.asgi import Receive, Scope, Send, header_map, respond
+from spendgate.gateway.asgi import HeaderEncodingError, Receive, Scope, Send, header_map, respond
 from spendgate.gateway.auth import KeyRing, digest, presented_key
-from spendgate.gateway.errors import invalid_api_key
+from spendgate.gateway.errors import bad_request, invalid_api_key
 from spendgate.gateway.housekeeping import Housekeeping, HousekeepingSettings
 from spendgate.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from spendgate.gateway.proxy import DEFAULT_MAX_BODY, ChatProxy
@@ -33,7 +33,10 @@ from spendgate.store.journal import Journal
 if TYPE_CHECKING:
     from spendgate.admin.context import AdminContext
 
-__all__ = ["Gateway", "create_gateway"]
+__all__ = ["DEFAULT_ADMIN_MAX_BODY", "Gateway", "create_gateway"]
+
+# Admin bodies are small records (a budget, a price, an explain request).
+DEFAULT_ADMIN_MAX_BODY = 1024 * 1024
 
 _NOT_FOUND = orjson.dumps(
     {"error": {"message": "Not found.", "type": "invalid_request_error", "code": "not_found"}}
@@ -63,6 +66,7 @@ class Gateway:
         *,
         metrics: GatewayMetrics | None = None,
         max_body: int = DEFAULT_MAX_BODY,
+        admin_max_body: int = DEFAULT_ADMIN_MAX_BODY,
         housekeeping: HousekeepingSettings | None = None,
         admin: AdminContext | None = None,
     ) -> None:
@@ -76,6 +80,7 @@ class Gateway:
         self.housekeeping = housekeeping or HousekeepingSettings()
         self._housekeeping: Housekeeping | None = None
         self.admin = admin
+        self.admin_max_body = admin_max_body
         self._admin_app: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
         self._routes = {
             "/v1/chat/completions": ("POST", Protocol.OPENAI),
@@ -115,12 +120,19 @@ class Gateway:
             return
         if self._admin_app is None:
             from spendgate.admin.app import create_admin_app
+            from spendgate.admin.gate import AdminGate
 
-            self._admin_app = create_admin_app(self.admin)
+            app = create_admin_app(self.admin)
+            self._admin_app = AdminGate(app, self.admin, self.admin_max_body)
         await self._admin_app(scope, receive, send)
 
     async def _models(self, scope: Scope, send: Send) -> None:
-        headers = header_map(scope)
+        try:
+            headers = header_map(scope)
+        except HeaderEncodingError as encoding:
+            refused = bad_request(str(encoding), encoding.header)
+            await respond(send, refused.status, refused.body())
+            return
         key: ApiKey | None = self.keys.authenticate(
             presented_key(headers.get("authorization"), headers.get("x-api-key"))
         )

@@ -10,6 +10,7 @@ __all__ = [
     "BodyTooLargeError",
     "ClientDisconnectedError",
     "DisconnectWatch",
+    "HeaderEncodingError",
     "Receive",
     "Scope",
     "Send",
@@ -33,9 +34,25 @@ class ClientDisconnectedError(Exception):
     pass
 
 
+class HeaderEncodingError(ValueError):
+    def __init__(self, header: str) -> None:
+        super().__init__(f"The value of the header {header} is not valid UTF-8.")
+        self.header = header
+
+
 def header_map(scope: Scope) -> dict[str, str]:
-    """Request headers by lower-case name (ASGI gives them lower-cased already)."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    """Request headers by lower-case name (ASGI gives them lower-cased already). Values are
+    UTF-8 (ids such as ``x-spendgate-agent-id`` may be any text); raises
+    ``HeaderEncodingError`` naming the first header that is not."""
+    try:
+        return {name.decode("latin-1"): value.decode() for name, value in scope["headers"]}
+    except UnicodeDecodeError:
+        for name, value in scope["headers"]:
+            try:
+                value.decode()
+            except UnicodeDecodeError:
+                raise HeaderEncodingError(name.decode("latin-1")) from None
+        raise
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

@@ -30,13 +30,17 @@ def presented_key(authorization: str | None, x_api_key: str | None) -> str | Non
 
 
 class KeyRing:
-    """The keys that may call the gateway, by the digest of their secret."""
+    """The keys that may call the gateway, by the digest of their secret; at most one secret
+    per key id."""
 
-    __slots__ = ("_by_digest",)
+    __slots__ = ("_by_digest", "_digest_of")
 
     def __init__(self, keys: Iterable[tuple[ApiKey, str]] = ()) -> None:
         """``keys`` pairs each key with the SHA-256 digest of its secret."""
-        self._by_digest: dict[str, ApiKey] = {key_digest: key for key, key_digest in keys}
+        self._by_digest: dict[str, ApiKey] = {}
+        self._digest_of: dict[str, str] = {}  # key id → the digest it is accepted by
+        for key, key_digest in keys:
+            self.put(key, key_digest)
 
     @classmethod
     def from_environment(
@@ -62,13 +66,21 @@ class KeyRing:
     # Runtime keys (admin API) change the ring in place: the proxy holds this object, and a
     # single dict store or pop is atomic, so a revoked key fails from the very next request.
 
-    def add(self, key: ApiKey, key_digest: str) -> None:
-        """Accept the secret whose digest is ``key_digest`` as ``key`` (replacing any holder)."""
+    def put(self, key: ApiKey, key_digest: str) -> None:
+        """Accept the secret whose digest is ``key_digest`` as ``key``, and no other secret of
+        ``key.id``: the previous one is dropped first, so there is no instant where both
+        authenticate."""
+        previous = self._digest_of.get(key.id)
+        if previous is not None and previous != key_digest:
+            self._by_digest.pop(previous, None)
+        self._digest_of[key.id] = key_digest
         self._by_digest[key_digest] = key
 
-    def remove(self, key_digest: str) -> ApiKey | None:
-        """Stop accepting the secret with this digest; returns the key it belonged to."""
-        return self._by_digest.pop(key_digest, None)
+    def drop(self, key_id: str) -> None:
+        """Accept no secret of ``key_id`` any more."""
+        previous = self._digest_of.pop(key_id, None)
+        if previous is not None:
+            self._by_digest.pop(previous, None)
 
     def __len__(self) -> int:
         return len(self._by_digest)

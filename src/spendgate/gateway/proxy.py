@@ -38,6 +38,7 @@ from spendgate.gateway.asgi import (
     BodyTooLargeError,
     ClientDisconnectedError,
     DisconnectWatch,
+    HeaderEncodingError,
     Receive,
     Scope,
     Send,
@@ -47,6 +48,7 @@ from spendgate.gateway.asgi import (
     start_response,
 )
 from spendgate.gateway.auth import KeyRing, presented_key
+from spendgate.gateway.body import JsonShapeError, check_json_shape
 from spendgate.gateway.errors import (
     GatewayError,
     approval_required,
@@ -126,7 +128,10 @@ class ChatProxy:
 
     async def _admit(self, scope: Scope, receive: Receive, protocol: Protocol) -> _ProxiedRequest:
         """Everything before the upstream call; raises GatewayError to refuse."""
-        headers = header_map(scope)
+        try:
+            headers = header_map(scope)
+        except HeaderEncodingError as error:
+            raise bad_request(str(error), error.header) from None
         key = self.keys.authenticate(
             presented_key(headers.get("authorization"), headers.get("x-api-key"))
         )
@@ -137,7 +142,10 @@ class ChatProxy:
         except BodyTooLargeError:
             raise body_too_large(self.max_body) from None
         try:
+            check_json_shape(body)
             payload = orjson.loads(body)
+        except JsonShapeError as error:
+            raise bad_request(str(error)) from None
         except orjson.JSONDecodeError as error:
             raise bad_request(f"The body is not valid JSON: {error}.") from None
         if not isinstance(payload, dict):

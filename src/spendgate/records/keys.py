@@ -2,6 +2,10 @@
 revoke, rotate. The gateway's ``KeyRing`` is changed in place, so a revoked or rotated-away
 secret stops authenticating on the very next request.
 
+Admin routes run in a thread pool: changes are serialised, and the ring is set from the record
+as committed (active: its one digest; revoked: none), so a rotate racing a revoke, or another
+rotate, cannot leave a secret live that the database no longer holds.
+
 Config keys (source "config") are listed read-only; their secrets live in environment variables.
 """
 
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,6 +75,7 @@ class KeyRecords:
         self._config_keys = {key.id: key for key in config.api_keys()}
         self._ring = ring
         self._repository = repository
+        self._changing = threading.Lock()
 
     def load(self) -> list[str]:
         """Put every active runtime key into the ring; returns ids skipped for colliding
@@ -79,7 +85,7 @@ class KeyRecords:
             if stored.key.id in self._config_keys:
                 skipped.append(stored.key.id)
                 continue
-            self._ring.add(stored.key, stored.secret_digest)
+            self._ring.put(stored.key, stored.secret_digest)
         return skipped
 
     def all(self) -> list[KeyView]:
@@ -100,13 +106,14 @@ class KeyRecords:
             models=None if spec.models is None else frozenset(spec.models),
         )
         secret = _new_secret()
-        try:
-            stored = self._repository.add(key, digest(secret))
-        except IntegrityError:
-            raise RecordConflictError(
-                f"The key id {key_id!r} is already used (revoked keys keep their id)."
-            ) from None
-        self._ring.add(key, stored.secret_digest)
+        with self._changing:
+            try:
+                stored = self._repository.add(key, digest(secret))
+            except IntegrityError:
+                raise RecordConflictError(
+                    f"The key id {key_id!r} is already used (revoked keys keep their id)."
+                ) from None
+            self._ring.put(key, stored.secret_digest)
         audit.info(
             "api key %s created by %s (principal %s, project %s, permissions %s)",
             key_id, actor, key.principal, key.project, sorted(key.permissions) or "none",
@@ -114,26 +121,35 @@ class KeyRecords:
         return NewSecret(_view(stored), secret)
 
     def revoke(self, key_id: str, *, actor: str) -> KeyView:
-        stored = self._active(key_id)
-        self._repository.revoke(key_id)
-        self._ring.remove(stored.secret_digest)
+        with self._changing:
+            self._active(key_id)
+            changed = self._repository.revoke(key_id)
+            revoked = self._committed(key_id)
+        if not changed:
+            raise _already_revoked(key_id)
         audit.info("api key %s revoked by %s", key_id, actor)
-        revoked = self._repository.get(key_id)
-        assert revoked is not None
         return _view(revoked)
 
     def rotate(self, key_id: str, *, actor: str) -> NewSecret:
-        stored = self._active(key_id)
         secret = _new_secret()
-        new_digest = digest(secret)
-        self._repository.rotate(key_id, new_digest)
-        # Old secret out first: there is no instant where both authenticate.
-        self._ring.remove(stored.secret_digest)
-        self._ring.add(stored.key, new_digest)
+        with self._changing:
+            self._active(key_id)
+            changed = self._repository.rotate(key_id, digest(secret))
+            rotated = self._committed(key_id)
+        if not changed:
+            raise _already_revoked(key_id)
         audit.info("api key %s rotated by %s", key_id, actor)
-        rotated = self._repository.get(key_id)
-        assert rotated is not None
         return NewSecret(_view(rotated), secret)
+
+    def _committed(self, key_id: str) -> StoredKey:
+        """The key as the database now holds it, applied to the ring."""
+        stored = self._repository.get(key_id)
+        assert stored is not None  # keys are never deleted
+        if stored.revoked:
+            self._ring.drop(key_id)
+        else:
+            self._ring.put(stored.key, stored.secret_digest)
+        return stored
 
     def _active(self, key_id: str) -> StoredKey:
         if key_id in self._config_keys:
@@ -142,8 +158,12 @@ class KeyRecords:
         if stored is None:
             raise RecordNotFoundError(_WHAT, key_id)
         if stored.revoked:
-            raise RecordConflictError(f"The key {key_id!r} is already revoked.")
+            raise _already_revoked(key_id)
         return stored
+
+
+def _already_revoked(key_id: str) -> RecordConflictError:
+    return RecordConflictError(f"The key {key_id!r} is already revoked.")
 
 
 def _validate(document: object) -> KeySpecIn:

@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import orjson
-
 from spendgate.config.convert import pricing_records
 from spendgate.domain.pricing import PriceSource, PricingRecord
+from spendgate.gateway.body import JsonShapeError, check_json_shape
 from spendgate.records.errors import (
     ConfigManagedError,
     RecordInvalidError,
     RecordNotFoundError,
 )
 from spendgate.records.live import LiveState
-from spendgate.records.validation import validate_prices
+from spendgate.records.validation import exact_json, validate_prices
 from spendgate.store.journal import Journal
 from spendgate.store.records import StoredPrice
 
@@ -178,8 +177,11 @@ def _api_row_id(price_id: str) -> int | None:
 def _parse_sheet(sheet_format: SheetFormat, content: str) -> list[Any]:
     if sheet_format == "json":
         try:
-            data = orjson.loads(content)
-        except orjson.JSONDecodeError as error:
+            check_json_shape(content.encode())
+            data = exact_json(content)
+        except JsonShapeError as error:
+            raise RecordInvalidError([("", str(error))]) from None
+        except ValueError as error:
             raise RecordInvalidError([("", f"not valid JSON: {error}")]) from None
         if isinstance(data, dict) and set(data) == {"pricing"}:
             data = data["pricing"]  # a copy of the YAML section

@@ -4,7 +4,9 @@ the same pydantic specs, the same operator messages and the same cross-reference
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -17,9 +19,15 @@ from spendgate.config.pricing import PricingSpec
 from spendgate.config.references import reference_problems
 from spendgate.records.errors import Problem, RecordInvalidError
 
-__all__ = ["render_path", "validate_budgets", "validate_prices"]
+__all__ = ["exact_json", "render_path", "validate_budgets", "validate_prices"]
 
 Section = Literal["budgets", "pricing"]
+
+
+def exact_json(text: str | bytes) -> Any:
+    """JSON with its fractions as ``Decimal``: money sent as a JSON number keeps every digit
+    (a float turns 1.0000000000000001 into 1). Raises ``json.JSONDecodeError``."""
+    return json.loads(text, parse_float=Decimal)
 
 
 def render_path(loc: Loc) -> str:
