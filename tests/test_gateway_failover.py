@@ -32,6 +32,7 @@ from gateway_support import (
     serve_config,
     stored,
 )
+from spendgate.cli.decision_render import render_decision
 from spendgate.domain.health import CircuitState, Outcome
 from spendgate.domain.pricing import Usage
 from spendgate.domain.routing import RoutingAction, UpstreamAttempt
@@ -64,6 +65,7 @@ ENV = {
     "BETA_KEY": "sk-beta-upstream-secret",
     "ALICE_KEY": "sg-alice",
     "DAVE_KEY": "sg-dave",
+    "SPENDGATE_ADMIN_TOKEN": "sg-admin",
 }
 CHAT = "/v1/chat/completions"
 
@@ -381,6 +383,39 @@ def test_a_timed_out_attempt_is_charged_its_input_and_the_request_shows_every_at
         for totals in served.journal.usage_totals(group_by=["model"])
     }
     assert by_model == {"gpt-4o-mini": charged, "gpt-4o": record.actual_cost_usd}
+
+
+def test_the_admin_api_and_the_cli_show_every_attempt(
+    served: Served, alpha: MockUpstreamThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha.options.latency_ms = 1500
+    raw = openai_client(served, "sg-alice").chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO, max_tokens=100
+    )
+    decision_id = raw.headers["x-spendgate-decision-id"]
+    stored(served, decision_id)
+    shown = http(
+        "GET", f"{served.url}/api/v1/decisions/{decision_id}", authorization="Bearer sg-admin"
+    ).json()
+    timed_out, answered = shown["attempts"]
+    assert timed_out["outcome"] == "timeout"
+    assert timed_out["may_have_billed"] is True
+    assert timed_out["usage"]["output_tokens"] == 0
+    assert Decimal(timed_out["cost_usd"]) > 0
+    assert answered == {
+        "model": "gpt-4o",
+        "provider": "beta",
+        "outcome": "ok",
+        "may_have_billed": False,
+        "decision_id": decision_id,
+        "usage": None,
+        "cost_usd": None,
+    }
+    render_decision(shown)
+    out = capsys.readouterr().out
+    assert "Attempts (failover)" in out
+    assert "maybe" in out
+    assert timed_out["decision_id"] in out
 
 
 def test_a_request_whose_every_attempt_failed_is_charged_what_may_have_been_billed(
