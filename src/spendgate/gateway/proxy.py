@@ -237,12 +237,13 @@ class _ProxiedRequest:
                     )
                 except GatewayError:
                     return None
-                self.decisions[target] = decision  # kept when refused: its journaled row
+            # Kept even when its budget refuses it: it is journaled, the attempts name it.
+            self.decisions[target] = decision
+            if decision is not self.decision:
                 try:
                     self.reserve(decision)
                 except GatewayError:
                     return None
-            self.decisions[target] = decision
         try:
             return self.upstream_call(self.governor.state.models[target.model])
         except RequestError as error:
@@ -544,36 +545,48 @@ class _ProxiedRequest:
 
 class _StreamEnd:
     """Finds a stream's terminal event (OpenAI's ``data: [DONE]``, Anthropic's
-    ``message_stop``) in its raw bytes, as it arrives. Only at the start of a line: generated
-    text travels JSON-encoded inside a data line, where a line break is always escaped, so no
-    content can end the stream. A marker cut across two chunks is found too."""
+    ``event: message_stop``) in its raw bytes, as they arrive: only as a line of its own
+    (generated text travels JSON-encoded inside a data line, where a line break is always
+    escaped, so no content can end the stream), also when cut across two chunks. A plain
+    ``find`` per chunk: a regular expression measured ~10 times slower on the hot path."""
 
-    __slots__ = ("_last", "_pattern", "seen")
+    __slots__ = ("_last", "_line", "seen")
 
     def __init__(self, protocol: Protocol) -> None:
-        self._pattern = _STREAM_END[protocol]
-        self._last = b"\n"  # the end of the previous chunk; the stream starts a line
+        self._line = _STREAM_END[protocol]
+        self._last = b"\n"  # the end of the previous chunk: the stream starts a line
         self.seen = False
 
     def feed(self, chunk: bytes) -> bool:
         """Whether the terminal event has arrived, in this chunk or before."""
         if not self.seen:
-            search = self._pattern.search
-            self.seen = (
-                search(chunk) is not None or search(self._last + chunk[:_END_SPAN]) is not None
-            )
+            line = self._line
+            boundary = self._last + chunk[:_END_SPAN]  # a line cut across the two chunks
+            self.seen = _has_line(chunk, *line) or _has_line(boundary, *line)
             last = chunk if len(chunk) >= _END_SPAN else self._last + chunk
             self._last = last[-_END_SPAN:]
         return self.seen
 
 
+def _has_line(data: bytes, field: bytes, value: bytes) -> bool:
+    """Whether ``data`` holds ``field: value`` (the space optional) right after a line
+    break (the first byte of ``data`` only counts as what precedes a line)."""
+    at = data.find(value)
+    while at >= 0:
+        start = at - 1 if data[at - 1 : at] == b" " else at
+        begin = start - len(field)
+        if begin > 0 and data[begin:start] == field and data[begin - 1] in b"\r\n":
+            return True
+        at = data.find(value, at + 1)
+    return False
+
+
+# The terminal event's line, as ``field:`` and value.
 _STREAM_END = {
-    Protocol.OPENAI: re.compile(rb"[\r\n]data: ?\[DONE\]"),
-    Protocol.ANTHROPIC: re.compile(
-        rb'[\r\n](?:event: ?message_stop|data: ?\{\s*"type"\s*:\s*"message_stop")'
-    ),
+    Protocol.OPENAI: (b"data:", b"[DONE]"),
+    Protocol.ANTHROPIC: (b"event:", b"message_stop"),
 }
-_END_SPAN = 48  # longer than any marker
+_END_SPAN = 24  # longer than any terminal line
 _EVENT_END = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 
