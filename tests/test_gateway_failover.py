@@ -9,6 +9,7 @@ shows what happened to every attempt."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -441,3 +442,29 @@ def test_a_request_whose_every_attempt_failed_is_charged_what_may_have_been_bill
     assert refused == UpstreamAttempt("gpt-4o", "beta", "server_error")
     assert counter(served, "acme-daily", "acme").settled - before == charged
     assert open_reservations(served) == 0
+
+
+def test_an_attempt_that_never_reached_its_provider_is_not_charged(
+    mocks: tuple[MockUpstreamThread, MockUpstreamThread], tmp_path: Path
+) -> None:
+    """A provider nobody listens for: the request never left (connect errors, retried once),
+    so nothing is charged for it; the attempts say so, and the fallback's answer is all
+    that is spent."""
+    with socket.socket() as sock:  # a port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = CONFIG.format(alpha=f"http://127.0.0.1:{port}", beta=mocks[1].base_url)
+    with serve_config(config, ENV, database=tmp_path / "journal.db") as down:
+        raw = openai_client(down, "sg-alice").chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=HELLO, max_tokens=50
+        )
+        record = stored(down, raw.headers["x-spendgate-decision-id"]).decision
+        assert [(a.provider, a.outcome, a.may_have_billed) for a in record.attempts] == [
+            ("alpha", "connect_error", False),
+            ("alpha", "connect_error", False),
+            ("beta", "ok", False),
+        ]
+        assert all(a.usage is None and a.decision_id is None for a in record.attempts[:2])
+        assert [d.decision.id for d in decisions(down)] == [record.id]
+        assert counter(down, "acme-daily", "acme").settled == record.actual_cost_usd
+        assert open_reservations(down) == 0
