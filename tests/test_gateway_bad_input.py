@@ -2,12 +2,13 @@
 types, unknown or forbidden models, oversized bodies, bad ``x-spendgate-*`` headers, on both
 the OpenAI and the Anthropic route. Each gets the contract's status and envelope (so the
 official SDKs raise their matching exception), and none of them reaches the upstream, moves a
-ledger counter or writes a decision — except a refused budget check, journaled as "refused"."""
+ledger counter or writes a decision — except a refused budget check, journaled as "refused",
+and a request only its translation for the other protocol finds wrong (journaled, as a 400)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,19 @@ def test_malformed_json_is_400(served: Served) -> None:
         ({"model": "gpt-4o", "messages": HELLO, "n": 0}, "n"),
         ({"model": "gpt-4o", "messages": HELLO, "tools": {}}, "tools"),
         ({"model": "gpt-4o", "messages": HELLO, "response_format": "json"}, "response_format"),
+        # Well-formed JSON of the wrong type, which reached code assuming an object (a 500).
+        (
+            {"model": "gpt-4o", "messages": HELLO, "stream": True, "stream_options": "x"},
+            "stream_options",
+        ),
+        (
+            {"model": "gpt-4o", "messages": HELLO, "stream": True, "stream_options": [1]},
+            "stream_options",
+        ),
+        (
+            {"model": "gpt-4o", "messages": HELLO, "stream_options": {"include_usage": "yes"}},
+            "stream_options.include_usage",
+        ),
     ],
 )
 @pytest.mark.usefixtures("nothing_recorded")
@@ -341,3 +355,40 @@ def test_good_requests_are_recorded_once(served: Served, mock: MockUpstreamThrea
     assert after.decisions == before.decisions + 1
     assert after.settled > before.settled
     assert after.open_reservations == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        (CHAT, {"model": "claude-sonnet-4", "messages": HELLO, "n": 2}, "n"),
+        (
+            CHAT,
+            {"model": "claude-sonnet-4", "messages": HELLO, "tool_choice": {"function": 5}},
+            "tool_choice.function.name",
+        ),
+        (
+            MESSAGES,
+            {"model": "gpt-4o", "max_tokens": 20, "messages": HELLO, "tool_choice": {"type": []}},
+            "tool_choice",
+        ),
+    ],
+)
+def test_a_request_the_model_s_provider_cannot_express_is_400_and_journaled(
+    served: Served, mock: MockUpstreamThread, path: str, body: dict[str, Any], param: str
+) -> None:
+    """Served by a provider of the other protocol, the request must be translated; what the
+    translation cannot express (or reads with the wrong type) is the client's error, found
+    after the decision was made: a 400 (was a 500), the decision journaled, nothing spent."""
+    before = snapshot(served, mock)
+    reply = post(served, path, json=body)
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["message"]
+    if path == CHAT:
+        assert error["param"] == param
+    decision_id = reply.json()["decision_id"]
+    [decision] = [d.decision for d in decisions(served) if d.decision.id == decision_id]
+    assert decision.status == "invalid_request"
+    assert decision.usage is None
+    after = snapshot(served, mock)
+    assert after == replace(before, decisions=before.decisions + 1)

@@ -2,11 +2,14 @@
 upstreams; the first fails (500s, or answers after the provider's timeout), the request is
 served by the other one, reservations of failed candidates are released, the fallback is
 re-checked against the budgets at its own price, and a provider that keeps failing has its
-circuit opened (visible, with the reason, in ``/healthz``)."""
+circuit opened (visible, with the reason, in ``/healthz``). An attempt that may have reached the
+provider before failing (a timeout) is charged its estimated input, and the journaled decision
+shows what happened to every attempt."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -30,9 +33,12 @@ from gateway_support import (
     serve_config,
     stored,
 )
+from spendgate.cli.decision_render import render_decision
 from spendgate.domain.health import CircuitState, Outcome
-from spendgate.domain.routing import RoutingAction
+from spendgate.domain.pricing import Usage
+from spendgate.domain.routing import RoutingAction, UpstreamAttempt
 from spendgate.mock_upstream.runner import MockUpstreamThread
+from spendgate.store.records import StoredDecision
 
 CONFIG = """
 providers:
@@ -60,6 +66,7 @@ ENV = {
     "BETA_KEY": "sk-beta-upstream-secret",
     "ALICE_KEY": "sg-alice",
     "DAVE_KEY": "sg-dave",
+    "SPENDGATE_ADMIN_TOKEN": "sg-admin",
 }
 CHAT = "/v1/chat/completions"
 
@@ -132,6 +139,12 @@ def test_500s_fail_over_to_the_other_provider(
     assert decision.usage is not None
     mini_price = Decimal("0.15") * decision.usage.input_tokens / 1_000_000
     assert spent > mini_price + Decimal("0.6") * decision.usage.output_tokens / 1_000_000
+    # Both attempts are on record; a 500 is an answer providers do not bill.
+    assert decision.attempts == (
+        UpstreamAttempt("gpt-4o-mini", "alpha", "server_error"),
+        UpstreamAttempt("gpt-4o", "beta", "ok", decision_id=decision.id),
+    )
+    assert len(decisions(served)) == 1
 
 
 def test_a_timeout_fails_over_to_the_other_provider(
@@ -184,6 +197,12 @@ def test_the_fallback_is_refused_when_the_budget_cannot_afford_its_price(
     statuses = sorted(d.decision.status or "" for d in decisions(served))
     # The fallback's refused budget check and the request's failure are both recorded.
     assert statuses == ["refused", "upstream_error"]
+    failure = stored(served, failed.value.body["decision_id"]).decision
+    [refused] = [d.decision for d in decisions(served) if d.decision.status == "refused"]
+    assert failure.attempts == (
+        UpstreamAttempt("gpt-4o-mini", "alpha", "server_error", decision_id=failure.id),
+        UpstreamAttempt("gpt-4o", "beta", "skipped_by_caller", decision_id=refused.id),
+    )
 
     # Healthy again, the same request is served by gpt-4o-mini within the budget.
     alpha.options.forced_status = None
@@ -307,3 +326,145 @@ def test_a_request_the_provider_rejects_is_neither_failed_over_nor_retried(
     assert open_reservations(served) == 0
     # The provider is fine (it answered): its circuit stays closed.
     assert http("GET", served.url + "/healthz").json()["providers"]["alpha"]["circuit"] == "closed"
+
+
+def _charged_for_its_input(record: StoredDecision, attempt: UpstreamAttempt) -> Decimal:
+    """``record`` is a timed-out attempt's decision, settled on its estimated input only;
+    ``attempt`` its entry in the request's attempts. Returns what it cost."""
+    decision = record.decision
+    assert decision.status == "upstream_timeout"
+    assert record.usage_estimated is True
+    assert decision.usage == Usage(input_tokens=decision.estimate.input_tokens_upper)
+    assert decision.usage.input_tokens > 0
+    assert attempt.may_have_billed is True
+    assert attempt.usage == decision.usage
+    assert decision.actual_cost_usd is not None
+    assert decision.actual_cost_usd > 0
+    assert attempt.cost_usd == decision.actual_cost_usd
+    return decision.actual_cost_usd
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_timed_out_attempt_is_charged_its_input_and_the_request_shows_every_attempt(
+    served: Served, alpha: MockUpstreamThread, beta: MockUpstreamThread, stream: bool
+) -> None:
+    """alpha received the request and answered after the gateway's timeout: it bills the
+    input all the same. The planned decision is settled on its estimated input (marked
+    estimated, ``upstream_timeout``), counted in the budget and the journal, and the request
+    is still served by beta, its decision listing both attempts."""
+    alpha.options.latency_ms = 1500  # alpha's timeout_s is 0.3
+    before = counter(served, "acme-daily", "acme").settled
+    sdk = openai_client(served, "sg-alice")
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO, max_tokens=100, stream=stream
+    )
+    parsed = raw.parse()
+    if stream:
+        assert "".join(c.choices[0].delta.content or "" for c in parsed if c.choices)
+    assert raw.headers["x-spendgate-model"] == "gpt-4o"
+    record = stored(served, raw.headers["x-spendgate-decision-id"]).decision
+    assert record.status == "ok"
+    assert record.actual_cost_usd is not None
+    [timed_out, answered] = record.attempts
+    assert (timed_out.model, timed_out.provider, timed_out.outcome) == (
+        "gpt-4o-mini",
+        "alpha",
+        "timeout",
+    )
+    assert answered == UpstreamAttempt("gpt-4o", "beta", "ok", decision_id=record.id)
+    assert timed_out.decision_id is not None
+    charged = _charged_for_its_input(stored(served, timed_out.decision_id), timed_out)
+    spent = counter(served, "acme-daily", "acme").settled - before
+    assert spent == record.actual_cost_usd + charged
+    assert counter(served, "acme-daily", "acme").reserved == 0
+    assert open_reservations(served) == 0
+    assert served.journal is not None
+    by_model = {
+        totals.group["model"]: totals.cost_usd
+        for totals in served.journal.usage_totals(group_by=["model"])
+    }
+    assert by_model == {"gpt-4o-mini": charged, "gpt-4o": record.actual_cost_usd}
+
+
+def test_the_admin_api_and_the_cli_show_every_attempt(
+    served: Served, alpha: MockUpstreamThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha.options.latency_ms = 1500
+    raw = openai_client(served, "sg-alice").chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO, max_tokens=100
+    )
+    decision_id = raw.headers["x-spendgate-decision-id"]
+    stored(served, decision_id)
+    shown = http(
+        "GET", f"{served.url}/api/v1/decisions/{decision_id}", authorization="Bearer sg-admin"
+    ).json()
+    timed_out, answered = shown["attempts"]
+    assert timed_out["outcome"] == "timeout"
+    assert timed_out["may_have_billed"] is True
+    assert timed_out["usage"]["output_tokens"] == 0
+    assert Decimal(timed_out["cost_usd"]) > 0
+    assert answered == {
+        "model": "gpt-4o",
+        "provider": "beta",
+        "outcome": "ok",
+        "may_have_billed": False,
+        "decision_id": decision_id,
+        "usage": None,
+        "cost_usd": None,
+    }
+    render_decision(shown)
+    out = capsys.readouterr().out
+    assert "Attempts (failover)" in out
+    assert "maybe" in out
+    assert timed_out["decision_id"] in out
+
+
+def test_a_request_whose_every_attempt_failed_is_charged_what_may_have_been_billed(
+    served: Served, alpha: MockUpstreamThread, beta: MockUpstreamThread
+) -> None:
+    alpha.options.latency_ms = 1500
+    beta.options.forced_status = 503
+    before = counter(served, "acme-daily", "acme").settled
+    try:
+        with pytest.raises(openai.InternalServerError) as failed:
+            openai_client(served, "sg-alice").chat.completions.create(
+                model="gpt-4o-mini", messages=HELLO, max_tokens=50
+            )
+    finally:
+        beta.options.forced_status = None
+    assert failed.value.status_code == 502
+    [record] = decisions(served)  # the request, charged for alpha's attempt
+    assert record.decision.id == failed.value.body["decision_id"]
+    [timed_out, refused] = record.decision.attempts
+    assert timed_out.decision_id == record.decision.id
+    charged = _charged_for_its_input(record, timed_out)
+    # beta answered 503: not billed, so its decision was released, not journaled.
+    assert refused == UpstreamAttempt("gpt-4o", "beta", "server_error")
+    assert counter(served, "acme-daily", "acme").settled - before == charged
+    assert open_reservations(served) == 0
+
+
+def test_an_attempt_that_never_reached_its_provider_is_not_charged(
+    mocks: tuple[MockUpstreamThread, MockUpstreamThread], tmp_path: Path
+) -> None:
+    """A provider nobody listens for: the request never left (connect errors, retried once),
+    so nothing is charged for it; the attempts say so, and the fallback's answer is all
+    that is spent."""
+    with socket.socket() as sock:  # a port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = CONFIG.format(alpha=f"http://127.0.0.1:{port}", beta=mocks[1].base_url)
+    with serve_config(config, ENV, database=tmp_path / "journal.db") as down:
+        raw = openai_client(down, "sg-alice").chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=HELLO, max_tokens=50
+        )
+        record = stored(down, raw.headers["x-spendgate-decision-id"]).decision
+        assert [(a.provider, a.outcome, a.may_have_billed) for a in record.attempts] == [
+            ("alpha", "connect_error", False),
+            ("alpha", "connect_error", False),
+            ("beta", "ok", False),
+        ]
+        assert all(a.usage is None and a.decision_id is None for a in record.attempts[:2])
+        assert [d.decision.id for d in decisions(down)] == [record.id]
+        assert counter(down, "acme-daily", "acme").settled == record.actual_cost_usd
+        assert open_reservations(down) == 0

@@ -130,6 +130,30 @@ def test_an_internal_error_after_the_provider_answered_still_settles(
     assert counter(served, "acme-tokens", "acme").settled > before
 
 
+def test_an_internal_error_before_the_upstream_call_is_journaled(
+    served: Served, mock: MockUpstreamThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that got a decision is journaled whatever happens next: a gateway bug
+    before the call (here, in translating the request) answers 500, releases the
+    reservation and journals the decision as a gateway error."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("translation bug")
+
+    monkeypatch.setattr(proxy, "openai_request_to_anthropic", broken)
+    before_upstream = mock.stats.total
+    before = {d.decision.id for d in decisions(served)}
+    with pytest.raises(openai.InternalServerError):
+        openai_client(served, "sg-alice").chat.completions.create(
+            model="claude-sonnet-4", messages=HELLO, max_tokens=50
+        )
+    [failed] = [d.decision for d in decisions(served) if d.decision.id not in before]
+    assert failed.status == "gateway_error"
+    assert failed.usage is None
+    assert open_reservations(served) == 0
+    assert mock.stats.total == before_upstream
+
+
 def test_an_internal_error_mid_stream_still_settles(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:

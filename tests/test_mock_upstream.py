@@ -701,6 +701,38 @@ def test_anthropic_stream_disconnect(claude: anthropic.Anthropic) -> None:
     assert kinds == ["message_start", "content_block_start", *["content_block_delta"] * 2]
 
 
+def test_stream_ended_early_without_its_end(mock: MockUpstreamThread, oai: openai.OpenAI) -> None:
+    """``x-mock-end-after-chunks``: a complete HTTP response whose stream lacks its end (no
+    finish chunk, no ``[DONE]``): the SDK sees no error at all."""
+    stream = oai.chat.completions.create(
+        model="m",
+        messages=HELLO,
+        stream=True,
+        extra_headers={"x-mock-end-after-chunks": "3"},
+    )
+    received = list(stream)
+    assert len(received) == 3
+    assert all(chunk.choices[0].finish_reason is None for chunk in received)
+    assert mock.stats.disconnects == 0
+
+
+def test_reply_text_option(
+    mock: MockUpstreamThread, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    mock.options.reply_text = "Scripted: data: [DONE] and message_stop."
+    completion = oai.chat.completions.create(model="m", messages=HELLO)
+    assert completion.choices[0].message.content == mock.options.reply_text
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == tokens(mock.options.reply_text)
+    streamed = claude.messages.create(model="c", max_tokens=100, messages=HELLO_CLAUDE, stream=True)
+    text = "".join(
+        event.delta.text
+        for event in streamed
+        if event.type == "content_block_delta" and event.delta.type == "text_delta"
+    )
+    assert text == mock.options.reply_text
+
+
 def test_paced_stream_and_disconnect(mock: MockUpstreamThread, oai: openai.OpenAI) -> None:
     mock.options.chunk_delay_ms = 10
     mock.options.stream_chunks = 4

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -29,6 +30,7 @@ from spendgate.domain.translate import (
 )
 from spendgate.providers import (
     AnthropicUpstream,
+    CircuitOpenError,
     Failover,
     FailoverError,
     MockUpstream,
@@ -39,6 +41,7 @@ from spendgate.providers import (
     UpstreamCall,
     UpstreamClientError,
     UpstreamConnectError,
+    UpstreamConnectTimeoutError,
     UpstreamDisconnectedError,
     UpstreamError,
     UpstreamNotConfiguredError,
@@ -49,6 +52,7 @@ from spendgate.providers import (
     UpstreamTimeoutError,
     redact,
 )
+from spendgate.providers.errors import error_from_exception, error_from_response
 
 pytestmark = pytest.mark.anyio
 
@@ -432,11 +436,27 @@ async def test_transport_errors(fake: FakeProviders) -> None:
             await registry["down"].send(chat_call())
         assert connect.value.retry_same_provider
         assert connect.value.status is None
+        assert connect.value.may_have_billed is False  # never sent
         with pytest.raises(UpstreamTimeoutError) as timeout:
             await registry["slow"].send(chat_call())
         assert timeout.value.outcome is Outcome.TIMEOUT
-        with pytest.raises(UpstreamProtocolError, match="not a JSON object"):
+        assert timeout.value.may_have_billed is True  # sent: the provider may process it
+        with pytest.raises(UpstreamProtocolError, match="not a JSON object") as garbled:
             await registry["html"].send(chat_call())
+        assert garbled.value.may_have_billed is True
+
+
+async def test_which_errors_may_have_been_billed() -> None:
+    """Only a request that was sent and got no error status may have been billed."""
+    connect_timeout = error_from_exception("p", aiohttp.ConnectionTimeoutError("connect"))
+    assert isinstance(connect_timeout, UpstreamConnectTimeoutError)
+    assert connect_timeout.may_have_billed is False
+    assert error_from_exception("p", aiohttp.SocketTimeoutError("read")).may_have_billed
+    assert error_from_exception("p", aiohttp.ServerDisconnectedError()).may_have_billed
+    assert error_from_exception("p", aiohttp.ClientPayloadError("cut")).may_have_billed
+    for status in (400, 429, 500, 503, 302):
+        assert not error_from_response("p", status, b"{}", {}).may_have_billed
+    assert not CircuitOpenError("p", "open").may_have_billed
 
 
 async def test_concurrency_limit_per_provider(fake: FakeProviders) -> None:

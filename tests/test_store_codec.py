@@ -16,6 +16,7 @@ from sqlalchemy.dialects import sqlite
 
 from spendgate.domain.budgets import BudgetEvaluation
 from spendgate.domain.pricing import Usage
+from spendgate.domain.routing import UpstreamAttempt
 from spendgate.domain.windows import Window
 from spendgate.store import StoredDecision, migrate, schema
 from spendgate.store.codec import DECISION_COLUMNS, decision_from_row, decision_values
@@ -82,6 +83,24 @@ def test_settled_decision_round_trips_with_its_flag(engine: Engine) -> None:
     assert stored.decision.actual_cost_usd == Decimal("0.000000000001")
     assert stored.usage_estimated is True
     assert stored.settled_at == NOW
+
+
+def test_failover_attempts_round_trip_compactly(engine: Engine) -> None:
+    attempts = (
+        UpstreamAttempt("mini", "alpha", "timeout", True, "d-1", Usage(812), Decimal("0.0001218")),
+        UpstreamAttempt("standard", "beta", "server_error"),
+        UpstreamAttempt("premium", "gamma", "skipped_by_caller", decision_id="d-2"),
+        UpstreamAttempt("beta-standard", "beta", "ok", decision_id="codec"),
+    )
+    decision = replace(make_decision(usage=Usage(10, 2), cost=Decimal(1)), attempts=attempts)
+    assert round_trip(engine, decision).decision == replace(decision, id="same")
+    values = decision_values(decision, PolicyDigests(), _sqlite_datetime, now=NOW)
+    stored = orjson.loads(values[DECISION_COLUMNS.index("detail")])["at"]
+    assert stored[:2] == [
+        {"m": "mini", "pv": "alpha", "o": "timeout", "b": True, "d": "d-1", "u": [812, 0, 0],
+         "c": "0.0001218"},
+        {"m": "standard", "pv": "beta", "o": "server_error"},
+    ]  # fmt: skip
 
 
 def test_odd_window_bounds_round_trip(engine: Engine) -> None:

@@ -1010,6 +1010,22 @@ def test_stream_observer_sees_usage_and_text_without_changing_anything(protocol:
     assert observer.error is None
 
 
+def test_an_anthropic_stream_cut_before_message_delta_has_no_final_usage() -> None:
+    """message_start's usage holds the input and a placeholder output count of 1: it is
+    not the stream's usage. The gateway settles such a stream on its input and the output
+    estimated from the text."""
+    raw = anthropic_sse()
+    observer = StreamObserver(Protocol.ANTHROPIC)
+    observer.feed(raw[: raw.index(b"event: message_delta")])
+    observer.close()
+    assert observer.usage is None
+    assert observer.input_usage == Usage(230, 1, 200)
+    assert observer.output_text.startswith("Hello")
+    observer.feed(raw[raw.index(b"event: message_delta") :])
+    assert observer.usage == Usage(230, 25, 200)
+    assert observer.input_usage is None
+
+
 def test_stream_observer_without_usage_and_with_error() -> None:
     observer = StreamObserver(Protocol.OPENAI)
     observer.feed(openai_sse(include_usage=False))

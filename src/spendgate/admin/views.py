@@ -191,9 +191,22 @@ class PlannedDecision(BaseModel):
     fallbacks: list[str]
 
 
+class AttemptView(BaseModel):
+    """One candidate tried (or skipped) when the request failed over."""
+
+    model: str
+    provider: str
+    outcome: str  # "ok", the error ("timeout", "server_error", …) or why it was skipped
+    may_have_billed: bool  # sent, then timed out or broke: settled on its estimated input
+    decision_id: str | None  # the journaled decision holding its settlement or refusal
+    usage: UsageView | None
+    cost_usd: str | None
+
+
 class DecisionDetail(PlannedDecision):
     """A journaled decision, with what really happened once settled."""
 
+    attempts: list[AttemptView]  # empty unless the request failed over
     status: str | None
     usage: UsageView | None
     usage_estimated: bool | None
@@ -338,6 +351,18 @@ def decision_detail(stored: StoredDecision) -> DecisionDetail:
     return DecisionDetail.model_validate(
         {
             **_planned_fields(decision),
+            "attempts": [
+                AttemptView(
+                    model=a.model,
+                    provider=a.provider,
+                    outcome=a.outcome,
+                    may_have_billed=a.may_have_billed,
+                    decision_id=a.decision_id,
+                    usage=_usage(a.usage),
+                    cost_usd=money(a.cost_usd),
+                )
+                for a in decision.attempts
+            ],
             "status": decision.status,
             "usage": _usage(decision.usage),
             "usage_estimated": stored.usage_estimated,

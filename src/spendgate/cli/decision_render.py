@@ -117,6 +117,24 @@ def _budgets(data: Mapping[str, Any]) -> None:
     )
 
 
+def _attempts(data: Mapping[str, Any]) -> None:
+    """The candidates a failed-over request tried, and what each may have cost."""
+    attempts = data.get("attempts") or []
+    if not attempts:
+        return
+    rows = [
+        {
+            **attempt,
+            "billed": "maybe" if attempt["may_have_billed"] else "no",
+            "cost": f"${attempt['cost_usd']}" if attempt["cost_usd"] is not None else "—",
+        }
+        for attempt in attempts
+    ]
+    columns = [("model", "model"), ("provider", "provider"), ("outcome", "outcome")]
+    columns += [("billed", "billed"), ("cost", "settled"), ("decision_id", "decision")]
+    print_table(rows, columns, title="Attempts (failover)")
+
+
 def render_decision(data: Mapping[str, Any]) -> None:
     """Print a decision (``PlannedDecision`` / ``DecisionDetail`` JSON) for people."""
     _headline(data)
@@ -139,6 +157,7 @@ def render_decision(data: Mapping[str, Any]) -> None:
             f"{f'; {latency:.0f} ms' if isinstance(latency, int | float) else ''}",
             highlight=False,
         )
+    _attempts(data)
     _complexity(data)
     _candidates(data)
     _budgets(data)

@@ -92,6 +92,14 @@ class ChatRequest:
             "json_object",
             "json_schema",
         )
+        stream_options = body.get("stream_options")
+        if stream_options is not None:
+            if not isinstance(stream_options, Mapping):
+                raise RequestError("stream_options: expected an object", "stream_options")
+            include_usage = stream_options.get("include_usage")
+            if include_usage is not None and not isinstance(include_usage, bool):
+                where = "stream_options.include_usage"
+                raise RequestError(f"{where}: expected a boolean", where)
         # ``functions`` is the deprecated spelling of ``tools``; the model reads both.
         tools = _optional_list(body, "tools") + _optional_list(body, "functions")
         return cls(

@@ -22,6 +22,7 @@ __all__ = [
     "RoutingMode",
     "RoutingSettings",
     "TaskClass",
+    "UpstreamAttempt",
 ]
 
 
@@ -76,6 +77,21 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamAttempt:
+    """One candidate tried (or skipped) while a request failed over: what happened, whether
+    the provider may have billed it (a timeout or broken connection after the request was
+    sent) and what was settled for it (its estimated input, under ``decision_id``)."""
+
+    model: str
+    provider: str
+    outcome: str  # "ok", an error code ("timeout", "server_error", …) or "skipped_…"
+    may_have_billed: bool = False
+    decision_id: str | None = None  # the journaled decision it was made under, if any
+    usage: Usage | None = None  # settled, estimated: only when it may have been billed
+    cost_usd: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingDecision:
     """One per request, always recorded. Usage fields are filled after the call."""
 
@@ -105,6 +121,8 @@ class RoutingDecision:
     actual_cost_usd: Decimal | None = None
     latency_ms: float | None = None
     status: str | None = None
+    # Filled when the request failed over: every candidate tried or skipped, in order.
+    attempts: tuple[UpstreamAttempt, ...] = ()
 
     @property
     def blocked(self) -> bool:

@@ -51,6 +51,9 @@ class MockOptions:
     """In-process scripting: answer every completion request with this error status."""
     history: int = 100
     """How many recent requests ``stats.history`` keeps (0 turns recording off)."""
+    reply_text: str | None = None
+    """In-process scripting: answer every completion with this text (ASCII) instead of the
+    generated one (tool calls excepted)."""
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0 or self.chunk_delay_ms < 0:
@@ -80,6 +83,7 @@ class MockOverrides(TypedDict, total=False):
     require_auth: bool
     forced_status: int | None
     history: int
+    reply_text: str | None
 
 
 MAX_OUTPUT_TOKENS = 1_000_000
@@ -97,6 +101,7 @@ class Controls:
     status: int | None = None
     latency_ms: float | None = None
     disconnect_after: int | None = None
+    end_after: int | None = None
     no_usage: bool = False
     output_tokens: int | None = None
     cached_tokens: int = 0
@@ -116,6 +121,7 @@ def parse_controls(headers: CIMultiDictProxy[str]) -> Controls:
         status=status,
         latency_ms=latency_ms,
         disconnect_after=_int(headers, "x-mock-disconnect-after-chunks", 0, None),
+        end_after=_int(headers, "x-mock-end-after-chunks", 0, None),
         no_usage=headers.get("x-mock-no-usage", "0") not in ("0", "", "false"),
         output_tokens=_int(headers, "x-mock-output-tokens", 1, MAX_OUTPUT_TOKENS),
         cached_tokens=_int(headers, "x-mock-cached-tokens", 0, None) or 0,

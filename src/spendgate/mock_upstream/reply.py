@@ -176,8 +176,12 @@ def plan_reply(call: ChatCall, options: MockOptions, controls: Controls) -> Repl
         return Reply(
             "", name, arguments, call.prompt_tokens, text_tokens(produced), cached, truncated, usage
         )
-    wanted = controls.output_tokens or output_length(call.digest, options.output_tokens)
-    text = generate_text(call.digest, wanted)
+    if options.reply_text is not None:
+        text = options.reply_text
+        wanted = text_tokens(text)
+    else:
+        wanted = controls.output_tokens or output_length(call.digest, options.output_tokens)
+        text = generate_text(call.digest, wanted)
     truncated = limit is not None and wanted > limit
     if truncated:
         assert limit is not None

@@ -256,7 +256,8 @@ class MockServer:
             }
         )
         delay = options.chunk_delay_ms / 1000
-        cut = controls.disconnect_after
+        drop = controls.disconnect_after
+        cut = drop if drop is not None else controls.end_after
         sent = events if cut is None else events[:cut]
         try:
             await response.prepare(request)
@@ -269,7 +270,7 @@ class MockServer:
                     if index:
                         await asyncio.sleep(delay)
                     await response.write(event)
-            if cut is not None and cut < len(events):
+            if drop is not None and drop < len(events):
                 self.stats.disconnects += 1
                 _drop(request)
                 return response

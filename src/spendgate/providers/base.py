@@ -320,7 +320,9 @@ class HttpUpstream:
             self._semaphore.release()
             if isinstance(exc, UpstreamError):
                 raise
-            if isinstance(exc, TimeoutError):
+            if isinstance(exc, TimeoutError) and not isinstance(
+                exc, aiohttp.ConnectionTimeoutError
+            ):
                 raise UpstreamTimeoutError(
                     self.provider.id, f"no first byte within {timeout_s:g} s"
                 ) from None

@@ -5,6 +5,9 @@ candidate (connect errors are first retried once on the same provider, since the
 never left); a non-retryable error (a 4xx other than 429) ends the call, because the request
 itself is at fault and another provider would refuse it too. ``outcome`` is what the health
 tracker records; None means the provider was never reached and its health is unaffected.
+``may_have_billed`` tells whether the provider may have processed (and billed) the request:
+a timeout, a broken connection or an unreadable answer after the request was sent, but never
+a connect error, a call that was not made, or an error status (providers do not bill those).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ __all__ = [
     "UpstreamBusyError",
     "UpstreamClientError",
     "UpstreamConnectError",
+    "UpstreamConnectTimeoutError",
     "UpstreamDisconnectedError",
     "UpstreamError",
     "UpstreamNotConfiguredError",
@@ -44,6 +48,8 @@ class UpstreamError(Exception):
     retry_same_provider: ClassVar[bool] = False
     outcome: ClassVar[Outcome | None] = Outcome.ERROR
     reason_code: ClassVar[str] = "upstream_error"
+    # The request may have been sent before the error (so it may have been processed).
+    sent: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -66,6 +72,12 @@ class UpstreamError(Exception):
         """Short text for health reasons: "HTTP 503", "timeout", "connect error"."""
         return f"HTTP {self.status}" if self.status is not None else self.reason_code
 
+    @property
+    def may_have_billed(self) -> bool:
+        """The provider may have processed the request: it was sent, and no error status
+        came back (an error status is an answer providers do not bill)."""
+        return self.sent and self.status is None
+
 
 class UpstreamConnectError(UpstreamError):
     """No connection could be made: the request was never sent, so retrying is safe."""
@@ -77,18 +89,28 @@ class UpstreamConnectError(UpstreamError):
 class UpstreamTimeoutError(UpstreamError):
     outcome = Outcome.TIMEOUT
     reason_code = "timeout"
+    sent = True
+
+
+class UpstreamConnectTimeoutError(UpstreamTimeoutError):
+    """No connection within the timeout: the request was never sent."""
+
+    reason_code = "connect_timeout"
+    sent = False
 
 
 class UpstreamDisconnectedError(UpstreamError):
     """The connection broke after the request was sent (it may have been processed)."""
 
     reason_code = "disconnected"
+    sent = True
 
 
 class UpstreamProtocolError(UpstreamError):
     """The upstream answered with something that is not the API's response shape."""
 
     reason_code = "bad_response"
+    sent = True
 
 
 class UpstreamRateLimitedError(UpstreamError):
@@ -225,6 +247,8 @@ def error_from_exception(
     message = redact(str(exc) or type(exc).__name__, secrets)
     if isinstance(exc, UpstreamError):
         return exc
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamConnectTimeoutError(provider, message or "connect timed out")
     if isinstance(exc, TimeoutError):  # includes aiohttp's ServerTimeoutError
         return UpstreamTimeoutError(provider, message or "timed out")
     if isinstance(exc, aiohttp.ClientConnectorError):

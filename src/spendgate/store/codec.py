@@ -34,6 +34,7 @@ from spendgate.domain.routing import (
     RoutingDecision,
     RoutingMode,
     TaskClass,
+    UpstreamAttempt,
 )
 from spendgate.domain.scopes import RequestScopes
 from spendgate.domain.windows import Window
@@ -243,7 +244,23 @@ def _detail(decision: RoutingDecision, digests: PolicyDigests) -> dict[str, Any]
         detail["cand"] = [_candidate_json(c, estimate) for c in decision.candidates]
     if decision.fallbacks:
         detail["fb"] = list(decision.fallbacks)
+    if decision.attempts:
+        detail["at"] = [_attempt_json(a) for a in decision.attempts]
     return detail
+
+
+def _attempt_json(attempt: UpstreamAttempt) -> dict[str, Any]:
+    data: dict[str, Any] = {"m": attempt.model, "pv": attempt.provider, "o": attempt.outcome}
+    if attempt.may_have_billed:
+        data["b"] = True
+    if attempt.decision_id is not None:
+        data["d"] = attempt.decision_id
+    if attempt.usage is not None:
+        usage = attempt.usage
+        data["u"] = [usage.input_tokens, usage.output_tokens, usage.cached_input_tokens]
+    if attempt.cost_usd is not None:
+        data["c"] = str(attempt.cost_usd)
+    return data
 
 
 def settlement_values(
@@ -385,6 +402,19 @@ def _evaluation_from_json(
     )
 
 
+def _attempt_from_json(data: Mapping[str, Any]) -> UpstreamAttempt:
+    usage = data.get("u")
+    return UpstreamAttempt(
+        model=data["m"],
+        provider=data["pv"],
+        outcome=data["o"],
+        may_have_billed=data.get("b", False),
+        decision_id=data.get("d"),
+        usage=Usage(*usage) if usage is not None else None,
+        cost_usd=_unamount(data.get("c")),
+    )
+
+
 def decision_policy_refs(rows: Iterable[Row]) -> set[str]:
     """The policy digests the rows' budget evaluations refer to."""
     return {e["p"] for row in rows for e in row["detail"].get("ev", ())}
@@ -451,5 +481,6 @@ def decision_from_row(row: Row, policies: Mapping[str, BudgetPolicy]) -> StoredD
         actual_cost_usd=row["actual_cost_usd"],
         latency_ms=row["latency_ms"],
         status=row["status"],
+        attempts=tuple(_attempt_from_json(a) for a in detail.get("at", ())),
     )
     return StoredDecision(decision, row["usage_estimated"], row["settled_at"])

@@ -14,7 +14,8 @@ from spendgate.domain.translate.usage import _UsageFields, usage_from_openai
 
 class StreamObserver:
     """Watches a stream that is passed through untouched, for its usage, its output text
-    (to estimate usage when none arrives) and an in-stream error.
+    (to estimate usage when none arrives) and an in-stream error. ``usage`` is the final
+    usage only: None when the stream ended before it (see ``input_usage``).
 
     ``feed`` only keeps the chunk (a list append: nothing is parsed on the path of each
     chunk to the client). The kept bytes are parsed when ``usage``, ``output_text`` or
@@ -46,6 +47,14 @@ class StreamObserver:
     def usage(self) -> Usage | None:
         self._scan()
         return self._usage
+
+    @property
+    def input_usage(self) -> Usage | None:
+        """What the provider reported before its final usage, when that never came (a stream
+        cut before Anthropic's ``message_delta``: ``message_start``'s input counts; its
+        output count is a placeholder, not what was streamed)."""
+        self._scan()
+        return self._anthropic.usage if self._usage is None else None
 
     @property
     def error(self) -> Mapping[str, Any] | None:
@@ -81,12 +90,12 @@ class StreamObserver:
                 self._error = obj["error"]
                 return
             if self.protocol is Protocol.ANTHROPIC:
-                usage = obj.get("usage")
                 message = obj.get("message")
-                if isinstance(message, dict):
-                    usage = message.get("usage")
-                self._anthropic.merge(usage)
-                self._usage = self._anthropic.usage
+                if isinstance(message, dict):  # message_start: the input counts only
+                    self._anthropic.merge(message.get("usage"))
+                elif obj.get("type") == "message_delta" and isinstance(obj.get("usage"), dict):
+                    self._anthropic.merge(obj["usage"])  # the final, cumulative counts
+                    self._usage = self._anthropic.usage
             elif obj.get("usage") is not None:
                 self._usage = usage_from_openai(obj)
         if data != _DONE:

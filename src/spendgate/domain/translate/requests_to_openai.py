@@ -196,7 +196,7 @@ def _an_tool_choice(raw: object, out: Json) -> None:
     if kind == "tool":
         name = _str(raw.get("name"), "tool_choice.name")
         out["tool_choice"] = {"type": "function", "function": {"name": name}}
-    elif kind in _TOOL_CHOICE_TO_OPENAI:
+    elif isinstance(kind, str) and kind in _TOOL_CHOICE_TO_OPENAI:
         out["tool_choice"] = _TOOL_CHOICE_TO_OPENAI[kind]
     else:
         raise TranslationError(f"tool_choice.type: unsupported value {kind!r}", "tool_choice")
