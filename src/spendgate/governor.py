@@ -46,8 +46,9 @@ _REFUSED = "refused"
 
 class Governor:
     """Plans, reserves and settles requests. With a ``journal``, its ledger starts from the
-    journal's settled counters and every finished or refused decision is journaled (off the
-    hot path: the journal only enqueues)."""
+    journal's settled counters, a policy whose counting identity changed since its counters
+    were written starts on fresh ones (``CountingRegistry``), and every finished or refused
+    decision is journaled (off the hot path: the journal only enqueues)."""
 
     def __init__(
         self,
@@ -55,6 +56,9 @@ class Governor:
         ledger: Ledger | None = None,
         journal: Journal | None = None,
     ) -> None:
+        if journal is not None:
+            policies, _changes = journal.counting.resolve(state.policies)
+            state = replace(state, policies=policies)
         self.state = state
         self.journal = journal
         if ledger is None:

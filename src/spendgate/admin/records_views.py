@@ -33,6 +33,7 @@ __all__ = [
     "BudgetList",
     "BudgetView",
     "ConsumptionView",
+    "InvalidBudgetView",
     "KeyList",
     "KeyOut",
     "KeySecretOut",
@@ -121,8 +122,18 @@ class BudgetView(BaseModel):
     consumption: list[ConsumptionView]
 
 
+class InvalidBudgetView(BaseModel):
+    """A stored runtime budget that fails validation: not applied; delete it and create it
+    again."""
+
+    id: str
+    source: str
+    problem: str
+
+
 class BudgetList(BaseModel):
     data: list[BudgetView]
+    invalid: list[InvalidBudgetView] = []  # admins only
 
 
 def _names(values: frozenset[str] | None) -> list[str] | None:

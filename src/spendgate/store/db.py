@@ -22,6 +22,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, make_url
@@ -38,6 +39,7 @@ __all__ = [
     "dialect_insert",
     "insert_tuples",
     "make_engine",
+    "read_only_engine",
     "safe_url",
     "upsert_increment",
     "write_engine",
@@ -67,6 +69,22 @@ def make_engine(database_url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOU
     if backend == "sqlite":
         _configure_sqlite(engine, busy_timeout_ms)
     return engine
+
+
+def read_only_engine(database_url: str) -> Engine | None:
+    """An engine that can only read ``database_url`` (for inspecting it while a gateway may be
+    using it); ``None`` for a SQLite file that does not exist, which is never created."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_engine(
+            url, hide_parameters=True, execution_options={"postgresql_readonly": True}
+        )
+    if not url.database or not Path(url.database).is_file():
+        return None
+    uri = f"file:{Path(url.database).resolve().as_posix()}?mode=ro"
+    return create_engine(
+        "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True), hide_parameters=True
+    )
 
 
 def write_engine(engine: Engine) -> Engine:
