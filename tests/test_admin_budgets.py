@@ -162,6 +162,8 @@ def test_what_a_counter_measures_cannot_change(gw: AdminGateway) -> None:
     for change, param in (
         ({"metric": "tokens"}, "body.metric"),
         ({"interval": "monthly"}, "body.interval"),
+        ({"interval": {"kind": "daily", "timezone": "Europe/Paris"}}, "body.interval"),
+        ({"interval": {"kind": "rolling", "duration": "1d"}}, "body.interval"),
         ({"scope": {"kind": "principal", "id": "bob"}}, "body.scope.kind"),
         ({"id": "renamed"}, "body.id"),
     ):
@@ -284,3 +286,20 @@ def test_amounts_a_budget_cannot_hold_are_refused(
     assert error["param"].startswith(f"body.{field}")
     assert why in error["message"]
     assert gw.get("/budgets").status_code == 200
+
+
+def test_a_deleted_budgets_id_reused_with_another_metric_starts_on_fresh_counters(
+    gw: AdminGateway,
+) -> None:
+    acme = {"kind": "project", "id": "acme"}
+    assert gw.post("/budgets", json=budget("recycled", scope=acme, metric="tokens",
+                   hard_limit="100000")).status_code == 201  # fmt: skip
+    assert gw.chat("alice").status_code == 200
+    gw.flush()
+    assert Decimal(by_id(gw.get("/budgets"))["recycled"]["consumption"][0]["settled"]) > 5
+    assert gw.delete("/budgets/recycled").status_code == 204
+    # As dollars, the tokens counted would be over the limit: they are never read as dollars.
+    again = gw.post("/budgets", json=budget("recycled", scope=acme, hard_limit="5"))
+    assert again.status_code == 201, again.text
+    assert again.json()["consumption"][0]["settled"] == "0"
+    assert gw.chat("alice").status_code == 200
