@@ -21,7 +21,8 @@ from spendgate.domain.budgets import (
 from spendgate.domain.pricing import Precision, PriceSource, PricingRecord
 from spendgate.domain.scopes import ScopeKind, ScopeRef
 from spendgate.domain.windows import Interval, IntervalKind
-from spendgate.store import Journal
+from spendgate.store import Journal, schema
+from spendgate.store.policy_codec import PolicyDigests
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -209,3 +210,22 @@ def test_stored_rows_that_do_not_validate_are_never_returned_as_policies(
     (invalid,) = journal.policies.invalid_policies()
     assert (invalid.id, invalid.source) == ("long", "api")
     assert "at most 366 days (got 400d)" in invalid.problem
+
+
+def test_counters_from_before_identities_were_recorded_go_by_the_last_evaluated_version(
+    journal: Journal,
+) -> None:
+    # A database from before the upgrade: decisions evaluated the tokens budget (its snapshot)
+    # and counted under its id, but no identity was recorded. Edited to usd at the same time.
+    tokens = _tokens()
+    digest, spec = PolicyDigests().snapshot(tokens)
+    with journal.engine.begin() as connection:
+        connection.execute(
+            schema.policy_snapshots.insert(),
+            {"digest": digest, "policy_id": "team", "spec": spec, "created_at": NOW},
+        )
+    usd = replace(tokens, metric=Metric.USD)
+    assert [c.changes for c in journal.counting.pending([usd])] == [["metric tokens → usd"]]
+    assert journal.counting.pending([tokens]) == []
+    (resolved,), _ = journal.counting.resolve([usd])
+    assert resolved.counter_id == "team 1"

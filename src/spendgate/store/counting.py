@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, inspect, select
 from spendgate.domain.budgets import BudgetPolicy, CountingIdentity, counting_changes
 from spendgate.store import schema
 from spendgate.store.db import dialect_insert, write_engine
-from spendgate.store.policy_codec import identity_from_json, identity_json
+from spendgate.store.policy_codec import identity_from_json, identity_from_spec, identity_json
 
 __all__ = ["CountingChange", "CountingRegistry"]
 
@@ -53,7 +53,8 @@ class CountingRegistry:
         self, policies: Iterable[BudgetPolicy], *, now: datetime | None = None
     ) -> tuple[tuple[BudgetPolicy, ...], list[CountingChange]]:
         """``policies`` with the generation of counters each reads, and the ones that changed
-        (logged at WARNING). A policy seen for the first time has its identity recorded.
+        (logged at WARNING). An id seen for the first time is recorded with the identity it
+        was last evaluated under (its counters predate this record), else its own.
 
         One write transaction (row locks on PostgreSQL, the write lock on SQLite), so gateway
         processes starting together on one database agree on every generation.
@@ -65,17 +66,20 @@ class CountingRegistry:
         with write_engine(self._engine).begin() as connection:
             for policy in policies:
                 identity = policy.counting
-                connection.execute(
-                    dialect_insert(connection, table)
-                    .values(
-                        policy_id=policy.id,
-                        identity=identity_json(identity),
-                        generation=policy.generation,
-                        changed_at=at,
+                row = _rows(connection, [policy.id], lock=True).get(policy.id)
+                if row is None:
+                    first = _last_evaluated(connection, policy.id) or identity_json(identity)
+                    connection.execute(
+                        dialect_insert(connection, table)
+                        .values(
+                            policy_id=policy.id,
+                            identity=first,
+                            generation=policy.generation,
+                            changed_at=at,
+                        )
+                        .on_conflict_do_nothing(index_elements=["policy_id"])
                     )
-                    .on_conflict_do_nothing(index_elements=["policy_id"])
-                )
-                row = _rows(connection, [policy.id], lock=True)[policy.id]
+                    row = _rows(connection, [policy.id], lock=True)[policy.id]
                 change = _change(policy, row)
                 generation: int = row["generation"]
                 if change is not None:
@@ -102,13 +106,20 @@ class CountingRegistry:
 
     def pending(self, policies: Sequence[BudgetPolicy]) -> list[CountingChange]:
         """The changes ``resolve`` would make for ``policies``, without writing anything (for
-        ``spendgate config check``). A database without the table has recorded nothing."""
+        ``spendgate config check``; the database may predate ``counting_identities``)."""
+        changes: list[CountingChange] = []
         with self._engine.connect() as connection:
-            if not inspect(connection).has_table(schema.counting_identities.name):
-                return []  # not migrated yet: the first start records every identity
-            rows = _rows(connection, [policy.id for policy in policies])
-        found = (_change(policy, rows[policy.id]) for policy in policies if policy.id in rows)
-        return [change for change in found if change is not None]
+            recorded = inspect(connection).has_table(schema.counting_identities.name)
+            rows = _rows(connection, [policy.id for policy in policies]) if recorded else {}
+            for policy in policies:
+                row = rows.get(policy.id)
+                if row is None:
+                    first = _last_evaluated(connection, policy.id)
+                    row = None if first is None else {"identity": first, "generation": 0}
+                change = None if row is None else _change(policy, row)
+                if change is not None:
+                    changes.append(change)
+        return changes
 
 
 def _rows(
@@ -119,6 +130,26 @@ def _rows(
     if lock:
         query = query.with_for_update()
     return {row["policy_id"]: row for row in connection.execute(query).mappings()}
+
+
+def _last_evaluated(connection: Connection, policy_id: str) -> dict[str, Any] | None:
+    """The identity of the newest version of ``policy_id`` that decisions were evaluated
+    against (``policy_snapshots``): what counters written before identities were recorded
+    measure. A small table (one row per policy version), read once per id ever."""
+    snapshots = schema.policy_snapshots
+    query = (
+        select(snapshots.c.spec)
+        .where(snapshots.c.policy_id == policy_id)
+        .order_by(snapshots.c.created_at.desc())
+        .limit(1)
+    )
+    spec = connection.execute(query).scalar()
+    if spec is None:
+        return None
+    try:
+        return identity_json(identity_from_spec(spec))
+    except (KeyError, TypeError, ValueError):  # unreadable: nothing to go by
+        return None
 
 
 def _change(policy: BudgetPolicy, row: Any) -> CountingChange | None:

@@ -27,6 +27,7 @@ from spendgate.store.records import StoredPrice
 __all__ = [
     "PolicyDigests",
     "identity_from_json",
+    "identity_from_spec",
     "identity_json",
     "policy_from_row",
     "policy_from_snapshot",
@@ -83,6 +84,15 @@ def identity_from_json(data: Mapping[str, Any]) -> CountingIdentity:
         Metric(data["metric"]),
         ScopeKind(data["scope_kind"]),
         _interval_from_json(data["interval"]),
+    )
+
+
+def identity_from_spec(spec: Mapping[str, Any]) -> CountingIdentity:
+    """The counting identity of a policy spec (``policy_spec``), without decoding the rest."""
+    return CountingIdentity(
+        Metric(spec["metric"]),
+        ScopeKind(spec["scope"]["kind"]),
+        _interval_from_json(spec["interval"]),
     )
 
 
