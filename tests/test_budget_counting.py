@@ -80,6 +80,10 @@ def test_a_budget_edited_from_tokens_to_usd_starts_on_fresh_counters(
         spent = Decimal(_acme_spend(gw)["settled"])
         assert 0 < spent < 1  # dollars of one request
     assert _config_check(tmp_path, USD)["counter_changes"] == []  # applied: nothing new
+    caplog.clear()
+    with admin_gateway(tmp_path, config=_config(USD)) as gw:  # the fresh counters persist
+        assert "fresh counters" not in caplog.text
+        assert Decimal(_acme_spend(gw)["settled"]) == spent
 
     # The token counters are kept (never read as dollars); back to tokens: fresh again.
     caplog.clear()
