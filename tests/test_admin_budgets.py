@@ -162,6 +162,8 @@ def test_what_a_counter_measures_cannot_change(gw: AdminGateway) -> None:
     for change, param in (
         ({"metric": "tokens"}, "body.metric"),
         ({"interval": "monthly"}, "body.interval"),
+        ({"interval": {"kind": "daily", "timezone": "Europe/Paris"}}, "body.interval"),
+        ({"interval": {"kind": "rolling", "duration": "1d"}}, "body.interval"),
         ({"scope": {"kind": "principal", "id": "bob"}}, "body.scope.kind"),
         ({"id": "renamed"}, "body.id"),
     ):
@@ -241,3 +243,63 @@ def test_effective_lists_every_policy_that_applies(gw: AdminGateway) -> None:
     assert other_project.json()["error"]["param"] == "query.project"
     bad = gw.get("/budgets/effective", params={"task_class": "nonsense"})
     assert bad.status_code == 422
+
+
+def test_a_rolling_duration_out_of_bounds_is_refused_and_nothing_breaks(gw: AdminGateway) -> None:
+    # 900000 days before now is before year 1: the window's arithmetic overflowed on every
+    # request in the budget's scope and on every listing, once the record was saved.
+    for duration in ("900000d", "99999999999999w", "367d"):
+        rolling = {"kind": "rolling", "duration": duration}
+        acme = {"kind": "project", "id": "acme"}
+        reply = gw.post("/budgets", json=budget("far-back", scope=acme, interval=rolling))
+        assert reply.status_code == 422, (duration, reply.text)
+        error = reply.json()["error"]
+        assert error["param"] == "body.interval.duration", duration
+        assert "at most 366 days" in error["message"] or "too long" in error["message"]
+    assert gw.post("/budgets", json=budget("year-back", interval={"kind": "rolling",
+                   "duration": "366d"})).status_code == 201  # fmt: skip
+    assert gw.chat("alice").status_code == 200
+    assert gw.chat("dave").status_code == 200
+    listed = gw.get("/budgets")
+    assert listed.status_code == 200
+    assert "far-back" not in by_id(listed)
+    assert by_id(listed)["year-back"]["interval"]["duration"] == "366d"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("hard_limit", "1e999999999", "at most"),  # overflowed Decimal arithmetic
+        ("hard_limit", "1e-999999999", "decimal places"),  # a gigabyte of digits to store
+        ("hard_limit", "1e16", "at most"),
+        ("soft_limit", "0.0000000000000000001", "decimal places"),
+        ("alert_thresholds", ["1e-999999999"], "decimal places"),
+        ("alert_thresholds", ["1.5"], "(0, 1]"),
+    ],
+)
+def test_amounts_a_budget_cannot_hold_are_refused(
+    gw: AdminGateway, field: str, value: object, why: str
+) -> None:
+    reply = gw.post("/budgets", json=budget("huge-amount", **{field: value}))
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert error["param"].startswith(f"body.{field}")
+    assert why in error["message"]
+    assert gw.get("/budgets").status_code == 200
+
+
+def test_a_deleted_budgets_id_reused_with_another_metric_starts_on_fresh_counters(
+    gw: AdminGateway,
+) -> None:
+    acme = {"kind": "project", "id": "acme"}
+    assert gw.post("/budgets", json=budget("recycled", scope=acme, metric="tokens",
+                   hard_limit="100000")).status_code == 201  # fmt: skip
+    assert gw.chat("alice").status_code == 200
+    gw.flush()
+    assert Decimal(by_id(gw.get("/budgets"))["recycled"]["consumption"][0]["settled"]) > 5
+    assert gw.delete("/budgets/recycled").status_code == 204
+    # As dollars, the tokens counted would be over the limit: they are never read as dollars.
+    again = gw.post("/budgets", json=budget("recycled", scope=acme, hard_limit="5"))
+    assert again.status_code == 201, again.text
+    assert again.json()["consumption"][0]["settled"] == "0"
+    assert gw.chat("alice").status_code == 200

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -20,13 +22,16 @@ from spendgate.domain.budgets import (
     SoftAction,
     UnpricedAction,
     applicable_policies,
+    counter_changes,
     counters_for,
+    counting_changes,
     evaluate_policy,
     is_live,
     live_windows,
     most_severe,
+    policy_problems,
 )
-from spendgate.domain.scopes import RequestScopes, ScopeKind
+from spendgate.domain.scopes import RequestScopes, ScopeKind, ScopeRef
 from spendgate.domain.windows import Interval, IntervalKind, window_for
 
 WINDOW = window_for(Interval(IntervalKind.DAILY), NOW)
@@ -316,3 +321,84 @@ def test_an_id_defined_twice_keeps_the_older_window() -> None:
     twice = (policy("x", interval=Interval(IntervalKind.DAILY)), policy("x"))
     monthly = policy("x", interval=Interval(IntervalKind.MONTHLY))
     assert live_windows((*twice, monthly), NOW) == {"x": "2026-11-01T00:00:00Z"}
+
+
+# -- counting identity and bounds --------------------------------------------------------------
+
+
+def test_a_new_generation_reads_other_counters_than_the_old_one() -> None:
+    first = policy("team", metric=Metric.TOKENS)
+    again = replace(first, metric=Metric.USD, generation=1)
+    assert first.counter_id == "team"
+    assert again.counter_id == "team 1"  # ids hold no whitespace: never another policy's
+    old_keys, window = counters_for(first, "acme", NOW)
+    new_keys, same_window = counters_for(again, "acme", NOW)  # memo keyed by counter id
+    assert [key.policy_id for key in old_keys] == ["team"]
+    assert [key.policy_id for key in new_keys] == ["team 1"]
+    assert [key.window for key in new_keys] == [key.window for key in old_keys]
+    assert window == same_window
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "described"),
+    [
+        ({"metric": Metric.TOKENS}, "metric", "metric usd → tokens"),
+        ({"scope": ScopeRef(ScopeKind.PRINCIPAL, "acme")}, "scope.kind", "scope.kind project → principal"),  # noqa: E501
+        ({"interval": Interval(IntervalKind.MONTHLY)}, "interval", "interval daily → monthly"),
+        ({"interval": Interval(IntervalKind.DAILY, "Europe/Paris")}, "interval", "interval daily → daily (Europe/Paris)"),  # noqa: E501
+        ({"interval": Interval(IntervalKind.HOURLY)}, "interval", "interval daily → hourly"),
+    ],
+)  # fmt: skip
+def test_every_change_of_what_counters_measure_is_a_counting_change(
+    change: dict[str, Any], field: str, described: str
+) -> None:
+    current = policy()
+    proposed = replace(current, **change)
+    assert [name for name, _ in counter_changes(current, proposed)] == [field]
+    assert counting_changes(current.counting, proposed.counting) == [described]
+
+
+def test_rolling_duration_changes_are_counting_changes() -> None:
+    week = policy(interval=Interval(IntervalKind.ROLLING, duration=timedelta(days=7)))
+    day = replace(week, interval=Interval(IntervalKind.ROLLING, duration=timedelta(days=1)))
+    assert counting_changes(week.counting, day.counting) == ["interval rolling 7d → rolling 1d"]
+
+
+def test_limits_filters_and_the_scope_id_keep_the_counters() -> None:
+    current = policy()
+    for change in (
+        {"hard_limit": Decimal(99), "soft_limit": Decimal(1)},
+        {"filters": BudgetFilters(models=frozenset({"gpt-4o"}))},
+        {"scope": ScopeRef(ScopeKind.PROJECT, "*")},
+        {"hard_action": HardAction.ALERT, "alert_thresholds": (Decimal("0.9"),)},
+    ):
+        proposed = replace(current, **change)
+        assert proposed.counting == current.counting
+        assert counter_changes(current, proposed) == []
+
+
+def test_policy_problems_name_each_out_of_bounds_field() -> None:
+    assert policy_problems(policy()) == []
+    year = Interval(IntervalKind.ROLLING, duration=timedelta(days=366))
+    assert policy_problems(policy(interval=year)) == []
+    bad = policy(
+        interval=Interval(IntervalKind.ROLLING, duration=timedelta(days=900_000)),
+        hard="1e16",
+        soft="-1",
+        alert_thresholds=(Decimal("0.5"), Decimal("1.5"), Decimal("1e-30")),
+    )
+    assert [name for name, _ in policy_problems(bad)] == [
+        "interval.duration",
+        "hard_limit",
+        "soft_limit",
+        "alert_thresholds[1]",
+        "alert_thresholds[2]",
+    ]
+
+
+def test_live_windows_are_those_of_the_counters_a_generation_reads() -> None:
+    fresh = replace(policy("team"), generation=1)
+    live = live_windows((fresh,), NOW)
+    keys, _ = counters_for(fresh, "acme", NOW)
+    assert all(is_live(live, key.policy_id, key.window) for key in keys)
+    assert not is_live(live, "team", keys[0].window)  # generation 0's: never read again

@@ -553,6 +553,10 @@ BAD = [
     ("zero_soft", "budgets.0.soft_limit", 0, "budgets[0] (acme-daily).soft_limit", "must be greater than 0"),  # noqa: E501
     ("soft_above_hard", "budgets.0.soft_limit", 50, "budgets[0] (acme-daily).soft_limit", "soft_limit 50 is above hard_limit 10"),  # noqa: E501
     ("fractional_requests", "budgets.1.hard_limit", 10.5, "budgets[1] (global-hourly).hard_limit", "must be a whole number"),  # noqa: E501
+    ("huge_limit", "budgets.0.hard_limit", "1e999999999", "budgets[0] (acme-daily).hard_limit", "too large: amounts are at most 1,000,000,000,000,000"),  # noqa: E501
+    ("limit_too_precise", "budgets.0.hard_limit", "1e-999999999", "budgets[0] (acme-daily).hard_limit", "more than 18 decimal places"),  # noqa: E501
+    ("threshold_too_precise", "budgets.0.alert_thresholds", ["1e-30"], "budgets[0] (acme-daily).alert_thresholds[0]", "more than 18 decimal places"),  # noqa: E501
+    ("fee_too_precise", "pricing.0.per_request", "1e-999999999", "pricing[0] (gpt-4o).per_request", "more than 18 decimal places"),  # noqa: E501
     ("negative_spike", "alerts.cost_spike_usd", -1, "alerts.cost_spike_usd", "must be greater than 0"),  # noqa: E501
     # alert thresholds
     ("threshold_above_1", "budgets.0.alert_thresholds", [0.5, 1.5], "budgets[0] (acme-daily).alert_thresholds[1]", "not a fraction of the hard limit in (0, 1]"),  # noqa: E501
@@ -569,6 +573,9 @@ BAD = [
     ("rolling_zero_duration", "budgets.1.interval.duration", "0h", "budgets[1] (global-hourly).interval.duration", "must be positive"),  # noqa: E501
     ("rolling_number_duration", "budgets.1.interval.duration", 7, "budgets[1] (global-hourly).interval.duration", "expected a duration such as 30m"),  # noqa: E501
     ("calendar_with_duration", "budgets.0.interval", {"kind": "daily", "duration": "1d"}, "budgets[0] (acme-daily).interval.duration", "only a rolling interval takes a duration"),  # noqa: E501
+    ("rolling_huge_duration", "budgets.1.interval.duration", "900000d", "budgets[1] (global-hourly).interval.duration", "a rolling window lasts at most 366 days (got 900000d)"),  # noqa: E501
+    ("rolling_year_and_a_day", "budgets.1.interval.duration", "367d", "budgets[1] (global-hourly).interval.duration", "at most 366 days"),  # noqa: E501
+    ("rolling_overflowing_duration", "budgets.1.interval.duration", "99999999999999w", "budgets[1] (global-hourly).interval.duration", "is too long"),  # noqa: E501
     ("rolling_with_tz", "budgets.1.interval.timezone", "UTC", "budgets[1] (global-hourly).interval.timezone", "not tied to a timezone"),  # noqa: E501
     ("unknown_interval", "budgets.0.interval", "fortnightly", "budgets[0] (acme-daily).interval", "unknown interval 'fortnightly'"),  # noqa: E501
     ("bare_rolling", "budgets.0.interval", "rolling", "budgets[0] (acme-daily).interval.duration", "needs a duration"),  # noqa: E501

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +21,8 @@ from spendgate.domain.budgets import (
 from spendgate.domain.pricing import Precision, PriceSource, PricingRecord
 from spendgate.domain.scopes import ScopeKind, ScopeRef
 from spendgate.domain.windows import Interval, IntervalKind
-from spendgate.store import Journal
+from spendgate.store import Journal, schema
+from spendgate.store.policy_codec import PolicyDigests
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -140,3 +143,89 @@ def test_saving_a_policy_again_replaces_it(journal: Journal) -> None:
     assert journal.policies.delete("each-agent-tokens") is True
     assert journal.policies.delete("each-agent-tokens") is False
     assert journal.policies.set_enabled("each-agent-tokens", True) is False
+
+
+# -- counting identities ----------------------------------------------------------------------
+
+
+def _tokens(policy_id: str = "team") -> BudgetPolicy:
+    return BudgetPolicy(
+        id=policy_id,
+        scope=ScopeRef(ScopeKind.PROJECT, "acme"),
+        metric=Metric.TOKENS,
+        interval=Interval(IntervalKind.DAILY),
+        hard_limit=Decimal(1000),
+    )
+
+
+def test_a_changed_counting_identity_moves_to_the_next_generation(journal: Journal) -> None:
+    tokens = _tokens()
+    usd = replace(tokens, metric=Metric.USD, hard_limit=Decimal(5))
+    (first,), changes = journal.counting.resolve([tokens], now=NOW)
+    assert (first.counter_id, changes) == ("team", [])
+    (same,), changes = journal.counting.resolve([replace(tokens, hard_limit=Decimal(9))])
+    assert (same.generation, changes) == (0, [])  # a new limit is not a new identity
+
+    assert [c.changes for c in journal.counting.pending([usd])] == [["metric tokens → usd"]]
+    assert journal.counting.pending([usd]) == journal.counting.pending([usd])  # wrote nothing
+    (moved,), changes = journal.counting.resolve([usd])
+    assert moved.counter_id == "team 1"
+    assert [(c.policy_id, c.generation, c.changes) for c in changes] == [
+        ("team", 1, ["metric tokens → usd"])
+    ]
+    assert journal.counting.resolve([usd])[0][0].counter_id == "team 1"  # settled
+    # Back to tokens: fresh again, never the generation-0 counters of the old tokens budget.
+    assert journal.counting.resolve([tokens])[0][0].counter_id == "team 2"
+    assert journal.counting.pending([tokens]) == []
+
+
+def test_processes_starting_together_agree_on_the_generation(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with Journal(url) as journal:
+        journal.counting.resolve([_tokens()])
+    usd = replace(_tokens(), metric=Metric.USD)
+    journals = [Journal(url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(len(journals)) as pool:
+            resolved = list(pool.map(lambda j: j.counting.resolve([usd])[0][0], journals))
+    finally:
+        for journal in journals:
+            journal.close()
+    assert {policy.counter_id for policy in resolved} == {"team 1"}
+
+
+def test_stored_rows_that_do_not_validate_are_never_returned_as_policies(
+    journal: Journal,
+) -> None:
+    good = replace(_tokens("good"), source="api")
+    long = replace(
+        _tokens("long"),
+        interval=Interval(IntervalKind.ROLLING, duration=timedelta(days=400)),
+        source="api",
+    )
+    for policy in (good, long):
+        journal.policies.save(policy, now=NOW)
+    assert journal.policies.list_policies() == [good]
+    assert journal.policies.get("long") is None
+    (invalid,) = journal.policies.invalid_policies()
+    assert (invalid.id, invalid.source) == ("long", "api")
+    assert "at most 366 days (got 400d)" in invalid.problem
+
+
+def test_counters_from_before_identities_were_recorded_go_by_the_last_evaluated_version(
+    journal: Journal,
+) -> None:
+    # A database from before the upgrade: decisions evaluated the tokens budget (its snapshot)
+    # and counted under its id, but no identity was recorded. Edited to usd at the same time.
+    tokens = _tokens()
+    digest, spec = PolicyDigests().snapshot(tokens)
+    with journal.engine.begin() as connection:
+        connection.execute(
+            schema.policy_snapshots.insert(),
+            {"digest": digest, "policy_id": "team", "spec": spec, "created_at": NOW},
+        )
+    usd = replace(tokens, metric=Metric.USD)
+    assert [c.changes for c in journal.counting.pending([usd])] == [["metric tokens → usd"]]
+    assert journal.counting.pending([tokens]) == []
+    (resolved,), _ = journal.counting.resolve([usd])
+    assert resolved.counter_id == "team 1"

@@ -12,16 +12,20 @@ from hypothesis import strategies as st
 
 from spendgate.domain import windows as windows_module
 from spendgate.domain.windows import (
+    MAX_ROLLING,
+    MIN_ROLLING,
     Interval,
     IntervalKind,
     Window,
     bucket_width,
     counter_buckets,
+    rolling_duration_problem,
     window_for,
 )
 
 US = timedelta(microseconds=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NOW_UTC = datetime(2026, 12, 3, 8, 30, tzinfo=UTC)
 CALENDAR = [IntervalKind.HOURLY, IntervalKind.DAILY, IntervalKind.WEEKLY, IntervalKind.MONTHLY]
 
 # The zones the brief names, plus the oddest ones in tzdata: 24 h gaps (Apia, Kwajalein),
@@ -572,3 +576,36 @@ def test_window_key_and_half_open_contains() -> None:
     assert result.key == "2024-05-04T22:00:00Z"
     assert result.contains(result.start)
     assert not result.contains(result.end)
+
+
+# --- bounds ----------------------------------------------------------------------------------
+
+
+def test_rolling_durations_are_bounded() -> None:
+    assert rolling_duration_problem(MIN_ROLLING) is None
+    assert rolling_duration_problem(MAX_ROLLING) is None
+    too_short = rolling_duration_problem(timedelta(seconds=59))
+    assert too_short is not None
+    assert "at least 1 minute" in too_short
+    assert rolling_duration_problem(timedelta(days=900_000)) == (
+        "a rolling window lasts at most 366 days (got 900000d)"
+    )
+
+
+def test_the_longest_rolling_window_keeps_24_buckets() -> None:
+    buckets = counter_buckets(Interval(IntervalKind.ROLLING, duration=MAX_ROLLING), NOW_UTC)
+    assert len(buckets) == 25
+    assert buckets[0].start <= NOW_UTC - MAX_ROLLING
+
+
+@pytest.mark.parametrize(
+    "at", [datetime(1971, 1, 1, tzinfo=UTC), datetime(8999, 12, 31, tzinfo=UTC)]
+)
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "Etc/GMT+12"])
+def test_every_bounded_interval_has_windows_far_from_now(at: datetime, zone: str) -> None:
+    # Regression: a rolling window reaching back before year 1 overflowed datetime arithmetic
+    # on every request; the bounds keep every interval's windows computable far from now.
+    for kind in CALENDAR:
+        assert window_for(Interval(kind, zone), at).contains(at)
+    for duration in (MIN_ROLLING, MAX_ROLLING):
+        assert window_for(Interval(IntervalKind.ROLLING, duration=duration), at).contains(at)

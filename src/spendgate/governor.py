@@ -46,7 +46,9 @@ _REFUSED = "refused"
 
 class Governor:
     """Plans, reserves and settles requests. With a ``journal``, its ledger starts from the
-    journal's settled counters of the windows still live and every finished or refused
+    journal's settled counters of the windows still live, a policy whose counting identity
+    changed since its counters were written starts on fresh ones (``CountingRegistry``), and
+    every finished or refused
     decision is journaled (off the hot path: the journal only enqueues)."""
 
     def __init__(
@@ -55,6 +57,9 @@ class Governor:
         ledger: Ledger | None = None,
         journal: Journal | None = None,
     ) -> None:
+        if journal is not None:
+            policies, _changes = journal.counting.resolve(state.policies)
+            state = replace(state, policies=policies)
         self.state = state
         self.journal = journal
         if ledger is None:
@@ -88,7 +93,8 @@ class Governor:
 
     def _live_windows(self, journal: Journal) -> dict[str, str]:
         """The windows still read of every policy: the configured ones and those stored in the
-        journal (created at runtime, applied to ``state`` after start-up)."""
+        journal (created at runtime, applied to ``state`` after start-up; each carries the
+        generation its counters are recorded under)."""
         policies = (*self.state.policies, *journal.policies.list_policies())
         return live_windows(policies, datetime.now(UTC))
 

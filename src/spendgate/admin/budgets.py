@@ -21,6 +21,7 @@ from spendgate.admin.records_views import (
     BudgetList,
     BudgetView,
     ExactNumbersRoute,
+    InvalidBudgetView,
     body_schema,
     budget_view,
     record_errors,
@@ -76,8 +77,13 @@ def _visible(viewer: Viewer, policy: BudgetPolicy) -> bool:
 
 @router.get("", response_model=BudgetList, summary="List budgets with live consumption")
 def list_budgets(ctx: Context, viewer: Reader) -> BudgetList:
-    policies = [p for p in ctx.records.budgets.all() if _visible(viewer, p)]
-    return BudgetList(data=[_view(ctx, viewer, policy) for policy in policies])
+    budgets = ctx.records.budgets
+    policies = [p for p in budgets.all() if _visible(viewer, p)]
+    invalid = budgets.invalid() if viewer.is_admin else ()
+    return BudgetList(
+        data=[_view(ctx, viewer, policy) for policy in policies],
+        invalid=[InvalidBudgetView(id=i.id, source=i.source, problem=i.problem) for i in invalid],
+    )
 
 
 @router.get(

@@ -37,6 +37,7 @@ __all__ = [
     "BudgetView",
     "ConsumptionView",
     "ExactNumbersRoute",
+    "InvalidBudgetView",
     "KeyList",
     "KeyOut",
     "KeySecretOut",
@@ -148,8 +149,18 @@ class BudgetView(BaseModel):
     consumption: list[ConsumptionView]
 
 
+class InvalidBudgetView(BaseModel):
+    """A stored runtime budget that fails validation: not applied; delete it and create it
+    again."""
+
+    id: str
+    source: str
+    problem: str
+
+
 class BudgetList(BaseModel):
     data: list[BudgetView]
+    invalid: list[InvalidBudgetView] = []  # admins only
 
 
 def _names(values: frozenset[str] | None) -> list[str] | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from spendgate.cli.client import record_path
 from spendgate.cli.output import (
@@ -147,6 +148,13 @@ def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
         print_json(answer)
     else:
         _print_budgets(answer["data"], "budgets")
+        for invalid in answer.get("invalid", []):
+            console.print(
+                f"[bold red]invalid[/] {escape(invalid['id'])} (not applied): "
+                f"{escape(invalid['problem'])} — delete it and create it again",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @budgets_app.command("show")

@@ -2,7 +2,9 @@
 
 Shows what the file configures, the price each model is charged at (or UNPRICED), and what
 is misconfigured. It prints the names of the environment variables holding secrets and
-whether they are set, never their values.
+whether they are set, never their values. When the config's database exists, it reads it
+(read-only) for the budgets whose counting identity the file changes: the next start puts
+them on fresh counters.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -74,6 +77,7 @@ def _money(value: Decimal | None) -> str | None:
 def _summary(config: Config, now: datetime) -> dict[str, Any]:
     """Everything ``config check`` shows, as plain data (also the ``--json`` output)."""
     from spendgate.catalog import catalog_timestamp, catalog_version, load_catalog
+    from spendgate.store.db import safe_url
 
     environ = os.environ
     prices = config.price_book(load_catalog())
@@ -103,7 +107,7 @@ def _summary(config: Config, now: datetime) -> dict[str, Any]:
     return {
         "valid": True,
         "source": config.source,
-        "database_url": config.database_url,
+        "database_url": safe_url(config.database_url),  # never the password
         "timezone": config.timezone,
         "unpriced_action": config.unpriced_action.value,
         "routing": {
@@ -156,7 +160,29 @@ def _summary(config: Config, now: datetime) -> dict[str, Any]:
             for k in config.api_keys()
         ],
         "problems": config.problems(environ),
+        "counter_changes": _counter_changes(config),
     }
+
+
+def _counter_changes(config: Config) -> list[dict[str, Any]] | None:
+    """The config's budgets whose counting identity differs from the one their counters in
+    the config's database were written under; ``None`` when the database cannot be read."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from spendgate.store.counting import CountingRegistry
+    from spendgate.store.db import read_only_engine
+
+    try:
+        engine = read_only_engine(config.database_url)
+        if engine is None:  # no database yet: nothing has been counted
+            return []
+        try:
+            changes = CountingRegistry(engine).pending(config.budget_policies())
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, ImportError):  # unreachable, locked, or its driver is missing
+        return None
+    return [{"id": c.policy_id, "changes": c.changes} for c in changes]
 
 
 def _render(out: Console, s: dict[str, Any]) -> None:
@@ -246,6 +272,26 @@ def _render(out: Console, s: dict[str, Any]) -> None:
         )
     out.print(keys)
 
+    changes = s["counter_changes"]
+    if changes is None:
+        out.print(
+            f"[yellow]Could not read the database[/] {escape(s['database_url'])} to compare "
+            "budgets with their counters.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif changes:
+        out.print(
+            "[bold yellow]Budgets that start on fresh counters[/] at the next start (what "
+            "their counters measure changed; the old counters are kept, never read as theirs):"
+        )
+        for change in changes:
+            out.print(
+                f"  - {change['id']}: {'; '.join(change['changes'])}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     if s["problems"]:
         out.print("[bold yellow]Problems[/] (the file is valid, but these will not work):")
         for problem in s["problems"]:

@@ -24,7 +24,7 @@ from spendgate.domain.budgets import (
 )
 from spendgate.domain.routing import RoutingMode, TaskClass
 from spendgate.domain.scopes import EACH_MEMBER, GLOBAL_MEMBER, ScopeKind, split_member
-from spendgate.domain.windows import IntervalKind
+from spendgate.domain.windows import IntervalKind, rolling_duration_problem
 
 
 class ScopeSpec(Spec):
@@ -90,6 +90,9 @@ class IntervalSpec(Spec):
                 raise invalid(
                     "a rolling interval is not tied to a timezone; remove it", ("timezone",)
                 )
+            problem = rolling_duration_problem(self.duration)
+            if problem is not None:
+                raise invalid(problem, ("duration",))
         elif self.duration is not None:
             raise invalid(
                 f"only a rolling interval takes a duration ({self.kind.value} windows are "

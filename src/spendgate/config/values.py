@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from spendgate.config.errors import describe, invalid, suggest
+from spendgate.domain.amounts import amount_problem
 from spendgate.domain.keys import PERMISSIONS
 
 _ID_RE = re.compile(r"^\S+$")
@@ -94,6 +95,13 @@ def _number_input(value: object) -> object:
     return value
 
 
+def _check_amount(value: Decimal) -> Decimal:
+    problem = amount_problem(value)
+    if problem is not None:
+        raise invalid(problem)
+    return value
+
+
 def _duration_input(value: object) -> timedelta:
     if not isinstance(value, str):
         raise invalid(f"expected a duration such as 30m, 12h, 7d or 2w, got {describe(value)}")
@@ -105,7 +113,10 @@ def _duration_input(value: object) -> timedelta:
     amount = int(match.group(1))
     if amount <= 0:
         raise invalid(f"duration {value!r} must be positive")
-    return timedelta(**{_DURATION_UNITS[match.group(2)]: amount})
+    try:
+        return timedelta(**{_DURATION_UNITS[match.group(2)]: amount})
+    except OverflowError:  # beyond a million years: no setting means that
+        raise invalid(f"duration {value!r} is too long") from None
 
 
 def _timestamp_input(value: object) -> object:
@@ -126,7 +137,7 @@ Url = Annotated[StrictStr, AfterValidator(_check_url)]
 DatabaseUrl = Annotated[StrictStr, AfterValidator(_check_database_url)]
 TimezoneName = Annotated[StrictStr, AfterValidator(_check_timezone)]
 Permission = Annotated[StrictStr, AfterValidator(_check_permission)]
-Money = Annotated[Decimal, BeforeValidator(_number_input)]
+Money = Annotated[Decimal, BeforeValidator(_number_input), AfterValidator(_check_amount)]
 Fraction = Annotated[float, BeforeValidator(_number_input), Field(ge=0, le=1)]
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
 PositiveSeconds = Annotated[float, BeforeValidator(_number_input), Field(gt=0)]

@@ -14,14 +14,17 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
+from spendgate.domain.amounts import amount_problem
 from spendgate.domain.modes import RoutingMode
 from spendgate.domain.pricing import PricingEstimate
-from spendgate.domain.scopes import RequestScopes, ScopeRef
+from spendgate.domain.scopes import RequestScopes, ScopeKind, ScopeRef
 from spendgate.domain.windows import (
     Interval,
+    IntervalKind,
     Window,
     counter_buckets,
     oldest_live_key,
+    rolling_duration_problem,
     window_for,
 )
 
@@ -33,6 +36,7 @@ __all__ = [
     "BudgetStatus",
     "CounterKey",
     "CounterState",
+    "CountingIdentity",
     "HardAction",
     "Metric",
     "OverrideGrant",
@@ -41,11 +45,13 @@ __all__ = [
     "applicable_policies",
     "counter_changes",
     "counters_for",
+    "counting_changes",
     "current_window",
     "evaluate_policy",
     "is_live",
     "live_windows",
     "most_severe",
+    "policy_problems",
     "request_amount",
     "sum_counters",
 ]
@@ -119,6 +125,23 @@ class BudgetFilters:
         )
 
 
+class CountingIdentity(NamedTuple):
+    """What a policy's counters measure: the unit, whose usage a member name stands for, and
+    the span a window key stands for. A counter written under one identity read under another
+    is wrong (1,010,242 tokens read as $1,010,242; a project's spend read as a principal's;
+    a daily window's counter read as the month starting that day).
+
+    Filters, the scope's id and the limits are not part of it: changing them changes which
+    requests count from now on, or what is allowed, not what a counted amount means (member
+    "acme" is project acme's usage whether the scope names acme or ``*``), so the usage already
+    counted in the window stays counted.
+    """
+
+    metric: Metric
+    scope_kind: ScopeKind
+    interval: Interval
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetPolicy:
     id: str
@@ -136,6 +159,11 @@ class BudgetPolicy:
     filters: BudgetFilters = field(default_factory=BudgetFilters)
     enabled: bool = True
     source: str = "config"
+    # How many times the counting identity of the policy with this id changed: each change
+    # starts fresh counters, named by ``counter_id`` (the id alone for generation 0; ids hold
+    # no whitespace, so "<id> <generation>" is never another policy's).
+    generation: int = 0
+    counter_id: str = field(init=False, repr=False, compare=False)
     # (fraction, amount) of each alert threshold, highest first: computed once, not per request.
     threshold_amounts: tuple[tuple[Decimal, Decimal], ...] = field(
         init=False, repr=False, compare=False
@@ -147,6 +175,12 @@ class BudgetPolicy:
             reverse=True,
         )
         object.__setattr__(self, "threshold_amounts", tuple(amounts))
+        counter_id = self.id if self.generation == 0 else f"{self.id} {self.generation}"
+        object.__setattr__(self, "counter_id", counter_id)
+
+    @property
+    def counting(self) -> CountingIdentity:
+        return CountingIdentity(self.metric, self.scope.kind, self.interval)
 
     def member_for(
         self, scopes: RequestScopes, model: str, provider: str, task_class: str
@@ -158,7 +192,8 @@ class BudgetPolicy:
 
 
 class CounterKey(NamedTuple):
-    """One counter: a policy, the member it counts for, and a window bucket's key.
+    """One counter: a policy (its ``counter_id``), the member it counts for, and a window
+    bucket's key.
     A tuple, so hashing it (a dict lookup per counter per request) runs in C."""
 
     policy_id: str
@@ -273,11 +308,11 @@ def counters_for(
     """The counters (one per window bucket) a request at ``at`` is checked against, and the
     window they cover together."""
     buckets = counter_buckets(policy.interval, at)
-    memo_key = (policy.id, member)
+    memo_key = (policy.counter_id, member)
     memo = _keys_memo.get(memo_key)
     if memo is not None and memo[0] is buckets:
         return memo[1], memo[2]
-    keys = tuple(CounterKey(policy.id, member, bucket.key) for bucket in buckets)
+    keys = tuple(CounterKey(policy.counter_id, member, bucket.key) for bucket in buckets)
     window = Window(buckets[0].start, buckets[-1].end)
     if len(_keys_memo) >= _MEMO_LIMIT:
         _keys_memo.clear()
@@ -293,18 +328,55 @@ _keys_memo: dict[tuple[str, str], tuple[tuple[Window, ...], tuple[CounterKey, ..
 
 
 def counter_changes(current: BudgetPolicy, proposed: BudgetPolicy) -> list[tuple[str, str]]:
-    """Why ``proposed`` cannot replace ``current`` under the same id (field, reason): what
-    the policy's counters measure must not change under them — a usd counter read as tokens,
-    or a daily window key read as the monthly window starting that day, would be wrong."""
-    problems = []
-    if proposed.metric is not current.metric:
-        problems.append(("metric", "cannot change (its counters measure "
-                         f"{current.metric.value}); create a new budget instead"))  # fmt: skip
-    if proposed.scope.kind is not current.scope.kind:
-        problems.append(("scope.kind", "cannot change; create a new budget instead"))
-    if proposed.interval != current.interval:
-        problems.append(("interval", "cannot change (its counters are kept per window); "
-                         "create a new budget instead"))  # fmt: skip
+    """Why ``proposed`` cannot replace ``current`` under the same id (field, reason): an update
+    may not change what the policy's counters measure (its ``CountingIdentity``)."""
+    return [
+        (name, f"cannot change ({was} → {now}: its counters measure {was}); create a new "
+         "budget instead")
+        for name, was, now in _identity_differences(current.counting, proposed.counting)
+    ]  # fmt: skip
+
+
+def counting_changes(before: CountingIdentity, after: CountingIdentity) -> list[str]:
+    """What differs between two counting identities, for people: ``metric tokens → usd``."""
+    return [f"{name} {was} → {now}" for name, was, now in _identity_differences(before, after)]
+
+
+def _identity_differences(
+    before: CountingIdentity, after: CountingIdentity
+) -> list[tuple[str, str, str]]:
+    fields = (
+        ("metric", before.metric.value, after.metric.value),
+        ("scope.kind", before.scope_kind.value, after.scope_kind.value),
+        ("interval", str(before.interval), str(after.interval)),
+    )
+    return [(name, was, now) for name, was, now in fields if was != now]
+
+
+def policy_problems(policy: BudgetPolicy) -> list[tuple[str, str]]:
+    """What makes ``policy`` unusable (field, reason): the bounds the config and the admin API
+    enforce, checked again on records read back from the database (written by an older
+    version or by hand), so one bad record cannot break planning for its whole scope."""
+    problems: list[tuple[str, str]] = []
+    duration = policy.interval.duration
+    if policy.interval.kind is IntervalKind.ROLLING and duration is not None:
+        why = rolling_duration_problem(duration)
+        if why is not None:
+            problems.append(("interval.duration", why))
+    for name, value in (("hard_limit", policy.hard_limit), ("soft_limit", policy.soft_limit)):
+        if value is None:
+            continue
+        why = amount_problem(value)
+        if why is None and value <= 0:
+            why = f"must be greater than 0 (got {value})"
+        if why is not None:
+            problems.append((name, why))
+    for index, fraction in enumerate(policy.alert_thresholds):
+        why = amount_problem(fraction)
+        if why is None and not 0 < fraction <= 1:
+            why = f"{fraction} is not a fraction of the hard limit in (0, 1]"
+        if why is not None:
+            problems.append((f"alert_thresholds[{index}]", why))
     return problems
 
 
@@ -437,9 +509,10 @@ def sum_counters(
 
 
 def live_windows(policies: Iterable[BudgetPolicy], at: datetime) -> dict[str, str]:
-    """Per policy id, the key of the oldest window bucket a request at ``at`` still reads.
+    """Per counter id (a policy's id, or its id and generation once its counting identity
+    changed), the key of the oldest window bucket a request at ``at`` still reads.
 
-    A counter is live (``is_live``) when its policy is listed and its window key is not older:
+    A counter is live (``is_live``) when its counter id is listed and its window key is not older:
     counters of windows that ended, rolling buckets older than the duration, and counters of
     policies that no longer exist can never affect a decision again. Disabled policies count
     (they may be enabled again). An id listed twice keeps the older key.
@@ -447,8 +520,8 @@ def live_windows(policies: Iterable[BudgetPolicy], at: datetime) -> dict[str, st
     live: dict[str, str] = {}
     for policy in policies:
         key = oldest_live_key(policy.interval, at)
-        previous = live.get(policy.id)
-        live[policy.id] = key if previous is None else min(previous, key)
+        previous = live.get(policy.counter_id)
+        live[policy.counter_id] = key if previous is None else min(previous, key)
     return live
 
 

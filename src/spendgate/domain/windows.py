@@ -41,12 +41,15 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "MAX_ROLLING",
+    "MIN_ROLLING",
     "Interval",
     "IntervalKind",
     "Window",
     "bucket_width",
     "counter_buckets",
     "oldest_live_key",
+    "rolling_duration_problem",
     "window_for",
 ]
 
@@ -54,6 +57,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
 _SECOND = timedelta(seconds=1)
 _MICROSECOND = timedelta(microseconds=1)
+
+# A rolling window lasts from a minute (its buckets are whole minutes) to a leap year. Longer
+# ones are no budget anyone means, and far longer ones reach back before year 1, where the
+# window's arithmetic overflows on every request in the budget's scope.
+MIN_ROLLING = timedelta(minutes=1)
+MAX_ROLLING = timedelta(days=366)
 
 
 class IntervalKind(StrEnum):
@@ -87,6 +96,18 @@ class Interval:
         if self.timezone == "UTC":
             return self.kind.value
         return f"{self.kind.value} ({self.timezone})"
+
+
+def rolling_duration_problem(duration: timedelta) -> str | None:
+    """Why ``duration`` cannot be a rolling window's, or ``None`` when it can."""
+    if duration < MIN_ROLLING:
+        return "a rolling window lasts at least 1 minute"
+    if duration > MAX_ROLLING:
+        return (
+            f"a rolling window lasts at most {MAX_ROLLING.days} days "
+            f"(got {_compact_duration(duration)})"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from spendgate.records.errors import (
 from spendgate.records.live import LiveState
 from spendgate.store import schema
 from spendgate.store.journal import Journal
+from spendgate.store.policies import InvalidPolicy
 
 __all__ = ["BudgetFilter", "BudgetRecords"]
 
@@ -72,8 +73,18 @@ class BudgetRecords:
     def get(self, policy_id: str) -> BudgetPolicy:
         policy = self._live.policy(policy_id)
         if policy is None:
+            invalid = self._live.invalid_policies.get(policy_id)
+            if invalid is not None:
+                raise RecordConflictError(
+                    f"The stored budget {policy_id!r} is invalid and is not applied "
+                    f"({invalid.problem}); delete it and create it again."
+                )
             raise RecordNotFoundError(_WHAT, policy_id)
         return policy
+
+    def invalid(self) -> tuple[InvalidPolicy, ...]:
+        """Stored runtime budgets that fail validation (skipped at start-up)."""
+        return tuple(self._live.invalid_policies.values())
 
     def effective(self, query: BudgetFilter) -> list[tuple[BudgetPolicy, str]]:
         """Every enabled policy that applies to requests of ``query``, with its member."""
@@ -112,7 +123,7 @@ class BudgetRecords:
         """Members with usage in the current window, in-flight reservations included."""
         keys, _ = counters_for(policy, "*", at)
         ledger = self._live.governor.ledger
-        return sorted(ledger.members(policy.id, [key.window for key in keys]))
+        return sorted(ledger.members(policy.counter_id, [key.window for key in keys]))
 
     # -- changing ----------------------------------------------------------------------------
 
@@ -120,7 +131,7 @@ class BudgetRecords:
         live = self._live
         policy = parse_budget(live.config, document)
         with live.lock:
-            self._check_new_id(policy.id)
+            policy = self._new_policy(policy)
             self._journal.policies.save(policy)
             live.api_policies[policy.id] = policy
             live.apply_policies()
@@ -135,6 +146,7 @@ class BudgetRecords:
             problems = counter_changes(current, policy)
             if problems:
                 raise RecordInvalidError(problems)
+            policy = replace(policy, generation=current.generation)  # the same counters
             self._journal.policies.save(policy)
             live.api_policies[policy_id] = policy
             live.apply_policies()
@@ -154,9 +166,10 @@ class BudgetRecords:
     def delete(self, policy_id: str, *, actor: str) -> None:
         live = self._live
         with live.lock:
-            self._api_policy(policy_id)
+            if live.invalid_policies.pop(policy_id, None) is None:
+                self._api_policy(policy_id)
+                del live.api_policies[policy_id]
             self._journal.policies.delete(policy_id)
-            del live.api_policies[policy_id]
             live.apply_policies()
         audit.info("budget %s deleted by %s", policy_id, actor)
 
@@ -166,23 +179,32 @@ class BudgetRecords:
             raise ConfigManagedError(_WHAT, policy_id, self._live.config.source)
         return policy
 
-    def _check_new_id(self, policy_id: str) -> None:
+    def _new_policy(self, policy: BudgetPolicy) -> BudgetPolicy:
+        """``policy`` with the counters it would read, or a conflict if its id is taken."""
+        policy_id = policy.id
         existing = self._live.policy(policy_id)
         if existing is not None:
             where = "the config file" if existing.source == "config" else "another runtime budget"
             raise RecordConflictError(f"The budget id {policy_id!r} is already used by {where}.")
-        # Counters are keyed by policy id: a new budget reusing a deleted one's id would start
-        # with the old budget's spend in its "fresh" window (DESIGN §7.4).
+        if policy_id in self._live.invalid_policies:
+            raise RecordConflictError(
+                f"The budget id {policy_id!r} is used by an invalid stored budget; delete it first."
+            )
+        # Counters are keyed by policy (counter) id: a new budget reusing a deleted one's id
+        # with the same counting identity would start with the old budget's spend in its
+        # "fresh" window (DESIGN §7.4).
+        (policy,), _ = self._journal.counting.resolve([policy])
         self._journal.flush(5)
-        if _has_counters(self._journal.engine, policy_id):
+        if _has_counters(self._journal.engine, policy.counter_id):
             raise RecordConflictError(
                 f"The budget id {policy_id!r} was used by a deleted budget whose usage is "
                 "still counted; choose another id."
             )
+        return policy
 
 
-def _has_counters(engine: Engine, policy_id: str) -> bool:
+def _has_counters(engine: Engine, counter_id: str) -> bool:
     table = schema.usage_counters
-    query = select(table.c.policy_id).where(table.c.policy_id == policy_id).limit(1)
+    query = select(table.c.policy_id).where(table.c.policy_id == counter_id).limit(1)
     with engine.connect() as connection:
         return connection.execute(query).first() is not None

@@ -18,6 +18,7 @@ from spendgate.config.convert import price_book
 from spendgate.domain.budgets import BudgetPolicy
 from spendgate.domain.pricing import PricingRecord
 from spendgate.governor import Governor
+from spendgate.store.policies import InvalidPolicy
 from spendgate.store.records import StoredPrice
 
 __all__ = ["LiveState"]
@@ -28,11 +29,14 @@ class LiveState:
         self.config = config
         self.governor = governor
         self.catalog = tuple(catalog)
-        self.config_policies: tuple[BudgetPolicy, ...] = config.budget_policies()
+        # The governor's: with their counter generations (``Governor`` resolved them).
+        self.config_policies: tuple[BudgetPolicy, ...] = governor.state.policies
         self.config_prices: tuple[PricingRecord, ...] = config.pricing_records()
         # Runtime records (source "api"), mirrored from the database: by id, in creation order.
         self.api_policies: dict[str, BudgetPolicy] = {}
         self.api_prices: dict[int, StoredPrice] = {}
+        # Stored runtime budgets that fail validation: not applied, shown so they can be deleted.
+        self.invalid_policies: dict[str, InvalidPolicy] = {}
         self.lock = threading.RLock()
 
     def policy(self, policy_id: str) -> BudgetPolicy | None:

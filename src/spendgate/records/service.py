@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 
 from spendgate.config import Config
+from spendgate.domain.budgets import BudgetPolicy
 from spendgate.domain.pricing import PriceSource, PricingRecord
 from spendgate.gateway.auth import KeyRing
 from spendgate.governor import Governor
@@ -44,8 +45,10 @@ class RuntimeRecords:
     def load(self) -> None:
         """Apply the stored runtime budgets, price overrides and keys to the running state."""
         live = self._live
+        repository = self._journal.policies
         with live.lock:
-            for policy in self._journal.policies.list_policies():
+            runtime: list[BudgetPolicy] = []
+            for policy in repository.list_policies():
                 if policy.source != "api":
                     continue
                 if any(p.id == policy.id for p in live.config_policies):
@@ -55,7 +58,18 @@ class RuntimeRecords:
                         policy.id,
                     )
                     continue
+                runtime.append(policy)
+            for policy in self._journal.counting.resolve(runtime)[0]:
                 live.api_policies[policy.id] = policy
+            for invalid in repository.invalid_policies():
+                log.error(
+                    "runtime budget %s is invalid and is not applied: %s. Delete it "
+                    "(spendgate budgets delete %s) and create it again.",
+                    invalid.id,
+                    invalid.problem,
+                    invalid.id,
+                )
+                live.invalid_policies[invalid.id] = invalid
             for stored in self._journal.pricing.list_prices(source=PriceSource.API):
                 live.api_prices[stored.id] = stored
             live.apply_policies()

@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, make_url
@@ -44,6 +45,7 @@ __all__ = [
     "insert_tuples",
     "is_busy",
     "make_engine",
+    "read_only_engine",
     "safe_url",
     "upsert_increment",
     "write_engine",
@@ -89,6 +91,22 @@ def is_busy(exc: BaseException) -> bool:
     if isinstance(orig, sqlite3.OperationalError):
         return "locked" in str(orig) or "busy" in str(orig)
     return getattr(orig, "sqlstate", None) in _PG_BUSY or getattr(orig, "pgcode", None) in _PG_BUSY
+
+
+def read_only_engine(database_url: str) -> Engine | None:
+    """An engine that can only read ``database_url`` (for inspecting it while a gateway may be
+    using it); ``None`` for a SQLite file that does not exist, which is never created."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_engine(
+            url, hide_parameters=True, execution_options={"postgresql_readonly": True}
+        )
+    if not url.database or not Path(url.database).is_file():
+        return None
+    uri = f"file:{Path(url.database).resolve().as_posix()}?mode=ro"
+    return create_engine(
+        "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True), hide_parameters=True
+    )
 
 
 def write_engine(engine: Engine) -> Engine:

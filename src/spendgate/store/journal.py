@@ -35,6 +35,7 @@ from spendgate.store import queries
 from spendgate.store.alerts import AlertRepository
 from spendgate.store.approvals import ApprovalRepository
 from spendgate.store.batch import AppendDecision, CounterIncrements, SettleDecision
+from spendgate.store.counting import CountingRegistry
 from spendgate.store.db import (
     DEFAULT_BUSY_TIMEOUT_MS,
     DEFAULT_DATABASE_URL,
@@ -79,6 +80,7 @@ class Journal:
                 raise
         self.pricing = PricingRepository(self._engine)
         self.policies = PolicyRepository(self._engine)
+        self.counting = CountingRegistry(self._engine)
         self.approvals = ApprovalRepository(self._engine)
         self.alerts = AlertRepository(self._engine)
         self._writer = BatchWriter(write_engine(self._engine), settings or WriterSettings())

@@ -10,7 +10,14 @@ from typing import Any
 
 import orjson
 
-from spendgate.domain.budgets import BudgetFilters, BudgetPolicy, HardAction, Metric, SoftAction
+from spendgate.domain.budgets import (
+    BudgetFilters,
+    BudgetPolicy,
+    CountingIdentity,
+    HardAction,
+    Metric,
+    SoftAction,
+)
 from spendgate.domain.pricing import Precision, PriceSource, PricingRecord
 from spendgate.domain.scopes import ScopeKind, ScopeRef
 from spendgate.domain.windows import Interval, IntervalKind
@@ -19,6 +26,9 @@ from spendgate.store.records import StoredPrice
 
 __all__ = [
     "PolicyDigests",
+    "identity_from_json",
+    "identity_from_spec",
+    "identity_json",
     "policy_from_row",
     "policy_from_snapshot",
     "policy_spec",
@@ -61,6 +71,31 @@ def _interval_from_json(data: Mapping[str, Any]) -> Interval:
     )
 
 
+def identity_json(identity: CountingIdentity) -> dict[str, Any]:
+    return {
+        "metric": identity.metric.value,
+        "scope_kind": identity.scope_kind.value,
+        "interval": _interval_json(identity.interval),
+    }
+
+
+def identity_from_json(data: Mapping[str, Any]) -> CountingIdentity:
+    return CountingIdentity(
+        Metric(data["metric"]),
+        ScopeKind(data["scope_kind"]),
+        _interval_from_json(data["interval"]),
+    )
+
+
+def identity_from_spec(spec: Mapping[str, Any]) -> CountingIdentity:
+    """The counting identity of a policy spec (``policy_spec``), without decoding the rest."""
+    return CountingIdentity(
+        Metric(spec["metric"]),
+        ScopeKind(spec["scope"]["kind"]),
+        _interval_from_json(spec["interval"]),
+    )
+
+
 def _names(values: frozenset[str] | None) -> list[str] | None:
     return None if values is None else sorted(values)
 
@@ -93,6 +128,8 @@ def policy_spec(policy: BudgetPolicy, *, full: bool = False) -> dict[str, Any]:
                     "task_classes": _names(filters.task_classes),
                 }
             ),
+            # Which counters the policy reads (snapshots rebuild its counter keys from this).
+            "generation": policy.generation or None,
         }
     )
     if full:
@@ -122,6 +159,7 @@ def _policy(spec: Mapping[str, Any], policy_id: str, source: str, enabled: bool)
         ),
         enabled=enabled,
         source=source,
+        generation=spec.get("generation", 0),
     )
 
 

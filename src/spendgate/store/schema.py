@@ -36,6 +36,7 @@ __all__ = [
     "approval_events",
     "approvals",
     "budget_policies",
+    "counting_identities",
     "metadata",
     "policy_snapshots",
     "pricing_rows",
@@ -89,6 +90,19 @@ budget_policies = Table(
     Column("enabled", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The counting identity (``domain.budgets.CountingIdentity``: metric, scope kind, interval) each
+# policy id's counters were last written under, config and runtime policies alike. A policy whose
+# identity differs at start-up gets the next ``generation``: fresh counters under a new counter
+# id, the old ones kept and never read under the new meaning.
+counting_identities = Table(
+    "counting_identities",
+    metadata,
+    Column("policy_id", String(NAME), primary_key=True),
+    Column("identity", CompactJson, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
 )
 
 # Budget evaluations in a decision's detail refer to the policy *as it was* by content digest:
