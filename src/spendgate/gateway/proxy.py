@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from spendgate.domain.budgets import most_severe
+from spendgate.domain.estimates import output_ceiling
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.models import Model
 from spendgate.domain.planner import ModelNotAllowedError, ModelNotFoundError
@@ -256,6 +257,10 @@ class _ProxiedRequest:
     def upstream_call(self, model: Model) -> UpstreamCall:
         upstream = self.proxy.upstreams[model.provider]
         body = dict(self.payload)
+        # The provider is held to the output ceiling this model's reservation was made for:
+        # otherwise a request without max_tokens (or above the model's maximum) may generate,
+        # and be billed, far beyond what was reserved.
+        ceiling = output_ceiling(model, self.chat.max_tokens)
         if self.protocol in upstream.protocols:
             body["model"] = model.upstream_model
             if self.chat.stream and self.protocol is Protocol.OPENAI:
@@ -264,17 +269,19 @@ class _ProxiedRequest:
                     **(body.get("stream_options") or {}),
                     "include_usage": True,
                 }
+            _limit_output(body, self.protocol, ceiling)
             return UpstreamCall(self.protocol, body=body)
         if self.protocol is Protocol.OPENAI:
             translated = openai_request_to_anthropic(
-                body,
-                model=model.upstream_model,
-                default_max_tokens=model.max_output_tokens or 4096,
+                body, model=model.upstream_model, default_max_tokens=ceiling
             )
+            _limit_output(translated, Protocol.ANTHROPIC, ceiling)
             return UpstreamCall(Protocol.ANTHROPIC, body=translated)
-        return UpstreamCall(
-            Protocol.OPENAI, body=anthropic_request_to_openai(body, model=model.upstream_model)
+        translated = anthropic_request_to_openai(
+            body, model=model.upstream_model, max_tokens_field=_OPENAI_OUTPUT_LIMIT
         )
+        _limit_output(translated, Protocol.OPENAI, ceiling)
+        return UpstreamCall(Protocol.OPENAI, body=translated)
 
     @property
     def client_wants_usage(self) -> bool:
@@ -422,6 +429,29 @@ class _ProxiedRequest:
         self.proxy.metrics.upstream_latency.labels(stream.stream.provider).observe(
             stream.stream.elapsed_s
         )
+
+
+# The field the gateway writes when an OpenAI-protocol request carries no output limit:
+# OpenAI's current one, the only one its reasoning models accept (they reject max_tokens), and
+# it counts their hidden reasoning tokens too. A field the client sent is kept as sent.
+_OPENAI_OUTPUT_LIMIT = "max_completion_tokens"
+_OPENAI_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens")
+
+
+def _limit_output(body: dict[str, Any], protocol: Protocol, ceiling: int) -> None:
+    """Hold an upstream body to ``ceiling`` output tokens (per choice): lower the limit the
+    client set when it is above, or add one when there is none."""
+    if protocol is Protocol.ANTHROPIC:
+        body["max_tokens"] = min(body.get("max_tokens") or ceiling, ceiling)
+        return
+    present = False
+    for field in _OPENAI_LIMIT_FIELDS:
+        value = body.get(field)
+        if value is not None:
+            body[field] = min(value, ceiling)
+            present = True
+    if not present:
+        body[_OPENAI_OUTPUT_LIMIT] = ceiling
 
 
 _STREAM_END = {Protocol.OPENAI: b"data: [DONE]", Protocol.ANTHROPIC: b"message_stop"}
