@@ -573,6 +573,13 @@ class _Planner:
                 )
         if applied not in (RoutingAction.BLOCK, RoutingAction.APPROVAL_REQUIRED):
             self.note_output_ceiling(actual)
+        if self.tokens.unbounded:
+            self.note(
+                "input_size_unknown",
+                "The request holds input whose size it does not state (a PDF, or a file or "
+                f"URL it refers to): up to {actual.id}'s context window of "
+                f"{self.estimate(actual).input_tokens_upper} input tokens is reserved.",
+            )
         saving = _saving(self.estimate(requested), self.estimate(target))
         actual_estimate = self.estimate(actual)
         if actual_estimate.unpriced:

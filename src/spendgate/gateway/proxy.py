@@ -236,7 +236,12 @@ class _ProxiedRequest:
                 except GatewayError:
                     return None
             self.decisions[target] = decision
-        return self.upstream_call(self.governor.state.models[target.model])
+        try:
+            return self.upstream_call(self.governor.state.models[target.model])
+        except RequestError:
+            if decision is self.decision:
+                raise  # the client's request cannot go where it was routed: a 400
+            return None  # this fallback's protocol cannot express it: try the next one
 
     def as_failover(self, decision: RoutingDecision, failed: Target) -> RoutingDecision:
         """A fallback's decision is planned as if its model had been asked for: record what
@@ -333,6 +338,10 @@ class _ProxiedRequest:
             else:
                 completed = await failover.send(targets, self.prepare)
                 target, response = completed.target, completed.response
+        except RequestError as error:  # untranslatable for the routed provider
+            self.release_unused(None)
+            self.governor.abandon(self.decision, "bad_request")
+            raise bad_request(str(error), error.param) from None
         except FailoverError as error:
             self.release_unused(None)
             self.governor.abandon(self.decision, "upstream_error")
