@@ -246,7 +246,8 @@ def test_the_provider_is_sent_the_reserved_ceiling_and_the_decision_says_so(
 
 
 def _post(served: Served, path: str, body: Any) -> tuple[int, str]:
-    """One request in a session of its own: its status and decision id."""
+    """One request in a session of its own: its status and decision id (from the error body
+    when refused)."""
     auth = (
         {"authorization": "Bearer sg-alice"}
         if path.endswith("completions")
@@ -259,7 +260,9 @@ def _post(served: Served, path: str, body: Any) -> tuple[int, str]:
             aiohttp.ClientSession() as session,
             session.post(served.url + path, data=orjson.dumps(body), headers=headers | auth) as r,
         ):
-            await r.read()
+            data = await r.read()
+            if r.status != 200:
+                return r.status, orjson.loads(data)["error"]["decision_id"]
             return r.status, r.headers["x-spendgate-decision-id"]
 
     return asyncio.run(post())
@@ -304,3 +307,20 @@ def test_a_file_known_only_by_id_reserves_the_context_window(served: Served) -> 
     assert decision.estimate.input_tokens_upper == 32_000
     assert "input_size_unknown" in decision.reason_codes
     assert any("context window of 32000" in sentence for sentence in decision.explanation)
+
+
+def test_a_file_the_routed_provider_cannot_read_is_a_400_that_reserves_nothing(
+    served: Served, mock: MockUpstreamThread
+) -> None:
+    """An OpenAI file id means nothing to an Anthropic provider: refused as bad input (it
+    was a 500), the reservation released, the provider never called."""
+    body = _openai_body("claude-x", False, 100, False)
+    body["messages"][0]["content"] = [{"type": "file", "file": {"file_id": "file-abc123"}}]
+    calls = mock.stats.total
+
+    status, decision_id = _post(served, "/v1/chat/completions", body)
+
+    assert status == 400
+    assert mock.stats.total == calls
+    assert open_reservations(served) == 0
+    assert stored(served, decision_id).decision.status == "bad_request"

@@ -341,7 +341,8 @@ class _ProxiedRequest:
         except RequestError as error:  # untranslatable for the routed provider
             self.release_unused(None)
             self.governor.abandon(self.decision, "bad_request")
-            raise bad_request(str(error), error.param) from None
+            refused = bad_request(str(error), error.param)
+            raise replace(refused, references={"decision_id": self.decision.id}) from None
         except FailoverError as error:
             self.release_unused(None)
             self.governor.abandon(self.decision, "upstream_error")
