@@ -159,8 +159,9 @@ def estimate_text_tokens(text: str) -> int:
 
 
 def estimate_input_tokens(request: ChatRequest) -> TokenEstimate:
-    """Bounds of the input tokens of ``request``: messages with their chat framing, images and
-    tool definitions. Each text gets its own margin, so many short messages stay covered."""
+    """Bounds of the input tokens of ``request``: messages with their chat framing, images,
+    attachments (documents, audio, unknown parts; rules in docs/token-estimate.md) and tool
+    definitions. Each text gets its own margin, so many short messages stay covered."""
     point = lower = upper = float(REPLY_PRIMING)
     unbounded = False
     for message in request.messages:
@@ -177,12 +178,11 @@ def estimate_input_tokens(request: ChatRequest) -> TokenEstimate:
             lower += IMAGE_TOKENS_LOWER * message.image_count
             upper += IMAGE_TOKENS_UPPER * message.image_count
         for attachment in message.attachments:
-            bounds = _attachment_tokens(attachment)
-            point += bounds[0]
-            if bounds[1] is None:
-                unbounded = True
-            else:
-                upper += bounds[1]
+            guess, most = _attachment_tokens(attachment)
+            point += guess
+            # Unbounded: the context window bounds the whole input (upper_within).
+            upper += guess if most is None else most
+            unbounded = unbounded or most is None
     if request.tools_text:
         tools = _point(request.tools_text)
         point += tools + _TOOLS_PROMPT.get(request.protocol, _TOOLS_PROMPT_UPPER)
