@@ -205,9 +205,9 @@ def test_openai_files_and_audio_are_attachments() -> None:
         {"type": "input_audio", "input_audio": {"data": "UklGRg" * 100, "format": "wav"}},
         {"type": "text", "text": "Compare them."},
     ]
-    message = openai(messages=[{"role": "user", "content": parts}]).messages[0]
-    assert message.text == "q3.pdf\nCompare them."
-    assert message.attachments == (
+    request = openai(messages=[{"role": "user", "content": parts}])
+    assert request.messages[0].text == "q3.pdf\nCompare them."
+    assert request.attachments == (
         Attachment(AttachmentKind.DOCUMENT, 900),
         Attachment(AttachmentKind.DOCUMENT, None),
         Attachment(AttachmentKind.AUDIO, 450),
@@ -217,16 +217,16 @@ def test_openai_files_and_audio_are_attachments() -> None:
 def test_a_text_file_is_read_as_its_text() -> None:
     data = base64.b64encode(b"Quarterly ledger: all green.").decode()
     part = {"type": "file", "file": {"file_data": f"data:text/plain;base64,{data}"}}
-    message = openai(messages=[{"role": "user", "content": [part]}]).messages[0]
-    assert message.text == "Quarterly ledger: all green."
-    assert message.attachments == ()
+    request = openai(messages=[{"role": "user", "content": [part]}])
+    assert request.messages[0].text == "Quarterly ledger: all green."
+    assert request.attachments == ()
 
 
 def test_unknown_part_types_are_attachments_sized_by_their_json() -> None:
     part = {"type": "video_url", "video_url": {"url": "https://example.com/a.mp4"}}
-    message = openai(messages=[{"role": "user", "content": [part]}]).messages[0]
+    request = openai(messages=[{"role": "user", "content": [part]}])
     size = len(json.dumps(part, separators=(",", ":")))
-    assert message.attachments == (Attachment(AttachmentKind.OTHER, size),)
+    assert request.attachments == (Attachment(AttachmentKind.OTHER, size),)
 
 
 # --- Anthropic ------------------------------------------------------------------------
@@ -311,10 +311,11 @@ def test_anthropic_text_documents_are_read_as_text() -> None:
                                         "data": base64.b64encode(b"Page three.").decode()}},
         {"type": "text", "text": "Summarise."},
     ]  # fmt: skip
-    message = anthropic(messages=[{"role": "user", "content": blocks}]).messages[0]
+    request = anthropic(messages=[{"role": "user", "content": blocks}])
+    message = request.messages[0]
     assert message.text == "Ledger\nQ3 figures\nAll green.\nPage two.\nPage three.\nSummarise."
     assert message.image_count == 1
-    assert message.attachments == ()
+    assert request.attachments == ()
 
 
 def test_anthropic_pdfs_are_attachments_sized_when_inline() -> None:
@@ -326,8 +327,12 @@ def test_anthropic_pdfs_are_attachments_sized_when_inline() -> None:
     ]  # fmt: skip
     # Also inside a tool result, where Anthropic accepts documents too.
     result = {"type": "tool_result", "tool_use_id": "t", "content": blocks[:1]}
-    request = anthropic(messages=[{"role": "user", "content": [*blocks, result]}])
-    assert request.messages[0].attachments == (
+    request = anthropic(
+        system=[{"type": "text", "text": "Be brief."}, {"type": "search_result", "title": "x"}],
+        messages=[{"role": "user", "content": [*blocks, result]}],
+    )
+    assert request.attachments == (
+        Attachment(AttachmentKind.OTHER, 36),  # in the system prompt too
         Attachment(AttachmentKind.DOCUMENT, 900),
         Attachment(AttachmentKind.DOCUMENT, None),
         Attachment(AttachmentKind.DOCUMENT, None),

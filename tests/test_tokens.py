@@ -173,7 +173,6 @@ messages = st.builds(
     role=st.sampled_from(["system", "user", "assistant", "tool"]),
     text=st.text(max_size=300),
     image_count=st.integers(min_value=0, max_value=3),
-    attachments=st.lists(attachments, max_size=3).map(tuple),
 )
 requests = st.builds(
     ChatRequest,
@@ -181,6 +180,7 @@ requests = st.builds(
     messages=st.lists(messages, min_size=1, max_size=6).map(tuple),
     tools_text=st.one_of(st.just(""), st.text(max_size=300)),
     protocol=st.sampled_from(list(Protocol)),
+    attachments=st.lists(attachments, max_size=3).map(tuple),
 )
 
 
@@ -262,7 +262,9 @@ def test_scaled_rounds_the_bounds_outwards() -> None:
 
 
 def with_attachments(*found: Attachment) -> TokenEstimate:
-    return estimate_input_tokens(ChatRequest("m", (Message("user", "Read this.", 0, 0, found),)))
+    return estimate_input_tokens(
+        ChatRequest("m", (Message("user", "Read this."),), attachments=found)
+    )
 
 
 PLAIN = estimate_input_tokens(one_message("Read this."))

@@ -56,7 +56,6 @@ class Message:
     text: str
     image_count: int = 0
     tool_calls: int = 0
-    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +70,9 @@ class ChatRequest:
     protocol: Protocol = Protocol.OPENAI
     # OpenAI ``n``: completions generated (and billed) per request; output bounds scale by it.
     choices: int = 1
+    # Non-text input of every message (held per request: the estimate needs no more, and
+    # plain-text messages stay as cheap to build as they were).
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def image_count(self) -> int:
@@ -96,8 +98,10 @@ class ChatRequest:
         body = _body(body)
         model = _required_str(body, "model")
         raw_messages = _required_list(body, "messages")
+        attachments: list[Attachment] = []
         messages = tuple(
-            _openai_message(raw, f"messages[{index}]") for index, raw in enumerate(raw_messages)
+            _openai_message(raw, f"messages[{index}]", attachments)
+            for index, raw in enumerate(raw_messages)
         )
         # Both are validated; the newer max_completion_tokens wins when both are set.
         max_completion_tokens = _optional_int(body, "max_completion_tokens")
@@ -124,6 +128,7 @@ class ChatRequest:
             stream=_optional_bool(body, "stream"),
             protocol=Protocol.OPENAI,
             choices=_optional_int(body, "n") or 1,
+            attachments=tuple(attachments),
         )
 
     @classmethod
@@ -136,10 +141,12 @@ class ChatRequest:
             raise RequestError("max_tokens: field required", "max_tokens")
         system = body.get("system")
         prefix: tuple[Message, ...] = ()
+        attachments: list[Attachment] = []
         if system is not None:
-            prefix = (_content(system, "system").message("system"),)
+            prefix = (_content(system, "system").message("system", attachments),)
         messages = prefix + tuple(
-            _anthropic_message(raw, f"messages[{index}]") for index, raw in enumerate(raw_messages)
+            _anthropic_message(raw, f"messages[{index}]", attachments)
+            for index, raw in enumerate(raw_messages)
         )
         tools = _optional_list(body, "tools")
         return cls(
@@ -151,6 +158,7 @@ class ChatRequest:
             tool_count=len(tools),
             stream=_optional_bool(body, "stream"),
             protocol=Protocol.ANTHROPIC,
+            attachments=tuple(attachments),
         )
 
 
@@ -160,18 +168,21 @@ def _body(body: object) -> Mapping[str, Any]:
     return body
 
 
-def _openai_message(raw: object, where: str) -> Message:
+def _openai_message(raw: object, where: str, attachments: list[Attachment]) -> Message:
     if not isinstance(raw, Mapping):
         raise RequestError(f"{where}: expected an object", where)
     role = _required_str(raw, "role", where)
-    content = _content(raw.get("content"), f"{where}.content")
+    raw_content = raw.get("content")
     tool_calls = raw.get("tool_calls")
+    if tool_calls is None and isinstance(raw_content, str):
+        return Message(role, raw_content)  # most messages: plain text, nothing to gather
+    content = _content(raw_content, f"{where}.content")
     if tool_calls is not None:
         if not isinstance(tool_calls, list):
             raise RequestError(f"{where}.tool_calls: expected a list", f"{where}.tool_calls")
         content.calls = len(tool_calls)
         content.texts.extend(map(_tool_call_text, tool_calls))
-    return content.message(role)
+    return content.message(role, attachments)
 
 
 def _tool_call_text(call: object) -> str:
@@ -188,11 +199,14 @@ def _tool_call_text(call: object) -> str:
     return " ".join(filter(None, parts))
 
 
-def _anthropic_message(raw: object, where: str) -> Message:
+def _anthropic_message(raw: object, where: str, attachments: list[Attachment]) -> Message:
     if not isinstance(raw, Mapping):
         raise RequestError(f"{where}: expected an object", where)
     role = _required_str(raw, "role", where)
-    return _content(raw.get("content"), f"{where}.content").message(role)
+    content = raw.get("content")
+    if isinstance(content, str):
+        return Message(role, content)  # most messages: plain text, nothing to gather
+    return _content(content, f"{where}.content").message(role, attachments)
 
 
 # Content parts whose text the model reads, by part type, and the field holding it.
@@ -216,9 +230,10 @@ class _Content:
         self.images += inner.images
         self.attachments.extend(inner.attachments)
 
-    def message(self, role: str) -> Message:
-        text = "\n".join(filter(None, self.texts))
-        return Message(role, text, self.images, self.calls, tuple(self.attachments))
+    def message(self, role: str, attachments: list[Attachment]) -> Message:
+        """The message, its attachments added to the request's."""
+        attachments.extend(self.attachments)
+        return Message(role, "\n".join(filter(None, self.texts)), self.images, self.calls)
 
 
 def _content(content: object, where: str) -> _Content:

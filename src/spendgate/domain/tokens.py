@@ -177,12 +177,12 @@ def estimate_input_tokens(request: ChatRequest) -> TokenEstimate:
             point += IMAGE_TOKENS * message.image_count
             lower += IMAGE_TOKENS_LOWER * message.image_count
             upper += IMAGE_TOKENS_UPPER * message.image_count
-        for attachment in message.attachments:
-            guess, most = _attachment_tokens(attachment)
-            point += guess
-            # Unbounded: the context window bounds the whole input (upper_within).
-            upper += guess if most is None else most
-            unbounded = unbounded or most is None
+    for attachment in request.attachments:
+        guess, most = _attachment_tokens(attachment)
+        point += guess
+        # Unbounded: its point only; the context window bounds the whole (upper_within).
+        upper += guess if most is None else most
+        unbounded = unbounded or most is None
     if request.tools_text:
         tools = _point(request.tools_text)
         point += tools + _TOOLS_PROMPT.get(request.protocol, _TOOLS_PROMPT_UPPER)
