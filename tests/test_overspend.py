@@ -324,3 +324,36 @@ def test_a_file_the_routed_provider_cannot_read_is_a_400_that_reserves_nothing(
     assert mock.stats.total == calls
     assert open_reservations(served) == 0
     assert stored(served, decision_id).decision.status == "bad_request"
+
+
+FAILOVER_CONFIG = """
+providers:
+  - {{id: alpha, kind: openai, base_url: "{alpha}/v1", api_key_env: UPSTREAM_KEY}}
+  - {{id: beta, kind: anthropic, base_url: "{beta}", api_key_env: UPSTREAM_KEY}}
+models:
+  - {{id: gpt-x, provider: alpha, cost_tier: medium, max_output_tokens: 4000}}
+  - {{id: claude-x, provider: beta, cost_tier: medium, max_output_tokens: 1000}}
+routing: {{default_model: gpt-x, mode: enforced, smart_routing: false, failover: true}}
+keys:
+  - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
+"""
+
+
+def test_each_failover_target_is_sent_its_own_models_ceiling(tmp_path: Path) -> None:
+    with (
+        MockUpstreamThread(latency_ms=0, forced_status=500) as alpha,
+        MockUpstreamThread(latency_ms=0) as beta,
+    ):
+        config = FAILOVER_CONFIG.format(alpha=alpha.base_url, beta=beta.base_url)
+        with serve_config(config, ENV, database=tmp_path / "journal.db") as served:
+            body = {"model": "gpt-x", "messages": [{"role": "user", "content": "Say hello."}]}
+
+            status, decision_id = _post(served, "/v1/chat/completions", body)
+
+            assert status == 200
+            assert last_upstream_body(alpha)["max_completion_tokens"] == 4000
+            assert last_upstream_body(beta)["max_tokens"] == 1000
+            decision = stored(served, decision_id).decision
+            assert decision.actual_model == "claude-x"
+            assert decision.estimate.output_tokens_upper == 1000
+            assert any("limit of 1000 output tokens" in s for s in decision.explanation)

@@ -452,7 +452,7 @@ def _limit_output(body: dict[str, Any], protocol: Protocol, ceiling: int) -> Non
     """Hold an upstream body to ``ceiling`` output tokens (per choice): lower the limit the
     client set when it is above, or add one when there is none."""
     if protocol is Protocol.ANTHROPIC:
-        body["max_tokens"] = min(body.get("max_tokens") or ceiling, ceiling)
+        body["max_tokens"] = ceiling  # required there, and never above what the client set
         return
     present = False
     for field in _OPENAI_LIMIT_FIELDS:
