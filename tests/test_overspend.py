@@ -52,12 +52,14 @@ pricing:
 routing: {{default_model: gpt-x, mode: enforced, smart_routing: false, failover: false}}
 keys:
   - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
+  - {{id: carol, key_env: CAROL_KEY, principal: carol, project: acme,
+     permissions: [override_routing_mode]}}
 budgets:
   # Each test runs in its own session, so each starts from an empty $0.10.
   - {{id: per-session, scope: {{kind: session, id: "*"}}, metric: usd, interval: daily,
      hard_limit: 0.10}}
 """
-ENV = {"UPSTREAM_KEY": "sk-upstream", "ALICE_KEY": "sg-alice"}
+ENV = {"UPSTREAM_KEY": "sk-upstream", "ALICE_KEY": "sg-alice", "CAROL_KEY": "sg-carol"}
 LIMIT = Decimal("0.10")
 # A request reserves $0.04 of output (4,000 tokens at $10/M): two fit under the limit, and a
 # document of ~20,000 tokens ($0.02) leaves room for one only.
@@ -266,6 +268,25 @@ def _post(served: Served, path: str, body: Any) -> tuple[int, str]:
             return r.status, r.headers["x-spendgate-decision-id"]
 
     return asyncio.run(post())
+
+
+@pytest.mark.parametrize("mode", ["dry_run", "suggest"])
+def test_modes_that_change_nothing_send_the_request_as_asked(
+    served: Served, mock: MockUpstreamThread, mode: str
+) -> None:
+    body = _openai_body("gpt-x", False, 50_000, False)
+    headers = {
+        "authorization": "Bearer sg-carol",
+        "content-type": "application/json",
+        "x-spendgate-routing-mode": mode,
+        "x-spendgate-session-id": uuid.uuid4().hex,
+    }
+
+    statuses = asyncio.run(_post_all(served.url + "/v1/chat/completions", body, headers, 1))
+
+    assert statuses == [200]
+    sent = last_upstream_body(mock)
+    assert (sent["max_tokens"], sent.get("max_completion_tokens")) == (50_000, None)
 
 
 def test_a_400_kb_text_document_is_reserved_at_its_real_cost_or_more(served: Served) -> None:

@@ -428,6 +428,11 @@ class TestBoundsSentAndReserved:
         assert decision.estimate.output_tokens_upper == 50
         assert "output_ceiling_applied" not in decision.reason_codes
 
+    @pytest.mark.parametrize("mode", [RoutingMode.SUGGEST, RoutingMode.DRY_RUN])
+    def test_modes_that_change_nothing_apply_no_ceiling(self, mode: RoutingMode) -> None:
+        decision = run_plan(state(mode=mode, smart_routing=False), chat("Hi", model="standard"))
+        assert "output_ceiling_applied" not in decision.reason_codes
+
     def test_a_blocked_request_is_sent_nothing(self) -> None:
         blocked = state([policy("cap", hard="0.000001")], smart_routing=False)
         decision = run_plan(blocked, chat("Hi", model="standard"))

@@ -283,8 +283,8 @@ class _Planner:
         self.why.append(sentence)
 
     def note_output_ceiling(self, model: Model) -> None:
-        """The output ceiling reserved is also the limit the provider is sent (the gateway
-        injects or lowers ``max_tokens``): say so when that changes what the client asked."""
+        """Enforced, the output ceiling reserved is also the limit the provider is sent (the
+        gateway injects or lowers ``max_tokens``): say so when that changes what was asked."""
         asked = self.request.max_tokens
         ceiling = output_ceiling(model, asked)
         if asked is None:
@@ -571,7 +571,10 @@ class _Planner:
                     f"Dry run: enforcement would {action.value} (model {target.id}); "
                     f"{requested.id} is called as asked.",
                 )
-        if applied not in (RoutingAction.BLOCK, RoutingAction.APPROVAL_REQUIRED):
+        if mode.mode is RoutingMode.ENFORCED and applied not in (
+            RoutingAction.BLOCK,
+            RoutingAction.APPROVAL_REQUIRED,
+        ):
             self.note_output_ceiling(actual)
         if self.tokens.unbounded:
             self.note(

@@ -25,7 +25,7 @@ from spendgate.domain.models import Model
 from spendgate.domain.planner import ModelNotAllowedError, ModelNotFoundError
 from spendgate.domain.pricing import Usage
 from spendgate.domain.requests import ChatRequest, Protocol, RequestError
-from spendgate.domain.routing import RoutingAction, RoutingDecision
+from spendgate.domain.routing import RoutingAction, RoutingDecision, RoutingMode
 from spendgate.domain.tokens import estimate_text_tokens
 from spendgate.domain.translate import (
     AnthropicToOpenAIStream,
@@ -237,7 +237,7 @@ class _ProxiedRequest:
                     return None
             self.decisions[target] = decision
         try:
-            return self.upstream_call(self.governor.state.models[target.model])
+            return self.upstream_call(self.governor.state.models[target.model], decision)
         except RequestError:
             if decision is self.decision:
                 raise  # the client's request cannot go where it was routed: a 400
@@ -259,13 +259,14 @@ class _ProxiedRequest:
             ),
         )
 
-    def upstream_call(self, model: Model) -> UpstreamCall:
+    def upstream_call(self, model: Model, decision: RoutingDecision) -> UpstreamCall:
         upstream = self.proxy.upstreams[model.provider]
         body = dict(self.payload)
-        # The provider is held to the output ceiling this model's reservation was made for:
-        # otherwise a request without max_tokens (or above the model's maximum) may generate,
-        # and be billed, far beyond what was reserved.
+        # Enforced, the provider is held to the output ceiling this model's reservation was
+        # made for: otherwise a request without max_tokens (or above the model's maximum) may
+        # generate, and be billed, far beyond it. suggest and dry_run send the request as is.
         ceiling = output_ceiling(model, self.chat.max_tokens)
+        enforced = decision.mode is RoutingMode.ENFORCED
         if self.protocol in upstream.protocols:
             body["model"] = model.upstream_model
             if self.chat.stream and self.protocol is Protocol.OPENAI:
@@ -274,18 +275,21 @@ class _ProxiedRequest:
                     **(body.get("stream_options") or {}),
                     "include_usage": True,
                 }
-            _limit_output(body, self.protocol, ceiling)
+            if enforced:
+                _limit_output(body, self.protocol, ceiling)
             return UpstreamCall(self.protocol, body=body)
         if self.protocol is Protocol.OPENAI:
             translated = openai_request_to_anthropic(
                 body, model=model.upstream_model, default_max_tokens=ceiling
             )
-            _limit_output(translated, Protocol.ANTHROPIC, ceiling)
+            if enforced:
+                _limit_output(translated, Protocol.ANTHROPIC, ceiling)
             return UpstreamCall(Protocol.ANTHROPIC, body=translated)
         translated = anthropic_request_to_openai(
             body, model=model.upstream_model, max_tokens_field=_OPENAI_OUTPUT_LIMIT
         )
-        _limit_output(translated, Protocol.OPENAI, ceiling)
+        if enforced:
+            _limit_output(translated, Protocol.OPENAI, ceiling)
         return UpstreamCall(Protocol.OPENAI, body=translated)
 
     @property
@@ -443,7 +447,7 @@ class _ProxiedRequest:
 
 # The field the gateway writes when an OpenAI-protocol request carries no output limit:
 # OpenAI's current one, the only one its reasoning models accept (they reject max_tokens), and
-# it counts their hidden reasoning tokens too. A field the client sent is kept as sent.
+# it counts their hidden reasoning tokens too. A field the client sent is kept (lowered).
 _OPENAI_OUTPUT_LIMIT = "max_completion_tokens"
 _OPENAI_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens")
 
