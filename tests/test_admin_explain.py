@@ -162,3 +162,9 @@ def test_explain_bad_input(gw: AdminGateway) -> None:
     assert bad_protocol.status_code == 422
     assert gw.post("/explain", json=[1, 2]).status_code == 422
     assert _explain(gw, token="wrong").status_code == 401
+
+
+def test_explain_says_which_output_limit_the_provider_would_be_sent(gw: AdminGateway) -> None:
+    data = _explain(gw, project="acme", principal="alice").json()
+    assert "output_ceiling_applied" in data["reason_codes"]
+    assert any("limit of 16384 output tokens" in s for s in data["explanation"])

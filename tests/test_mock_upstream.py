@@ -325,6 +325,30 @@ def test_openai_prompt_counts_parts_images_and_tool_history(oai: openai.OpenAI) 
     assert reply.usage.prompt_tokens == expected
 
 
+def test_documents_count_the_data_they_carry(
+    oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    """As a provider reads a whole file: text documents by their text, inline base64 by its
+    characters; a mere reference (URL, file id) counts as an image."""
+    files: Any = [
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0x"}},
+        {"type": "file", "file": {"file_id": "file-abc"}},
+    ]
+    reply = oai.chat.completions.create(model="m", messages=[{"role": "user", "content": files}])
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == 4 + tokens("data:application/pdf;base64,JVBERi0x") + 85
+    documents: Any = [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain",
+                                        "data": "All green."}},
+        {"type": "document", "source": {"type": "content", "content": "Page two."}},
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}},
+    ]  # fmt: skip
+    message = claude.messages.create(
+        model="c", max_tokens=5, messages=[{"role": "user", "content": documents}]
+    )
+    assert message.usage.input_tokens == 4 + tokens("All green.Page two.") + 85
+
+
 def test_output_and_cached_tokens_headers(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
     headers = {"x-mock-output-tokens": "123", "x-mock-cached-tokens": "5"}
     reply = oai.chat.completions.create(model="m", messages=HELLO, extra_headers=headers)

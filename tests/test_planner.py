@@ -18,6 +18,7 @@ from spendgate.domain.budgets import (
     SoftAction,
     UnpricedAction,
 )
+from spendgate.domain.estimates import DEFAULT_CONTEXT_WINDOW
 from spendgate.domain.models import Model, Tier
 from spendgate.domain.planner import AUTO_MODEL, ModelNotAllowedError, ModelNotFoundError
 from spendgate.domain.pricing import Precision, PriceSource, PricingRecord
@@ -403,3 +404,55 @@ class TestErrors:
         assert decision.explanation
         assert all(code == code.lower() and " " not in code for code in decision.reason_codes)
         assert decision.budget_evaluations
+
+
+class TestBoundsSentAndReserved:
+    """The output ceiling reserved is the limit the provider gets, and input of unknown size
+    is reserved up to the context window: the decision says both."""
+
+    def test_no_max_tokens_is_sent_the_models_maximum(self) -> None:
+        decision = run_plan(state(smart_routing=False), chat("Hi", model="standard"))
+        assert decision.estimate.output_tokens_upper == 16_384
+        assert "output_ceiling_applied" in decision.reason_codes
+        assert any("limit of 16384 output tokens" in s for s in decision.explanation)
+
+    def test_max_tokens_above_the_models_maximum_is_lowered(self) -> None:
+        request = chat("Hi", model="standard", max_completion_tokens=100_000)
+        decision = run_plan(state(smart_routing=False), request)
+        assert decision.estimate.output_tokens_upper == 16_384
+        assert "output_ceiling_applied" in decision.reason_codes
+        assert any("up to 100000 output tokens" in s for s in decision.explanation)
+
+    def test_max_tokens_within_the_maximum_is_left_alone(self) -> None:
+        decision = run_plan(state(smart_routing=False), chat("Hi", model="standard", max_tokens=50))
+        assert decision.estimate.output_tokens_upper == 50
+        assert "output_ceiling_applied" not in decision.reason_codes
+
+    @pytest.mark.parametrize("mode", [RoutingMode.SUGGEST, RoutingMode.DRY_RUN])
+    def test_modes_that_change_nothing_apply_no_ceiling(self, mode: RoutingMode) -> None:
+        decision = run_plan(state(mode=mode, smart_routing=False), chat("Hi", model="standard"))
+        assert "output_ceiling_applied" not in decision.reason_codes
+
+    def test_a_blocked_request_is_sent_nothing(self) -> None:
+        blocked = state([policy("cap", hard="0.000001")], smart_routing=False)
+        decision = run_plan(blocked, chat("Hi", model="standard"))
+        assert decision.routing_action is RoutingAction.BLOCK
+        assert "output_ceiling_applied" not in decision.reason_codes
+
+    @staticmethod
+    def file_by_id(model: str) -> ChatRequest:
+        part = {"type": "file", "file": {"file_id": "file-abc"}}
+        return ChatRequest.from_openai(
+            {"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": [part]}]}
+        )
+
+    def test_a_file_known_by_id_reserves_the_context_window(self) -> None:
+        decision = run_plan(state(smart_routing=False), self.file_by_id("standard"))
+        assert decision.estimate.input_tokens_upper == 128_000
+        assert "input_size_unknown" in decision.reason_codes
+        assert any("context window of 128000" in s for s in decision.explanation)
+
+    def test_without_a_context_window_the_largest_one_is_assumed(self) -> None:
+        models = (*MODELS, Model("open", "alpha", cost_tier=Tier.MEDIUM))
+        decision = run_plan(state(models=models, smart_routing=False), self.file_by_id("open"))
+        assert decision.estimate.input_tokens_upper == DEFAULT_CONTEXT_WINDOW

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 import pytest
 
-from spendgate.domain.requests import ChatRequest, Message, Protocol, RequestError
+from spendgate.domain.requests import (
+    Attachment,
+    AttachmentKind,
+    ChatRequest,
+    Message,
+    Protocol,
+    RequestError,
+)
 
 IMAGE_URL = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
 ANTHROPIC_IMAGE = {
@@ -186,10 +194,39 @@ def test_openai_refusal_and_input_text_parts_are_text() -> None:
     assert [message.text for message in request.messages] == ["Do it.", "I can't."]
 
 
-def test_openai_unknown_part_types_are_ignored() -> None:
-    part = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
-    request = openai(messages=[{"role": "user", "content": [part, {"type": "text", "text": "x"}]}])
-    assert request.messages[0].text == "x"
+PDF = base64.b64encode(b"%PDF-1.7 " * 100).decode()  # 900 bytes
+
+
+def test_openai_files_and_audio_are_attachments() -> None:
+    inline = {"filename": "q3.pdf", "file_data": f"data:application/pdf;base64,{PDF}"}
+    parts = [
+        {"type": "file", "file": inline},
+        {"type": "file", "file": {"file_id": "file-abc"}},
+        {"type": "input_audio", "input_audio": {"data": "UklGRg" * 100, "format": "wav"}},
+        {"type": "text", "text": "Compare them."},
+    ]
+    request = openai(messages=[{"role": "user", "content": parts}])
+    assert request.messages[0].text == "q3.pdf\nCompare them."
+    assert request.attachments == (
+        Attachment(AttachmentKind.DOCUMENT, 900),
+        Attachment(AttachmentKind.DOCUMENT, None),
+        Attachment(AttachmentKind.AUDIO, 450),
+    )
+
+
+def test_a_text_file_is_read_as_its_text() -> None:
+    data = base64.b64encode(b"Quarterly ledger: all green.").decode()
+    part = {"type": "file", "file": {"file_data": f"data:text/plain;base64,{data}"}}
+    request = openai(messages=[{"role": "user", "content": [part]}])
+    assert request.messages[0].text == "Quarterly ledger: all green."
+    assert request.attachments == ()
+
+
+def test_unknown_part_types_are_attachments_sized_by_their_json() -> None:
+    part = {"type": "video_url", "video_url": {"url": "https://example.com/a.mp4"}}
+    request = openai(messages=[{"role": "user", "content": [part]}])
+    size = len(json.dumps(part, separators=(",", ":")))
+    assert request.attachments == (Attachment(AttachmentKind.OTHER, size),)
 
 
 # --- Anthropic ------------------------------------------------------------------------
@@ -263,6 +300,57 @@ def test_anthropic_tool_result_with_string_content() -> None:
     assert request.messages[0].text == "42 °C"
 
 
+def test_anthropic_text_documents_are_read_as_text() -> None:
+    blocks = [
+        {"type": "document", "title": "Ledger", "context": "Q3 figures",
+         "source": {"type": "text", "media_type": "text/plain", "data": "All green."}},
+        {"type": "document",
+         "source": {"type": "content", "content": [{"type": "text", "text": "Page two."},
+                                                   ANTHROPIC_IMAGE]}},
+        {"type": "document", "source": {"type": "base64", "media_type": "text/plain",
+                                        "data": base64.b64encode(b"Page three.").decode()}},
+        {"type": "text", "text": "Summarise."},
+    ]  # fmt: skip
+    request = anthropic(messages=[{"role": "user", "content": blocks}])
+    message = request.messages[0]
+    assert message.text == "Ledger\nQ3 figures\nAll green.\nPage two.\nPage three.\nSummarise."
+    assert message.image_count == 1
+    assert request.attachments == ()
+
+
+def test_anthropic_pdfs_are_attachments_sized_when_inline() -> None:
+    blocks = [
+        {"type": "document",
+         "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}},
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/q3.pdf"}},
+        {"type": "document", "source": {"type": "file", "file_id": "file_011"}},
+    ]  # fmt: skip
+    # Also inside a tool result, where Anthropic accepts documents too.
+    result = {"type": "tool_result", "tool_use_id": "t", "content": blocks[:1]}
+    request = anthropic(
+        system=[{"type": "text", "text": "Be brief."}, {"type": "search_result", "title": "x"}],
+        messages=[{"role": "user", "content": [*blocks, result]}],
+    )
+    assert request.attachments == (
+        Attachment(AttachmentKind.OTHER, 36),  # in the system prompt too
+        Attachment(AttachmentKind.DOCUMENT, 900),
+        Attachment(AttachmentKind.DOCUMENT, None),
+        Attachment(AttachmentKind.DOCUMENT, None),
+        Attachment(AttachmentKind.DOCUMENT, 900),
+    )
+
+
+def test_anthropic_thinking_is_text() -> None:
+    thinking = {"type": "thinking", "thinking": "Let me add them.", "signature": "sig"}
+    request = anthropic(
+        messages=[
+            {"role": "user", "content": "2 + 2?"},
+            {"role": "assistant", "content": [thinking, {"type": "text", "text": "4"}]},
+        ]
+    )
+    assert request.messages[1].text == "Let me add them.\n4"
+
+
 def test_anthropic_tools_are_counted() -> None:
     tool = {
         "name": "get_weather",
@@ -328,6 +416,26 @@ BASE = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
         ({"tools": {"name": "x"}}, "tools"),
         ({"response_format": "json_object"}, "response_format"),
         ({"n": 0}, "n"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "file", "file": "f"}]}]},
+            "messages[0].content[0].file",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "file", "file": {"file_data": 1}}]}
+                ]
+            },
+            "messages[0].content[0].file.file_data",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}
+                ]
+            },
+            "messages[0].content[0].input_audio.data",
+        ),
     ],
 )
 def test_openai_malformed_bodies_name_the_parameter(change: dict[str, Any], param: str) -> None:
@@ -367,6 +475,25 @@ ANTHROPIC_BASE = {**BASE, "max_tokens": 100}
                 ]
             },
             "messages[0].content[0].content",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "document"}]}]},
+            "messages[0].content[0].source",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "document", "source": {"type": "text", "data": None}}],
+                    }
+                ]
+            },
+            "messages[0].content[0].source.data",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "thinking", "thinking": 1}]}]},
+            "messages[0].content[0].thinking",
         ),
     ],
 )

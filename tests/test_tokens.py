@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spendgate.domain import tokens
-from spendgate.domain.requests import ChatRequest, Message, Protocol
+from spendgate.domain.requests import Attachment, AttachmentKind, ChatRequest, Message, Protocol
 from spendgate.domain.tokens import (
+    AUDIO_TOKENS_PER_SECOND,
     IMAGE_TOKENS,
     IMAGE_TOKENS_LOWER,
     IMAGE_TOKENS_UPPER,
@@ -162,6 +163,11 @@ def test_longer_corpus_prefixes_have_more_tokens() -> None:
         assert counts == sorted(counts)
 
 
+attachments = st.builds(
+    Attachment,
+    kind=st.sampled_from(list(AttachmentKind)),
+    size=st.one_of(st.none(), st.integers(min_value=0, max_value=10_000_000)),
+)
 messages = st.builds(
     Message,
     role=st.sampled_from(["system", "user", "assistant", "tool"]),
@@ -174,6 +180,7 @@ requests = st.builds(
     messages=st.lists(messages, min_size=1, max_size=6).map(tuple),
     tools_text=st.one_of(st.just(""), st.text(max_size=300)),
     protocol=st.sampled_from(list(Protocol)),
+    attachments=st.lists(attachments, max_size=3).map(tuple),
 )
 
 
@@ -248,6 +255,63 @@ def test_many_short_messages_keep_a_margin_each(count: Callable[[str], int]) -> 
 def test_scaled_rounds_the_bounds_outwards() -> None:
     assert TokenEstimate(10, 20, 30).scaled(1.25) == TokenEstimate(12, 25, 38)
     assert TokenEstimate(10, 20, 30).scaled(1.0) == TokenEstimate(10, 20, 30)
+    assert TokenEstimate(10, 20, 30, unbounded=True).scaled(2).unbounded
+
+
+# --- input that is not text ------------------------------------------------------------------
+
+
+def with_attachments(*found: Attachment) -> TokenEstimate:
+    return estimate_input_tokens(
+        ChatRequest("m", (Message("user", "Read this."),), attachments=found)
+    )
+
+
+PLAIN = estimate_input_tokens(one_message("Read this."))
+
+
+def test_a_text_document_costs_what_its_text_costs() -> None:
+    text = "The quarterly ledger shows steady spend across every project. " * 6400  # 400 KB
+    document = {"type": "document", "source": {"type": "text", "data": text}}
+    request = ChatRequest.from_anthropic(
+        {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [document]}]}
+    )
+    assert estimate_input_tokens(request) == estimate_input_tokens(one_message(text))
+    assert estimate_input_tokens(request).upper > len(text.encode()) / 4  # the mock's 4 B/token
+
+
+@pytest.mark.parametrize("size", [0, 1, 10, 5_000, 1_000_000])
+def test_an_unknown_part_is_bounded_by_its_bytes_and_never_free(size: int) -> None:
+    estimate = with_attachments(Attachment(AttachmentKind.OTHER, size))
+    added = estimate.upper - PLAIN.upper
+    assert added >= max(size, IMAGE_TOKENS_UPPER)  # a token is at least one byte
+    assert estimate.lower == PLAIN.lower
+    assert not estimate.unbounded
+
+
+def test_audio_is_bounded_by_its_longest_possible_duration() -> None:
+    one_minute_mp3 = 60 * 16_000  # 128 kbit/s
+    estimate = with_attachments(Attachment(AttachmentKind.AUDIO, one_minute_mp3))
+    assert estimate.point - PLAIN.point == pytest.approx(60 * AUDIO_TOKENS_PER_SECOND, abs=1)
+    # At 8 kbit/s, the lowest MP3 bitrate, the same bytes would last 16 minutes.
+    assert estimate.upper - PLAIN.upper >= 16 * 60 * AUDIO_TOKENS_PER_SECOND
+    assert with_attachments(Attachment(AttachmentKind.AUDIO, 0)).upper > PLAIN.upper
+
+
+@pytest.mark.parametrize(
+    "attachment",
+    [
+        Attachment(AttachmentKind.DOCUMENT, 900),  # a PDF: text + page images, not from bytes
+        Attachment(AttachmentKind.DOCUMENT, None),  # a file id or a URL
+        Attachment(AttachmentKind.AUDIO, None),
+    ],
+)
+def test_input_of_unknown_size_is_bounded_by_the_context_window(attachment: Attachment) -> None:
+    estimate = with_attachments(attachment)
+    assert estimate.unbounded
+    assert estimate.upper_within(128_000) == 128_000
+    assert estimate.upper_within(10) == estimate.upper  # never below what is known
+    assert PLAIN.upper_within(128_000) == PLAIN.upper
 
 
 # --- arithmetic --------------------------------------------------------------------------------

@@ -287,6 +287,35 @@ def test_openai_requests_that_cannot_be_translated(patch: dict[str, Any], param:
     assert isinstance(caught.value, RequestError)  # the gateway answers 400
 
 
+PDF = "JVBERi0xLjcK"  # "%PDF-1.7\n"
+
+
+def test_an_inline_pdf_file_becomes_an_anthropic_document() -> None:
+    file = {"filename": "q3.pdf", "file_data": f"data:application/pdf;base64,{PDF}"}
+    body = {"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "file", "file": file}, {"type": "text", "text": "Summarise."}]}]}  # fmt: skip
+    content = openai_request_to_anthropic(body)["messages"][0]["content"]
+    assert content[0] == {
+        "type": "document",
+        "title": "q3.pdf",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": PDF},
+    }
+
+
+@pytest.mark.parametrize(
+    "file",
+    [{"file_id": "file-abc"}, {"file_data": "data:text/csv;base64,YSxi"}, {"file_data": "x"}],
+)
+def test_files_anthropic_cannot_read_are_refused(file: dict[str, str]) -> None:
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": [{"type": "file", "file": file}]}],
+    }
+    with pytest.raises(TranslationError) as caught:
+        openai_request_to_anthropic(body)
+    assert caught.value.param == "messages[0][0].file"
+
+
 def test_response_format_text_is_fine() -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}],
             "response_format": {"type": "text"}, "n": 1}  # fmt: skip
@@ -390,6 +419,23 @@ def test_anthropic_request_options() -> None:
     }
 
 
+def test_anthropic_documents_become_openai_text_or_files() -> None:
+    body = {"model": "c", "max_tokens": 10, "messages": [{"role": "user", "content": [
+        {"type": "document", "title": "Ledger", "context": "Q3",
+         "source": {"type": "text", "media_type": "text/plain", "data": "All green."}},
+        {"type": "document", "source": {"type": "content", "content": "Page two."}},
+        {"type": "document", "title": "q3.pdf",
+         "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}},
+    ]}]}  # fmt: skip
+    content = anthropic_request_to_openai(body)["messages"][0]["content"]
+    pdf = {"filename": "q3.pdf", "file_data": f"data:application/pdf;base64,{PDF}"}
+    assert content == [
+        {"type": "text", "text": "Ledger\n\nQ3\n\nAll green."},
+        {"type": "text", "text": "Page two."},
+        {"type": "file", "file": pdf},
+    ]
+
+
 def test_tool_only_assistant_turn_has_null_content() -> None:
     body = {"model": "c", "max_tokens": 10, "messages": [
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f",
@@ -407,6 +453,9 @@ def test_tool_only_assistant_turn_has_null_content() -> None:
     [
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
         ({"messages": [{"role": "user", "content": [{"type": "document"}]}]},
+         "messages[0].content[0]"),
+        ({"messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "url", "url": "https://x/q3.pdf"}}]}]},
          "messages[0].content[0]"),
         ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
         ({"messages": [{"role": "user", "content": [

@@ -18,6 +18,7 @@ from spendgate.domain.pricing import (
 from spendgate.domain.tokens import TokenEstimate
 
 __all__ = [
+    "DEFAULT_CONTEXT_WINDOW",
     "DEFAULT_MAX_OUTPUT_TOKENS",
     "TIER_REFERENCE_PRICES",
     "actual_cost",
@@ -28,6 +29,9 @@ __all__ = [
 
 # Output ceiling when neither the request (max_tokens) nor the model sets one.
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
+# Input ceiling of a model with no configured context window, when the request holds input of
+# unknown size: the largest context windows offered today.
+DEFAULT_CONTEXT_WINDOW = 1_000_000
 
 # Prices used for an unpriced model under `unpriced_action: estimate`, by its cost tier:
 # roughly the going rate of each tier's well-known models, rounded up so estimates err high.
@@ -59,13 +63,15 @@ def estimate_cost(
     unpriced_action: UnpricedAction,
     choices: int = 1,
 ) -> PricingEstimate:
-    """Lower bound: the input at its low estimate and no output. Upper: input high + max output
-    for each of the ``choices`` completions asked for (OpenAI's ``n``)."""
+    """Lower bound: the input at its low estimate and no output. Upper: input high (up to the
+    model's context window when some input's size is unknown) + max output for each of the
+    ``choices`` completions asked for (OpenAI's ``n``)."""
     output_upper = output_ceiling(model, max_tokens) * choices
+    input_upper = tokens.upper_within(model.context_window or DEFAULT_CONTEXT_WINDOW)
     return _priced(
         model,
         Usage(input_tokens=tokens.lower),
-        Usage(input_tokens=tokens.upper, output_tokens=output_upper),
+        Usage(input_tokens=input_upper, output_tokens=output_upper),
         prices,
         at,
         unpriced_action,

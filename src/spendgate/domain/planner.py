@@ -28,7 +28,7 @@ from spendgate.domain.budgets import (
     request_amount,
 )
 from spendgate.domain.complexity import ComplexityScore, score_complexity
-from spendgate.domain.estimates import effective_record, estimate_cost
+from spendgate.domain.estimates import effective_record, estimate_cost, output_ceiling
 from spendgate.domain.models import Capability, Model
 from spendgate.domain.modes import ModeResolution, resolve_mode
 from spendgate.domain.pricing import PriceBook, PricingEstimate
@@ -281,6 +281,24 @@ class _Planner:
     def note(self, code: str, sentence: str) -> None:
         self.codes.append(code)
         self.why.append(sentence)
+
+    def note_output_ceiling(self, model: Model) -> None:
+        """Enforced, the output ceiling reserved is also the limit the provider is sent (the
+        gateway injects or lowers ``max_tokens``): say so when that changes what was asked."""
+        asked = self.request.max_tokens
+        ceiling = output_ceiling(model, asked)
+        if asked is None:
+            self.note(
+                "output_ceiling_applied",
+                f"The request set no output limit: {model.id} is sent a limit of {ceiling} "
+                "output tokens, the ceiling reserved.",
+            )
+        elif asked > ceiling:
+            self.note(
+                "output_ceiling_applied",
+                f"The request asked for up to {asked} output tokens, above {model.id}'s "
+                f"maximum: it is sent a limit of {ceiling}, the ceiling reserved.",
+            )
 
     # -- the decision ----------------------------------------------------------------------
 
@@ -553,6 +571,18 @@ class _Planner:
                     f"Dry run: enforcement would {action.value} (model {target.id}); "
                     f"{requested.id} is called as asked.",
                 )
+        if mode.mode is RoutingMode.ENFORCED and applied not in (
+            RoutingAction.BLOCK,
+            RoutingAction.APPROVAL_REQUIRED,
+        ):
+            self.note_output_ceiling(actual)
+        if self.tokens.unbounded:
+            self.note(
+                "input_size_unknown",
+                "The request holds input whose size it does not state (a PDF, or a file or "
+                f"URL it refers to): up to {actual.id}'s context window of "
+                f"{self.estimate(actual).input_tokens_upper} input tokens is reserved.",
+            )
         saving = _saving(self.estimate(requested), self.estimate(target))
         actual_estimate = self.estimate(actual)
         if actual_estimate.unpriced:

@@ -2,20 +2,23 @@
 
 Parsing is pure and strict about types: a malformed body raises ``RequestError`` with the
 offending parameter, which the gateway turns into a 400. Everything the model reads as input
-(message text, tool calls and results, tool schemas) ends up in some text field, because the
-token estimate and therefore the budget reservation are computed from those fields: text left
-out would be spent without being reserved.
+ends up in the request, because the token estimate and therefore the budget reservation are
+computed from it: input left out would be spent without being reserved. Text (messages, tool
+calls and results, tool schemas, text documents) goes to text fields; images are counted;
+everything else the model reads (PDFs, files, audio, part types not known here) becomes an
+``Attachment`` with its size, or with no size when the request only refers to it.
 """
 
 from __future__ import annotations
 
+import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["ChatRequest", "Message", "Protocol", "RequestError"]
+__all__ = ["Attachment", "AttachmentKind", "ChatRequest", "Message", "Protocol", "RequestError"]
 
 
 class Protocol(StrEnum):
@@ -29,6 +32,22 @@ class RequestError(ValueError):
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class AttachmentKind(StrEnum):
+    DOCUMENT = "document"  # a binary document (a PDF): billed as its text plus page images
+    AUDIO = "audio"  # billed by duration
+    OTHER = "other"  # a content part of a type not known here
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """Input the model reads that is neither text nor an image. ``size``: its bytes (decoded
+    from base64 for documents and audio, the part's compact JSON for other kinds); ``None``
+    when the request only refers to it (a file id, a URL)."""
+
+    kind: AttachmentKind
+    size: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +70,9 @@ class ChatRequest:
     protocol: Protocol = Protocol.OPENAI
     # OpenAI ``n``: completions generated (and billed) per request; output bounds scale by it.
     choices: int = 1
+    # Non-text input of every message (held per request: the estimate needs no more, and
+    # plain-text messages stay as cheap to build as they were).
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def image_count(self) -> int:
@@ -76,8 +98,10 @@ class ChatRequest:
         body = _body(body)
         model = _required_str(body, "model")
         raw_messages = _required_list(body, "messages")
+        attachments: list[Attachment] = []
         messages = tuple(
-            _openai_message(raw, f"messages[{index}]") for index, raw in enumerate(raw_messages)
+            _openai_message(raw, f"messages[{index}]", attachments)
+            for index, raw in enumerate(raw_messages)
         )
         # Both are validated; the newer max_completion_tokens wins when both are set.
         max_completion_tokens = _optional_int(body, "max_completion_tokens")
@@ -112,6 +136,7 @@ class ChatRequest:
             stream=_optional_bool(body, "stream"),
             protocol=Protocol.OPENAI,
             choices=_optional_int(body, "n") or 1,
+            attachments=tuple(attachments),
         )
 
     @classmethod
@@ -124,11 +149,12 @@ class ChatRequest:
             raise RequestError("max_tokens: field required", "max_tokens")
         system = body.get("system")
         prefix: tuple[Message, ...] = ()
+        attachments: list[Attachment] = []
         if system is not None:
-            text, images, _ = _content(system, "system")
-            prefix = (Message("system", text, images),)
+            prefix = (_content(system, "system").message("system", attachments),)
         messages = prefix + tuple(
-            _anthropic_message(raw, f"messages[{index}]") for index, raw in enumerate(raw_messages)
+            _anthropic_message(raw, f"messages[{index}]", attachments)
+            for index, raw in enumerate(raw_messages)
         )
         tools = _optional_list(body, "tools")
         return cls(
@@ -140,6 +166,7 @@ class ChatRequest:
             tool_count=len(tools),
             stream=_optional_bool(body, "stream"),
             protocol=Protocol.ANTHROPIC,
+            attachments=tuple(attachments),
         )
 
 
@@ -149,19 +176,21 @@ def _body(body: object) -> Mapping[str, Any]:
     return body
 
 
-def _openai_message(raw: object, where: str) -> Message:
+def _openai_message(raw: object, where: str, attachments: list[Attachment]) -> Message:
     if not isinstance(raw, Mapping):
         raise RequestError(f"{where}: expected an object", where)
     role = _required_str(raw, "role", where)
-    text, images, _ = _content(raw.get("content"), f"{where}.content")
+    raw_content = raw.get("content")
     tool_calls = raw.get("tool_calls")
-    calls = 0
+    if tool_calls is None and isinstance(raw_content, str):
+        return Message(role, raw_content)  # most messages: plain text, nothing to gather
+    content = _content(raw_content, f"{where}.content")
     if tool_calls is not None:
         if not isinstance(tool_calls, list):
             raise RequestError(f"{where}.tool_calls: expected a list", f"{where}.tool_calls")
-        calls = len(tool_calls)
-        text = "\n".join(filter(None, (text, *map(_tool_call_text, tool_calls))))
-    return Message(role, text, images, calls)
+        content.calls = len(tool_calls)
+        content.texts.extend(map(_tool_call_text, tool_calls))
+    return content.message(role, attachments)
 
 
 def _tool_call_text(call: object) -> str:
@@ -178,30 +207,53 @@ def _tool_call_text(call: object) -> str:
     return " ".join(filter(None, parts))
 
 
-def _anthropic_message(raw: object, where: str) -> Message:
+def _anthropic_message(raw: object, where: str, attachments: list[Attachment]) -> Message:
     if not isinstance(raw, Mapping):
         raise RequestError(f"{where}: expected an object", where)
     role = _required_str(raw, "role", where)
-    text, images, calls = _content(raw.get("content"), f"{where}.content")
-    return Message(role, text, images, calls)
+    content = raw.get("content")
+    if isinstance(content, str):
+        return Message(role, content)  # most messages: plain text, nothing to gather
+    return _content(content, f"{where}.content").message(role, attachments)
 
 
 # Content parts whose text the model reads, by part type, and the field holding it.
-_TEXT_FIELDS = {"text": "text", "input_text": "text", "refusal": "refusal"}
+_TEXT_FIELDS = {"text": "text", "input_text": "text", "refusal": "refusal", "thinking": "thinking"}
 _IMAGE_TYPES = frozenset({"image_url", "image", "input_image"})
 
 
-def _content(content: object, where: str) -> tuple[str, int, int]:
-    """Text, image count and tool-use count of a message's content (string or parts)."""
+class _Content:
+    """What one message's content holds, gathered part by part."""
+
+    __slots__ = ("attachments", "calls", "images", "texts")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.images = 0
+        self.calls = 0
+        self.attachments: list[Attachment] = []
+
+    def add(self, inner: _Content) -> None:
+        self.texts.extend(inner.texts)
+        self.images += inner.images
+        self.attachments.extend(inner.attachments)
+
+    def message(self, role: str, attachments: list[Attachment]) -> Message:
+        """The message, its attachments added to the request's."""
+        attachments.extend(self.attachments)
+        return Message(role, "\n".join(filter(None, self.texts)), self.images, self.calls)
+
+
+def _content(content: object, where: str) -> _Content:
+    """Text, images, tool uses and attachments of a message's content (string or parts)."""
     if content is None:
-        return "", 0, 0
+        return _Content([])
     if isinstance(content, str):
-        return content, 0, 0
+        return _Content([content])
     if not isinstance(content, list):
         raise RequestError(f"{where}: expected a string or a list of content parts", where)
-    texts: list[str] = []
-    images = 0
-    calls = 0
+    found = _Content([])
+    texts = found.texts
     for index, part in enumerate(content):
         here = f"{where}[{index}]"
         if not isinstance(part, Mapping):
@@ -216,18 +268,101 @@ def _content(content: object, where: str) -> tuple[str, int, int]:
                 raise RequestError(f"{here}.{field}: expected a string", f"{here}.{field}")
             texts.append(text)
         elif kind in _IMAGE_TYPES:
-            images += 1
+            found.images += 1
         elif kind == "tool_use":
-            calls += 1
+            found.calls += 1
             name = part.get("name")
             if isinstance(name, str):
                 texts.append(name)
             texts.append(_json_text(part.get("input", {})))
         elif kind == "tool_result":
-            inner, inner_images, _ = _content(part.get("content"), f"{here}.content")
-            texts.append(inner)
-            images += inner_images
-    return "\n".join(texts), images, calls
+            found.add(_content(part.get("content"), f"{here}.content"))
+        elif kind == "document":
+            _anthropic_document(part, here, found)
+        elif kind == "file":
+            _openai_file(part, here, found)
+        elif kind == "input_audio":
+            audio = _object(part, "input_audio", here)
+            data = _data(audio, "data", f"{here}.input_audio")
+            found.attachments.append(Attachment(AttachmentKind.AUDIO, _base64_size(data)))
+        else:
+            # Unknown today, perhaps read tomorrow: bounded by its own size, never free.
+            size = len(_json_text(part).encode("utf-8", "surrogatepass"))
+            found.attachments.append(Attachment(AttachmentKind.OTHER, size))
+    return found
+
+
+def _anthropic_document(part: Mapping[str, Any], where: str, found: _Content) -> None:
+    """An Anthropic ``document`` block: its title and context are read as text, and so is
+    the document itself when it is text (a ``text`` or ``content`` source, or base64 of a
+    ``text/*`` type); a PDF is an attachment, sized when inline, unsized when referred to
+    (``url``, ``file``)."""
+    for field in ("title", "context"):
+        value = part.get(field)
+        if isinstance(value, str):
+            found.texts.append(value)
+    source = _object(part, "source", where)
+    kind = source.get("type")
+    here = f"{where}.source"
+    if kind == "text":
+        found.texts.append(_data(source, "data", here))
+    elif kind == "content":
+        found.add(_content(source.get("content"), f"{here}.content"))
+    elif kind == "base64":
+        media_type = source.get("media_type")
+        _inline_document(
+            media_type if isinstance(media_type, str) else "", _data(source, "data", here), found
+        )
+    else:
+        found.attachments.append(Attachment(AttachmentKind.DOCUMENT, None))
+
+
+def _openai_file(part: Mapping[str, Any], where: str, found: _Content) -> None:
+    """An OpenAI ``file`` part: inline ``file_data`` (a base64 data URL) or a ``file_id``."""
+    file = _object(part, "file", where)
+    name = file.get("filename")
+    if isinstance(name, str):
+        found.texts.append(name)
+    data = file.get("file_data")
+    if data is None:
+        found.attachments.append(Attachment(AttachmentKind.DOCUMENT, None))
+        return
+    if not isinstance(data, str):
+        raise RequestError(f"{where}.file.file_data: expected a string", f"{where}.file.file_data")
+    header, comma, payload = data.partition(",")
+    if comma and header.startswith("data:"):
+        _inline_document(header[5:].partition(";")[0], payload, found)
+    else:  # bare base64, as some clients send it
+        _inline_document("", data, found)
+
+
+def _inline_document(media_type: str, data: str, found: _Content) -> None:
+    if media_type.startswith("text/"):
+        try:
+            found.texts.append(binascii.a2b_base64(data).decode("utf-8", "replace"))
+            return
+        except binascii.Error:
+            pass  # not base64 after all: sized by its characters, as a binary document
+    found.attachments.append(Attachment(AttachmentKind.DOCUMENT, _base64_size(data)))
+
+
+def _base64_size(data: str) -> int:
+    """Bytes that ``data`` decodes to (an upper bound when it has whitespace or padding)."""
+    return len(data) * 3 // 4
+
+
+def _object(part: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = part.get(key)
+    if not isinstance(value, Mapping):
+        raise RequestError(f"{where}.{key}: expected an object", f"{where}.{key}")
+    return value
+
+
+def _data(source: Mapping[str, Any], key: str, where: str) -> str:
+    value = source.get(key)
+    if not isinstance(value, str):
+        raise RequestError(f"{where}.{key}: expected a string", f"{where}.{key}")
+    return value
 
 
 def _json_text(value: object) -> str:

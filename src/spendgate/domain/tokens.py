@@ -36,9 +36,10 @@ import math
 from dataclasses import dataclass
 from zlib import adler32
 
-from spendgate.domain.requests import ChatRequest, Protocol
+from spendgate.domain.requests import Attachment, AttachmentKind, ChatRequest, Protocol
 
 __all__ = [
+    "AUDIO_TOKENS_PER_SECOND",
     "IMAGE_TOKENS",
     "IMAGE_TOKENS_LOWER",
     "IMAGE_TOKENS_UPPER",
@@ -85,6 +86,17 @@ IMAGE_TOKENS = 765
 IMAGE_TOKENS_LOWER = 85
 IMAGE_TOKENS_UPPER = 1600
 
+# Audio is billed by duration: OpenAI counts about one token per 100 ms of input audio. The
+# duration is not in the request, only the bytes: the point assumes 16 kB/s (128 kbit/s MP3,
+# 8 kHz 16-bit WAV), the upper bound 1 kB/s (8 kbit/s, the lowest MP3 bitrate) so that no
+# encoding packs more seconds into its bytes.
+AUDIO_TOKENS_PER_SECOND = 10
+_AUDIO_BYTES_PER_SECOND = 16_000
+_AUDIO_BYTES_PER_SECOND_LOWEST = 1_000
+# A part of an unknown type: read as text at most one token per byte (a token is at least a
+# byte), and never less than the largest image, in case it is media.
+_OTHER_POINT_BYTES_PER_TOKEN = 4
+
 # Tool definitions are estimated from their compact JSON (ChatRequest.tools_text). OpenAI renders
 # them in a terser TypeScript-like form (fewer tokens: the lower bound allows for half), and
 # Anthropic adds a tool-use system prompt (346 tokens for Claude 4 models, 530 at most for older
@@ -115,11 +127,13 @@ _CHUNK = 1024
 
 @dataclass(frozen=True, slots=True)
 class TokenEstimate:
-    """Token count bounds: ``lower <= point <= upper``."""
+    """Token count bounds: ``lower <= point <= upper``. ``unbounded``: some input's size is
+    not in the request (a file id, a URL, a PDF): only the model's context window bounds it."""
 
     lower: int
     point: int
     upper: int
+    unbounded: bool = False
 
     def scaled(self, factor: float) -> TokenEstimate:
         """The estimate for a tokenizer that needs ``factor`` times as many tokens (rounded
@@ -128,7 +142,13 @@ class TokenEstimate:
             math.floor(self.lower * factor),
             round(self.point * factor),
             math.ceil(self.upper * factor),
+            self.unbounded,
         )
+
+    def upper_within(self, context_window: int) -> int:
+        """The upper bound on a model that reads at most ``context_window`` tokens: input of
+        unknown size may fill it (more, and the provider refuses the request unbilled)."""
+        return max(self.upper, context_window) if self.unbounded else self.upper
 
 
 def estimate_text_tokens(text: str) -> int:
@@ -139,9 +159,11 @@ def estimate_text_tokens(text: str) -> int:
 
 
 def estimate_input_tokens(request: ChatRequest) -> TokenEstimate:
-    """Bounds of the input tokens of ``request``: messages with their chat framing, images and
-    tool definitions. Each text gets its own margin, so many short messages stay covered."""
+    """Bounds of the input tokens of ``request``: messages with their chat framing, images,
+    attachments (documents, audio, unknown parts; rules in docs/token-estimate.md) and tool
+    definitions. Each text gets its own margin, so many short messages stay covered."""
     point = lower = upper = float(REPLY_PRIMING)
+    unbounded = False
     for message in request.messages:
         point += MESSAGE_OVERHEAD
         lower += MESSAGE_OVERHEAD
@@ -155,12 +177,37 @@ def estimate_input_tokens(request: ChatRequest) -> TokenEstimate:
             point += IMAGE_TOKENS * message.image_count
             lower += IMAGE_TOKENS_LOWER * message.image_count
             upper += IMAGE_TOKENS_UPPER * message.image_count
+    for attachment in request.attachments:
+        guess, most = _attachment_tokens(attachment)
+        point += guess
+        # Unbounded: its point only; the context window bounds the whole (upper_within).
+        upper += guess if most is None else most
+        unbounded = unbounded or most is None
     if request.tools_text:
         tools = _point(request.tools_text)
         point += tools + _TOOLS_PROMPT.get(request.protocol, _TOOLS_PROMPT_UPPER)
         lower += tools * _TOOLS_LOWER_FRACTION * (1 - LOWER_MARGIN)
         upper += tools * (1 + UPPER_MARGIN) + SLACK_TOKENS + _TOOLS_PROMPT_UPPER
-    return TokenEstimate(math.floor(lower), round(point), math.ceil(upper))
+    return TokenEstimate(math.floor(lower), round(point), math.ceil(upper), unbounded)
+
+
+def _attachment_tokens(attachment: Attachment) -> tuple[float, float | None]:
+    """Point and upper bound (``None``: unbounded) of one attachment; the lower bound is 0
+    (a provider may drop what it cannot read)."""
+    size = attachment.size
+    if attachment.kind is AttachmentKind.OTHER:
+        size = size or 0
+        return size / _OTHER_POINT_BYTES_PER_TOKEN, float(max(size, IMAGE_TOKENS_UPPER))
+    if size is None:  # only referred to: the provider reads it whole, whatever its size
+        return float(IMAGE_TOKENS_UPPER), None
+    if attachment.kind is AttachmentKind.AUDIO:
+        return (
+            size / _AUDIO_BYTES_PER_SECOND * AUDIO_TOKENS_PER_SECOND,
+            size / _AUDIO_BYTES_PER_SECOND_LOWEST * AUDIO_TOKENS_PER_SECOND + 1,
+        )
+    # A PDF is billed as its extracted text plus an image per page; neither follows from its
+    # compressed bytes, so only the context window bounds it. The point reads it as text.
+    return size / _OTHER_POINT_BYTES_PER_TOKEN, None
 
 
 def _point(text: str) -> float:

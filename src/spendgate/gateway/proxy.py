@@ -20,12 +20,18 @@ from typing import Any, NoReturn
 import orjson
 
 from spendgate.domain.budgets import most_severe
+from spendgate.domain.estimates import output_ceiling
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.models import Model
 from spendgate.domain.planner import ModelNotAllowedError, ModelNotFoundError
 from spendgate.domain.pricing import Usage
 from spendgate.domain.requests import ChatRequest, Protocol, RequestError
-from spendgate.domain.routing import RoutingAction, RoutingDecision, UpstreamAttempt
+from spendgate.domain.routing import (
+    RoutingAction,
+    RoutingDecision,
+    RoutingMode,
+    UpstreamAttempt,
+)
 from spendgate.domain.tokens import estimate_text_tokens
 from spendgate.domain.translate import (
     AnthropicToOpenAIStream,
@@ -267,7 +273,7 @@ class _ProxiedRequest:
                 except GatewayError:
                     return None
         try:
-            return self.upstream_call(self.governor.state.models[target.model])
+            return self.upstream_call(self.governor.state.models[target.model], decision)
         except RequestError as error:
             # The request cannot be expressed in this provider's protocol (e.g. n > 1 for
             # Anthropic): a 400 for the model asked for, a candidate skipped for a fallback.
@@ -292,9 +298,14 @@ class _ProxiedRequest:
             ),
         )
 
-    def upstream_call(self, model: Model) -> UpstreamCall:
+    def upstream_call(self, model: Model, decision: RoutingDecision) -> UpstreamCall:
         upstream = self.proxy.upstreams[model.provider]
         body = dict(self.payload)
+        # Enforced, the provider is held to the output ceiling this model's reservation was
+        # made for: otherwise a request without max_tokens (or above the model's maximum) may
+        # generate, and be billed, far beyond it. suggest and dry_run send the request as is.
+        ceiling = output_ceiling(model, self.chat.max_tokens)
+        enforced = decision.mode is RoutingMode.ENFORCED
         if self.protocol in upstream.protocols:
             body["model"] = model.upstream_model
             if self.chat.stream and self.protocol is Protocol.OPENAI:
@@ -303,17 +314,22 @@ class _ProxiedRequest:
                     **(body.get("stream_options") or {}),
                     "include_usage": True,
                 }
+            if enforced:
+                _limit_output(body, self.protocol, ceiling)
             return UpstreamCall(self.protocol, body=body)
         if self.protocol is Protocol.OPENAI:
             translated = openai_request_to_anthropic(
-                body,
-                model=model.upstream_model,
-                default_max_tokens=model.max_output_tokens or 4096,
+                body, model=model.upstream_model, default_max_tokens=ceiling
             )
+            if enforced:
+                _limit_output(translated, Protocol.ANTHROPIC, ceiling)
             return UpstreamCall(Protocol.ANTHROPIC, body=translated)
-        return UpstreamCall(
-            Protocol.OPENAI, body=anthropic_request_to_openai(body, model=model.upstream_model)
+        translated = anthropic_request_to_openai(
+            body, model=model.upstream_model, max_tokens_field=_OPENAI_OUTPUT_LIMIT
         )
+        if enforced:
+            _limit_output(translated, Protocol.OPENAI, ceiling)
+        return UpstreamCall(Protocol.OPENAI, body=translated)
 
     @property
     def client_wants_usage(self) -> bool:
@@ -609,6 +625,30 @@ _STREAM_END = {
     Protocol.ANTHROPIC: (b"event:", b"message_stop"),
 }
 _END_SPAN = 24  # longer than any terminal line
+
+# The field the gateway writes when an OpenAI-protocol request carries no output limit:
+# OpenAI's current one, the only one its reasoning models accept (they reject max_tokens), and
+# it counts their hidden reasoning tokens too. A field the client sent is kept (lowered).
+_OPENAI_OUTPUT_LIMIT = "max_completion_tokens"
+_OPENAI_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens")
+
+
+def _limit_output(body: dict[str, Any], protocol: Protocol, ceiling: int) -> None:
+    """Hold an upstream body to ``ceiling`` output tokens (per choice): lower the limit the
+    client set when it is above, or add one when there is none."""
+    if protocol is Protocol.ANTHROPIC:
+        body["max_tokens"] = ceiling  # required there, and never above what the client set
+        return
+    present = False
+    for field in _OPENAI_LIMIT_FIELDS:
+        value = body.get(field)
+        if value is not None:
+            body[field] = min(value, ceiling)
+            present = True
+    if not present:
+        body[_OPENAI_OUTPUT_LIMIT] = ceiling
+
+
 _EVENT_END = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 

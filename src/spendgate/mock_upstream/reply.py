@@ -35,7 +35,8 @@ __all__ = [
 # words for these (OpenAI's finish_reason, Anthropic's stop_reason).
 Ending = Literal["length", "stop", "tool"]
 
-# Content parts counted as IMAGE_TOKENS each (OpenAI and Anthropic type names).
+# Content parts counted as IMAGE_TOKENS each (OpenAI and Anthropic type names), unless they
+# are documents carrying their data inline (see _meter_document).
 _MEDIA_PARTS = frozenset({"image_url", "input_audio", "file", "image", "document"})
 
 
@@ -117,6 +118,8 @@ def meter_content(content: Any, meter: PromptMeter) -> None:
         kind = part.get("type")
         if isinstance(text, str):
             meter.text(text)
+        elif kind in ("document", "file") and _meter_document(part, meter):
+            continue
         elif kind in _MEDIA_PARTS:
             meter.image()
         elif kind == "tool_use":
@@ -126,6 +129,27 @@ def meter_content(content: Any, meter: PromptMeter) -> None:
             meter_content(part.get("content"), meter)
         elif kind == "thinking" and isinstance(part.get("thinking"), str):
             meter.text(part["thinking"])
+
+
+def _meter_document(part: dict[str, Any], meter: PromptMeter) -> bool:
+    """A document that carries its data (Anthropic ``document`` with a ``text``, ``content``
+    or ``base64`` source, OpenAI ``file`` with ``file_data``) is read as that much text, as a
+    provider reads the whole file: the text, or the base64 string itself. False for a mere
+    reference (a URL, a ``file_id``)."""
+    source = part.get("source")
+    if isinstance(source, dict):
+        data = source.get("data")
+        if source.get("type") in ("text", "base64") and isinstance(data, str):
+            meter.text(data)
+            return True
+        if source.get("type") == "content":
+            meter_content(source.get("content"), meter)
+            return True
+    file = part.get("file")
+    if isinstance(file, dict) and isinstance(file.get("file_data"), str):
+        meter.text(file["file_data"])
+        return True
+    return False
 
 
 def meter_tools(body: dict[str, Any], meter: PromptMeter, not_a_list: str) -> list[Any]:

@@ -5,7 +5,8 @@ Token rule (documented in docs/mock-upstream.md, relied upon by tests and benchm
 - a text is ``ceil(utf8_bytes / 4)`` tokens;
 - a message is ``MESSAGE_OVERHEAD`` tokens of framing plus the tokens of all its text
   fragments taken together (their bytes are summed before rounding up), plus
-  ``IMAGE_TOKENS`` per image / audio / file part;
+  ``IMAGE_TOKENS`` per image or audio part and per document / file part that carries no data
+  (one that does counts its data as text);
 - tool definitions add the tokens of their compact JSON encoding.
 
 Generated text is built from a fixed 256-word vocabulary indexed by the bytes of a BLAKE2b

@@ -118,6 +118,8 @@ def _oa_content_blocks(content: object, where: str) -> list[Json]:
             blocks.append({"type": "text", "text": _str(part.get("refusal"), f"{here}.refusal")})
         elif kind == "image_url":
             blocks.append(_oa_image(part.get("image_url"), f"{here}.image_url"))
+        elif kind == "file":
+            blocks.append(_oa_file(part.get("file"), f"{here}.file"))
         else:
             raise TranslationError(f"{here}: content type {kind!r} is not supported", here)
     return blocks
@@ -127,15 +129,37 @@ def _oa_image(image: object, where: str) -> Json:
     url = image if isinstance(image, str) else _mapping(image, where).get("url")
     url = _str(url, f"{where}.url")
     if url.startswith("data:"):
-        header, sep, data = url.partition(",")
-        media_type, _, encoding = header[5:].partition(";")
-        if not sep or encoding != "base64" or not media_type:
+        source = _base64_source(url)
+        if source is None:
             raise TranslationError(f"{where}.url: only base64 data URLs are supported", where)
-        return {
-            "type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data},
-        }
+        return {"type": "image", "source": source}
     return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _oa_file(file: object, where: str) -> Json:
+    """An inline PDF (``file_data``) as an Anthropic document; an OpenAI ``file_id`` means
+    nothing to Anthropic."""
+    file = _mapping(file, where)
+    data = file.get("file_data")
+    if not isinstance(data, str):
+        raise TranslationError(f"{where}: only inline file_data can go to Anthropic", where)
+    source = _base64_source(data)
+    if source is None or source["media_type"] != "application/pdf":
+        raise TranslationError(f"{where}.file_data: only PDF files can go to Anthropic", where)
+    block: Json = {"type": "document", "source": source}
+    filename = file.get("filename")
+    if isinstance(filename, str) and filename:
+        block["title"] = filename
+    return block
+
+
+def _base64_source(url: str) -> Json | None:
+    """A base64 ``data:`` URL as an Anthropic source (None: not one)."""
+    header, sep, data = url.partition(",")
+    media_type, _, encoding = header[5:].partition(";")
+    if not header.startswith("data:") or not sep or encoding != "base64" or not media_type:
+        return None
+    return {"type": "base64", "media_type": media_type, "data": data}
 
 
 def _oa_assistant_blocks(message: Mapping[str, Any], where: str) -> list[Json]:

@@ -95,6 +95,31 @@ def _an_image(block: Mapping[str, Any], where: str) -> Json:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
+def _an_document(block: Mapping[str, Any], where: str) -> Json:
+    """A document as OpenAI content: a text document as text (after its title and context),
+    a base64 PDF as a ``file`` part. OpenAI chat has no URL or Anthropic file id input."""
+    source = block.get("source")
+    if not isinstance(source, Mapping):
+        raise TranslationError(f"{where}: a document needs a source", where)
+    kind = source.get("type")
+    title = block.get("title")
+    if kind == "base64" and source.get("media_type") == "application/pdf":
+        data = _str(source.get("data"), f"{where}.source.data")
+        filename = title if isinstance(title, str) and title else "document.pdf"
+        return {
+            "type": "file",
+            "file": {"filename": filename, "file_data": f"data:application/pdf;base64,{data}"},
+        }
+    if kind == "text":
+        text = _str(source.get("data"), f"{where}.source.data")
+    elif kind == "content":
+        text = _an_text(source.get("content"), f"{where}.source.content")
+    else:
+        raise TranslationError(f"{where}: document source {kind!r} is not supported", where)
+    heading = [value for value in (title, block.get("context")) if isinstance(value, str) and value]
+    return {"type": "text", "text": "\n\n".join([*heading, text])}
+
+
 def _an_user_messages(content: object, where: str) -> list[Json]:
     """One Anthropic user turn: its tool results become OpenAI ``tool`` messages (which must
     directly follow the assistant's tool calls), the rest one user message after them."""
@@ -107,6 +132,8 @@ def _an_user_messages(content: object, where: str) -> list[Json]:
             parts.append({"type": "text", "text": _str(block.get("text"), f"{here}.text")})
         elif kind == "image":
             parts.append(_an_image(block, here))
+        elif kind == "document":
+            parts.append(_an_document(block, here))
         elif kind == "tool_result":
             text, images = _an_tool_result(block, here)
             tool_messages.append(
