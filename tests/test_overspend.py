@@ -173,8 +173,9 @@ def test_concurrent_requests_never_settle_above_the_hard_limit(
 
     assert set(statuses) <= {200, 429}, statuses
     assert 200 in statuses, "the limit must leave room for at least one request"
-    assert eventually(lambda: counter(served, "per-session", session).reserved == 0)
-    spent = counter(served, "per-session", session).settled
+    member = f"project:acme/{session}"  # session ids are members within the key's project
+    assert eventually(lambda: counter(served, "per-session", member).reserved == 0)
+    spent = counter(served, "per-session", member).settled
     assert 0 < spent <= LIMIT, f"settled ${spent} against a ${LIMIT} hard limit"
     assert open_reservations(served) == 0
 
@@ -344,7 +345,7 @@ def test_a_file_the_routed_provider_cannot_read_is_a_400_that_reserves_nothing(
     assert status == 400
     assert mock.stats.total == calls
     assert open_reservations(served) == 0
-    assert stored(served, decision_id).decision.status == "bad_request"
+    assert stored(served, decision_id).decision.status == "invalid_request"
 
 
 FAILOVER_CONFIG = """
