@@ -53,10 +53,7 @@ def test_budget_limits_are_exact(gw: AdminGateway, sent: str, stored: str) -> No
 
 def test_updates_and_thresholds_are_exact(gw: AdminGateway) -> None:
     _send(gw, "POST", "/budgets", _budget("exact-update", "5"))
-    changes = (
-        '{"soft_limit": 0.100000000000000006, '
-        '"alert_thresholds": [0.333333333333333333]}'
-    )
+    changes = '{"soft_limit": 0.100000000000000006, "alert_thresholds": [0.333333333333333333]}'
     updated = _send(gw, "PUT", "/budgets/exact-update", changes)
     assert updated["soft_limit"] == "0.100000000000000006"
     assert updated["alert_thresholds"] == ["0.333333333333333333"]

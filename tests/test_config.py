@@ -630,6 +630,7 @@ BAD = [
     ("bad_database_url", "database_url", "mysql://db", "database_url", "expected a sqlite:///path or postgresql://"),  # noqa: E501
     ("zero_timeout", "providers.0.timeout_s", 0, "providers[0] (oa).timeout_s", "must be greater than 0"),  # noqa: E501
     ("id_with_space", "budgets.0.id", "acme daily", "budgets[0] (acme daily).id", "without spaces"),
+    ("id_too_long", "keys.0.project", "p" * 129, "keys[0] (alice).project", "must be at most 128 characters, got 129"),  # noqa: E501
 ]  # fmt: skip
 
 

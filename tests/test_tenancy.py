@@ -14,6 +14,7 @@ import pytest
 
 from admin_support import AdminGateway, admin_gateway
 from gateway_support import settled
+from spendgate.domain.scopes import MAX_MEMBER_LENGTH
 
 AGENT = {"x-spendgate-agent-id": "x"}
 
@@ -137,3 +138,22 @@ def test_effective_budgets_of_the_key_itself(gw: AdminGateway) -> None:
     # The admin may ask about anyone.
     dave = gw.get("/budgets/effective", params={"principal": "dave"})
     assert set(_members(dave, "principal-daily-usd")) == {"dave"}
+
+
+def test_an_agent_or_session_id_too_long_for_its_member_is_a_400(gw: AdminGateway) -> None:
+    """A member (tenant + "/" + the id as sent) must fit what the journal stores (200
+    characters): one that did not would be refused by a database that checks widths, and its
+    usage would go uncounted. The longest id that fits passes; one more character is a 400."""
+    room = MAX_MEMBER_LENGTH - len("project:acme/")
+    fits = gw.chat("alice", headers={"x-spendgate-session-id": "s" * room})
+    assert fits.status_code == 200, fits.text
+    for header in ("x-spendgate-session-id", "x-spendgate-agent-id"):
+        reply = gw.chat("alice", headers={header: "s" * (room + 1)})
+        assert reply.status_code == 400, reply.text
+        error = reply.json()["error"]
+        assert error["param"] == header
+        assert f"at most {room} characters" in error["message"]
+    gw.flush()
+    member = f"project:acme/{'s' * room}"
+    listed = gw.get("/decisions", params={"session": member}).json()["data"]
+    assert [row["session"] for row in listed] == [member]

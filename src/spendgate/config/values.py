@@ -40,9 +40,16 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Ids are stored in columns 200 characters wide, some with a suffix (a budget's generation)
+# or a prefix (an agent's tenant): 128 leaves them room.
+MAX_ID_LENGTH = 128
+
+
 def _check_id(value: str) -> str:
     if not _ID_RE.match(value):
         raise invalid(f"must be a non-empty name without spaces, got {value!r}")
+    if len(value) > MAX_ID_LENGTH:
+        raise invalid(f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}")
     return value
 
 

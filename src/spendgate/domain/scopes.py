@@ -16,9 +16,11 @@ from enum import StrEnum
 __all__ = [
     "EACH_MEMBER",
     "GLOBAL_MEMBER",
+    "MAX_MEMBER_LENGTH",
     "RequestScopes",
     "ScopeKind",
     "ScopeRef",
+    "member_room",
     "split_member",
     "tenant_member",
     "tenant_of",
@@ -26,6 +28,9 @@ __all__ = [
 
 EACH_MEMBER = "*"
 GLOBAL_MEMBER = "global"
+# The longest member id a counter or a journaled decision holds (a wider one would be refused
+# by a database that checks column widths, and its usage would go uncounted).
+MAX_MEMBER_LENGTH = 200
 
 
 class ScopeKind(StrEnum):
@@ -70,6 +75,11 @@ def tenant_member(tenant: str | None, local: str | None) -> str | None:
     if local is None or tenant is None:
         return local
     return f"{tenant}/{local}"
+
+
+def member_room(tenant: str | None) -> int:
+    """How many characters an agent or session id sent within ``tenant`` may have."""
+    return MAX_MEMBER_LENGTH - (len(tenant) + 1 if tenant else 0)
 
 
 def split_member(member: str) -> tuple[str, str] | None:

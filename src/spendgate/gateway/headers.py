@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from spendgate.domain.budgets import BudgetStatus, most_severe
 from spendgate.domain.routing import RoutingDecision, RoutingMode, TaskClass
+from spendgate.domain.scopes import member_room
 
 __all__ = ["HeaderError", "RequestHeaders", "decision_headers"]
 
@@ -14,9 +16,22 @@ _TASKS = {task.value: task for task in TaskClass}
 
 
 class HeaderError(ValueError):
-    def __init__(self, header: str, value: str, allowed: list[str]) -> None:
-        super().__init__(f"{header}: {value!r} is not one of {', '.join(allowed)}")
+    def __init__(self, header: str, problem: str) -> None:
+        super().__init__(f"{header}: {problem}")
         self.header = header
+
+
+def _one_of(header: str, value: str, allowed: Collection[str]) -> HeaderError:
+    return HeaderError(header, f"{value!r} is not one of {', '.join(sorted(allowed))}")
+
+
+def _member_id(headers: dict[str, str], header: str, tenant: str | None) -> str | None:
+    """An agent or session id: a member within the key's tenant, so its length is bounded by
+    what is left of the member's room once the tenant is written before it."""
+    value = headers.get(header) or None
+    if value is not None and len(value) > (room := member_room(tenant)):
+        raise HeaderError(header, f"at most {max(room, 0)} characters with this key")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +44,18 @@ class RequestHeaders:
     routing_mode: RoutingMode | None = None
 
     @classmethod
-    def parse(cls, headers: dict[str, str]) -> RequestHeaders:
-        """``headers`` has lower-case names. Raises ``HeaderError`` for an unknown value."""
+    def parse(cls, headers: dict[str, str], tenant: str | None = None) -> RequestHeaders:
+        """``headers`` has lower-case names; ``tenant`` is the key's, which agent and session
+        ids belong to. Raises ``HeaderError`` for an unknown value or an id too long."""
         task = headers.get("x-spendgate-task-class")
         mode = headers.get("x-spendgate-routing-mode")
         if task is not None and task not in _TASKS:
-            raise HeaderError("x-spendgate-task-class", task, sorted(_TASKS))
+            raise _one_of("x-spendgate-task-class", task, _TASKS)
         if mode is not None and mode not in _MODES:
-            raise HeaderError("x-spendgate-routing-mode", mode, sorted(_MODES))
+            raise _one_of("x-spendgate-routing-mode", mode, _MODES)
         return cls(
-            session_id=headers.get("x-spendgate-session-id") or None,
-            agent_id=headers.get("x-spendgate-agent-id") or None,
+            session_id=_member_id(headers, "x-spendgate-session-id", tenant),
+            agent_id=_member_id(headers, "x-spendgate-agent-id", tenant),
             task_class=_TASKS[task] if task else TaskClass.PRIMARY_INTERACTIVE,
             routing_mode=_MODES[mode] if mode else None,
         )

@@ -165,7 +165,7 @@ class ChatProxy:
                 if protocol is Protocol.OPENAI
                 else ChatRequest.from_anthropic(payload)
             )
-            options = RequestHeaders.parse(headers)
+            options = RequestHeaders.parse(headers, key.tenant)
         except RequestError as error:
             raise bad_request(str(error), error.param) from None
         except HeaderError as error:
