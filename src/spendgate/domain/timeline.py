@@ -8,7 +8,7 @@ covered bucket would be mistaken for a quiet one.
 
 The journal's rollups are kept per UTC hour. They can answer a range only if every boundary of
 it is a whole UTC hour (``on_utc_hours``); a local day is then the sum of its UTC hours, never a
-UTC day relabelled (DESIGN §7.5). In zones whose offset is not a whole number of hours, local
+UTC day relabelled. In zones whose offset is not a whole number of hours, local
 hours and days start mid-way through a UTC hour, and the raw decisions must be used instead.
 """
 

@@ -1,4 +1,4 @@
-"""The gateway's error contract (DESIGN.md §4).
+"""The gateway's error contract (docs/admin-api.md and the README list it).
 
 OpenAI routes answer with the OpenAI envelope ``{"error": {message, type, code, param}}``;
 the Anthropic route with Anthropic's ``{"type": "error", "error": {type, message}}``. Both

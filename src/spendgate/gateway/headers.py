@@ -62,7 +62,7 @@ class RequestHeaders:
 
 
 def decision_headers(decision: RoutingDecision) -> list[tuple[bytes, bytes]]:
-    """The response headers that tell a client what spendgate decided (DESIGN.md §4)."""
+    """The response headers that tell a client what spendgate decided."""
     worst = most_severe(decision.budget_evaluations)
     status = worst.status if worst is not None else BudgetStatus.OK
     upper = decision.estimate.upper_usd

@@ -1,4 +1,4 @@
-"""The proxy pipeline of one chat request (DESIGN.md §2):
+"""The proxy pipeline of one chat request:
 
 auth → parse → plan → reserve → upstream call (failover before the first byte, budgets
 re-checked at each fallback's price) → settle → response with ``x-spendgate-*`` headers.

@@ -192,7 +192,7 @@ class BudgetRecords:
             )
         # Counters are keyed by policy (counter) id: a new budget reusing a deleted one's id
         # with the same counting identity would start with the old budget's spend in its
-        # "fresh" window (DESIGN §7.4).
+        # "fresh" window.
         (policy,), _ = self._journal.counting.resolve([policy])
         self._journal.flush(5)
         if _has_counters(self._journal.engine, policy.counter_id):

@@ -4,7 +4,7 @@ A decision's scalar facts become columns (filterable, indexed); the variable-len
 the compact ``detail`` JSON: short keys, absent values omitted, candidates stored as differences
 from the decision's own estimate. Budget evaluations do not copy their policy: they name it by
 the digest of its spec, and each policy version is stored once in ``policy_snapshots``
-(DESIGN §7.12). Amounts in JSON are decimal strings (``str(Decimal)``: exact, possibly with an
+(rows stay small). Amounts in JSON are decimal strings (``str(Decimal)``: exact, possibly with an
 exponent); floats (complexity) are JSON numbers, which orjson round-trips exactly.
 
 Encoding runs on the writer thread for every request, under the same GIL as the event loop, so

@@ -157,7 +157,7 @@ def usage_totals(
     """Sums of the hourly rollups over ``[since, until)``, grouped by ``group_by`` dimensions.
 
     ``day`` groups by UTC day; for local days in another zone, group by ``hour`` and fold the
-    hours (a UTC day is not a local day: DESIGN §7.5).
+    hours (a UTC day is not a local day).
     """
     unknown = set(group_by) - set(GROUP_DIMENSIONS)
     if unknown:

@@ -1,6 +1,6 @@
 """The journal's tables (SQLAlchemy Core). ``migrations/versions`` must create exactly this.
 
-Rows stay small (DESIGN §7.12): a decision row holds its own per-request facts only; nothing
+Rows stay small: a decision row holds its own per-request facts only; nothing
 static (policy specs, prices, model metadata) is copied into it. Amounts that SQL adds up use the
 split fixed-point pair ``<x>_units`` / ``<x>_atto`` (see ``money``); other amounts are exact text.
 Key columns of rollups are NOT NULL with ``''`` for "none" so they can be part of a primary key.
