@@ -35,6 +35,8 @@ from spendgate.store.records import StoredDecision
 
 __all__ = [
     "HELLO",
+    "ONE_PROVIDER",
+    "ONE_PROVIDER_ENV",
     "Reply",
     "Served",
     "anthropic_client",
@@ -53,6 +55,19 @@ __all__ = [
 ]
 
 HELLO = [{"role": "user", "content": "Say hello to the budget team."}]
+
+# One OpenAI-kind provider (the mock at ``{mock}``) with one model, enforced, and alice's key
+# (project acme): a ``str.format`` template to which a test appends its budgets and settings.
+ONE_PROVIDER = """
+providers:
+  - {{id: alpha, kind: openai, base_url: "{mock}/v1", api_key_env: ALPHA_KEY}}
+models:
+  - {{id: gpt-4o-mini, provider: alpha, cost_tier: low, max_output_tokens: 16384}}
+routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false, failover: false}}
+keys:
+  - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
+"""
+ONE_PROVIDER_ENV = {"ALPHA_KEY": "sk-alpha-upstream-secret", "ALICE_KEY": "sg-alice"}
 
 
 @dataclass

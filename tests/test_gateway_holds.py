@@ -14,6 +14,8 @@ import pytest
 
 from gateway_support import (
     HELLO,
+    ONE_PROVIDER,
+    ONE_PROVIDER_ENV,
     Served,
     counter,
     eventually,
@@ -29,20 +31,16 @@ from spendgate.mock_upstream.runner import MockUpstreamThread
 
 TTL = timedelta(milliseconds=400)
 CHUNKS, CHUNK_DELAY_MS = 30, 60  # the stream lasts ≥ 1.8 s: 4.5 TTLs
-CONFIG = """
-providers:
-  - {{id: alpha, kind: openai, base_url: "{mock}/v1", api_key_env: ALPHA_KEY}}
-models:
-  - {{id: gpt-4o-mini, provider: alpha, cost_tier: low, max_output_tokens: 16384}}
-routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false, failover: false}}
-keys:
-  - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
+CONFIG = (
+    ONE_PROVIDER
+    + """
 budgets:
   # Room for one request's upper bound (≈ 1,000 tokens), not two.
   - {{id: acme-tokens, scope: {{kind: project, id: acme}}, metric: tokens, interval: daily,
      hard_limit: 1500}}
 """
-ENV = {"ALPHA_KEY": "sk-alpha-upstream-secret", "ALICE_KEY": "sg-alice"}
+)
+ENV = ONE_PROVIDER_ENV
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway_support import HELLO, Served, counter, eventually, openai_client, serve
+from gateway_support import (
+    HELLO,
+    ONE_PROVIDER,
+    ONE_PROVIDER_ENV,
+    Served,
+    counter,
+    eventually,
+    openai_client,
+    serve,
+)
 from spendgate.config import parse_config
 from spendgate.domain.budgets import CounterKey, counters_for
 from spendgate.domain.pricing import Usage
@@ -22,20 +31,16 @@ from spendgate.mock_upstream.runner import MockUpstreamThread
 from spendgate.store import schema
 from spendgate.store.journal import Journal
 
-CONFIG = """
-providers:
-  - {{id: alpha, kind: openai, base_url: "{mock}/v1", api_key_env: ALPHA_KEY}}
-models:
-  - {{id: gpt-4o-mini, provider: alpha, cost_tier: low, max_output_tokens: 16384}}
-routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false, failover: false}}
-keys:
-  - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
+CONFIG = (
+    ONE_PROVIDER
+    + """
 budgets:
   - {{id: acme-daily, scope: {{kind: project, id: acme}}, metric: tokens, interval: daily,
      hard_limit: 100000000}}
 journal: {{keep_decisions: 30d}}
 """
-ENV = {"ALPHA_KEY": "sk-alpha-upstream-secret", "ALICE_KEY": "sg-alice"}
+)
+ENV = ONE_PROVIDER_ENV
 ACME = RequestScopes(project="acme", principal="alice", api_key="alice")
 OLD = datetime.now(UTC) - timedelta(days=40)
 

@@ -11,27 +11,33 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway_support import HELLO, Served, eventually, http, openai_client, serve, settled
+from gateway_support import (
+    HELLO,
+    ONE_PROVIDER,
+    ONE_PROVIDER_ENV,
+    Served,
+    eventually,
+    http,
+    openai_client,
+    serve,
+    settled,
+)
 from spendgate.config import parse_config
 from spendgate.gateway.app import create_gateway
 from spendgate.mock_upstream.runner import MockUpstreamThread
 from spendgate.store.journal import Journal
 from spendgate.store.writer import WriterSettings
 
-CONFIG = """
-providers:
-  - {{id: alpha, kind: openai, base_url: "{mock}/v1", api_key_env: ALPHA_KEY}}
-models:
-  - {{id: gpt-4o-mini, provider: alpha, cost_tier: low, max_output_tokens: 16384}}
-routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false, failover: false}}
-keys:
-  - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
+CONFIG = (
+    ONE_PROVIDER
+    + """
 budgets:
   - {{id: acme-tokens, scope: {{kind: project, id: acme}}, metric: tokens, interval: daily,
      hard_limit: 100000000}}
 journal: {{max_pending: 4}}
 """
-ENV = {"ALPHA_KEY": "sk-alpha-upstream-secret", "ALICE_KEY": "sg-alice"}
+)
+ENV = ONE_PROVIDER_ENV
 
 
 @pytest.fixture(scope="module")
