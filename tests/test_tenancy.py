@@ -75,6 +75,13 @@ def test_one_tenant_cannot_exhaust_anothers_agent_budget(gw: AdminGateway) -> No
     assert (
         gw.get("/usage/summary", params={"agent": "x", "project": "globex"}).json()["requests"] == 3
     )
+    # Naming the key: its agents are members of its project (not of the key itself).
+    by_key = gw.get("/usage/summary", params={"agent": "x", "api_key": "dave"}).json()
+    assert by_key["filters"]["agent"] == "project:globex/x"
+    assert by_key["requests"] == 3
+    listed = gw.get("/decisions", params={"agent": "x", "api_key": "alice"}).json()
+    assert {row["agent"] for row in listed["data"]} == {"project:acme/x"}
+    assert len(listed["data"]) == 2
 
 
 def test_explain_counts_the_agent_within_the_tenant(gw: AdminGateway) -> None:

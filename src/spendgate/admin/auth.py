@@ -8,14 +8,15 @@ refuses — never silently widens or empties — a filter naming someone else; a
 request (explain, effective budgets) is about the key's own requests (``request_scopes``).
 
 Agent and session ids are members of a tenant (``domain.scopes``). An id given without one is
-read within the viewer's tenant — an admin's: the project, principal or key it names.
+read within the viewer's tenant — an admin's: the project or principal it names, or the tenant
+of the key it names (a key with a project sends its agents within that project).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from spendgate.domain.keys import ADMIN, APPROVER, ApiKey
 from spendgate.domain.scopes import RequestScopes, split_member, tenant_member, tenant_of
@@ -25,6 +26,12 @@ __all__ = ["ADMIN_ACTOR", "Viewer", "authenticate"]
 
 ADMIN_ACTOR = "admin-token"
 
+KeyFinder = Callable[[str], "ApiKey | None"]  # a key by id, revoked ones included
+
+
+def _no_key(key_id: str) -> ApiKey | None:
+    return None
+
 
 @dataclass(frozen=True)
 class Viewer:
@@ -32,6 +39,7 @@ class Viewer:
     key: ApiKey | None  # None for the admin token
     is_admin: bool  # admin token, or key with the "admin" permission
     is_approver: bool
+    find_key: KeyFinder = field(default=_no_key, repr=False, compare=False)
 
     def scope_restriction(self) -> dict[str, str]:
         """{} for admins; else the scope filters this viewer is confined to:
@@ -62,7 +70,9 @@ class Viewer:
                 )
             confined[kind] = own
         tenant = (
-            tenant_of(confined.get("project"), confined.get("principal"), confined.get("api_key"))
+            self._tenant_named(
+                confined.get("project"), confined.get("principal"), confined.get("api_key")
+            )
             if self.is_admin or self.key is None
             else self.key.tenant
         )
@@ -80,7 +90,7 @@ class Viewer:
 
         project, principal, api_key = (asked.get(k) for k in ("project", "principal", "api_key"))
         if self.is_admin or self.key is None:
-            tenant = tenant_of(project, principal, api_key)
+            tenant = self._tenant_named(project, principal, api_key)
             return RequestScopes(
                 project,
                 principal,
@@ -102,6 +112,17 @@ class Viewer:
                 )
         return key.scopes(asked.get("agent"), asked.get("session"))
 
+    def _tenant_named(
+        self, project: str | None, principal: str | None, api_key: str | None
+    ) -> str | None:
+        """The tenant an admin's question names: its project or principal, else the tenant of
+        the key it names (that key's agents are members of its project, not of the key)."""
+        if not project and not principal and api_key:
+            key = self.find_key(api_key)
+            if key is not None:
+                return key.tenant
+        return tenant_of(project, principal, api_key)
+
     def can_see(self, scopes: Mapping[str, str | None]) -> bool:
         """Whether a record with these scope ids (kind → id) is within this viewer's reach."""
         return all(scopes.get(kind) == own for kind, own in self.scope_restriction().items())
@@ -119,13 +140,17 @@ def authenticate(
     x_api_key: str | None,
     admin_token_digest: str | None,
     keys: KeyRing,
+    find_key: KeyFinder = _no_key,
 ) -> Viewer | None:
-    """The viewer presenting these headers, or None when the credential is missing or unknown."""
+    """The viewer presenting these headers, or None when the credential is missing or unknown.
+    ``find_key`` tells an admin's questions which tenant a key id belongs to."""
     secret = presented_key(authorization, x_api_key)
     if secret is None:
         return None
     if admin_token_digest is not None and hmac.compare_digest(digest(secret), admin_token_digest):
-        return Viewer(actor=ADMIN_ACTOR, key=None, is_admin=True, is_approver=True)
+        return Viewer(
+            actor=ADMIN_ACTOR, key=None, is_admin=True, is_approver=True, find_key=find_key
+        )
     key = keys.authenticate(secret)
     if key is None:
         return None
@@ -134,4 +159,5 @@ def authenticate(
         key=key,
         is_admin=key.has(ADMIN),
         is_approver=key.has(APPROVER) or key.has(ADMIN),
+        find_key=find_key,
     )

@@ -34,6 +34,7 @@ def get_viewer(request: Request) -> Viewer:
         request.headers.get("x-api-key"),
         context.admin_token_digest,
         context.keys,
+        context.records.keys.find,
     )
     if viewer is None:
         raise unauthorized()

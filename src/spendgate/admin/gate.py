@@ -86,6 +86,7 @@ class AdminGate:
             headers.get("x-api-key"),
             self.context.admin_token_digest,
             self.context.keys,
+            self.context.records.keys.find,
         )
 
     def _too_large(self) -> AdminError:

@@ -88,6 +88,13 @@ class KeyRecords:
             self._ring.put(stored.key, stored.secret_digest)
         return skipped
 
+    def find(self, key_id: str) -> ApiKey | None:
+        """The key with this id, config or runtime, revoked ones included."""
+        if key_id in self._config_keys:
+            return self._config_keys[key_id]
+        stored = self._repository.get(key_id)
+        return None if stored is None else stored.key
+
     def all(self) -> list[KeyView]:
         views = [KeyView(key, "config") for key in self._config_keys.values()]
         views.extend(_view(stored) for stored in self._repository.list_keys())
