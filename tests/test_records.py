@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -135,3 +137,41 @@ def test_runtime_records_survive_a_restart(tmp_path: Path) -> None:
                 timeout=30,
             )
             assert reply.status_code == status
+
+
+def test_rows_edited_by_hand_into_nonsense_do_not_stop_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with admin_gateway(tmp_path) as gw:
+        for budget_id in ("broken", "intact"):
+            spec = {"id": budget_id, "scope": {"kind": "principal", "id": "dave"},
+                    "metric": "requests", "interval": "daily", "hard_limit": "5"}  # fmt: skip
+            assert gw.post("/budgets", json=spec).status_code == 201
+        for key_id in ("k-broken", "k-models", "k-intact"):
+            assert gw.post("/keys", json={"id": key_id, "project": "acme"}).status_code == 201
+        intact_secret = gw.post("/keys/k-intact/rotate").json()["secret"]
+    database = sqlite3.connect(tmp_path / "journal.db")
+    with database:
+        database.execute("UPDATE budget_policies SET spec = '{\"cut' WHERE id = 'broken'")
+        database.execute("UPDATE api_keys SET permissions = 'nope' WHERE id = 'k-broken'")
+        database.execute("UPDATE api_keys SET models = '{\"a\": 1}' WHERE id = 'k-models'")
+    database.close()
+    with caplog.at_level(logging.ERROR), admin_gateway(tmp_path) as gw:
+        budgets = gw.get("/budgets").json()
+        assert "intact" in {row["id"] for row in budgets["data"]}
+        assert [row["id"] for row in budgets["invalid"]] == ["broken"]
+        assert "not a JSON object" in budgets["invalid"][0]["problem"]
+        keys = {row["id"] for row in gw.get("/keys").json()["data"]}
+        assert {"k-intact"} <= keys
+        assert not {"k-broken", "k-models"} & keys
+        reply = httpx.post(
+            gw.url + "/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi."}]},
+            headers={"authorization": f"Bearer {intact_secret}"},
+            timeout=30,
+        )
+        assert reply.status_code == 200
+    logged = caplog.text
+    assert "runtime budget broken is invalid" in logged
+    assert "runtime API key k-broken is unreadable" in logged
+    assert "runtime API key k-models is unreadable" in logged

@@ -7,6 +7,7 @@ digest in place, so the key keeps its id (and its budgets and usage history).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,8 @@ from spendgate.store import schema
 from spendgate.store.db import write_engine
 
 __all__ = ["KeyRepository", "StoredKey"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +42,38 @@ def _names(values: frozenset[str] | None) -> list[str] | None:
     return None if values is None else sorted(values)
 
 
-def _key_from_row(row: RowMapping) -> StoredKey:
-    models = row["models"]
+def _name_set(row: RowMapping, column: str) -> frozenset[str] | None:
+    value = row[column]
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValueError(f"its {column} column is not a JSON list of names")
+    return frozenset(value)
+
+
+def _key_from_row(row: RowMapping) -> StoredKey | None:
+    """The key a row holds; None (logged) when a hand-edited row cannot be read: that key is
+    not accepted, and the other keys still load."""
+    try:
+        permissions = _name_set(row, "permissions")
+        if permissions is None:
+            raise ValueError("its permissions column is empty")
+        models = _name_set(row, "models")
+    except ValueError as error:
+        log.error(
+            "runtime API key %s is unreadable and is not accepted: %s. Fix or delete its row "
+            "in the api_keys table.",
+            row["id"],
+            error,
+        )
+        return None
     return StoredKey(
         key=ApiKey(
             id=row["id"],
             principal=row["principal"],
             project=row["project"],
-            permissions=frozenset(row["permissions"]),
-            models=None if models is None else frozenset(models),
+            permissions=permissions,
+            models=models,
         ),
         secret_digest=row["secret_digest"],
         created_at=row["created_at"],
@@ -89,7 +115,8 @@ class KeyRepository:
         if not include_revoked:
             query = query.where(table.c.revoked_at.is_(None))
         with self._engine.connect() as connection:
-            return [_key_from_row(row) for row in connection.execute(query).mappings()]
+            rows = list(connection.execute(query).mappings())
+        return [key for key in map(_key_from_row, rows) if key is not None]
 
     def revoke(self, key_id: str, *, now: datetime | None = None) -> bool:
         """Mark an active key revoked; False if there is no such active key."""

@@ -138,6 +138,8 @@ def policy_spec(policy: BudgetPolicy, *, full: bool = False) -> dict[str, Any]:
 
 
 def _policy(spec: Mapping[str, Any], policy_id: str, source: str, enabled: bool) -> BudgetPolicy:
+    if not isinstance(spec, Mapping):  # text that is not JSON, or JSON that is not an object
+        raise TypeError("its spec is not a JSON object")
     filters = spec.get("filters", {})
     return BudgetPolicy(
         id=policy_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy.types import TypeDecorator
 
 from spendgate.store.money import from_text, to_text
 
-__all__ = ["CompactJson", "DecimalText", "UtcDateTime"]
+__all__ = ["CompactJson", "DecimalText", "UnreadableJson", "UtcDateTime"]
 
 
 class DecimalText(TypeDecorator[Decimal]):
@@ -51,6 +52,14 @@ class UtcDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadableJson:
+    """What a ``CompactJson`` column reads as when its text is not JSON (edited by hand, cut
+    short): the row's reader refuses that one row, and the query still returns the others."""
+
+    text: str
+
+
 class CompactJson(TypeDecorator[Any]):
     """JSON as compact text via orjson (no whitespace): decision details stay small."""
 
@@ -61,4 +70,9 @@ class CompactJson(TypeDecorator[Any]):
         return None if value is None else orjson.dumps(value).decode()
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        return None if value is None else orjson.loads(value)
+        if value is None:
+            return None
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return UnreadableJson(value)
