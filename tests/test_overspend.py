@@ -315,6 +315,22 @@ def test_a_400_kb_text_document_is_reserved_at_its_real_cost_or_more(served: Ser
     assert Decimal("0.0155") < reserved < Decimal("0.03")
 
 
+def test_a_message_name_is_reserved_too(served: Served) -> None:
+    """A message's ``name`` is read (and billed) by the model: 80 KB of it must be reserved,
+    not skipped as fields other than ``content`` once were."""
+    body = _openai_body("gpt-x", False, 100, False)
+    body["messages"][0]["name"] = DOCUMENT_TEXT.replace(" ", "_")
+
+    status, decision_id = _post(served, "/v1/chat/completions", body)
+
+    assert status == 200
+    decision = stored(served, decision_id).decision
+    assert decision.usage is not None
+    billed = decision.usage.input_tokens  # the mock bills 4 bytes a token: ~20,000
+    assert billed > 19_000
+    assert billed <= decision.estimate.input_tokens_upper
+
+
 def test_a_file_known_only_by_id_reserves_the_context_window(served: Served) -> None:
     body = _openai_body("gpt-x", False, 100, False)
     body["messages"][0]["content"] = [

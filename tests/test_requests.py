@@ -181,7 +181,36 @@ def test_openai_assistant_tool_calls_count_and_contribute_their_text() -> None:
     # The arguments string is used verbatim: re-encoding it would escape every quote.
     assert assistant.text == f"get_weather {arguments}"
     assert tool.role == "tool"
-    assert tool.text == '{"temp_c": 18}'
+    assert tool.text == '{"temp_c": 18}\ncall_1'  # the call id is read too
+
+
+def test_every_message_field_the_model_reads_counts() -> None:
+    long_name = "n" * 5000
+    request = openai(
+        messages=[
+            {"role": "user", "name": long_name, "content": "Hi"},
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": "lookup", "arguments": '{"q": "x"}'},
+            },
+            {"role": "user", "content": "Hi", "future_field": {"notes": "read me"}},
+        ]
+    )
+    named, legacy, future = request.messages
+    assert named.text == f"Hi\n{long_name}"
+    assert (legacy.text, legacy.tool_calls) == ('lookup {"q": "x"}', 1)
+    assert future.text == 'Hi\n{"notes":"read me"}'
+
+
+def test_a_response_schema_is_input() -> None:
+    schema = {
+        "name": "answer",
+        "schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+    }
+    request = openai(response_format={"type": "json_schema", "json_schema": schema})
+    assert request.json_mode
+    assert request.tools_text == json.dumps([schema], separators=(",", ":"))
 
 
 def test_openai_refusal_and_input_text_parts_are_text() -> None:

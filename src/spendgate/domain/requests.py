@@ -116,6 +116,8 @@ class ChatRequest:
             "json_object",
             "json_schema",
         )
+        # A JSON schema is given to the model with the prompt: its text counts as input.
+        schema = response_format.get("json_schema") if response_format is not None else None
         stream_options = body.get("stream_options")
         if stream_options is not None:
             if not isinstance(stream_options, Mapping):
@@ -126,12 +128,13 @@ class ChatRequest:
                 raise RequestError(f"{where}: expected a boolean", where)
         # ``functions`` is the deprecated spelling of ``tools``; the model reads both.
         tools = _optional_list(body, "tools") + _optional_list(body, "functions")
+        definitions = [*tools, schema] if schema is not None else tools
         return cls(
             model=model,
             messages=messages,
             max_tokens=max_tokens,
             json_mode=json_mode,
-            tools_text=_json_text(tools) if tools else "",
+            tools_text=_json_text(definitions) if definitions else "",
             tool_count=len(tools),
             stream=_optional_bool(body, "stream"),
             protocol=Protocol.OPENAI,
@@ -181,16 +184,29 @@ def _openai_message(raw: object, where: str, attachments: list[Attachment]) -> M
         raise RequestError(f"{where}: expected an object", where)
     role = _required_str(raw, "role", where)
     raw_content = raw.get("content")
-    tool_calls = raw.get("tool_calls")
-    if tool_calls is None and isinstance(raw_content, str):
+    if len(raw) == 2 and isinstance(raw_content, str):
         return Message(role, raw_content)  # most messages: plain text, nothing to gather
     content = _content(raw_content, f"{where}.content")
+    tool_calls = raw.get("tool_calls")
     if tool_calls is not None:
         if not isinstance(tool_calls, list):
             raise RequestError(f"{where}.tool_calls: expected a list", f"{where}.tool_calls")
         content.calls = len(tool_calls)
         content.texts.extend(map(_tool_call_text, tool_calls))
+    # The rest is read by the model too (``name``, the legacy ``function_call``, fields not
+    # known today): counted as its text, never skipped.
+    for field, value in raw.items():
+        if field in _OPENAI_MESSAGE_PARTS or value is None:
+            continue
+        if field == "function_call":
+            content.calls += 1
+            content.texts.append(_tool_call_text({"function": value}))
+        else:
+            content.texts.append(value if isinstance(value, str) else _json_text(value))
     return content.message(role, attachments)
+
+
+_OPENAI_MESSAGE_PARTS = frozenset({"role", "content", "tool_calls"})
 
 
 def _tool_call_text(call: object) -> str:
