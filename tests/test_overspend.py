@@ -271,6 +271,20 @@ def _post(served: Served, path: str, body: Any) -> tuple[int, str]:
     return asyncio.run(post())
 
 
+def test_a_lowered_ceiling_lowers_an_anthropic_thinking_budget_with_it(
+    served: Served, mock: MockUpstreamThread
+) -> None:
+    body = _anthropic_body("claude-x", False, 50_000, False)
+    body["thinking"] = {"type": "enabled", "budget_tokens": 20_000}
+
+    status, _ = _post(served, "/v1/messages", body)
+
+    assert status == 200
+    sent = last_upstream_body(mock)
+    assert sent["max_tokens"] == MODEL_MAX
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": MODEL_MAX - 1}
+
+
 @pytest.mark.parametrize("mode", ["dry_run", "suggest"])
 def test_modes_that_change_nothing_send_the_request_as_asked(
     served: Served, mock: MockUpstreamThread, mode: str

@@ -638,6 +638,13 @@ def _limit_output(body: dict[str, Any], protocol: Protocol, ceiling: int) -> Non
     client set when it is above, or add one when there is none."""
     if protocol is Protocol.ANTHROPIC:
         body["max_tokens"] = ceiling  # required there, and never above what the client set
+        thinking = body.get("thinking")
+        if isinstance(thinking, dict):
+            # Thinking is part of max_tokens, and Anthropic refuses a budget that is not
+            # below it: a lowered ceiling lowers the budget with it.
+            budget = thinking.get("budget_tokens")
+            if isinstance(budget, int) and budget >= ceiling:
+                body["thinking"] = {**thinking, "budget_tokens": ceiling - 1}
         return
     present = False
     for field in _OPENAI_LIMIT_FIELDS:
