@@ -134,9 +134,10 @@ class AdminGateway:
     def chat(
         self, key: str, text: str = "Say hello.", model: str = "gpt-4o", **body: Any
     ) -> httpx.Response:
-        """One OpenAI chat request through the proxy with key ``key`` (an id of ``secrets``);
-        ``headers=`` adds request headers (``x-spendgate-agent-id`` ...)."""
-        headers = {"authorization": f"Bearer {self.secrets[key]}", **body.pop("headers", {})}
+        """One OpenAI chat request through the proxy with key ``key`` (an id of ``secrets``, or
+        a secret itself); ``headers=`` adds request headers (``x-spendgate-agent-id`` ...)."""
+        secret = self.secrets.get(key, key)
+        headers = {"authorization": f"Bearer {secret}", **body.pop("headers", {})}
         payload = {"model": model, "messages": [{"role": "user", "content": text}], **body}
         return httpx.post(
             self.url + "/v1/chat/completions", json=payload, headers=headers, timeout=30
