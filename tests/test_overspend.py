@@ -265,7 +265,9 @@ def _post(served: Served, path: str, body: Any) -> tuple[int, str]:
         ):
             data = await r.read()
             if r.status != 200:
-                return r.status, orjson.loads(data)["error"]["decision_id"]
+                decision_id = orjson.loads(data)["error"]["decision_id"]
+                assert r.headers["x-spendgate-decision-id"] == decision_id  # errors too
+                return r.status, decision_id
             return r.status, r.headers["x-spendgate-decision-id"]
 
     return asyncio.run(post())

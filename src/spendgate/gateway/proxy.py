@@ -119,6 +119,9 @@ class ChatProxy:
         except GatewayError as error:
             status = error.status
             headers = [(name.encode(), value.encode()) for name, value in error.headers]
+            decision_id = error.references.get("decision_id")
+            if decision_id is not None:  # a refusal or upstream failure is a decision too
+                headers.append((b"x-spendgate-decision-id", decision_id.encode()))
             await respond(send, status, error.body(protocol), headers)
         except ClientDisconnectedError:
             status = 499  # gone before its body was complete: nobody to answer, nothing spent
