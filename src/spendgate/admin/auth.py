@@ -140,7 +140,7 @@ def authenticate(
     x_api_key: str | None,
     admin_token_digest: str | None,
     keys: KeyRing,
-    find_key: KeyFinder = _no_key,
+    find_key: KeyFinder,
 ) -> Viewer | None:
     """The viewer presenting these headers, or None when the credential is missing or unknown.
     ``find_key`` tells an admin's questions which tenant a key id belongs to."""

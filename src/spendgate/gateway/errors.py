@@ -63,6 +63,15 @@ class GatewayError(Exception):
         payload.update(self.references)
         return orjson.dumps(payload)
 
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers of the error response: its own, and the decision id when it has one (a
+        refusal or an upstream failure is a decision as much as a 200 is)."""
+        headers = [(name.encode(), value.encode()) for name, value in self.headers]
+        decision_id = self.references.get("decision_id")
+        if decision_id is not None:
+            headers.append((b"x-spendgate-decision-id", decision_id.encode()))
+        return headers
+
 
 def bad_request(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(400, "invalid_request", message, param=param)

@@ -118,11 +118,7 @@ class ChatProxy:
                 self.metrics.added_latency.observe(max(added, 0.0))
         except GatewayError as error:
             status = error.status
-            headers = [(name.encode(), value.encode()) for name, value in error.headers]
-            decision_id = error.references.get("decision_id")
-            if decision_id is not None:  # a refusal or upstream failure is a decision too
-                headers.append((b"x-spendgate-decision-id", decision_id.encode()))
-            await respond(send, status, error.body(protocol), headers)
+            await respond(send, status, error.body(protocol), error.response_headers())
         except ClientDisconnectedError:
             status = 499  # gone before its body was complete: nobody to answer, nothing spent
         except BaseException:
