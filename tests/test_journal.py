@@ -38,6 +38,7 @@ from spendgate.domain.routing import (
     RoutingDecision,
     RoutingMode,
     TaskClass,
+    routing_difference,
 )
 from spendgate.domain.scopes import RequestScopes, ScopeKind, ScopeRef
 from spendgate.domain.windows import Interval, IntervalKind
@@ -132,8 +133,8 @@ def make_decision(
         requested_model=requested,
         default_model="standard",
         recommended_model=actual,
-        actual_model=actual,
-        provider=provider,
+        target_model=actual,
+        target_provider=provider,
         complexity=ComplexityScore(
             0.1 + (number % 7) / 10,
             (
@@ -577,8 +578,18 @@ def test_rollups_match_the_raw_rows(journal: Journal) -> None:
         journal.append_decision(decision)
         if not decision.blocked and rng.random() < 0.8:
             cost = rng.choice([None, Decimal(rng.randint(0, 10**8)).scaleb(-9)])
+            requested_cost = (
+                None
+                if decision.target_model == decision.requested_model
+                else rng.choice([None, Decimal(rng.randint(0, 10**8)).scaleb(-9)])
+            )
             journal.settle_decision(
-                decision.id, Usage(rng.randint(1, 5000), rng.randint(0, 900), 3), cost, 20.0, "ok"
+                decision.id,
+                Usage(rng.randint(1, 5000), rng.randint(0, 900), 3),
+                cost,
+                20.0,
+                "ok",
+                requested_cost_usd=requested_cost,
             )
     assert journal.flush(timeout=10)
 
@@ -588,21 +599,24 @@ def test_rollups_match_the_raw_rows(journal: Journal) -> None:
     expected: dict[tuple[Any, ...], Counter[str]] = {}
     costs: dict[tuple[Any, ...], Decimal] = {}
     savings: dict[tuple[Any, ...], Decimal] = {}
+    extras: dict[tuple[Any, ...], Decimal] = {}
     for stored in raw:
         d = stored.decision
         key = (
             d.created_at.replace(minute=0, second=0, microsecond=0),
             d.scopes.project or "",
             d.scopes.principal or "",
-            d.actual_model,
-            d.provider,
+            d.actual_model or "",  # refused: no model called
+            d.provider or "",
         )
         bucket = expected.setdefault(key, Counter())
         bucket["requests"] += 1
         bucket["blocked"] += d.blocked
         bucket["rerouted"] += not d.blocked and d.actual_model != d.requested_model
         bucket["would_blocked"] += d.would_action is RoutingAction.BLOCK
-        savings[key] = savings.get(key, Decimal(0)) + (d.estimated_saving_usd or 0)
+        saved, extra = routing_difference(d.requested_cost_usd, d.actual_cost_usd)
+        savings[key] = savings.get(key, Decimal(0)) + saved
+        extras[key] = extras.get(key, Decimal(0)) + extra
         if d.usage is not None:
             bucket["settled"] += 1
             bucket["input_tokens"] += d.usage.input_tokens
@@ -610,6 +624,7 @@ def test_rollups_match_the_raw_rows(journal: Journal) -> None:
             bucket["unpriced"] += d.actual_cost_usd is None
             costs[key] = costs.get(key, Decimal(0)) + (d.actual_cost_usd or 0)
     assert len(totals) == len(expected)
+    assert sum(savings.values()) > 0 and sum(extras.values()) > 0  # both kinds occur
     for row in totals:
         g = row.group
         key = (g["hour"], g["project"], g["principal"], g["model"], g["provider"])
@@ -620,6 +635,7 @@ def test_rollups_match_the_raw_rows(journal: Journal) -> None:
         assert got == +want, key
         assert row.cost_usd == costs.get(key, 0)
         assert row.saved_usd == savings[key]
+        assert row.extra_usd == extras[key]
 
     by_day = journal.usage_totals(group_by=("day",))
     assert sum(t.requests for t in by_day) == 400

@@ -72,7 +72,7 @@ def round_trip(engine: Engine, decision: Any, **kwargs: Any) -> StoredDecision:
 
 
 def test_unpriced_decision_with_priced_candidates_round_trips(engine: Engine) -> None:
-    decision = replace(make_decision(), estimate=estimate("shadow", None), actual_model="shadow")
+    decision = replace(make_decision(), estimate=estimate("shadow", None), target_model="shadow")
     assert round_trip(engine, decision).decision == replace(decision, id="same")
 
 

@@ -29,7 +29,7 @@ from spendgate.domain.planner import GovernanceState, ModelNotFoundError, PlanCa
 from spendgate.domain.pricing import PricingEstimate, Usage
 from spendgate.domain.requests import ChatRequest
 from spendgate.domain.reservations import reservation_lines, settlement
-from spendgate.domain.routing import HealthState, RoutingDecision, RoutingMode, TaskClass
+from spendgate.domain.routing import REFUSED, HealthState, RoutingDecision, RoutingMode, TaskClass
 from spendgate.domain.scopes import RequestScopes
 from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, Ledger, ReserveOutcome
 from spendgate.ledger.memory import MemoryLedger
@@ -39,9 +39,6 @@ if TYPE_CHECKING:
     from spendgate.store.journal import Journal
 
 __all__ = ["Governor"]
-
-# The status journaled for a decision whose reservation was refused.
-_REFUSED = "refused"
 
 
 class Governor:
@@ -171,7 +168,7 @@ class Governor:
                 else ReserveOutcome(True)
             )
         if not outcome.ok and self.journal is not None:
-            self.journal.append_decision(replace(decision, status=_REFUSED))
+            self.journal.append_decision(replace(decision, status=REFUSED))
         return outcome
 
     def keep_alive(self, decision_ids: Collection[str], now: datetime | None = None) -> int:
@@ -183,12 +180,23 @@ class Governor:
 
     def cost(self, decision: RoutingDecision, usage: Usage) -> PricingEstimate:
         """What ``usage`` on the decision's actual model costs, at the request's time."""
-        model = self.state.models.get(decision.actual_model)
+        model = self.state.models.get(decision.target_model)
         if model is None:
-            raise ModelNotFoundError(decision.actual_model)
+            raise ModelNotFoundError(decision.target_model)
         return actual_cost(
             model, usage, self.state.prices, decision.created_at, self.state.unpriced_action
         )
+
+    def _requested_cost(self, decision: RoutingDecision, usage: Usage) -> Decimal | None:
+        """What ``usage`` would have cost on the model the client asked for, when another
+        one served it: the counterfactual of "saved by routing" (None when not rerouted, or
+        when the requested model is not one of ours)."""
+        requested = self.state.models.get(decision.requested_model)
+        if requested is None or decision.target_model == requested.id:
+            return None
+        return actual_cost(
+            requested, usage, self.state.prices, decision.created_at, self.state.unpriced_action
+        ).upper_usd
 
     def abandon(self, decision: RoutingDecision, status: str) -> None:
         """The call never happened (e.g. every upstream failed before answering): release the
@@ -214,7 +222,12 @@ class Governor:
         self.ledger.settle(decision.id, increments)
         if self.journal is not None:
             finished = replace(
-                decision, usage=usage, actual_cost_usd=cost, latency_ms=latency_ms, status=status
+                decision,
+                usage=usage,
+                actual_cost_usd=cost,
+                requested_cost_usd=self._requested_cost(decision, usage),
+                latency_ms=latency_ms,
+                status=status,
             )
             self.journal.append_decision(finished, usage_estimated=usage_estimated)
             self.journal.add_to_counters(increments)

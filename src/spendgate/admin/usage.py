@@ -92,7 +92,10 @@ class Totals(BaseModel):
     blocked: int
     would_blocked: int
     rerouted: int
+    # Rerouted requests on their actual usage: what the requested model would have cost
+    # more (saved) or less (extra: escalations and failovers to dearer models). Never netted.
     saved_by_routing_usd: str
+    extra_from_routing_usd: str
 
 
 class UsageSummary(Totals):
@@ -241,6 +244,7 @@ def _totals(totals: UsageTotals) -> dict[str, Any]:
         "would_blocked": totals.would_blocked,
         "rerouted": totals.rerouted,
         "saved_by_routing_usd": to_text(totals.saved_usd),
+        "extra_from_routing_usd": to_text(totals.extra_usd),
     }
 
 

@@ -147,8 +147,8 @@ class DecisionSummary(BaseModel):
     task_class: str
     requested_model: str
     recommended_model: str
-    actual_model: str
-    provider: str
+    actual_model: str | None  # null: refused, no model called
+    provider: str | None
     routing_action: str
     would_action: str | None
     reason_codes: list[str]
@@ -175,11 +175,11 @@ class PlannedDecision(BaseModel):
     requested_model: str
     default_model: str
     recommended_model: str
-    actual_model: str
-    provider: str
+    actual_model: str | None  # null: refused, no model called (or, explained, would be)
+    provider: str | None
     routing_action: str
     would_action: str | None  # suggest / dry_run: what enforcement would have done
-    estimated_saving_usd: str | None
+    estimated_saving_usd: str | None  # upper bound, at planning: requested worst case - target's
     blocked: bool
     reason_codes: list[str]
     explanation: list[str]
@@ -211,6 +211,9 @@ class DecisionDetail(PlannedDecision):
     usage: UsageView | None
     usage_estimated: bool | None
     actual_cost_usd: str | None
+    # Served by another model than requested: what its usage would have cost on the requested
+    # one. The difference with actual_cost_usd is what routing saved (or escalation added).
+    requested_cost_usd: str | None
     latency_ms: float | None
     settled_at: datetime | None
 
@@ -252,7 +255,7 @@ def _candidate(candidate: Candidate, decision: RoutingDecision) -> CandidateView
         latency_tier=candidate.latency_tier.value,
         health=candidate.health.value,
         eligible=candidate.eligible,
-        chosen=candidate.model == decision.actual_model and not decision.blocked,
+        chosen=candidate.model == decision.actual_model,
         reason=candidate.reason,
         estimate=_estimate(candidate.estimate) if candidate.estimate is not None else None,
     )
@@ -367,6 +370,7 @@ def decision_detail(stored: StoredDecision) -> DecisionDetail:
             "usage": _usage(decision.usage),
             "usage_estimated": stored.usage_estimated,
             "actual_cost_usd": money(decision.actual_cost_usd),
+            "requested_cost_usd": money(decision.requested_cost_usd),
             "latency_ms": decision.latency_ms,
             "settled_at": stored.settled_at,
         }

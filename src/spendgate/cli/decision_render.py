@@ -20,8 +20,8 @@ def _headline(data: Mapping[str, Any]) -> None:
     requested, actual = data["requested_model"], data["actual_model"]
     chosen = (
         f"[bold]{actual}[/bold] on {data['provider']}"
-        if not data.get("blocked")
-        else f"[bold red]none[/bold red] (would have been {actual})"
+        if actual is not None
+        else f"[bold red]none[/bold red], refused (planned {data['estimate']['model']})"
     )
     console.print(f"Chosen model:  {chosen}   (requested {requested})")
     console.print(
@@ -42,7 +42,16 @@ def _headline(data: Mapping[str, Any]) -> None:
         highlight=False,
     )
     if data.get("estimated_saving_usd"):
-        console.print(f"Saving:        ${data['estimated_saving_usd']} (upper bound)")
+        console.print(
+            f"Saving:        at most ${data['estimated_saving_usd']} (upper bound, at planning)"
+        )
+    requested_cost, actual_cost = data.get("requested_cost_usd"), data.get("actual_cost_usd")
+    if requested_cost is not None and actual_cost is not None:
+        console.print(
+            f"On {requested}:  {usd(requested_cost)} for the same usage "
+            f"(actual {usd(actual_cost)})",
+            highlight=False,
+        )
 
 
 def _complexity(data: Mapping[str, Any]) -> None:

@@ -70,9 +70,7 @@ def list_command(
             **row,
             "time": short_time(row["created_at"]),
             "who": f"{row['principal'] or '—'} / {row['project'] or '—'}",
-            "route": row["actual_model"]
-            if row["requested_model"] == row["actual_model"]
-            else f"{row['requested_model']} → {row['actual_model']}",
+            "route": _route(row["requested_model"], row["actual_model"]),
             "estimate": f"${row['estimated_cost_usd']}" if row["estimated_cost_usd"] else None,
             "cost": f"${row['actual_cost_usd']}" if row["actual_cost_usd"] else None,
         }
@@ -119,3 +117,9 @@ def show_command(
         highlight=False,
     )
     render_decision(data)
+
+
+def _route(requested: str, actual: str | None) -> str:
+    if actual is None:
+        return f"{requested} → refused"
+    return actual if actual == requested else f"{requested} → {actual}"

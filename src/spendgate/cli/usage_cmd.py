@@ -118,7 +118,8 @@ def summary_command(
     provider: Provider = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Totals: requests, tokens, cost, latency, blocked, rerouted, saved by routing."""
+    """Totals: requests, tokens, cost, latency, blocked, rerouted, and what routing saved
+    (or added, by escalating) on the tokens actually used."""
     from spendgate.cli.client import client_from
 
     params = _params(
@@ -145,6 +146,7 @@ def summary_command(
         ("would block (dry run)", body["would_blocked"]),
         ("rerouted", body["rerouted"]),
         ("saved by routing", usd(body["saved_by_routing_usd"])),
+        ("extra from routing", usd(body["extra_from_routing_usd"])),
     ]
     _heading("Usage", body)
     print_table(

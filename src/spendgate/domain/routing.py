@@ -15,6 +15,7 @@ from spendgate.domain.pricing import PricingEstimate, Usage
 from spendgate.domain.scopes import RequestScopes
 
 __all__ = [
+    "REFUSED",
     "Candidate",
     "HealthState",
     "RoutingAction",
@@ -23,7 +24,12 @@ __all__ = [
     "RoutingSettings",
     "TaskClass",
     "UpstreamAttempt",
+    "routing_difference",
 ]
+
+
+# The status of a decision the ledger refused at reserve time.
+REFUSED = "refused"
 
 
 class TaskClass(StrEnum):
@@ -103,8 +109,10 @@ class RoutingDecision:
     requested_model: str
     default_model: str
     recommended_model: str
-    actual_model: str
-    provider: str
+    # The candidate the plan chose, priced and reserved for: the call goes there unless the
+    # decision is refused (then no call is made: ``actual_model`` and ``provider`` are None).
+    target_model: str
+    target_provider: str
     complexity: ComplexityScore
     health: HealthState
     routing_action: RoutingAction
@@ -114,11 +122,15 @@ class RoutingDecision:
     budget_evaluations: tuple[BudgetEvaluation, ...]
     candidates: tuple[Candidate, ...] = ()
     would_action: RoutingAction | None = None  # dry_run/suggest: what enforcement would do
+    # At planning, an upper bound: the requested model's worst case minus the target's.
     estimated_saving_usd: Decimal | None = None
     # Where to fail over if the actual model's provider fails before answering, in order.
     fallbacks: tuple[str, ...] = ()
     usage: Usage | None = None
     actual_cost_usd: Decimal | None = None
+    # Settled on another model than requested: what the usage would have cost on the
+    # requested one (the counterfactual that savings and escalations' extra are measured by).
+    requested_cost_usd: Decimal | None = None
     latency_ms: float | None = None
     status: str | None = None
     # Filled when the request failed over: every candidate tried or skipped, in order.
@@ -127,3 +139,35 @@ class RoutingDecision:
     @property
     def blocked(self) -> bool:
         return self.routing_action in (RoutingAction.BLOCK, RoutingAction.APPROVAL_REQUIRED)
+
+    @property
+    def refused(self) -> bool:
+        """No call was made for it: its plan blocked it, or the ledger refused its reservation
+        (usage moved since planning)."""
+        return self.blocked or self.status == REFUSED
+
+    @property
+    def actual_model(self) -> str | None:
+        """The model called: None when the decision is refused."""
+        return None if self.refused else self.target_model
+
+    @property
+    def provider(self) -> str | None:
+        """The provider called: None when the decision is refused."""
+        return None if self.refused else self.target_provider
+
+
+def routing_difference(
+    requested_cost_usd: Decimal | None, actual_cost_usd: Decimal | None
+) -> tuple[Decimal, Decimal]:
+    """(saved, extra) of one settled request that ran on another model than requested: what
+    its actual usage would have cost on the requested model, less what it cost (saved), or
+    the reverse when the model used was dearer (extra, from an escalation or a failover).
+    Nothing when either cost is unknown: a saving is never guessed."""
+    if requested_cost_usd is None or actual_cost_usd is None:
+        return _ZERO, _ZERO
+    difference = requested_cost_usd - actual_cost_usd
+    return (difference, _ZERO) if difference > 0 else (_ZERO, -difference)
+
+
+_ZERO = Decimal(0)

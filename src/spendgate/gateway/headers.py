@@ -68,7 +68,7 @@ def decision_headers(decision: RoutingDecision) -> list[tuple[bytes, bytes]]:
     upper = decision.estimate.upper_usd
     return [
         (b"x-spendgate-decision-id", decision.id.encode()),
-        (b"x-spendgate-model", decision.actual_model.encode()),
+        (b"x-spendgate-model", decision.target_model.encode()),
         (b"x-spendgate-routing-action", decision.routing_action.value.encode()),
         (b"x-spendgate-recommended-model", decision.recommended_model.encode()),
         (

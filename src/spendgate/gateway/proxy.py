@@ -242,12 +242,12 @@ class _ProxiedRequest:
         decision = self.decision
         models = self.governor.state.models
         return [
-            Target(decision.actual_model, decision.provider),
+            Target(decision.target_model, decision.target_provider),
             *(Target(model, models[model].provider) for model in decision.fallbacks),
         ]
 
     async def prepare(self, target: Target) -> UpstreamCall | None:
-        planned = Target(self.decision.actual_model, self.decision.provider)
+        planned = Target(self.decision.target_model, self.decision.target_provider)
         decision = self.decisions.get(target)
         if decision is None:
             if target == planned:
@@ -292,7 +292,7 @@ class _ProxiedRequest:
             explanation=(
                 *decision.explanation,
                 f"{failed.model} on {failed.provider} failed or was unavailable: failover to "
-                f"{decision.actual_model} on {decision.provider}, budgets re-checked at its "
+                f"{decision.target_model} on {decision.target_provider}, budgets re-checked at its "
                 "price.",
             ),
         )
@@ -375,7 +375,7 @@ class _ProxiedRequest:
             usage_estimated=estimated,
         )
         self.journaled.add(decision.id)
-        self.proxy.metrics.record_usage(decision.actual_model, usage, cost)
+        self.proxy.metrics.record_usage(decision.target_model, usage, cost)
         return cost
 
     def fail(self, status: str) -> None:
@@ -483,12 +483,12 @@ class _ProxiedRequest:
             elif self.protocol is Protocol.OPENAI:
                 body = orjson.dumps(
                     anthropic_response_to_openai(
-                        response.body, created=int(time.time()), model=decision.actual_model
+                        response.body, created=int(time.time()), model=decision.target_model
                     )
                 )
             else:
                 body = orjson.dumps(
-                    openai_response_to_anthropic(response.body, model=decision.actual_model)
+                    openai_response_to_anthropic(response.body, model=decision.target_model)
                 )
             status = "ok"
         finally:
@@ -508,11 +508,11 @@ class _ProxiedRequest:
             translator = (
                 AnthropicToOpenAIStream(
                     created=int(time.time()),
-                    model=decision.actual_model,
+                    model=decision.target_model,
                     include_usage=self.client_wants_usage,
                 )
                 if self.protocol is Protocol.OPENAI
-                else OpenAIToAnthropicStream(model=decision.actual_model)
+                else OpenAIToAnthropicStream(model=decision.target_model)
             )
         elif self.protocol is Protocol.OPENAI and not self.client_wants_usage:
             translator = _UsageChunkFilter()

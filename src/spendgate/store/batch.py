@@ -22,7 +22,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from spendgate.domain.budgets import CounterKey
 from spendgate.domain.pricing import Usage
-from spendgate.domain.routing import RoutingDecision
+from spendgate.domain.routing import RoutingDecision, routing_difference
 from spendgate.store import schema
 from spendgate.store.codec import (
     DECISION_COLUMNS,
@@ -61,6 +61,7 @@ class SettleDecision:
     decision_id: str
     usage: Usage
     cost_usd: Decimal | None
+    requested_cost_usd: Decimal | None
     latency_ms: float | None
     status: str
     usage_estimated: bool
@@ -107,10 +108,20 @@ class _RollupDelta:
     cached_input_tokens: int = 0
     cost_atto: int = 0
     saved_atto: int = 0
+    extra_atto: int = 0
     latency_ms_total: float = 0.0
 
-    def add_usage(self, usage: Usage, cost: Decimal | None, latency_ms: float | None) -> None:
+    def add_usage(
+        self,
+        usage: Usage,
+        cost: Decimal | None,
+        latency_ms: float | None,
+        requested_cost: Decimal | None,
+    ) -> None:
         self.settled += 1
+        saved, extra = routing_difference(requested_cost, cost)
+        self.saved_atto += to_atto(saved)
+        self.extra_atto += to_atto(extra)
         self.input_tokens += usage.input_tokens
         self.output_tokens += usage.output_tokens
         self.cached_input_tokens += usage.cached_input_tokens
@@ -122,9 +133,7 @@ class _RollupDelta:
 
     def row(self, key: RollupKey) -> dict[str, Any]:
         hour, project, principal, model, provider = key
-        cost_units, cost_atto = divmod(self.cost_atto, ATTO)
-        saved_units, saved_atto = divmod(self.saved_atto, ATTO)
-        return {
+        row: dict[str, Any] = {
             "hour_start": hour,
             "project": project,
             "principal": principal,
@@ -139,12 +148,13 @@ class _RollupDelta:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cached_input_tokens": self.cached_input_tokens,
-            "cost_units": cost_units,
-            "cost_atto": cost_atto,
-            "saved_units": saved_units,
-            "saved_atto": saved_atto,
             "latency_ms_total": self.latency_ms_total,
         }
+        for amount in schema.ROLLUP_AMOUNTS:
+            row[f"{amount}_units"], row[f"{amount}_atto"] = divmod(
+                getattr(self, f"{amount}_atto"), ATTO
+            )
+        return row
 
 
 ROLLUP_KEYS = ("hour_start", "project", "principal", "model", "provider")
@@ -178,9 +188,14 @@ class PreparedBatch:
 
 
 def _rollup_key(
-    created_at: datetime, project: str | None, principal: str | None, model: str, provider: str
+    created_at: datetime,
+    project: str | None,
+    principal: str | None,
+    model: str | None,
+    provider: str | None,
 ) -> RollupKey:
-    return (hour_start(created_at), project or "", principal or "", model, provider)
+    # None (no project, or no model called: a refused decision) is '' in a rollup key.
+    return (hour_start(created_at), project or "", principal or "", model or "", provider or "")
 
 
 def _add_append(batch: PreparedBatch, item: AppendDecision) -> None:
@@ -206,16 +221,19 @@ def _add_append(batch: PreparedBatch, item: AppendDecision) -> None:
     )
     delta = batch.rollup(key)
     delta.requests += 1
-    if decision.blocked:
+    if decision.refused:
         delta.blocked += 1
-    elif decision.actual_model != decision.requested_model:
+    elif decision.target_model != decision.requested_model:
         delta.rerouted += 1
     if decision.would_action is not None and decision.would_action.value in _BLOCKING:
         delta.would_blocked += 1
-    if decision.estimated_saving_usd is not None:
-        delta.saved_atto += to_atto(decision.estimated_saving_usd)
     if decision.usage is not None:
-        delta.add_usage(decision.usage, decision.actual_cost_usd, decision.latency_ms)
+        delta.add_usage(
+            decision.usage,
+            decision.actual_cost_usd,
+            decision.latency_ms,
+            decision.requested_cost_usd,
+        )
     batch.appended[decision.id] = (key, decision.usage is not None)
 
 
@@ -258,6 +276,7 @@ def _apply_settles(connection: Connection, batch: PreparedBatch) -> None:
         values = settlement_values(
             settle.usage,
             settle.cost_usd,
+            settle.requested_cost_usd,
             settle.latency_ms,
             settle.status,
             settle.usage_estimated,
@@ -265,7 +284,9 @@ def _apply_settles(connection: Connection, batch: PreparedBatch) -> None:
         )
         values["target_id"] = settle.decision_id
         updates.append(values)
-        batch.rollup(key).add_usage(settle.usage, settle.cost_usd, settle.latency_ms)
+        batch.rollup(key).add_usage(
+            settle.usage, settle.cost_usd, settle.latency_ms, settle.requested_cost_usd
+        )
     if updates:
         statement = (
             update(decisions)
@@ -352,6 +373,6 @@ def apply_batch(connection: Connection, batch: PreparedBatch) -> BatchResult:
         [delta.row(key) for key, delta in batch.rollups.items()],
         keys=ROLLUP_KEYS,
         add=ROLLUP_COUNTS,
-        add_amounts=("cost", "saved"),
+        add_amounts=schema.ROLLUP_AMOUNTS,
     )
     return BatchResult(tuple(batch.skipped))

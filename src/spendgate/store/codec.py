@@ -63,6 +63,7 @@ SETTLEMENT_COLUMNS: Final = (
     "output_tokens",
     "cached_input_tokens",
     "actual_cost_usd",
+    "requested_cost_usd",
     "latency_ms",
     "status",
     "usage_estimated",
@@ -96,6 +97,7 @@ DECISION_COLUMNS: Final = (
     "detail",
     *SETTLEMENT_COLUMNS,
 )
+_STATUS_AT: Final = SETTLEMENT_COLUMNS.index("status")
 _NO_SETTLEMENT = (None,) * len(SETTLEMENT_COLUMNS)
 
 
@@ -235,9 +237,12 @@ def _detail(decision: RoutingDecision, digests: PolicyDigests) -> dict[str, Any]
     detail: dict[str, Any] = {
         "v": DETAIL_VERSION,
         "expl": decision.explanation,
-        "est": _estimate_json(estimate, decision.actual_model),
+        "est": _estimate_json(estimate, decision.target_model),
         "cx": [(t.name, t.contribution, t.detail) for t in decision.complexity.terms],
     }
+    if decision.refused:
+        # No model was called (the columns are null): the one planned and priced is kept.
+        detail["tg"] = [decision.target_model, decision.target_provider]
     if decision.budget_evaluations:
         detail["ev"] = [_evaluation_json(e, digests(e.policy)) for e in decision.budget_evaluations]
     if decision.candidates:
@@ -266,6 +271,7 @@ def _attempt_json(attempt: UpstreamAttempt) -> dict[str, Any]:
 def settlement_values(
     usage: Usage,
     cost_usd: Decimal | None,
+    requested_cost_usd: Decimal | None,
     latency_ms: float | None,
     status: str | None,
     usage_estimated: bool,
@@ -277,6 +283,7 @@ def settlement_values(
         "output_tokens": usage.output_tokens,
         "cached_input_tokens": usage.cached_input_tokens,
         "actual_cost_usd": cost_usd,
+        "requested_cost_usd": requested_cost_usd,
         "latency_ms": latency_ms,
         "status": status,
         "usage_estimated": usage_estimated,
@@ -303,13 +310,14 @@ def decision_values(
     usage = decision.usage
     settlement = (
         # Unsettled: only the status (e.g. "refused") is known.
-        (*_NO_SETTLEMENT[:5], decision.status, *_NO_SETTLEMENT[6:])
+        (*_NO_SETTLEMENT[:_STATUS_AT], decision.status, *_NO_SETTLEMENT[_STATUS_AT + 1 :])
         if usage is None
         else (
             usage.input_tokens,
             usage.output_tokens,
             usage.cached_input_tokens,
             _text(decision.actual_cost_usd),
+            _text(decision.requested_cost_usd),
             decision.latency_ms,
             decision.status,
             usage_estimated,
@@ -425,8 +433,10 @@ def decision_from_row(row: Row, policies: Mapping[str, BudgetPolicy]) -> StoredD
     detail: Mapping[str, Any] = row["detail"]
     if detail.get("v") != DETAIL_VERSION:
         raise ValueError(f"decision {row['id']}: unknown detail version {detail.get('v')!r}")
-    actual_model: str = row["actual_model"]
-    tokens = _estimate_from_json(detail["est"], actual_model)
+    target_model, target_provider = (
+        detail["tg"] if "tg" in detail else (row["actual_model"], row["provider"])
+    )
+    tokens = _estimate_from_json(detail["est"], target_model)
     # Cost bounds and precision live in columns (filterable); the rest of it in detail.
     estimate = PricingEstimate(
         model=tokens.model,
@@ -460,8 +470,8 @@ def decision_from_row(row: Row, policies: Mapping[str, BudgetPolicy]) -> StoredD
         requested_model=row["requested_model"],
         default_model=row["default_model"],
         recommended_model=row["recommended_model"],
-        actual_model=actual_model,
-        provider=row["provider"],
+        target_model=target_model,
+        target_provider=target_provider,
         complexity=ComplexityScore(
             row["complexity"], tuple(ComplexityTerm(n, c, d) for n, c, d in detail["cx"])
         ),
@@ -479,6 +489,7 @@ def decision_from_row(row: Row, policies: Mapping[str, BudgetPolicy]) -> StoredD
         estimated_saving_usd=row["estimated_saving_usd"],
         usage=usage,
         actual_cost_usd=row["actual_cost_usd"],
+        requested_cost_usd=row["requested_cost_usd"],
         latency_ms=row["latency_ms"],
         status=row["status"],
         attempts=tuple(_attempt_from_json(a) for a in detail.get("at", ())),

@@ -107,8 +107,10 @@ class Journal:
         latency_ms: float | None,
         status: str,
         usage_estimated: bool = False,
+        requested_cost_usd: Decimal | None = None,
     ) -> None:
-        """Fill in a recorded decision's actual usage (``cost_usd=None``: unpriced, not $0).
+        """Fill in a recorded decision's actual usage (``cost_usd=None``: unpriced, not $0;
+        ``requested_cost_usd``: what it would have cost on the requested model, if rerouted).
 
         A second settlement of the same decision is ignored (logged), never double-counted.
         """
@@ -117,6 +119,7 @@ class Journal:
                 decision_id,
                 usage,
                 cost_usd,
+                requested_cost_usd,
                 latency_ms,
                 status,
                 usage_estimated,

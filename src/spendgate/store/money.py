@@ -18,6 +18,7 @@ Two encodings, chosen by how a column is used:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 __all__ = [
@@ -59,6 +60,11 @@ def to_atto(value: Decimal) -> int:
     """The amount as an integer number of 10⁻¹⁸ units (rounded half-even past 18 places)."""
     quantized = _finite(value).quantize(_ATTO_QUANTUM, context=_WIDE)
     return int(quantized.scaleb(ATTO_PLACES, context=_WIDE))
+
+
+def exact_sum(amounts: Iterable[Decimal]) -> Decimal:
+    """The sum of amounts, exactly (in atto-dollars, whatever their exponents)."""
+    return from_atto(sum(map(to_atto, amounts)))
 
 
 def from_atto(atto: int) -> Decimal:

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.store import schema
 from spendgate.store.codec import decision_from_row, decision_policy_refs
-from spendgate.store.money import ATTO, from_atto, from_parts, to_atto
+from spendgate.store.money import ATTO, exact_sum, from_atto, from_parts
 from spendgate.store.policy_codec import policy_from_snapshot
 from spendgate.store.records import DecisionFilter, StoredDecision, UsageTotals
 
@@ -174,7 +174,7 @@ def usage_totals(
     names = list(dict.fromkeys("hour" if d == "day" else d for d in group_by))
     keys = [dimension_columns[name].label(f"g_{name}") for name in names]
     sums = [func.sum(table.c[name]).label(name) for name in schema.ROLLUP_COUNT_COLUMNS]
-    for amount in ("cost", "saved"):
+    for amount in schema.ROLLUP_AMOUNTS:
         atto = table.c[f"{amount}_atto"]
         sums += [
             func.sum(table.c[f"{amount}_units"]).label(f"{amount}_units"),
@@ -210,6 +210,7 @@ def usage_totals(
                 **{name: int(row[name] or 0) for name in schema.ROLLUP_COUNT_COLUMNS},
                 cost_usd=_amount(row, "cost"),
                 saved_usd=_amount(row, "saved"),
+                extra_usd=_amount(row, "extra"),
                 latency_ms_total=float(row["latency_ms_total"] or 0.0),
             )
         )
@@ -242,8 +243,9 @@ def _fold(results: list[UsageTotals]) -> list[UsageTotals]:
                 name: getattr(previous, name) + getattr(totals, name)
                 for name in schema.ROLLUP_COUNT_COLUMNS
             },
-            cost_usd=from_atto(to_atto(previous.cost_usd) + to_atto(totals.cost_usd)),
-            saved_usd=from_atto(to_atto(previous.saved_usd) + to_atto(totals.saved_usd)),
+            cost_usd=exact_sum((previous.cost_usd, totals.cost_usd)),
+            saved_usd=exact_sum((previous.saved_usd, totals.saved_usd)),
+            extra_usd=exact_sum((previous.extra_usd, totals.extra_usd)),
             latency_ms_total=previous.latency_ms_total + totals.latency_ms_total,
         )
     return sorted(merged.values(), key=lambda t: tuple(str(v) for v in t.group.values()))

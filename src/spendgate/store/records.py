@@ -74,7 +74,10 @@ class UsageTotals:
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
+    # Rerouted requests, on their actual usage: what the requested model would have cost
+    # more (saved) or less (extra: escalations, failovers to dearer models).
     saved_usd: Decimal = Decimal(0)
+    extra_usd: Decimal = Decimal(0)
     latency_ms_total: float = 0.0
 
     @property

@@ -131,8 +131,8 @@ routing_decisions = Table(
     Column("requested_model", String(NAME), nullable=False),
     Column("default_model", String(NAME), nullable=False),
     Column("recommended_model", String(NAME), nullable=False),
-    Column("actual_model", String(NAME), nullable=False),
-    Column("provider", String(NAME), nullable=False),
+    Column("actual_model", String(NAME)),  # NULL: refused, no model called
+    Column("provider", String(NAME)),
     Column("routing_action", String(TAG), nullable=False),
     Column("would_action", String(TAG)),
     Column("health", String(TAG), nullable=False),
@@ -141,6 +141,8 @@ routing_decisions = Table(
     Column("estimated_upper_usd", DecimalText),
     Column("precision", String(TAG), nullable=False),
     Column("estimated_saving_usd", DecimalText),
+    # Rerouted: what the actual usage would have cost on the requested model (at settlement).
+    Column("requested_cost_usd", DecimalText),
     Column("reason_codes", CompactJson, nullable=False),
     # Compact JSON: explanation, estimate tokens, complexity terms, budget evaluations,
     # candidates, extra. See ``codec`` for the keys.
@@ -177,7 +179,8 @@ usage_counters = Table(
 )
 
 # The rollups' integer counts: the writer adds to them, the admin queries sum them. Besides
-# these a rollup sums two amounts (cost, saved: units/atto pairs) and ``latency_ms_total``.
+# these a rollup sums the amounts of ``ROLLUP_AMOUNTS`` (units/atto pairs) and
+# ``latency_ms_total``.
 ROLLUP_COUNT_COLUMNS: Final = (
     "requests",
     "settled",
@@ -189,6 +192,10 @@ ROLLUP_COUNT_COLUMNS: Final = (
     "output_tokens",
     "cached_input_tokens",
 )
+
+# cost: actual spend; saved: what rerouted requests' usage would have cost more on the
+# requested model; extra: what it cost more than on the requested model (escalations).
+ROLLUP_AMOUNTS: Final = ("cost", "saved", "extra")
 
 usage_rollups = Table(
     "usage_rollups",
@@ -203,6 +210,8 @@ usage_rollups = Table(
     Column("cost_atto", BigInteger, nullable=False),
     Column("saved_units", BigInteger, nullable=False),
     Column("saved_atto", BigInteger, nullable=False),
+    Column("extra_units", BigInteger, nullable=False, server_default="0"),
+    Column("extra_atto", BigInteger, nullable=False, server_default="0"),
     Column("latency_ms_total", Float, nullable=False),
 )
 

@@ -23,10 +23,11 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, Engine, RowMapping, and_, func, or_, select
 
+from spendgate.domain.routing import REFUSED, routing_difference
 from spendgate.domain.timeline import TimeRange, bucket_index
 from spendgate.domain.windows import Window
 from spendgate.store import schema
-from spendgate.store.money import from_atto, to_atto
+from spendgate.store.money import exact_sum, from_atto, to_atto
 from spendgate.store.queries import decision_conditions, usage_totals
 from spendgate.store.records import DecisionFilter, UsageTotals
 
@@ -105,6 +106,7 @@ class _Accumulator:
         "blocked",
         "cached_input_tokens",
         "cost_atto",
+        "extra_atto",
         "input_tokens",
         "latency_ms_total",
         "output_tokens",
@@ -120,19 +122,17 @@ class _Accumulator:
         self.requests = self.settled = self.blocked = self.would_blocked = 0
         self.rerouted = self.unpriced = 0
         self.input_tokens = self.output_tokens = self.cached_input_tokens = 0
-        self.cost_atto = self.saved_atto = 0
+        self.cost_atto = self.saved_atto = self.extra_atto = 0
         self.latency_ms_total = 0.0
 
     def add(self, row: Any) -> None:
         self.requests += 1
-        if row.routing_action in _BLOCKING:
+        if row.routing_action in _BLOCKING or row.status == REFUSED:
             self.blocked += 1
         elif row.actual_model != row.requested_model:
             self.rerouted += 1
         if row.would_action in _BLOCKING:
             self.would_blocked += 1
-        if row.estimated_saving_usd is not None:
-            self.saved_atto += to_atto(row.estimated_saving_usd)
         if row.settled_at is None:
             return
         self.settled += 1
@@ -143,6 +143,9 @@ class _Accumulator:
             self.unpriced += 1
         else:
             self.cost_atto += to_atto(row.actual_cost_usd)
+        saved, extra = routing_difference(row.requested_cost_usd, row.actual_cost_usd)
+        self.saved_atto += to_atto(saved)
+        self.extra_atto += to_atto(extra)
         self.latency_ms_total += row.latency_ms or 0.0
 
     def totals(self, group: dict[str, Any] | None = None) -> UsageTotals:
@@ -159,6 +162,7 @@ class _Accumulator:
             cached_input_tokens=self.cached_input_tokens,
             cost_usd=from_atto(self.cost_atto),
             saved_usd=from_atto(self.saved_atto),
+            extra_usd=from_atto(self.extra_atto),
             latency_ms_total=self.latency_ms_total,
         )
 
@@ -169,7 +173,8 @@ _AGGREGATED_COLUMNS: Final = (
     "would_action",
     "requested_model",
     "actual_model",
-    "estimated_saving_usd",
+    "requested_cost_usd",
+    "status",
     "settled_at",
     "input_tokens",
     "output_tokens",
@@ -279,8 +284,9 @@ def _sum(parts: Sequence[UsageTotals]) -> UsageTotals:
         return UsageTotals()
     return UsageTotals(
         **{name: sum(getattr(p, name) for p in parts) for name in schema.ROLLUP_COUNT_COLUMNS},
-        cost_usd=from_atto(sum(to_atto(p.cost_usd) for p in parts)),
-        saved_usd=from_atto(sum(to_atto(p.saved_usd) for p in parts)),
+        cost_usd=exact_sum(p.cost_usd for p in parts),
+        saved_usd=exact_sum(p.saved_usd for p in parts),
+        extra_usd=exact_sum(p.extra_usd for p in parts),
         latency_ms_total=sum(p.latency_ms_total for p in parts),
     )
 
