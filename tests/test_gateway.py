@@ -16,6 +16,7 @@ import pytest
 
 from gateway_support import HELLO, http, serve
 from spendgate.config import parse_config
+from spendgate.config.schema import DEFAULT_MAX_BODY_BYTES
 from spendgate.domain.budgets import CounterKey
 from spendgate.gateway.app import Gateway, create_gateway
 from spendgate.mock_upstream.runner import MockUpstreamThread
@@ -133,7 +134,10 @@ def test_errors_follow_the_contract(running: Running) -> None:
     assert wrong_type.status_code == 400
     assert wrong_type.json()["error"]["param"] == "messages"
     huge = http(
-        "POST", running.url + "/v1/chat/completions", content=b"x" * (9 * 1024 * 1024), **auth
+        "POST",
+        running.url + "/v1/chat/completions",
+        content=b"x" * (DEFAULT_MAX_BODY_BYTES + 1),
+        **auth,
     )
     assert huge.status_code == 413
     bad_mode = http(

@@ -29,6 +29,7 @@ from gateway_support import (
     openai_client,
     serve_config,
 )
+from spendgate.config.schema import DEFAULT_MAX_BODY_BYTES
 from spendgate.mock_upstream.runner import MockUpstreamThread
 
 CONFIG = """
@@ -62,7 +63,7 @@ ENV = {
 }
 CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"
-HUGE = "x" * (9 * 1024 * 1024)  # over the gateway's 8 MiB limit
+HUGE = "x" * DEFAULT_MAX_BODY_BYTES  # over the gateway's limit once JSON-encoded
 
 
 @dataclass(frozen=True)
@@ -126,12 +127,14 @@ def openai_error(reply: Reply, status: int, code: str, param: str | None = None)
         assert error["param"] == param
 
 
-def anthropic_error(reply: Reply, status: int, kind: str) -> None:
+def anthropic_error(reply: Reply, status: int, kind: str, param: str | None = None) -> None:
     assert reply.status_code == status, reply.text
     body = reply.json()
     assert body["type"] == "error"
     assert body["error"]["type"] == kind
     assert body["error"]["message"]
+    if param is not None:
+        assert body["error"]["param"] == param
 
 
 # -- the OpenAI route -------------------------------------------------------------------------
@@ -199,6 +202,71 @@ def test_wrong_types_are_400_naming_the_parameter(
     openai_error(post(served, CHAT, json=body), 400, "invalid_request", param)
 
 
+USER = {"role": "user", "content": "Call the tool."}
+CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        # Messages a provider refuses: no content where the role needs it, an unknown role.
+        ({"messages": [{"role": "user"}]}, "messages[0].content"),
+        ({"messages": [{"role": "system", "content": None}, USER]}, "messages[0].content"),
+        ({"messages": [USER, {"role": "assistant"}]}, "messages[1].content"),
+        ({"messages": [USER, {"role": "tool", "content": "42"}]}, "messages[1].tool_call_id"),
+        ({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
+        ({"messages": [{"role": "", "content": "hi"}]}, "messages[0].role"),
+        # Sampling parameters of the wrong type or out of range.
+        ({"messages": HELLO, "temperature": "hot"}, "temperature"),
+        ({"messages": HELLO, "temperature": 2.5}, "temperature"),
+        ({"messages": HELLO, "temperature": True}, "temperature"),
+        ({"messages": HELLO, "top_p": 1.01}, "top_p"),
+        ({"messages": HELLO, "presence_penalty": -2.5}, "presence_penalty"),
+        ({"messages": HELLO, "frequency_penalty": [1]}, "frequency_penalty"),
+        ({"messages": HELLO, "n": 129}, "n"),
+        ({"messages": HELLO, "seed": 1.5}, "seed"),
+        ({"messages": HELLO, "top_logprobs": 21}, "top_logprobs"),
+        ({"messages": HELLO, "logprobs": "yes"}, "logprobs"),
+        ({"messages": HELLO, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"messages": HELLO, "stop": 7}, "stop"),
+    ],
+)
+@pytest.mark.usefixtures("nothing_recorded")
+def test_bodies_a_provider_would_refuse_are_400_before_reserving(
+    served: Served, body: dict[str, Any], param: str
+) -> None:
+    openai_error(
+        post(served, CHAT, json={"model": "gpt-4o", **body}), 400, "invalid_request", param
+    )
+
+
+def test_what_providers_accept_at_the_edge_still_passes(served: Served) -> None:
+    client = openai_client(served, "sg-alice")
+    # An assistant message that only calls a tool has no content; bounds are inclusive.
+    reply = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[
+            USER,
+            {"role": "assistant", "content": None, "tool_calls": [CALL]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+        ],
+        temperature=2,
+        top_p=0,
+        presence_penalty=-2,
+        stop="END",
+        max_tokens=20,
+    )
+    assert reply.choices[0].message.content
+    # A final assistant message may be empty on Anthropic's route (a prefill).
+    message = anthropic_client(served, "sg-alice").messages.create(
+        model="claude-sonnet-4",
+        max_tokens=20,
+        messages=[USER, {"role": "assistant", "content": ""}],
+        extra_body={"temperature": 1},
+    )
+    assert message.content
+
+
 @pytest.mark.usefixtures("nothing_recorded")
 def test_wrong_types_through_the_sdk_raise_bad_request(served: Served) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
@@ -208,6 +276,11 @@ def test_wrong_types_through_the_sdk_raise_bad_request(served: Served) -> None:
             max_tokens="many",  # wrong on purpose
         )
     assert bad.value.param == "max_tokens"
+    with pytest.raises(openai.BadRequestError) as out_of_range:
+        openai_client(served, "sg-alice").chat.completions.create(
+            model="gpt-4o", messages=HELLO, temperature=9
+        )
+    assert out_of_range.value.param == "temperature"
 
 
 @pytest.mark.usefixtures("nothing_recorded")
@@ -241,6 +314,39 @@ def test_an_oversized_body_is_413(served: Served) -> None:
         )
     assert too_big.value.status_code == 413
     assert too_big.value.code == "request_too_large"
+
+
+def test_the_default_body_limit_allows_a_few_base64_images(served: Served) -> None:
+    image = "data:image/png;base64," + "A" * (7 * 1024 * 1024)  # a 5 MB image, encoded
+    parts = [{"type": "text", "text": "Compare these."}] + [
+        {"type": "image_url", "image_url": {"url": image}} for _ in range(3)
+    ]
+    reply = openai_client(served, "sg-alice").chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": parts}], max_tokens=20
+    )
+    assert reply.choices[0].message.content
+
+
+def test_the_body_limit_is_a_config_setting(
+    mock: MockUpstreamThread, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    config = CONFIG.format(mock=mock.base_url) + "max_body_bytes: 4096\n"
+    database = tmp_path_factory.mktemp("small-bodies") / "journal.db"
+    with serve_config(config, ENV, database=database) as small:
+        fits = [{"role": "user", "content": "x" * 3000}]
+        assert (
+            openai_client(small, "sg-alice")
+            .chat.completions.create(model="gpt-4o", messages=fits, max_tokens=5)
+            .choices
+        )
+        with pytest.raises(openai.APIStatusError) as too_big:
+            openai_client(small, "sg-alice").chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "x" * 5000}]
+            )
+        assert too_big.value.status_code == 413
+        assert "4096 bytes" in too_big.value.message
+
+        assert len(decisions(small)) == 1
 
 
 @pytest.mark.usefixtures("nothing_recorded")
@@ -319,6 +425,40 @@ def test_anthropic_route_errors_use_anthropics_envelope_and_sdk_exceptions(
         400,
         "invalid_request_error",
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": [{"role": "system", "content": "Be brief."}]}, "messages[0].role"),
+        ({"messages": [{"role": "user"}]}, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": ""}, USER]}, "messages[0].content"),
+        ({"messages": [USER, {"role": "assistant", "content": []}, USER]}, "messages[1].content"),
+        ({"messages": HELLO, "temperature": 1.5}, "temperature"),
+        ({"messages": HELLO, "top_p": "all"}, "top_p"),
+        ({"messages": HELLO, "top_k": -1}, "top_k"),
+        ({"messages": HELLO, "stop_sequences": "END"}, "stop_sequences"),
+        ({"messages": HELLO, "max_tokens": 0}, "max_tokens"),
+        ({"messages": "hi"}, "messages"),
+    ],
+)
+@pytest.mark.usefixtures("nothing_recorded")
+def test_anthropic_route_400s_name_the_parameter(
+    served: Served, body: dict[str, Any], param: str
+) -> None:
+    request = {"model": "claude-sonnet-4", "max_tokens": 64, **body}
+    anthropic_error(post(served, MESSAGES, json=request), 400, "invalid_request_error", param)
+
+
+@pytest.mark.usefixtures("nothing_recorded")
+def test_anthropic_sdk_sees_the_parameter_of_a_400(served: Served) -> None:
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        anthropic_client(served, "sg-alice").messages.create(
+            model="claude-sonnet-4", max_tokens=64, messages=HELLO, extra_body={"temperature": 3}
+        )
+    body = bad.value.body
+    assert isinstance(body, dict)
+    assert body["error"]["param"] == "temperature"
 
 
 def test_anthropic_route_budget_block_is_a_rate_limit_error_not_retried(

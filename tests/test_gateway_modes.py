@@ -175,6 +175,22 @@ def test_a_request_cannot_relax_the_mode_without_the_permission(
     refused = stored(served, blocked.value.response.json()["decision_id"]).decision
     assert refused.mode is RoutingMode.ENFORCED
     assert "mode_relax_denied" in refused.reason_codes
+    # The client is told in the response, not only in the decision log.
+    headers = blocked.value.response.headers
+    assert headers["x-spendgate-routing-mode"] == "enforced"
+    assert "override_routing_mode" in headers["x-spendgate-warning"]
+    # A refused decision called no model.
+    assert refused.actual_model is None
+    assert refused.provider is None
+    assert refused.target_model == "gpt-4o-mini"
+
+    # Allowed through, the denial is said all the same.
+    allowed = openai_client(served, "sg-alice").chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HELLO, max_tokens=10, extra_headers=relax
+    )
+    assert allowed.headers["x-spendgate-routing-mode"] == "enforced"
+    assert "override_routing_mode" in allowed.headers["x-spendgate-warning"]
+    before_upstream += 1
 
     # Carol's key may override the mode: the same request is only recorded as a would-block.
     raw = openai_client(served, "sg-carol").chat.completions.with_raw_response.create(
@@ -182,6 +198,8 @@ def test_a_request_cannot_relax_the_mode_without_the_permission(
     )
     assert raw.parse().choices[0].message.content
     assert mock.stats.requests_by_path["/v1/chat/completions"] == before_upstream + 1
+    assert raw.headers["x-spendgate-routing-mode"] == "suggest"
+    assert "x-spendgate-warning" not in raw.headers
     relaxed = stored(served, raw.headers["x-spendgate-decision-id"]).decision
     assert relaxed.mode is RoutingMode.SUGGEST
     assert "mode_relaxed_by_request" in relaxed.reason_codes
@@ -205,3 +223,24 @@ def test_a_request_may_always_tighten_the_mode(
     )
     assert raw.headers["x-spendgate-model"] == "gpt-4o-mini"
     assert last_upstream_body(mock)["model"] == "gpt-4o-mini"
+
+
+def test_a_block_message_says_the_amount_is_a_worst_case_and_how_to_lower_it(
+    gateways: Callable[[str], Served],
+) -> None:
+    served = gateways("enforced")
+    client = openai_client(served, "sg-bob")
+    with pytest.raises(openai.RateLimitError) as with_limit:
+        client.chat.completions.create(**COSTLY)
+    message = with_limit.value.message
+    assert "worst case" in message
+    assert "+ 2,000 output tokens (max_tokens 2,000)" in message
+    assert "A lower max_tokens reserves less." in message
+    without_limit = {key: value for key, value in COSTLY.items() if key != "max_tokens"}
+    with pytest.raises(openai.RateLimitError) as unbounded:
+        client.chat.completions.create(**without_limit)
+    message = unbounded.value.message
+    assert "+ 16,384 output tokens (gpt-4o-mini's maximum output, as max_tokens is not set)" in (
+        message
+    )
+    assert "Set max_tokens to the output you need to reserve less." in message

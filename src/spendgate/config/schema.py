@@ -25,6 +25,8 @@ from spendgate.domain.pricing import PriceBook, PricingRecord
 from spendgate.domain.routing import RoutingSettings
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///./spendgate.db"
+# Room for a few base64 images (5 MB each is ~6.7 MB encoded); Anthropic's own request limit.
+DEFAULT_MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 
 _S = TypeVar("_S", bound=Spec)
 
@@ -50,6 +52,8 @@ class Config(Spec):
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL
     timezone: TimezoneName = "UTC"  # default timezone of calendar budget windows
     unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE
+    # Largest proxied request body: larger ones are refused (413) before they are decoded.
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=1024**3)
     # ``providers`` and ``models`` are conversion methods, so the fields carry other names.
     provider_specs: _Entries[ProviderSpec] = Field(default_factory=list, alias="providers")
     model_specs: _Entries[ModelSpec] = Field(default_factory=list, alias="models")

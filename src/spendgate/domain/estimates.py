@@ -25,6 +25,7 @@ __all__ = [
     "effective_record",
     "estimate_cost",
     "output_ceiling",
+    "worst_case_note",
 ]
 
 # Output ceiling when neither the request (max_tokens) nor the model sets one.
@@ -119,4 +120,24 @@ def _priced(
         precision=Precision.ESTIMATE if record is None or unpriced else record.precision,
         source=None if record is None or unpriced else record.source,
         unpriced=unpriced,
+    )
+
+
+def worst_case_note(estimate: PricingEstimate, max_tokens: int | None) -> str:
+    """Why a refused request counted as much as it did, and how to ask for less: a budget
+    reserves a request's worst case, whose output part is ``max_tokens`` or, without it, the
+    model's whole maximum output."""
+    bound = (
+        f"max_tokens {max_tokens:,}"
+        if max_tokens is not None
+        else f"{estimate.model}'s maximum output, as max_tokens is not set"
+    )
+    advice = (
+        "Set max_tokens to the output you need to reserve less."
+        if max_tokens is None
+        else "A lower max_tokens reserves less."
+    )
+    return (
+        f"The amount is this request's worst case: up to {estimate.input_tokens_upper:,} input "
+        f"+ {estimate.output_tokens_upper:,} output tokens ({bound}). {advice}"
     )

@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["Attachment", "AttachmentKind", "ChatRequest", "Message", "Protocol", "RequestError"]
 
@@ -129,6 +129,14 @@ class ChatRequest:
         # ``functions`` is the deprecated spelling of ``tools``; the model reads both.
         tools = _optional_list(body, "tools") + _optional_list(body, "functions")
         definitions = [*tools, schema] if schema is not None else tools
+        _check_sampling(body, _OPENAI_SAMPLING)
+        _check_int(body, "seed", None)
+        _check_int(body, "top_logprobs", 0, 20)
+        _optional_bool(body, "logprobs")
+        _check_stop(body, "stop", _MAX_OPENAI_STOPS)
+        choices = _optional_int(body, "n") or 1
+        if choices > _MAX_CHOICES:
+            raise RequestError(f"n: at most {_MAX_CHOICES}", "n")
         return cls(
             model=model,
             messages=messages,
@@ -138,7 +146,7 @@ class ChatRequest:
             tool_count=len(tools),
             stream=_optional_bool(body, "stream"),
             protocol=Protocol.OPENAI,
-            choices=_optional_int(body, "n") or 1,
+            choices=choices,
             attachments=tuple(attachments),
         )
 
@@ -155,10 +163,14 @@ class ChatRequest:
         attachments: list[Attachment] = []
         if system is not None:
             prefix = (_content(system, "system").message("system", attachments),)
+        last = len(raw_messages) - 1
         messages = prefix + tuple(
-            _anthropic_message(raw, f"messages[{index}]", attachments)
+            _anthropic_message(raw, f"messages[{index}]", attachments, final=index == last)
             for index, raw in enumerate(raw_messages)
         )
+        _check_sampling(body, _ANTHROPIC_SAMPLING)
+        _check_int(body, "top_k", 0)
+        _check_stop(body, "stop_sequences", None)
         tools = _optional_list(body, "tools")
         return cls(
             model=model,
@@ -182,10 +194,18 @@ def _body(body: object) -> Mapping[str, Any]:
 def _openai_message(raw: object, where: str, attachments: list[Attachment]) -> Message:
     if not isinstance(raw, Mapping):
         raise RequestError(f"{where}: expected an object", where)
-    role = _required_str(raw, "role", where)
+    role = _role(raw, where, _OPENAI_ROLES)
     raw_content = raw.get("content")
-    if len(raw) == 2 and isinstance(raw_content, str):
+    if len(raw) == 2 and isinstance(raw_content, str) and role != "tool":
         return Message(role, raw_content)  # most messages: plain text, nothing to gather
+    if raw_content is None and not (
+        role == "assistant" and (raw.get("tool_calls") or raw.get("function_call"))
+    ):
+        # Only an assistant message that calls a tool may go without content.
+        raise RequestError(f"{where}.content: required for a {role} message", f"{where}.content")
+    if role == "tool" and not isinstance(raw.get("tool_call_id"), str):
+        where_id = f"{where}.tool_call_id"
+        raise RequestError(f"{where_id}: required for a tool message", where_id)
     content = _content(raw_content, f"{where}.content")
     tool_calls = raw.get("tool_calls")
     if tool_calls is not None:
@@ -223,11 +243,20 @@ def _tool_call_text(call: object) -> str:
     return " ".join(filter(None, parts))
 
 
-def _anthropic_message(raw: object, where: str, attachments: list[Attachment]) -> Message:
+def _anthropic_message(
+    raw: object, where: str, attachments: list[Attachment], *, final: bool
+) -> Message:
     if not isinstance(raw, Mapping):
         raise RequestError(f"{where}: expected an object", where)
-    role = _required_str(raw, "role", where)
+    role = _role(raw, where, _ANTHROPIC_ROLES)
     content = raw.get("content")
+    # Anthropic refuses empty content but for a final assistant message (a prefill).
+    if content is None or (not content and not (final and role == "assistant")):
+        raise RequestError(
+            f"{where}.content: required and non-empty (only a final assistant message may be "
+            "empty)",
+            f"{where}.content",
+        )
     if isinstance(content, str):
         return Message(role, content)  # most messages: plain text, nothing to gather
     return _content(content, f"{where}.content").message(role, attachments)
@@ -390,6 +419,64 @@ def _json_text(value: object) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+_OPENAI_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_ANTHROPIC_ROLES = frozenset({"user", "assistant"})  # the system prompt is a top-level field
+_MAX_CHOICES = 128  # OpenAI's bound on ``n``
+_MAX_OPENAI_STOPS = 4
+
+# Sampling parameters each provider refuses out of these ranges (inclusive).
+_OPENAI_SAMPLING: Final = {
+    "temperature": (0, 2),
+    "top_p": (0, 1),
+    "presence_penalty": (-2, 2),
+    "frequency_penalty": (-2, 2),
+}
+_ANTHROPIC_SAMPLING: Final = {"temperature": (0, 1), "top_p": (0, 1)}
+
+
+def _role(message: Mapping[str, Any], where: str, roles: frozenset[str]) -> str:
+    role = _required_str(message, "role", where)
+    if role not in roles:
+        raise RequestError(
+            f"{where}.role: {role!r} is not one of {', '.join(sorted(roles))}", f"{where}.role"
+        )
+    return role
+
+
+def _check_sampling(body: Mapping[str, Any], ranges: Mapping[str, tuple[int, int]]) -> None:
+    for key, (low, high) in ranges.items():
+        value = body.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RequestError(f"{key}: expected a number", key)
+        if not low <= value <= high:  # NaN fails this too
+            raise RequestError(f"{key}: {value} is not between {low} and {high}", key)
+
+
+def _check_int(body: Mapping[str, Any], key: str, low: int | None, high: int | None = None) -> None:
+    value = body.get(key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{key}: expected an integer", key)
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise RequestError(f"{key}: {value} is not {bounds}", key)
+
+
+def _check_stop(body: Mapping[str, Any], key: str, most: int | None) -> None:
+    """Stop sequences: a list of strings (OpenAI also takes one string, and at most 4)."""
+    value = body.get(key)
+    if value is None or (most is not None and isinstance(value, str)):
+        return
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        kind = "a string or a list of strings" if most is not None else "a list of strings"
+        raise RequestError(f"{key}: expected {kind}", key)
+    if most is not None and len(value) > most:
+        raise RequestError(f"{key}: at most {most} sequences", key)
 
 
 def _required_str(body: Mapping[str, Any], key: str, where: str = "") -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from spendgate.config import Config
+from spendgate.config.schema import DEFAULT_MAX_BODY_BYTES
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.requests import Protocol
 from spendgate.gateway.asgi import HeaderEncodingError, Receive, Scope, Send, header_map, respond
@@ -25,7 +26,7 @@ from spendgate.gateway.auth import KeyRing, digest, presented_key
 from spendgate.gateway.errors import bad_request, invalid_api_key
 from spendgate.gateway.housekeeping import Housekeeping, HousekeepingSettings
 from spendgate.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
-from spendgate.gateway.proxy import DEFAULT_MAX_BODY, ChatProxy
+from spendgate.gateway.proxy import ChatProxy
 from spendgate.governor import Governor
 from spendgate.providers.registry import UpstreamRegistry
 from spendgate.store.journal import Journal
@@ -65,7 +66,7 @@ class Gateway:
         upstreams: UpstreamRegistry,
         *,
         metrics: GatewayMetrics | None = None,
-        max_body: int = DEFAULT_MAX_BODY,
+        max_body: int = DEFAULT_MAX_BODY_BYTES,
         admin_max_body: int = DEFAULT_ADMIN_MAX_BODY,
         housekeeping: HousekeepingSettings | None = None,
         admin: AdminContext | None = None,
@@ -213,7 +214,14 @@ def create_gateway(
         retention_interval_s=retention.prune_every.total_seconds(),
         keep_decisions=retention.keep_decisions,
     )
-    return Gateway(governor, keys, upstreams, housekeeping=housekeeping, admin=admin)
+    return Gateway(
+        governor,
+        keys,
+        upstreams,
+        max_body=config.max_body_bytes,
+        housekeeping=housekeeping,
+        admin=admin,
+    )
 
 
 def _admin_context(

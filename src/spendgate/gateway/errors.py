@@ -48,6 +48,7 @@ class GatewayError(Exception):
                     "type": anthropic_error_type(self.status),
                     "message": self.message,
                     "code": self.code,
+                    "param": self.param,
                 },
             }
         else:

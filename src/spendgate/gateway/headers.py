@@ -9,7 +9,7 @@ from spendgate.domain.budgets import BudgetStatus, most_severe
 from spendgate.domain.routing import RoutingDecision, RoutingMode, TaskClass
 from spendgate.domain.scopes import member_room
 
-__all__ = ["HeaderError", "RequestHeaders", "decision_headers"]
+__all__ = ["HeaderError", "RequestHeaders", "decision_headers", "mode_headers"]
 
 _MODES = {mode.value: mode for mode in RoutingMode}
 _TASKS = {task.value: task for task in TaskClass}
@@ -61,12 +61,29 @@ class RequestHeaders:
         )
 
 
+# Said in the response, not only in the decision log: a client that asked to relax the mode
+# (say, to dry_run while testing) must not believe it got it.
+_RELAX_DENIED_WARNING = (
+    "routing mode not relaxed: this API key lacks the override_routing_mode permission"
+)
+
+
+def mode_headers(decision: RoutingDecision) -> tuple[tuple[str, str], ...]:
+    """The mode the request ran in, and a warning when the request asked to relax it and its
+    key may not (on every response that has a decision, refusals included)."""
+    mode = ("x-spendgate-routing-mode", decision.mode.value)
+    if "mode_relax_denied" in decision.reason_codes:
+        return (mode, ("x-spendgate-warning", f"{_RELAX_DENIED_WARNING} ({decision.mode.value})"))
+    return (mode,)
+
+
 def decision_headers(decision: RoutingDecision) -> list[tuple[bytes, bytes]]:
     """The response headers that tell a client what spendgate decided."""
     worst = most_severe(decision.budget_evaluations)
     status = worst.status if worst is not None else BudgetStatus.OK
     upper = decision.estimate.upper_usd
     return [
+        *((name.encode(), value.encode()) for name, value in mode_headers(decision)),
         (b"x-spendgate-decision-id", decision.id.encode()),
         (b"x-spendgate-model", decision.target_model.encode()),
         (b"x-spendgate-routing-action", decision.routing_action.value.encode()),

@@ -19,8 +19,9 @@ from typing import Any, NoReturn
 
 import orjson
 
-from spendgate.domain.budgets import most_severe
-from spendgate.domain.estimates import output_ceiling
+from spendgate.config.schema import DEFAULT_MAX_BODY_BYTES
+from spendgate.domain.budgets import Metric, most_severe
+from spendgate.domain.estimates import output_ceiling, worst_case_note
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.models import Model
 from spendgate.domain.planner import ModelNotAllowedError, ModelNotFoundError
@@ -68,7 +69,12 @@ from spendgate.gateway.errors import (
     model_not_found,
     upstream_error,
 )
-from spendgate.gateway.headers import HeaderError, RequestHeaders, decision_headers
+from spendgate.gateway.headers import (
+    HeaderError,
+    RequestHeaders,
+    decision_headers,
+    mode_headers,
+)
 from spendgate.gateway.metrics import GatewayMetrics
 from spendgate.governor import Governor
 from spendgate.providers.base import UpstreamCall, UpstreamResponse
@@ -78,7 +84,6 @@ from spendgate.providers.registry import UpstreamRegistry
 
 __all__ = ["ChatProxy"]
 
-DEFAULT_MAX_BODY = 8 * 1024 * 1024
 _SSE_HEADERS = ((b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
 
 
@@ -90,7 +95,7 @@ class ChatProxy:
         upstreams: UpstreamRegistry,
         metrics: GatewayMetrics,
         *,
-        max_body: int = DEFAULT_MAX_BODY,
+        max_body: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.governor = governor
         self.keys = keys
@@ -230,9 +235,15 @@ class _ProxiedRequest:
             else f"Budget {outcome.refused_policy} has no room left for this request."
         )
         policy_id = outcome.refused_policy or (worst.policy_id if worst else None)
-        if decision.routing_action is RoutingAction.APPROVAL_REQUIRED:
-            raise approval_required(message, decision.id, policy_id, None)
-        raise budget_exceeded(message, decision.id, policy_id)
+        metrics = {e.metric for e in decision.budget_evaluations if e.policy_id == policy_id}
+        if metrics - {Metric.REQUESTS}:  # a count of requests has no worst case
+            message += " " + worst_case_note(decision.estimate, self.chat.max_tokens)
+        error = (
+            approval_required(message, decision.id, policy_id, None)
+            if decision.routing_action is RoutingAction.APPROVAL_REQUIRED
+            else budget_exceeded(message, decision.id, policy_id)
+        )
+        raise replace(error, headers=(*error.headers, *mode_headers(decision)))
 
     def reservation_ids(self) -> list[str]:
         """The decisions that may hold a reservation: the planned one and any fallback's."""
