@@ -1,5 +1,5 @@
 """The admin API's FastAPI app: every router under ``/api/v1``, one error envelope, OpenAPI at
-``/api/v1/openapi.json`` (interactive docs at ``/api/v1/docs``).
+``/api/v1/openapi.json`` (interactive docs at ``/api/v1/docs``, see ``docs``).
 
 The gateway builds it lazily, on the first ``/api/`` request, and hands it every such request
 with its path unchanged, so the app carries the ``/api/v1`` prefix itself.
@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from spendgate.admin import budgets, decisions, explain, keys, models, pricing, usage
+from spendgate.admin import budgets, decisions, docs, explain, keys, models, pricing, usage
 from spendgate.admin.context import AdminContext
 from spendgate.admin.errors import AdminError, ErrorEnvelope, database_unavailable, envelope
 from spendgate.store.db import is_busy
@@ -54,12 +54,14 @@ def create_admin_app(context: AdminContext) -> FastAPI:
         version="1",
         summary="Budgets, pricing, keys, usage, routing decisions, explain and models.",
         openapi_url=f"{PREFIX}/openapi.json",
-        docs_url=f"{PREFIX}/docs",
+        docs_url=None,  # our own page (``docs``): no CDN, no inline script
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.admin_context = context
     for module in (budgets, pricing, keys, usage, models, explain, decisions):
         app.include_router(module.router, prefix=PREFIX, responses=_ERRORS)
+    app.include_router(docs.router, prefix=PREFIX)
     install_error_handlers(app)
     return app
 
