@@ -84,11 +84,14 @@ def test_docs_page_loads_only_its_own_files(gw: AdminGateway) -> None:
         assert len(asset.content) > 100
 
 
-def test_an_unknown_docs_file_is_404(gw: AdminGateway) -> None:
-    response = gw.get("/docs/static/swagger-ui.js.map", token=None)
+def test_only_the_docs_files_are_public(gw: AdminGateway) -> None:
+    response = gw.get("/docs/static/README.md", token=None)  # in the package, not an asset
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
-    assert gw.get("/docs/static/../budgets", token=None).status_code == 401
+    escape = gw.get("/docs/static/..%2F..%2Fbudgets", token=None)  # the path decodes to ../
+    assert escape.status_code == 404
+    assert "principal-daily-usd" not in escape.text
+    assert gw.get("/docs/budgets", token=None).status_code == 401
 
 
 def test_openapi_declares_the_bearer_credential_on_every_operation(gw: AdminGateway) -> None:
