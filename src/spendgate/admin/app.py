@@ -1,5 +1,9 @@
 """The admin API's FastAPI app: every router under ``/api/v1``, one error envelope, OpenAPI at
-``/api/v1/openapi.json`` (interactive docs at ``/api/v1/docs``).
+``/api/v1/openapi.json`` (interactive docs at ``/api/v1/docs``, see ``docs``).
+
+Every operation declares the credential it needs (``bearer``, or the same credential as
+``x-api-key``), so Swagger UI's Authorize button sends it. The ``AdminGate`` checks it before
+the app sees a request; the declarations only describe that check.
 
 The gateway builds it lazily, on the first ``/api/`` request, and hands it every such request
 with its path unchanged, so the app carries the ``/api/v1`` prefix itself.
@@ -10,14 +14,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from spendgate.admin import budgets, decisions, explain, keys, models, pricing, usage
+from spendgate.admin import budgets, decisions, docs, explain, keys, models, pricing, usage
 from spendgate.admin.context import AdminContext
 from spendgate.admin.errors import AdminError, ErrorEnvelope, database_unavailable, envelope
 from spendgate.store.db import is_busy
@@ -44,6 +49,28 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 
+# Either credential will do (two security requirements: one or the other). They never refuse
+# a request themselves (``auto_error=False``): the gate has already authenticated it.
+_CREDENTIALS = [
+    Security(
+        HTTPBearer(
+            scheme_name="bearer",
+            auto_error=False,
+            description="The admin token (`SPENDGATE_ADMIN_TOKEN`) or an API key: "
+            "`Authorization: Bearer <credential>`. A key without the `admin` permission reads "
+            "only its own project, principal or key.",
+        )
+    ),
+    Security(
+        APIKeyHeader(
+            name="x-api-key",
+            scheme_name="apiKey",
+            auto_error=False,
+            description="The same credential in the `x-api-key` header.",
+        )
+    ),
+]
+
 # HTTPException codes by status, for errors raised by FastAPI/Starlette themselves.
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "invalid_api_key"}
 
@@ -54,12 +81,16 @@ def create_admin_app(context: AdminContext) -> FastAPI:
         version="1",
         summary="Budgets, pricing, keys, usage, routing decisions, explain and models.",
         openapi_url=f"{PREFIX}/openapi.json",
-        docs_url=f"{PREFIX}/docs",
+        docs_url=None,  # our own page (``docs``): no CDN, no inline script
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.admin_context = context
     for module in (budgets, pricing, keys, usage, models, explain, decisions):
-        app.include_router(module.router, prefix=PREFIX, responses=_ERRORS)
+        app.include_router(
+            module.router, prefix=PREFIX, responses=_ERRORS, dependencies=_CREDENTIALS
+        )
+    app.include_router(docs.router, prefix=PREFIX)
     install_error_handlers(app)
     return app
 

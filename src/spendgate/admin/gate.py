@@ -4,7 +4,7 @@ The credential is checked from the headers before a byte of the body is read: a 
 60 MB upload is answered 401 at once, and the connection closed so the server does not drain
 it. An authenticated body is read up to ``max_body`` (413 beyond, never buffering more) and
 its JSON shape bounded like the proxy's (``gateway.body``), then handed on to the app.
-The OpenAPI document and its docs page stay public.
+The OpenAPI document, its docs page and the page's files stay public (``_is_public``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = ["VIEWER", "AdminGate"]
 
 VIEWER: Final = "spendgate.viewer"  # scope key: the Viewer the gate authenticated
 _PUBLIC: Final = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
+_PUBLIC_FILES: Final = "/api/v1/docs/static/"
 _CLOSE: Final = [(b"connection", b"close")]
 
 
@@ -56,7 +57,7 @@ class AdminGate:
             param = f"header.{error.header}"
             await _refuse(send, AdminError(400, "invalid_request", str(error), param=param))
             return
-        if scope["path"] not in _PUBLIC:
+        if not _is_public(scope["path"]):
             viewer = self._viewer(headers)
             if viewer is None:
                 await _refuse(send, unauthorized(), _CLOSE)
@@ -95,6 +96,11 @@ class AdminGate:
             "body_too_large",
             f"The request body is larger than the admin API's limit of {self.max_body} bytes.",
         )
+
+
+def _is_public(path: str) -> bool:
+    """Whether ``path`` is answered without a credential."""
+    return path in _PUBLIC or path.startswith(_PUBLIC_FILES)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
