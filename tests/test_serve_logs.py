@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,6 +163,24 @@ def test_an_admin_change_reaches_the_audit_log(text_serve: RunningServe) -> None
     assert created.status_code == 201, created.text
     log = text_serve.wait_for("budget acme-daily created")
     assert " INFO spendgate.audit: budget acme-daily created by admin-token" in log
+
+
+def test_a_database_that_refuses_writes_is_logged_at_error(text_serve: RunningServe) -> None:
+    """Another process holds SQLite's write lock past the busy timeout (5 s): the journal's
+    failed write is an ERROR; once the lock is gone, its recovery a WARNING."""
+    blocker = sqlite3.connect(text_serve.stderr.parent / "journal.db", isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        _sdk(text_serve, "sg-alice").chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        log = text_serve.wait_for("database write of", timeout_s=20)
+    finally:
+        blocker.close()  # rolls back, releasing the lock
+    failed = next(line for line in log.splitlines() if "database write of" in line)
+    assert " ERROR spendgate.journal: journal: database write of " in failed
+    assert " item(s) failed (attempt 1), retrying in " in failed
+    assert "database is locked" in failed
+    log = text_serve.wait_for("database writes recovered", timeout_s=20)
+    assert " WARNING spendgate.journal: journal: database writes recovered" in log
 
 
 def test_json_lines_carry_the_start_up_facts_as_fields(
