@@ -42,8 +42,9 @@ def serve_command(
     """Serve the proxy (/v1/chat/completions, /v1/messages, /v1/models), /healthz,
     /metrics and the admin API (/api/v1).
 
-    Logs go to stderr: a start-up block, provider health, journal trouble, admin changes
-    (spendgate.audit) and, with --access-log, one line per request (docs/cli.md)."""
+    Logs go to stderr: what is served, provider health, journal trouble, admin changes.
+
+    With --access-log, one line per proxied request too. The log lines: docs/cli.md."""
     # Imported here: every other command (the admin CLI) starts without the gateway's weight.
     import uvicorn
 
