@@ -69,7 +69,7 @@ class HealthLog:
         self._quiet_until[health.provider] = now + QUIET_S
         p95 = health.latency_quantile(0.95)
         slow = p95 is not None and p95 >= health.config.slow_p95_s
-        detail = f"error rate {health.error_rate():.0%}" + (
+        detail = f"error rate {health.error_rate():.1%}" + (
             f", p95 latency {_seconds(p95)}" if p95 is not None and slow else ""
         )
         if state is HealthState.HEALTHY:
