@@ -82,5 +82,9 @@ class KeyRing:
         if previous is not None:
             self._by_digest.pop(previous, None)
 
+    def keys(self) -> list[ApiKey]:
+        """Every key a secret authenticates."""
+        return list(self._by_digest.values())
+
     def __len__(self) -> int:
         return len(self._by_digest)

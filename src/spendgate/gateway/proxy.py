@@ -43,6 +43,7 @@ from spendgate.domain.translate import (
     openai_request_to_anthropic,
     openai_response_to_anthropic,
 )
+from spendgate.gateway import access
 from spendgate.gateway.asgi import (
     BodyTooLargeError,
     ClientDisconnectedError,
@@ -112,9 +113,14 @@ class ChatProxy:
     async def handle(self, scope: Scope, receive: Receive, send: Send, protocol: Protocol) -> None:
         started = time.perf_counter()
         route = scope["path"]
-        request: _ProxiedRequest | None = None
+        status = 500
+        request: _ProxiedRequest | None = None  # authenticated and parsed
+        admitted = False  # its budget reserved
+        refusal: GatewayError | None = None
         try:
-            request = await self._admit(scope, receive, protocol)
+            request = await self._parse(scope, receive, protocol)
+            request.admit()
+            admitted = True
             self._running.add(request)
             await request.run(send, receive)
             status = 200
@@ -122,7 +128,7 @@ class ChatProxy:
                 added = time.perf_counter() - started - request.upstream_s
                 self.metrics.added_latency.observe(max(added, 0.0))
         except GatewayError as error:
-            status = error.status
+            status, refusal = error.status, error
             await respond(send, status, error.body(protocol), error.response_headers())
         except ClientDisconnectedError:
             status = 499  # gone before its body was complete: nobody to answer, nothing spent
@@ -130,17 +136,20 @@ class ChatProxy:
             # A bug (or a cancellation) after admission: never leave budget reserved, and
             # journal the request. Usage the provider already billed was settled where it
             # arrived (reply, relay_stream).
-            if request is not None:
+            if admitted and request is not None:
                 request.fail("gateway_error")
             self.metrics.requests.labels(route, "500").inc()
             raise
         finally:
             if request is not None:
                 self._running.discard(request)
+            if access.enabled():
+                _log_access(route, status, time.perf_counter() - started, request, refusal)
         self.metrics.requests.labels(route, str(status)).inc()
 
-    async def _admit(self, scope: Scope, receive: Receive, protocol: Protocol) -> _ProxiedRequest:
-        """Everything before the upstream call; raises GatewayError to refuse."""
+    async def _parse(self, scope: Scope, receive: Receive, protocol: Protocol) -> _ProxiedRequest:
+        """Authenticate and parse: everything before the budget; raises GatewayError to
+        refuse."""
         try:
             headers = header_map(scope)
         except HeaderEncodingError as error:
@@ -174,14 +183,12 @@ class ChatProxy:
             raise bad_request(str(error), error.param) from None
         except HeaderError as error:
             raise bad_request(str(error), error.header) from None
-        request = _ProxiedRequest(self, key, protocol, payload, chat, options)
-        request.decision = request.plan(chat, key.models)
-        request.reserve(request.decision)
-        return request
+        return _ProxiedRequest(self, key, protocol, payload, chat, options)
 
 
 class _ProxiedRequest:
-    """One admitted request: its decision(s), the upstream call and the settlement."""
+    """One request, from parsed to finished: its decision(s), the upstream call and the
+    settlement."""
 
     def __init__(
         self,
@@ -200,11 +207,19 @@ class _ProxiedRequest:
         self.chat = chat
         self.options = options
         self.decision: RoutingDecision
+        self.planned: RoutingDecision | None = None  # ``decision``, once planned
+        # The last settlement (the decision the request ended with), for the access log.
+        self.settled: tuple[RoutingDecision, Usage, Decimal | None] | None = None
         self.decisions: dict[Target, RoutingDecision] = {}
         self.journaled: set[str] = set()  # ids of this request's settled or abandoned decisions
         self.upstream_s: float | None = None  # non-stream upstream latency, for the metric
 
     # -- governance ----------------------------------------------------------------------
+
+    def admit(self) -> None:
+        """Plan and reserve; raises GatewayError to refuse."""
+        self.decision = self.planned = self.plan(self.chat, self.key.models)
+        self.reserve(self.decision)
 
     def plan(self, chat: ChatRequest, allowed: frozenset[str] | None) -> RoutingDecision:
         try:
@@ -386,6 +401,7 @@ class _ProxiedRequest:
             usage_estimated=estimated,
         )
         self.journaled.add(decision.id)
+        self.settled = (decision, usage, cost)
         self.proxy.metrics.record_usage(decision.target_model, usage, cost)
         return cost
 
@@ -712,6 +728,41 @@ def _is_usage_only(event: bytes) -> bool:
     except orjson.JSONDecodeError:
         return False
     return isinstance(obj, dict) and obj.get("choices") == [] and "usage" in obj
+
+
+def _log_access(
+    route: str,
+    status: int,
+    elapsed_s: float,
+    request: _ProxiedRequest | None,
+    refusal: GatewayError | None,
+) -> None:
+    """The access log's line for a finished request (only called when the log is on)."""
+    decision = usage = cost = served = requested = None
+    if request is not None:
+        requested = request.chat.model
+        decision = request.planned
+        if request.settled is not None:
+            decision, usage, cost = request.settled
+            served = decision.actual_model
+    decision_id = action = None
+    if decision is not None:
+        decision_id, requested = decision.id, decision.requested_model
+        action = decision.routing_action.value
+    if refusal is not None:
+        decision_id = refusal.references.get("decision_id", decision_id)
+    access.log_request(
+        route=route,
+        status=status,
+        latency_s=elapsed_s,
+        decision_id=decision_id,
+        key_id=request.key.id if request is not None else None,
+        requested=requested,
+        actual=served,
+        action=action,
+        usage=usage,
+        cost_usd=cost,
+    )
 
 
 def _response_text(response: UpstreamResponse) -> str:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, TypeVar
 
-from spendgate.domain.health import HealthBoard, Outcome, Permit
+from spendgate.domain.health import HealthBoard, Outcome, Permit, ProviderHealth
 from spendgate.domain.pricing import Usage
 from spendgate.providers.base import Upstream, UpstreamCall, UpstreamResponse, UpstreamStream
 from spendgate.providers.errors import CircuitOpenError, UpstreamError
+from spendgate.providers.health_log import HealthLog
 
 __all__ = [
     "Attempt",
@@ -112,6 +113,7 @@ class Failover:
         self.clock = clock
         self.connect_retries = connect_retries
         self.retry_delay_s = retry_delay_s
+        self.health_log = HealthLog()
 
     async def send(
         self, targets: Sequence[Target], prepare: Prepare
@@ -154,7 +156,7 @@ class Failover:
         attempts: list[Attempt] = []
         for target in targets:
             health = self.health.get(target.provider)
-            permit = health.admit(self.clock())
+            permit = self._admit(health)
             if not permit.admitted:
                 error = CircuitOpenError(target.provider, health.reason or "circuit open")
                 attempts.append(Attempt(target, "skipped_circuit_open", error))
@@ -176,19 +178,13 @@ class Failover:
                         attempts.append(Attempt(target, error.reason_code, error, elapsed))
                         if error.outcome is not None:
                             recorded = True
-                            health.record(
-                                self.clock(),
-                                error.outcome,
-                                elapsed,
-                                permit=permit,
-                                detail=error.detail,
-                            )
+                            self._record(health, error.outcome, elapsed, permit, error.detail)
                         if not error.retryable:
                             raise FailoverError(attempts) from error
                         if error.retry_same_provider and retries > 0:
                             retries -= 1
                             # A retry is a new call through the breaker: it may have opened.
-                            permit = health.admit(self.clock())
+                            permit = self._admit(health)
                             recorded = False
                             if not permit.admitted:
                                 break
@@ -201,15 +197,36 @@ class Failover:
                         assert permits is not None
                         permits[target] = permit
                     else:
-                        health.record(
-                            self.clock(), Outcome.SUCCESS, latency(response), permit=permit
-                        )
+                        self._record(health, Outcome.SUCCESS, latency(response), permit)
                     recorded = True
                     return FailoverResult(target, response, tuple(attempts))
             finally:
                 if not recorded:
                     health.release(permit)
         raise FailoverError(attempts)
+
+    # Every admission and outcome goes through these two, so that the health log sees each
+    # change of a provider's circuit and health.
+
+    def _admit(self, health: ProviderHealth) -> Permit:
+        now = self.clock()
+        before = health.circuit
+        permit = health.admit(now)
+        self.health_log.admitted(health, before, now)
+        return permit
+
+    def _record(
+        self,
+        health: ProviderHealth,
+        outcome: Outcome,
+        latency_s: float | None,
+        permit: Permit,
+        detail: str = "",
+    ) -> None:
+        now = self.clock()
+        before = health.circuit
+        health.record(now, outcome, latency_s, permit=permit, detail=detail)
+        self.health_log.recorded(health, before, outcome, latency_s, now)
 
 
 class MeteredStream:
@@ -251,14 +268,12 @@ class MeteredStream:
         if self._recorded:
             return
         self._recorded = True
-        health = self._failover.health.get(self.target.provider)
-        now = self._failover.clock()
+        failover = self._failover
+        health = failover.health.get(self.target.provider)
         if error is None or error.outcome is None:
-            health.record(now, Outcome.SUCCESS, self.stream.ttfb_s, permit=self._permit)
+            failover._record(health, Outcome.SUCCESS, self.stream.ttfb_s, self._permit)
         else:
-            health.record(
-                now, error.outcome, self.stream.ttfb_s, permit=self._permit, detail=error.detail
-            )
+            failover._record(health, error.outcome, self.stream.ttfb_s, self._permit, error.detail)
 
     async def aclose(self) -> None:
         await self.stream.aclose()

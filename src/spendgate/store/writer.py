@@ -10,7 +10,8 @@ Failures:
 
 * transient (locked database, lost connection, disk full, …): the same batch is retried with
   exponential backoff (``retry_initial_ms`` doubling up to ``retry_max_ms``), indefinitely;
-  new items keep queueing behind it, so nothing is dropped while the process lives.
+  new items keep queueing behind it, so nothing is dropped while the process lives. The
+  first failure and every tenth are logged at ERROR, the recovery at WARNING.
 * anything else (a constraint violation, an unencodable value): the batch is re-committed item
   by item so that one bad item cannot sink the others; an item that fails alone is *rejected*
   and logged by id (``describe``), and counted in ``stats().rejected_items``.
@@ -249,6 +250,19 @@ class BatchWriter:
     # --- writer thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._write_until_stopped()
+        except BaseException:
+            # Never expected (_commit_all catches every failure of a batch): say so loudly,
+            # since nothing more reaches the database.
+            log.critical(
+                "journal writer thread died: nothing more is written to the database (%d "
+                "record(s) waiting); restart the gateway",
+                self._queue.qsize(),
+                exc_info=True,
+            )
+
+    def _write_until_stopped(self) -> None:
         stopping = False
         while not stopping:
             items, markers, stopping = self._collect(block=True)
@@ -330,9 +344,10 @@ class BatchWriter:
                     self._failed_attempts += 1
                     self._last_error = safe_error(exc)
                     if attempts == 1 or attempts % 10 == 0:
-                        log.warning(
-                            "journal batch of %d item(s) failed (attempt %d), retrying in "
-                            "%.2fs: %s",
+                        log.error(
+                            "journal: database write of %d item(s) failed (attempt %d), "
+                            "retrying in %.2fs; the records wait in memory, budgets are "
+                            "unaffected: %s",
                             len(items),
                             attempts,
                             delay,
@@ -356,7 +371,11 @@ class BatchWriter:
                 log.error("journal item rejected: %s: %s", describe(items[0]), self._last_error)
                 return
             if attempts:
-                log.info("journal batch committed after %d failed attempt(s)", attempts)
+                log.warning(
+                    "journal: database writes recovered, batch committed after %d failed "
+                    "attempt(s)",
+                    attempts,
+                )
             self._committed_items += len(items) - len(result.skipped)
             self._committed_batches += 1
             self._skipped += len(result.skipped)
