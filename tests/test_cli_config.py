@@ -1,28 +1,21 @@
-"""The real ``spendgate`` console script: ``config check`` and ``version``."""
+"""The real ``spendgate`` console script: ``config check``, ``config init`` and ``version``."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import openai
 import pytest
 
-SCRIPT = shutil.which("spendgate", path=str(Path(sys.executable).parent)) or shutil.which(
-    "spendgate"
-)
+from cli_support import spendgate_cli, spendgate_serve
+from spendgate.mock_upstream.runner import MockUpstreamThread
+from spendgate.mock_upstream.server import fingerprint
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    assert SCRIPT is not None, "the spendgate console script is not installed"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SPENDGATE_")}
-    environ.update({"COLUMNS": "200", "NO_COLOR": "1"}, **env)
-    return subprocess.run(
-        [SCRIPT, *args], capture_output=True, text=True, env=environ, timeout=60, check=False
-    )
+    return spendgate_cli(*args, **{"COLUMNS": "200", **env})
 
 
 def test_demo_config_is_valid_and_shows_models() -> None:
@@ -104,3 +97,127 @@ def test_version() -> None:
     result = run("version")
     assert result.returncode == 0
     assert result.stdout.startswith("spendgate ")
+
+
+# One provider whose key variable is unset, one model, no keys: valid, but nobody can get in.
+NO_WAY_IN = (
+    "providers: [{id: oa, kind: openai, base_url: 'http://127.0.0.1:9/v1',"
+    " api_key_env: OA_UPSTREAM_KEY}]\n"
+    "models: [{id: gpt-4o-mini, provider: oa}]\n"
+)
+NO_WAY_IN_WARNINGS = (
+    "provider oa: environment variable OA_UPSTREAM_KEY is not set",
+    "no API keys: none under keys: and none created through the admin API",
+    "no admin access: SPENDGATE_ADMIN_TOKEN is not set in this environment",
+)
+
+
+@pytest.mark.parametrize("columns", ["80", "120"])
+def test_check_warns_without_failing(tmp_path: Path, columns: str) -> None:
+    """No key, no admin access and an unset variable are warnings: exit 0, one line each."""
+    path = tmp_path / "spendgate.yaml"
+    path.write_text(NO_WAY_IN)
+    result = spendgate_cli("config", "check", "-c", str(path), cwd=tmp_path, COLUMNS=columns)
+    assert result.returncode == 0, result.stderr
+    assert "Config OK" in result.stdout
+    assert "Warnings (the file is valid, but these will not work):" in result.stdout
+    lines = result.stdout.splitlines()
+    for warning in NO_WAY_IN_WARNINGS:
+        # Never wrapped, whatever the width: each warning is one greppable line.
+        assert any(line.startswith(f"  - {warning}") for line in lines), warning
+    assert "No warnings." not in result.stdout
+
+    as_json = spendgate_cli("config", "check", "-c", str(path), "--json", cwd=tmp_path)
+    assert as_json.returncode == 0
+    summary = json.loads(as_json.stdout)
+    assert summary["valid"] is True
+    assert "errors" not in summary  # errors are for invalid files only
+    assert [w.split(",")[0].split(":")[0] for w in summary["warnings"]] == [
+        "provider oa",
+        "no API keys",
+        "no admin access",
+    ]
+
+
+def test_check_warnings_go_as_the_environment_provides(tmp_path: Path) -> None:
+    """A usable key with the admin permission is admin access; a set variable is no warning."""
+    path = tmp_path / "spendgate.yaml"
+    path.write_text(NO_WAY_IN + "keys: [{id: ops, key_env: OPS_KEY, permissions: [admin]}]\n")
+    unset = spendgate_cli("config", "check", "-c", str(path), "--json", cwd=tmp_path)
+    assert [w.split(":")[0] for w in json.loads(unset.stdout)["warnings"]] == [
+        "provider oa",
+        "key ops",
+        "no admin access",
+    ]
+    env = {"OA_UPSTREAM_KEY": "sk-upstream", "OPS_KEY": "sg-ops-secret"}
+    result = spendgate_cli("config", "check", "-c", str(path), cwd=tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    assert "No warnings." in result.stdout
+    assert "sg-ops-secret" not in result.stdout
+    assert "sk-upstream" not in result.stdout
+
+
+def test_check_counts_keys_created_through_the_admin_api(tmp_path: Path) -> None:
+    """Keys in the config's database are keys too: with one (with the admin permission),
+    neither "no API keys" nor "no admin access" is warned."""
+    path = tmp_path / "spendgate.yaml"
+    path.write_text(NO_WAY_IN)
+    token = {"SPENDGATE_ADMIN_TOKEN": "sg-admin-test-token"}
+    with spendgate_serve("--config", str(path), cwd=tmp_path, env=token) as url:
+        created = spendgate_cli(
+            "--url", url, "keys", "create", "--id", "ops", "--permissions", "admin", **token
+        )
+        assert created.returncode == 0, created.stderr
+    result = spendgate_cli("config", "check", "-c", str(path), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = json.loads(result.stdout)["warnings"]
+    assert [w.split(":")[0] for w in warnings] == ["provider oa"]
+
+
+def test_init_writes_a_starter_that_checks_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "spendgate.yaml"
+    written = spendgate_cli("config", "init", str(path))
+    assert written.returncode == 0, written.stderr
+    text = path.read_text()
+    for section in ("database_url:", "providers:", "models:", "routing:", "keys:", "budgets:"):
+        assert f"\n{section}" in text
+    assert "api_key_env: OPENAI_API_KEY" in text
+    assert "key_env: ALICE_KEY" in text
+    assert text.count("\n#") > 20  # commented
+
+    # Valid as written; what it needs from the environment is named, not failed on.
+    bare = spendgate_cli("config", "check", "-c", str(path), cwd=tmp_path)
+    assert bare.returncode == 0, bare.stderr
+    for variable in ("OPENAI_API_KEY", "ALICE_KEY", "SPENDGATE_ADMIN_TOKEN"):
+        assert f"{variable} is not set" in bare.stdout
+    env = {"OPENAI_API_KEY": "sk-x", "ALICE_KEY": "sg-alice", "SPENDGATE_ADMIN_TOKEN": "sg-adm"}
+    ready = spendgate_cli("config", "check", "-c", str(path), cwd=tmp_path, **env)
+    assert ready.returncode == 0, ready.stderr
+    assert "No warnings." in ready.stdout
+
+    path.write_text("# mine\n")
+    again = spendgate_cli("config", "init", str(path))
+    assert again.returncode == 1
+    assert "exists; pass --force to overwrite it" in again.stderr
+    assert path.read_text() == "# mine\n"
+    forced = spendgate_cli("config", "init", str(path), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert path.read_text() == text
+
+
+def test_init_starter_serves_against_the_mock_upstream(tmp_path: Path) -> None:
+    env = {"OPENAI_API_KEY": "sk-x", "ALICE_KEY": "sg-alice", "SPENDGATE_ADMIN_TOKEN": "sg-adm"}
+    with MockUpstreamThread(latency_ms=0) as mock:
+        written = spendgate_cli("config", "init", "--base-url", mock.openai_base_url, cwd=tmp_path)
+        assert written.returncode == 0, written.stderr
+        with spendgate_serve("--config", "spendgate.yaml", cwd=tmp_path, env=env) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="sg-alice", max_retries=0)
+            reply = client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+            )
+            budgets = spendgate_cli("--url", url, "budgets", "list", "--json", **env)
+    assert reply.choices[0].message.content
+    assert mock.requests_by_path["/v1/chat/completions"] == 1
+    assert mock.stats.credentials[fingerprint("sk-x")] == 1  # the provider key, from OPENAI_API_KEY
+    assert budgets.returncode == 0, budgets.stderr
+    assert "acme-daily-usd" in budgets.stdout

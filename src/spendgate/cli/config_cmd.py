@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +24,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from spendgate.config import Config
+    from spendgate.domain.keys import ApiKey
 
 __all__ = ["config_app"]
 
@@ -45,7 +47,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as J
 
 @config_app.command("check")
 def check(config_path: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Validate a config file and show what it configures; exit 1 when it is invalid."""
+    """Validate a config file and show what it configures; exit 1 when it is invalid.
+
+    Warnings (exit 0) name what will not work as configured: unset environment variables,
+    models that cannot be routed, no API key, no admin access.
+    """
     # Imported here so that other commands (and --help) start without building the schema.
     from spendgate.config import ConfigError, load_config
 
@@ -70,6 +76,48 @@ def check(config_path: ConfigOption = None, as_json: JsonOption = False) -> None
     _render(out, summary)
 
 
+_STARTER_URL = "https://api.openai.com/v1"
+
+
+@config_app.command("init")
+def init(
+    path: Annotated[
+        Path, typer.Argument(help="Where to write the config.", show_default=True)
+    ] = Path("spendgate.yaml"),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the file if it exists.")
+    ] = False,
+    base_url: Annotated[
+        str,
+        typer.Option(
+            "--base-url",
+            help="The OpenAI-compatible endpoint of the starter's provider (e.g. the local "
+            "mock upstream: http://127.0.0.1:9100/v1).",
+        ),
+    ] = _STARTER_URL,
+) -> None:
+    """Write a commented starter config: a provider, two models, routing, a key, a budget."""
+    from importlib import resources
+
+    text = resources.files("spendgate").joinpath("starter.yaml").read_text(encoding="utf-8")
+    text = text.replace(f'base_url: "{_STARTER_URL}"', f"base_url: {json.dumps(base_url)}")
+    try:
+        with path.open("w" if force else "x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        typer.echo(f"{path} exists; pass --force to overwrite it.", err=True)
+        raise typer.Exit(1) from None
+    except OSError as error:
+        typer.echo(f"cannot write {path}: {error.strerror}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"Wrote {path}. It reads OPENAI_API_KEY (the provider's key) and ALICE_KEY (a client "
+        "key's secret); set them, and SPENDGATE_ADMIN_TOKEN for the admin API, then:\n"
+        f"  spendgate config check --config {path}\n"
+        f"  spendgate serve --config {path}"
+    )
+
+
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{value.normalize():f}"
 
@@ -80,6 +128,7 @@ def _summary(config: Config, now: datetime) -> dict[str, Any]:
     from spendgate.store.db import safe_url
 
     environ = os.environ
+    database = _read_database(config)
     prices = config.price_book(load_catalog())
     explicit_tiers = {spec.id: spec.cost_tier for spec in config.model_specs}
     models = []
@@ -159,30 +208,46 @@ def _summary(config: Config, now: datetime) -> dict[str, Any]:
             }
             for k in config.api_keys()
         ],
-        "problems": config.problems(environ),
-        "counter_changes": _counter_changes(config),
+        "counter_changes": database.counter_changes,
+        # Valid, but will not work as it stands (exit status 0): unset environment
+        # variables, unroutable models, no key, no admin access.
+        "warnings": [
+            *config.problems(environ),
+            *config.access_problems(environ, database.runtime_keys),
+        ],
     }
 
 
-def _counter_changes(config: Config) -> list[dict[str, Any]] | None:
-    """The config's budgets whose counting identity differs from the one their counters in
-    the config's database were written under; ``None`` when the database cannot be read."""
+@dataclass(frozen=True, slots=True)
+class _Database:
+    """What ``config check`` reads (read-only) from the config's database; ``None`` fields
+    when it cannot be read."""
+
+    counter_changes: list[dict[str, Any]] | None
+    runtime_keys: list[ApiKey] | None
+
+
+def _read_database(config: Config) -> _Database:
+    """The config's budgets whose counting identity differs from the one their counters were
+    written under, and the active keys created through the admin API."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from spendgate.store.counting import CountingRegistry
     from spendgate.store.db import read_only_engine
+    from spendgate.store.keys import KeyRepository
 
     try:
         engine = read_only_engine(config.database_url)
-        if engine is None:  # no database yet: nothing has been counted
-            return []
+        if engine is None:  # no database yet: nothing has been counted, no key created
+            return _Database([], [])
         try:
             changes = CountingRegistry(engine).pending(config.budget_policies())
+            keys = [stored.key for stored in KeyRepository(engine).list_keys(include_revoked=False)]
         finally:
             engine.dispose()
     except (SQLAlchemyError, ImportError):  # unreachable, locked, or its driver is missing
-        return None
-    return [{"id": c.policy_id, "changes": c.changes} for c in changes]
+        return _Database(None, None)
+    return _Database([{"id": c.policy_id, "changes": c.changes} for c in changes], keys)
 
 
 def _render(out: Console, s: dict[str, Any]) -> None:
@@ -292,9 +357,9 @@ def _render(out: Console, s: dict[str, Any]) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
-    if s["problems"]:
-        out.print("[bold yellow]Problems[/] (the file is valid, but these will not work):")
-        for problem in s["problems"]:
-            out.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
+    if s["warnings"]:
+        out.print("[bold yellow]Warnings[/] (the file is valid, but these will not work):")
+        for warning in s["warnings"]:
+            out.print(f"  - {warning}", markup=False, highlight=False, soft_wrap=True)
     else:
-        out.print("No problems found.")
+        out.print("No warnings.")

@@ -3,7 +3,7 @@ convert them to domain objects and report what is misconfigured without being in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Final, TypeVar
 
@@ -19,7 +19,7 @@ from spendgate.config.providers import ModelSpec, ProviderSpec
 from spendgate.config.routing import RoutingSpec
 from spendgate.config.values import DatabaseUrl, Spec, TimezoneName
 from spendgate.domain.budgets import BudgetPolicy, UnpricedAction
-from spendgate.domain.keys import ApiKey
+from spendgate.domain.keys import ADMIN, ADMIN_TOKEN_ENV, ApiKey
 from spendgate.domain.models import Model, Provider, ProviderKind
 from spendgate.domain.pricing import PriceBook, PricingRecord
 from spendgate.domain.routing import RoutingSettings
@@ -149,6 +149,33 @@ class Config(Spec):
             for path, model in refs
             if model not in configured
         ]
+
+    def access_problems(
+        self, environ: Mapping[str, str], runtime_keys: Collection[ApiKey] | None
+    ) -> list[str]:
+        """Nobody can get in: no API key at all, or no admin access (neither the admin token
+        nor a usable key with the admin permission). ``runtime_keys`` are the active keys
+        created through the admin API (in the database); ``None`` when they are unknown."""
+        found: list[str] = []
+        stored = list(runtime_keys or ())
+        if not self.keys and not stored:
+            known = "" if runtime_keys is not None else " (the database could not be read)"
+            found.append(
+                "no API keys: none under keys: and none created through the admin API"
+                f"{known}, so no client can call the gateway; add a key under keys: with its "
+                "secret in the environment variable its key_env names"
+            )
+        usable = [spec.id for spec in self.keys if environ.get(spec.key_env)]
+        admins = [key for key in self.api_keys() if key.id in usable and key.has(ADMIN)]
+        admins += [key for key in stored if key.has(ADMIN)]
+        if not environ.get(ADMIN_TOKEN_ENV) and not admins:
+            found.append(
+                f"no admin access: {ADMIN_TOKEN_ENV} is not set in this environment and no "
+                "usable key has the admin permission, so neither the admin API nor the "
+                f"spendgate CLI's admin commands can be used; set {ADMIN_TOKEN_ENV} where the "
+                "gateway is started"
+            )
+        return found
 
     def problems(self, environ: Mapping[str, str]) -> list[str]:
         """Everything misconfigured that does not make the file invalid."""

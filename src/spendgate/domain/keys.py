@@ -9,6 +9,7 @@ from spendgate.domain.scopes import RequestScopes, tenant_of
 
 __all__ = [
     "ADMIN",
+    "ADMIN_TOKEN_ENV",
     "APPROVER",
     "OVERRIDE_ROUTING_MODE",
     "PERMISSIONS",
@@ -24,6 +25,10 @@ ADMIN: Final = "admin"
 APPROVER: Final = "approver"
 
 PERMISSIONS: Final = frozenset({OVERRIDE_ROUTING_MODE, ADMIN, APPROVER})
+
+# The environment variable holding the admin token: full access to the admin API, like a key
+# with the admin permission.
+ADMIN_TOKEN_ENV: Final = "SPENDGATE_ADMIN_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)

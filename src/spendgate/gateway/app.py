@@ -19,7 +19,7 @@ import orjson
 
 from spendgate.config import Config
 from spendgate.config.schema import DEFAULT_MAX_BODY_BYTES
-from spendgate.domain.keys import ApiKey
+from spendgate.domain.keys import ADMIN_TOKEN_ENV, ApiKey
 from spendgate.domain.requests import Protocol
 from spendgate.gateway.asgi import HeaderEncodingError, Receive, Scope, Send, header_map, respond
 from spendgate.gateway.auth import KeyRing, digest, presented_key
@@ -240,7 +240,7 @@ def _admin_context(
 
     records = RuntimeRecords(config, governor, keys, journal, load_catalog())
     records.load()
-    token = env.get("SPENDGATE_ADMIN_TOKEN", "")
+    token = env.get(ADMIN_TOKEN_ENV, "")
     return AdminContext(
         config=config,
         governor=governor,

@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from spendgate import __version__
 from spendgate.admin.discovery import public_url
 from spendgate.config import DEMO_SOURCE, Config
-from spendgate.domain.keys import ADMIN
+from spendgate.domain.keys import ADMIN, ADMIN_TOKEN_ENV
 from spendgate.domain.models import Provider, ProviderKind
 from spendgate.gateway.app import Gateway
 from spendgate.ledger.memory import MemoryLedger
@@ -44,7 +44,6 @@ __all__ = ["log_startup", "startup_block"]
 
 log = logging.getLogger("spendgate.serve")
 
-ADMIN_TOKEN_ENV = "SPENDGATE_ADMIN_TOKEN"
 _WIDTH = 80
 _LABEL = 11  # "admin API" and a space or two
 _DEFAULT_URLS = {
