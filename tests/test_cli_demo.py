@@ -1,45 +1,164 @@
-"""`spendgate demo --no-serve`: the real console script, mock upstream and gateway, end to end."""
+"""``spendgate demo``: the real console script, mock upstream and gateway, end to end, as a
+user reads it: piped (never wrapped, whatever COLUMNS says), in an 80-column terminal, and
+with a port already taken."""
 
 from __future__ import annotations
 
+import json
 import os
+import pty
+import re
+import shlex
+import shutil
+import signal
 import socket
 import subprocess
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from cli_support import SPENDGATE, free_port, spendgate_cli
 
-def _busy(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+ROUTES = {
+    "simple question": "gpt-4o → gpt-4o-mini",
+    "complex reasoning": "gpt-4o → claude-opus-4",
+    "Anthropic Messages API": "claude-opus-4 → gpt-4o-mini",
+}
+BLOCKED = "worst case over the daily $5 budget"
+# A served row ends with its tokens (in / out) and its cost, on the row's own line.
+USAGE_AND_COST = re.compile(r"[\d,]+ / [\d,]+ +0\.\d{6}$")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def _ports() -> list[str]:
+    return ["--port", str(free_port()), "--mock-port", str(free_port())]
 
 
-def test_demo_sends_varied_traffic_and_summarises(tmp_path: Path) -> None:
-    if _busy(9100):
-        pytest.skip("port 9100 (the demo config's mock upstream) is in use")
-    executable = str(Path(sys.executable).with_name("spendgate"))
-    result = subprocess.run(
-        [executable, "demo", "--no-serve", "--port", str(_free_port())],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "160"},
-        check=False,
+@pytest.mark.parametrize("columns", ["80", "120"])
+def test_demo_summary_and_commands_are_whole_lines_when_piped(tmp_path: Path, columns: str) -> None:
+    result = spendgate_cli(
+        "demo", "--no-serve", *_ports(), cwd=tmp_path, timeout=120, COLUMNS=columns
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "6 requests" in out
-    assert "1 blocked" in out
-    assert "escalate" in out
-    assert "degrade" in out
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert "6 requests · cost $0.0" in result.stdout
+    assert "5 rerouted · 1 blocked" in result.stdout
+    for label, route in ROUTES.items():
+        row = next(line for line in lines if line.startswith(label))
+        assert route in row
+        assert USAGE_AND_COST.search(row), row
+    assert any(line.startswith(BLOCKED) and "block (429)" in line for line in lines)
+    reason = next(line for line in lines if line.startswith(f"{BLOCKED} (429): "))
+    assert "would exceed the hard limit 5" in reason
+
+    # The copy-pasteable commands are whole lines: a curl with a JSON body that parses, and
+    # the CLI commands with their arguments.
+    (curl,) = (shlex.split(line) for line in lines if line.startswith("  curl "))
+    assert curl[-2] == "-d"
+    assert json.loads(curl[-1])["model"] == "gpt-4o"
+    assert any(word.startswith("authorization: Bearer sg-demo-") for word in curl)
+    explain = 'models explain "Prove that there are infinitely many primes" --project acme'
+    assert any(explain in line for line in lines)
     assert (tmp_path / "spendgate-demo.db").exists()  # decisions were journaled
+
+
+@contextmanager
+def _serving_demo(tmp_path: Path) -> Iterator[list[str]]:
+    """``spendgate demo`` (serving) with stdout piped; yields its lines once it serves."""
+    process = subprocess.Popen(
+        [str(SPENDGATE), "demo", *_ports()],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SPENDGATE_")}
+        | {"COLUMNS": "80", "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Serving until Ctrl-C."):
+                break
+        assert lines, "the demo printed nothing"
+        assert lines[-1].startswith("Serving"), "\n".join(lines)
+        yield lines
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+        process.stdout.close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl command")
+def test_demo_printed_commands_work_as_pasted(tmp_path: Path) -> None:
+    """The printed curl and CLI lines, pasted as they are, reach the running demo."""
+    with _serving_demo(tmp_path) as lines:
+        (curl,) = (shlex.split(line) for line in lines if line.startswith("  curl "))
+        answered = subprocess.run(
+            [*curl, "--silent", "--fail"], capture_output=True, text=True, timeout=30
+        )
+        assert answered.returncode == 0, answered.stderr
+        assert json.loads(answered.stdout)["choices"][0]["message"]["content"]
+
+        (export,) = (line.split()[1] for line in lines if line.startswith("  export "))
+        name, token = export.split("=", 1)
+        status = next(shlex.split(line) for line in lines if line.endswith(" models status"))
+        assert status[0] == "spendgate"
+        models = spendgate_cli(*status[1:], **{name: token})
+        assert models.returncode == 0, models.stderr
+        assert "mode: enforced" in models.stdout  # the demo's routing mode, read over the API
+
+
+def test_demo_table_fits_an_80_column_terminal(tmp_path: Path) -> None:
+    """In a terminal the table takes its width, and only the request's label wraps: no model,
+    action or number is ever split."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [str(SPENDGATE), "demo", "--no-serve", *_ports()],
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "80", "NO_COLOR": "1", "TERM": "xterm"},
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the demo exited
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert process.wait(60) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode()).replace("\r", "")
+    lines = text.splitlines()
+    table = lines[lines.index("spendgate demo: what the gateway decided") + 1 :]
+    table = table[: next(i for i, line in enumerate(table) if line.startswith("6 requests"))]
+    assert all(len(line.rstrip()) <= 80 for line in table), table
+    for route in ROUTES.values():
+        row = next(line for line in table if route in line)
+        assert USAGE_AND_COST.search(row.rstrip()), row
+    assert any("claude-opus-4 → —" in line and "block (429)" in line for line in table)
+
+
+@pytest.mark.parametrize(
+    ("option", "what"), [("--mock-port", "the mock upstream"), ("--port", "the gateway")]
+)
+def test_demo_port_conflict_names_both_port_options(tmp_path: Path, option: str, what: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = _ports()
+        args[args.index(option) + 1] = str(port)
+        result = spendgate_cli("demo", "--no-serve", *args, cwd=tmp_path, COLUMNS="80")
+    assert result.returncode == 2
+    message = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
+    assert f"Invalid value for '{option}': port {port} ({what}) is in use" in message
+    assert "--port for the gateway, --mock-port for the mock upstream" in message
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "spendgate-demo.db").exists()  # refused before starting anything

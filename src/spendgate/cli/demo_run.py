@@ -15,16 +15,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 import typer
 import uvicorn
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from spendgate.config import load_config
+from spendgate.config import Config, load_config
+from spendgate.domain.models import ProviderKind
 from spendgate.domain.pricing import Usage
 from spendgate.gateway.app import create_gateway
 from spendgate.mock_upstream.runner import MockUpstream
@@ -32,6 +33,8 @@ from spendgate.store.journal import Journal
 
 __all__ = ["run_demo"]
 
+# Piped output is rendered this wide: wider than any line the demo prints, so none is wrapped.
+_PIPED_WIDTH = 400
 _LONG_CONTEXT = "The cache layer sits between the API and the database. " * 130
 
 
@@ -64,7 +67,7 @@ def _calls() -> list[_Call]:
             {},
         ),
         _Call(
-            "background summary",
+            "auxiliary summary",
             "/v1/chat/completions",
             {"model": "gpt-4o", "messages": summary, "max_tokens": 300},
             {"x-spendgate-task-class": "auxiliary_summary", "x-spendgate-agent-id": "indexer"},
@@ -90,17 +93,42 @@ def _calls() -> list[_Call]:
     ]
 
 
-def run_demo(port: int, serve: bool) -> None:
+def run_demo(port: int, mock_port: int, serve: bool) -> None:
     """Run the demo until Ctrl-C (or once, without ``serve``)."""
+    if port == mock_port:
+        raise typer.BadParameter(
+            f"the gateway and the mock upstream cannot both listen on {port}; "
+            "choose different ports with --port and --mock-port",
+            param_hint="'--port' / '--mock-port'",
+        )
+    _require_free_port(mock_port, "the mock upstream", "--mock-port")
+    _require_free_port(port, "the gateway", "--port")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_demo(port, serve))
+        asyncio.run(_demo(port, mock_port, serve))
 
 
-async def _demo(port: int, serve: bool) -> None:
-    console = Console()
+def _demo_config(mock_port: int) -> Config:
+    """The built-in demo config, its mock provider moved to ``mock_port``."""
     config = load_config(None)
-    # The demo config's mock provider says where the mock upstream must listen.
-    mock_port = urlsplit(config.providers()[0].base_url or "").port or 9100
+    providers = [
+        spec.model_copy(update={"base_url": f"http://127.0.0.1:{mock_port}/v1"})
+        if spec.kind is ProviderKind.MOCK
+        else spec
+        for spec in config.provider_specs
+    ]
+    return config.model_copy(update={"provider_specs": providers})
+
+
+def _console() -> Console:
+    """Rich at the terminal's width; piped (to a file, a pager, ``tee``), wide enough that
+    nothing is wrapped: each table row and each command stays one line whatever COLUMNS says."""
+    console = Console()
+    return console if console.is_terminal else Console(width=_PIPED_WIDTH)
+
+
+async def _demo(port: int, mock_port: int, serve: bool) -> None:
+    console = _console()
+    config = _demo_config(mock_port)
     env = dict(os.environ)
     # The demo's API keys: from the environment when set, else generated for this run.
     keys = {
@@ -109,8 +137,6 @@ async def _demo(port: int, serve: bool) -> None:
     }
     # The admin API's token, likewise: the CLI (another shell) needs it to talk to the demo.
     admin_token = env.setdefault("SPENDGATE_ADMIN_TOKEN", "sg-admin-" + secrets.token_hex(12))
-    for needed in (mock_port, port):
-        _require_free_port(needed)
     journal = Journal(config.database_url)
     gateway = create_gateway(config, env, journal=journal)
     server = uvicorn.Server(
@@ -124,12 +150,14 @@ async def _demo(port: int, serve: bool) -> None:
         results = await _burst(base, keys["SPENDGATE_DEMO_KEY"])
         journal.flush(10)
         _summary(console, results, journal)
-        console.print(
-            f"\n[bold]Gateway[/] {base}/v1  ·  metrics {base}/metrics  ·  health {base}/healthz"
-            f"\n[bold]Demo key[/] {keys['SPENDGATE_DEMO_KEY']} (SPENDGATE_DEMO_KEY)"
-            f"\n  curl {base}/v1/chat/completions -H 'authorization: Bearer "
-            f'{keys["SPENDGATE_DEMO_KEY"]}\' -d \'{{"model": "gpt-4o", "messages": '
-            '[{"role": "user", "content": "hi"}]}\''
+        key = keys["SPENDGATE_DEMO_KEY"]
+        body = '{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
+        _lines(
+            console,
+            "",
+            f"Gateway {base}/v1 · metrics {base}/metrics · health {base}/healthz",
+            f"Demo key {key} (SPENDGATE_DEMO_KEY); try it:",
+            f"  curl {base}/v1/chat/completions -H 'authorization: Bearer {key}' -d '{body}'",
         )
         _cli_hints(console, base, port, admin_token)
         if serve:
@@ -140,26 +168,43 @@ async def _demo(port: int, serve: bool) -> None:
             await task
 
 
+def _lines(console: Console, *lines: str) -> None:
+    """Plain lines, never wrapped (a terminal folds a long one; copying it gives it whole)."""
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 def _cli_hints(console: Console, base: str, port: int, admin_token: str) -> None:
     """How to reach this demo with the CLI: the admin token and a few commands to try."""
     url = "" if port == 8787 else f"--url {base} "
-    console.print(
-        f"[bold]Admin token[/] {admin_token} (SPENDGATE_ADMIN_TOKEN; admin API at {base}/api/v1)"
-        "\n\nTry the CLI in another shell:",
-        highlight=False,
+    _lines(
+        console,
+        f"Admin token {admin_token} (SPENDGATE_ADMIN_TOKEN; admin API at {base}/api/v1)",
+        "",
+        "Try the CLI in another shell:",
     )
-    for line in (
-        # `make demo` installs the CLI into .venv: activating it puts `spendgate` on PATH.
-        *(() if shutil.which("spendgate") else (f". {Path(sys.prefix) / 'bin' / 'activate'}",)),
-        f"export SPENDGATE_ADMIN_TOKEN={admin_token}",
-        f"spendgate {url}models status",
-        f'spendgate {url}models explain "Prove that there are infinitely many primes" '
-        "--project acme --principal alice",
-        f"spendgate {url}decisions list",
-        f"spendgate {url}budgets list",
-        f"spendgate {url}usage summary",
-    ):
-        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    _lines(
+        console,
+        *(
+            f"  {line}"
+            for line in (
+                # `make demo` installs the CLI into .venv: activating it puts `spendgate` on
+                # PATH.
+                *(
+                    ()
+                    if shutil.which("spendgate")
+                    else (f"source {Path(sys.prefix) / 'bin' / 'activate'}",)
+                ),
+                f"export SPENDGATE_ADMIN_TOKEN={admin_token}",
+                f"spendgate {url}models status",
+                f'spendgate {url}models explain "Prove that there are infinitely many primes" '
+                "--project acme --principal alice",
+                f"spendgate {url}decisions list",
+                f"spendgate {url}budgets list",
+                f"spendgate {url}usage summary",
+            )
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,11 +231,21 @@ async def _burst(base: str, key: str) -> list[_Result]:
 
 
 def _summary(console: Console, results: list[_Result], journal: Journal) -> None:
-    table = Table(title="spendgate demo: what the gateway decided")
-    for column in ("request", "status", "requested → actual", "action", "tokens", "cost USD"):
-        table.add_column(column)
+    # Narrow enough for 80 columns: only the request's label wraps (between words); models,
+    # actions and numbers never split.
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    table.add_column("request", min_width=9)
+    for column in ("requested → actual", "action"):
+        table.add_column(column, no_wrap=True)
+    for column in ("tokens in/out", "USD"):
+        table.add_column(column, no_wrap=True, justify="right")
     total = Decimal(0)
-    reroutes = blocks = 0
+    reroutes = 0
+    refusals: list[_Result] = []
     for result in results:
         decision_id = result.headers.get("x-spendgate-decision-id")
         stored = journal.get_decision(decision_id) if decision_id else None
@@ -200,38 +255,44 @@ def _summary(console: Console, results: list[_Result], journal: Journal) -> None
         usage = stored.decision.usage if stored is not None else None
         cost = stored.decision.actual_cost_usd if stored is not None else None
         if result.status >= 400:
-            blocks += 1
-            action = f"[red]{action}[/]: {result.error}"
+            refusals.append(result)
+            action = f"[red]{action} ({result.status})[/]"
         elif action != "proceed":
             reroutes += 1
         total += cost or 0
         table.add_row(
             result.call.label,
-            str(result.status),
             f"{requested} → {actual}",
             action,
             _tokens(usage),
             "—" if cost is None else f"{cost:.6f}",
         )
+    console.print("[bold]spendgate demo: what the gateway decided[/]")
     console.print(table)
     console.print(
         f"[bold]{len(results)}[/] requests · cost [bold]${total:.6f}[/] · "
-        f"[bold]{reroutes}[/] rerouted · [bold]{blocks}[/] blocked"
+        f"[bold]{reroutes}[/] rerouted · [bold]{len(refusals)}[/] blocked",
+        highlight=False,
+        soft_wrap=True,
     )
+    # Why each refused request was refused, in full: a sentence, too long for a table cell.
+    _lines(console, *(f"{r.call.label} ({r.status}): {r.error}" for r in refusals))
 
 
 def _tokens(usage: Usage | None) -> str:
     if usage is None:
         return "—"
-    return f"{usage.input_tokens} in / {usage.output_tokens} out"
+    return f"{usage.input_tokens:,} / {usage.output_tokens:,}"
 
 
-def _require_free_port(port: int) -> None:
+def _require_free_port(port: int, what: str, option: str) -> None:
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
             raise typer.BadParameter(
-                f"port {port} is in use (another spendgate demo or mock upstream?); stop it, "
-                "or choose another gateway port with --port"
+                f"port {port} ({what}) is in use, perhaps by another spendgate demo or mock "
+                "upstream; stop it, or choose free ports: --port for the gateway, "
+                "--mock-port for the mock upstream",
+                param_hint=f"'{option}'",
             ) from None
