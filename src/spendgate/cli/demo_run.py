@@ -177,33 +177,24 @@ def _lines(console: Console, *lines: str) -> None:
 def _cli_hints(console: Console, base: str, port: int, admin_token: str) -> None:
     """How to reach this demo with the CLI: the admin token and a few commands to try."""
     url = "" if port == 8787 else f"--url {base} "
+    # `make demo` installs the CLI into .venv: activating it puts `spendgate` on PATH.
+    activate = f"source {Path(sys.prefix) / 'bin' / 'activate'}"
+    commands = (
+        *(() if shutil.which("spendgate") else (activate,)),
+        f"export SPENDGATE_ADMIN_TOKEN={admin_token}",
+        f"spendgate {url}models status",
+        f'spendgate {url}models explain "Prove that there are infinitely many primes" '
+        "--project acme --principal alice",
+        f"spendgate {url}decisions list",
+        f"spendgate {url}budgets list",
+        f"spendgate {url}usage summary",
+    )
     _lines(
         console,
         f"Admin token {admin_token} (SPENDGATE_ADMIN_TOKEN; admin API at {base}/api/v1)",
         "",
         "Try the CLI in another shell:",
-    )
-    _lines(
-        console,
-        *(
-            f"  {line}"
-            for line in (
-                # `make demo` installs the CLI into .venv: activating it puts `spendgate` on
-                # PATH.
-                *(
-                    ()
-                    if shutil.which("spendgate")
-                    else (f"source {Path(sys.prefix) / 'bin' / 'activate'}",)
-                ),
-                f"export SPENDGATE_ADMIN_TOKEN={admin_token}",
-                f"spendgate {url}models status",
-                f'spendgate {url}models explain "Prove that there are infinitely many primes" '
-                "--project acme --principal alice",
-                f"spendgate {url}decisions list",
-                f"spendgate {url}budgets list",
-                f"spendgate {url}usage summary",
-            )
-        ),
+        *(f"  {command}" for command in commands),
     )
 
 
@@ -233,11 +224,7 @@ async def _burst(base: str, key: str) -> list[_Result]:
 def _summary(console: Console, results: list[_Result], journal: Journal) -> None:
     # Narrow enough for 80 columns: only the request's label wraps (between words); models,
     # actions and numbers never split.
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-    )
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("request", min_width=9)
     for column in ("requested → actual", "action"):
         table.add_column(column, no_wrap=True)
