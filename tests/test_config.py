@@ -400,6 +400,30 @@ def test_provider_problems() -> None:
     assert len(config.provider_problems({})) == 2
 
 
+def test_access_problems() -> None:
+    """No key at all, or no admin access, in the environment given and the keys stored."""
+    bare = parse("models: [{id: gpt-4o-mini, provider: oa}]\nproviders: [{id: oa, kind: mock}]")
+    unknown, none_stored = bare.access_problems({}, None), bare.access_problems({}, [])
+    assert [p.split(":")[0] for p in none_stored] == ["no API keys", "no admin access"]
+    assert "(the database could not be read)" in unknown[0]
+    assert "(the database could not be read)" not in none_stored[0]
+    stored_admin = ApiKey("ops", permissions=frozenset({ADMIN}))
+    assert bare.access_problems({}, [stored_admin]) == []
+    assert bare.access_problems({"SPENDGATE_ADMIN_TOKEN": "t"}, [ApiKey("eve")]) == []
+
+    keyed = parse(
+        """
+        keys:
+          - {id: ops, key_env: OPS_KEY, permissions: [admin]}
+          - {id: eve, key_env: EVE_KEY}
+        """
+    )
+    assert keyed.access_problems({"OPS_KEY": "s"}, []) == []
+    # An admin key whose secret is unset grants nothing (and key_problems names it).
+    (problem,) = keyed.access_problems({"EVE_KEY": "s"}, None)
+    assert problem.startswith("no admin access: SPENDGATE_ADMIN_TOKEN is not set")
+
+
 def test_timestamps_as_dates_and_naive_times_are_utc() -> None:
     config = parse(
         """
