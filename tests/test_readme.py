@@ -81,7 +81,11 @@ def test_run_the_gateway_section_works_as_written(tmp_path: Path) -> None:
 def test_readme_says_how_spendgate_gets_on_path_before_using_it() -> None:
     text = README.read_text(encoding="utf-8")
     activation = text.index("source .venv/bin/activate")
-    # `spendgate serve` in a code span, or a code line starting with `spendgate `.
-    bare = re.search(r"(?:`|^)spendgate [a-z]", text, re.MULTILINE)
-    assert bare is not None
-    assert activation < bare.start(), text[bare.start() - 200 : bare.start() + 40]
+    # A command: `spendgate …` in a code span, or a line of a shell block.
+    spans = [m.start() for m in re.finditer(r"`spendgate [a-z]", text)]
+    for block in _BLOCK.finditer(text):
+        if block.group(1) == "sh":
+            body = block.start(2)
+            spans += [body + m.start() for m in re.finditer(r"^spendgate ", block[2], re.M)]
+    first = min(spans)
+    assert activation < first, text[first - 200 : first + 40]
