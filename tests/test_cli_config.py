@@ -9,7 +9,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from cli_support import spendgate_cli, spendgate_serve
+from cli_support import spendgate_cli
+from serve_support import serve_process
 from spendgate.mock_upstream.runner import MockUpstreamThread
 from spendgate.mock_upstream.server import fingerprint
 
@@ -160,14 +161,13 @@ def test_check_warnings_go_as_the_environment_provides(tmp_path: Path) -> None:
 def test_check_counts_keys_created_through_the_admin_api(tmp_path: Path) -> None:
     """Keys in the config's database are keys too: with one (with the admin permission),
     neither "no API keys" nor "no admin access" is warned."""
-    path = tmp_path / "spendgate.yaml"
-    path.write_text(NO_WAY_IN)
     token = {"SPENDGATE_ADMIN_TOKEN": "sg-admin-test-token"}
-    with spendgate_serve("--config", str(path), cwd=tmp_path, env=token) as url:
+    with serve_process(tmp_path, NO_WAY_IN, token) as served:
         created = spendgate_cli(
-            "--url", url, "keys", "create", "--id", "ops", "--permissions", "admin", **token
+            "--url", served.url, "keys", "create", "--id", "ops", "--permissions", "admin", **token
         )
         assert created.returncode == 0, created.stderr
+    path = tmp_path / "spendgate.yaml"  # what serve_process wrote and served
     result = spendgate_cli("config", "check", "-c", str(path), "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     warnings = json.loads(result.stdout)["warnings"]
@@ -210,12 +210,13 @@ def test_init_starter_serves_against_the_mock_upstream(tmp_path: Path) -> None:
     with MockUpstreamThread(latency_ms=0) as mock:
         written = spendgate_cli("config", "init", "--base-url", mock.openai_base_url, cwd=tmp_path)
         assert written.returncode == 0, written.stderr
-        with spendgate_serve("--config", "spendgate.yaml", cwd=tmp_path, env=env) as url:
-            client = openai.OpenAI(base_url=url + "/v1", api_key="sg-alice", max_retries=0)
+        starter = (tmp_path / "spendgate.yaml").read_text()
+        with serve_process(tmp_path, starter, env) as served:
+            client = openai.OpenAI(base_url=served.url + "/v1", api_key="sg-alice", max_retries=0)
             reply = client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
             )
-            budgets = spendgate_cli("--url", url, "budgets", "list", "--json", **env)
+            budgets = spendgate_cli("--url", served.url, "budgets", "list", "--json", **env)
     assert reply.choices[0].message.content
     assert mock.requests_by_path["/v1/chat/completions"] == 1
     assert mock.stats.credentials[fingerprint("sk-x")] == 1  # the provider key, from OPENAI_API_KEY

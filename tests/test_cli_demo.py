@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import SPENDGATE, free_port, spendgate_cli
+from admin_support import SPENDGATE
+from cli_support import spendgate_cli
+from serve_support import free_port
 
 ROUTES = {
     "simple question": "gpt-4o → gpt-4o-mini",
@@ -67,7 +69,7 @@ def test_demo_summary_and_commands_are_whole_lines_when_piped(tmp_path: Path, co
 def _serving_demo(tmp_path: Path) -> Iterator[list[str]]:
     """``spendgate demo`` (serving) with stdout piped; yields its lines once it serves."""
     process = subprocess.Popen(
-        [str(SPENDGATE), "demo", *_ports()],
+        [SPENDGATE, "demo", *_ports()],
         cwd=tmp_path,
         env={k: v for k, v in os.environ.items() if not k.startswith("SPENDGATE_")}
         | {"COLUMNS": "80", "NO_COLOR": "1"},
@@ -116,7 +118,7 @@ def test_demo_table_fits_an_80_column_terminal(tmp_path: Path) -> None:
     action or number is ever split."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [str(SPENDGATE), "demo", "--no-serve", *_ports()],
+        [SPENDGATE, "demo", "--no-serve", *_ports()],
         cwd=tmp_path,
         env={**os.environ, "COLUMNS": "80", "NO_COLOR": "1", "TERM": "xterm"},
         stdout=terminal,

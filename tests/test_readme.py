@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli_support import spendgate_cli, spendgate_serve
+from cli_support import spendgate_cli
+from serve_support import serve_process
 from spendgate.mock_upstream.runner import MockUpstreamThread
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -51,8 +52,8 @@ def test_run_the_gateway_section_works_as_written(tmp_path: Path) -> None:
 
     with MockUpstreamThread(latency_ms=0) as mock:
         assert "127.0.0.1:9100" in config  # the mock's port, as `spendgate mock-upstream` uses
-        path = tmp_path / "spendgate.yaml"
-        path.write_text(config.replace("127.0.0.1:9100", f"127.0.0.1:{mock.port}"))
+        config = config.replace("127.0.0.1:9100", f"127.0.0.1:{mock.port}")
+        (tmp_path / "spendgate.yaml").write_text(config)
 
         check = _command(lines, "config")
         assert check[0] == "check"
@@ -60,13 +61,14 @@ def test_run_the_gateway_section_works_as_written(tmp_path: Path) -> None:
         assert checked.returncode == 0, checked.stderr
         assert "No warnings." in checked.stdout
 
+        # serve_process serves tmp_path/spendgate.yaml on a free port: the README's own
+        # --config and --port, with whatever else its line passes.
         serve = _command(lines, "serve")
-        port = serve.index("--port")
-        del serve[port : port + 2]  # spendgate_serve picks a free port
-        with spendgate_serve(*serve, cwd=tmp_path, env=env) as url:
+        assert serve[:4] == ["--config", "spendgate.yaml", "--port", "8787"]
+        with serve_process(tmp_path, config, env, *serve[4:]) as served:
             assert "http://127.0.0.1:8787/v1" in request
             answered = subprocess.run(
-                [sys.executable, "-c", request.replace("http://127.0.0.1:8787", url)],
+                [sys.executable, "-c", request.replace("http://127.0.0.1:8787", served.url)],
                 env={"ALICE_KEY": env["ALICE_KEY"], "PATH": "/usr/bin:/bin"},
                 capture_output=True,
                 text=True,
