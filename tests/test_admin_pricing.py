@@ -141,3 +141,47 @@ def test_import_csv_and_json_all_or_nothing(gw: AdminGateway) -> None:
     assert json_bad.json()["error"]["param"] == "body.content"
     assert "[0].output_per_mtok: required key is missing" in json_bad.json()["error"]["message"]
     assert gw.post("/pricing/import", json={"format": "xml", "content": "x"}).status_code == 422
+
+
+def test_a_partial_override_keeps_the_other_prices_and_says_so(gw: AdminGateway) -> None:
+    full = {"model": "gpt-4o-mini", "input_per_mtok": "0.2", "output_per_mtok": "0.8",
+            "cached_input_per_mtok": "0.05", "per_request": "0.001",
+            "effective_from": "2026-06-01"}  # fmt: skip
+    base = gw.post("/pricing", json=full).json()
+    partial = {"model": "gpt-4o-mini", "input_per_mtok": "0.25", "effective_from": "2026-07-01"}
+    reply = gw.post("/pricing", json=partial)
+    assert reply.status_code == 201, reply.text
+    made = reply.json()
+    assert (made["input_per_mtok"], made["output_per_mtok"]) == ("0.25", "0.8")
+    assert (made["cached_input_per_mtok"], made["per_request"]) == ("0.05", "0.001")
+    assert made["kept"] == ["output_per_mtok", "cached_input_per_mtok", "per_request"]
+    assert made["kept_from"]["id"] == base["id"]
+    assert [row["id"] for row in rows(gw, "gpt-4o-mini") if row["in_effect"]] == [made["id"]]
+    for row in (made, base):
+        assert gw.delete(f"/pricing/{row['id']}").status_code == 204
+
+
+def test_price_ids_are_never_reused(gw: AdminGateway) -> None:
+    body = {"model": "gpt-4o-mini", "input_per_mtok": "0.2", "output_per_mtok": "0.8"}
+    first = gw.post("/pricing", json=body).json()["id"]
+    assert gw.delete(f"/pricing/{first}").status_code == 204  # the newest row
+    second = gw.post("/pricing", json=body).json()["id"]
+    assert second != first
+    assert gw.delete(f"/pricing/{second}").status_code == 204
+
+
+def test_list_searches_and_filters_by_provider(gw: AdminGateway) -> None:
+    def models(**params: object) -> set[str]:
+        reply = gw.get("/pricing", params=params)
+        assert reply.status_code == 200, reply.text
+        return {row["model"] for row in reply.json()["data"]}
+
+    assert models(search="OPUS") == {"claude-opus-4"}  # configured models, any case
+    every_opus = models(all=True, search="opus")
+    assert len(every_opus) > 1
+    assert all("opus" in model for model in every_opus)
+    assert models(provider="beta") == {"claude-opus-4"}  # a configured provider
+    catalog_anthropic = models(all=True, provider="anthropic")
+    assert catalog_anthropic
+    assert all(model.startswith("claude") for model in catalog_anthropic)
+    assert models(all=True, search="gpt-4o", provider="anthropic") == set()

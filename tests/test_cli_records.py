@@ -99,6 +99,19 @@ def test_pricing_list_set_unset_import(gw: AdminGateway, tmp_path: Path) -> None
     assert "per token" in per_token.stderr
     assert gw.cli("pricing", "unset", row["id"]).returncode == 0
     assert gw.cli("pricing", "unset", row["id"]).returncode == 1
+    partial = gw.cli("pricing", "set", "gpt-4o", "--input", "3")
+    assert partial.returncode == 0, partial.stderr
+    assert "Kept from " in partial.stdout
+    assert ": output price, cached input price, per-request fee." in partial.stdout
+    searched = gw.cli("pricing", "list", "--all", "--search", "opus", "--provider", "anthropic",
+                      "--json")  # fmt: skip
+    assert searched.returncode == 0, searched.stderr
+    limited = gw.cli("pricing", "list", "--all", "--limit", "5")
+    assert limited.returncode == 0, limited.stderr
+    assert "more rows not shown: narrow with --search" in limited.stdout
+    found = {price["model"] for price in json.loads(searched.stdout)["data"]}
+    assert found
+    assert all("opus" in model for model in found)
     sheet = tmp_path / "prices.csv"
     sheet.write_text("model,input_per_mtok,output_per_mtok\ngpt-4o-mini,0.2,0.8\n")
     imported = gw.cli("pricing", "import", str(sheet))

@@ -37,6 +37,7 @@ from spendgate.domain.pricing import Precision, PriceSource, PricingRecord
 __all__ = [
     "CREATOR_PROVIDERS",
     "catalog_model_ids",
+    "catalog_provider",
     "catalog_timestamp",
     "catalog_version",
     "load_catalog",
@@ -111,9 +112,9 @@ class _Period:
 
 
 @cache
-def load_catalog() -> tuple[PricingRecord, ...]:
-    """Every catalog pricing row, built once per process from the bundled snapshot."""
-    chosen: dict[str, tuple[tuple[int, int, int, int], tuple[_Period, ...]]] = {}
+def _chosen() -> dict[str, tuple[str, tuple[_Period, ...]]]:
+    """Per model id: the catalog provider whose listing prices it, and its price periods."""
+    chosen: dict[str, tuple[tuple[int, int, int, int], str, tuple[_Period, ...]]] = {}
     for provider_index, provider in enumerate(data_snapshot.get_snapshot().providers):
         rank = _provider_rank(provider.id)
         for model_index, model in enumerate(provider.models):
@@ -128,12 +129,24 @@ def load_catalog() -> tuple[PricingRecord, ...]:
                 if periods is None:
                     periods = _periods(model)
                 if periods:
-                    chosen[model_id] = (order, periods)
+                    chosen[model_id] = (order, provider.id, periods)
+    return {model_id: (provider, periods) for model_id, (_, provider, periods) in chosen.items()}
+
+
+@cache
+def load_catalog() -> tuple[PricingRecord, ...]:
+    """Every catalog pricing row, built once per process from the bundled snapshot."""
     return tuple(
         period.price.record(model_id, period.start, period.end)
-        for model_id, (_, periods) in sorted(chosen.items())
+        for model_id, (_, periods) in sorted(_chosen().items())
         for period in periods
     )
+
+
+def catalog_provider(model: str) -> str | None:
+    """The catalog provider (``openai``, ``anthropic``, …) whose listing prices ``model``."""
+    found = _chosen().get(model)
+    return None if found is None else found[0]
 
 
 @cache

@@ -20,8 +20,10 @@ from spendgate.admin.records_views import (
     ExactNumbersRoute,
     PriceList,
     PriceOut,
+    PriceSetOut,
     body_schema,
     catalog_view,
+    price_set_view,
     price_view,
     record_errors,
 )
@@ -71,26 +73,42 @@ def list_prices(
             "overridden ones).",
         ),
     ] = False,
+    search: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="Model ids containing this (any case)."),
+    ] = None,
+    provider: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Models a configured provider of this id serves, or that the "
+            "catalog lists under this provider (openai, anthropic, …).",
+        ),
+    ] = None,
 ) -> PriceList:
-    rows = ctx.records.pricing.rows(model, every_model=all_models)
+    rows = ctx.records.pricing.rows(model, every_model=all_models, search=search, provider=provider)
     return PriceList(data=[price_view(row) for row in rows], catalog=catalog_view(catalog_info()))
 
 
 @router.post(
     "",
-    response_model=PriceOut,
+    response_model=PriceSetOut,
     status_code=201,
     summary="Set a price override",
     openapi_extra=body_schema(
         PricingSpec,
         "A price row, exactly like an entry of the config file's `pricing` section "
-        "(USD per 1M tokens).",
+        "(USD per 1M tokens). Price fields left out are kept from the row it overrides "
+        "(the answer's `kept` and `kept_from` say which, and from where).",
     ),
 )
-def set_price(ctx: Context, viewer: Admin, document: Annotated[dict[str, Any], Body()]) -> PriceOut:
+def set_price(
+    ctx: Context, viewer: Admin, document: Annotated[dict[str, Any], Body()]
+) -> PriceSetOut:
     with record_errors():
-        row = ctx.records.pricing.set(document, actor=viewer.actor)
-    return price_view(row)
+        result = ctx.records.pricing.set(document, actor=viewer.actor)
+    return price_set_view(result)
 
 
 @router.post(

@@ -29,7 +29,7 @@ from spendgate.records.errors import (
     RecordNotFoundError,
 )
 from spendgate.records.keys import KeyView, NewSecret
-from spendgate.records.pricing import CatalogInfo, PriceRow
+from spendgate.records.pricing import CatalogInfo, PriceRow, PriceSet
 from spendgate.records.validation import exact_json
 
 __all__ = [
@@ -43,9 +43,11 @@ __all__ = [
     "KeySecretOut",
     "PriceList",
     "PriceOut",
+    "PriceSetOut",
     "body_schema",
     "budget_view",
     "key_view",
+    "price_set_view",
     "price_view",
     "record_errors",
 ]
@@ -226,6 +228,14 @@ class PriceOut(BaseModel):
     in_effect: bool  # the row pricing this model now
 
 
+class PriceSetOut(PriceOut):
+    """A price row just set. Price fields the request left out were kept from the row it
+    overrides: ``kept`` names them, ``kept_from`` is that row (null when nothing was kept)."""
+
+    kept: list[str]
+    kept_from: PriceOut | None
+
+
 class CatalogOut(BaseModel):
     package: str
     version: str
@@ -252,6 +262,15 @@ def price_view(row: PriceRow) -> PriceOut:
         source=record.source.value,
         precision=record.precision.value,
         in_effect=row.in_effect,
+    )
+
+
+def price_set_view(result: PriceSet) -> PriceSetOut:
+    kept_from = result.kept_from
+    return PriceSetOut(
+        **price_view(result.row).model_dump(),
+        kept=list(result.kept),
+        kept_from=price_view(kept_from) if kept_from is not None else None,
     )
 
 

@@ -31,6 +31,14 @@ _COLUMNS = [
 ]
 
 
+_FIELD_NAMES = {
+    "input_per_mtok": "input price",
+    "output_per_mtok": "output price",
+    "cached_input_per_mtok": "cached input price",
+    "per_request": "per-request fee",
+}
+
+
 def _print_rows(rows: list[dict[str, Any]], title: str) -> None:
     print_table(rows, _COLUMNS, title=title)
 
@@ -42,14 +50,30 @@ def list_command(
     all_models: Annotated[
         bool, typer.Option("--all", help="Every model the catalog prices.")
     ] = False,
+    search: Annotated[
+        str | None, typer.Option(help="Only models whose id contains this (any case).")
+    ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            help="Only models of this provider: a configured provider's id, or the "
+            "catalog's (openai, anthropic, …)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option(min=0, help="Show at most this many rows (0: all); --json shows all."),
+    ] = 200,
     json_output: JsonOption = False,
 ) -> None:
     """Price rows of the configured models and every override, and the catalog's age."""
     from spendgate.cli.client import client_from
 
-    params: dict[str, Any] = {}
-    if model is not None:
-        params["model"] = model
+    params: dict[str, Any] = {
+        name: value
+        for name, value in (("model", model), ("search", search), ("provider", provider))
+        if value is not None
+    }
     if all_models:
         params["all"] = True
     with cli_errors():
@@ -57,7 +81,16 @@ def list_command(
     if json_output:
         print_json(answer)
         return
-    _print_rows(answer["data"], "prices (USD per 1M tokens)")
+    rows = answer["data"]
+    shown = rows[:limit] if limit else rows
+    _print_rows(shown, "prices (USD per 1M tokens)")
+    if len(shown) < len(rows):
+        # The whole catalog is ~20,000 rows: a table of it takes seconds and nobody reads it.
+        console.print(
+            f"{len(rows) - len(shown):,} more rows not shown: narrow with --search or "
+            "--provider, raise --limit, or use --json.",
+            highlight=False,
+        )
     catalog = answer["catalog"]
     console.print(
         f"catalog: {catalog['package']} {catalog['version']}, prices last checked "
@@ -70,8 +103,12 @@ def list_command(
 def set_command(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="The model to price.")],
-    input_price: Annotated[str, typer.Option("--input", help="USD per 1M input tokens.")],
-    output_price: Annotated[str, typer.Option("--output", help="USD per 1M output tokens.")],
+    input_price: Annotated[
+        str | None, typer.Option("--input", help="USD per 1M input tokens.")
+    ] = None,
+    output_price: Annotated[
+        str | None, typer.Option("--output", help="USD per 1M output tokens.")
+    ] = None,
     cached_input: Annotated[
         str | None, typer.Option("--cached-input", help="USD per 1M cached input tokens.")
     ] = None,
@@ -86,15 +123,14 @@ def set_command(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Override a model's price (it wins over the catalog and the config file)."""
+    """Override a model's price (it wins over the catalog and the config file). Prices
+    not given are kept from the row it overrides, and the answer says which."""
     from spendgate.cli.client import client_from
 
-    row: dict[str, Any] = {
-        "model": model,
-        "input_per_mtok": input_price,
-        "output_per_mtok": output_price,
-    }
+    row: dict[str, Any] = {"model": model}
     for key, value in (
+        ("input_per_mtok", input_price),
+        ("output_per_mtok", output_price),
         ("cached_input_per_mtok", cached_input),
         ("per_request", per_request),
         ("effective_from", effective_from),
@@ -108,6 +144,11 @@ def set_command(
         print_json(answer)
     else:
         console.print(f"Set price {answer['id']} for {answer['model']}.", highlight=False)
+        if answer["kept"]:
+            source = answer["kept_from"]
+            origin = source["id"] or f"the {source['source']} row"
+            kept = ", ".join(_FIELD_NAMES[field] for field in answer["kept"])
+            console.print(f"Kept from {origin}: {kept}.", highlight=False)
         _print_rows([answer], "new price row")
 
 

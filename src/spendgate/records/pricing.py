@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from spendgate.records.validation import exact_json, validate_prices
 from spendgate.store.journal import Journal
 from spendgate.store.records import StoredPrice
 
-__all__ = ["CatalogInfo", "PriceRecords", "PriceRow", "catalog_info"]
+__all__ = ["CatalogInfo", "PriceRecords", "PriceRow", "PriceSet", "catalog_info"]
 
 audit = logging.getLogger("spendgate.audit")
 
@@ -43,6 +43,15 @@ class PriceRow:
     id: str | None
     record: PricingRecord
     in_effect: bool  # the row that prices this model now
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSet:
+    """A row just set, and the fields it kept from the row it overrides (``kept_from``)."""
+
+    row: PriceRow
+    kept: tuple[str, ...]
+    kept_from: PriceRow | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +78,18 @@ class PriceRecords:
     # -- reading ---------------------------------------------------------------------------
 
     def rows(
-        self, model: str | None = None, *, every_model: bool = False, now: datetime | None = None
+        self,
+        model: str | None = None,
+        *,
+        every_model: bool = False,
+        search: str | None = None,
+        provider: str | None = None,
+        now: datetime | None = None,
     ) -> list[PriceRow]:
         """Price rows of ``model``; without one, of every configured model plus every
-        override (``every_model``: the whole catalog too). Newest precedence first."""
+        override (``every_model``: the whole catalog too). Newest precedence first.
+        ``search``: model ids containing it (any case); ``provider``: models a configured
+        provider of that id serves, or that the catalog lists under that provider."""
         at = now or datetime.now(UTC)
         book = self._live.governor.state.prices
         if model is not None:
@@ -84,6 +101,11 @@ class PriceRecords:
             named.update(record.model for record in self._live.config_prices)
             named.update(stored.record.model for stored in self._live.api_prices.values())
             models = sorted(named)
+        if search is not None:
+            needle = search.casefold()
+            models = [name for name in models if needle in name.casefold()]
+        if provider is not None:
+            models = [name for name in models if provider in self._providers_of(name)]
         ids = self._ids()
         result: list[PriceRow] = []
         for name in models:
@@ -91,6 +113,16 @@ class PriceRecords:
             for record in book.rows(name):
                 result.append(PriceRow(ids.get(record), record, record is current))
         return result
+
+    def _providers_of(self, model: str) -> set[str]:
+        from spendgate.catalog import catalog_provider
+
+        served = self._live.governor.state.models.get(model)
+        found = {served.provider} if served is not None else set()
+        listed = catalog_provider(model)
+        if listed is not None:
+            found.add(listed)
+        return found
 
     def _ids(self) -> dict[PricingRecord, str]:
         ids = {
@@ -105,8 +137,14 @@ class PriceRecords:
 
     # -- changing ----------------------------------------------------------------------------
 
-    def set(self, document: object, *, actor: str) -> PriceRow:
-        """Add an override row (source "api"); validated like a ``pricing`` entry."""
+    def set(self, document: object, *, actor: str) -> PriceSet:
+        """Add an override row (source "api"); validated like a ``pricing`` entry. Price
+        fields left out are kept from the row it overrides (the one pricing the model when
+        the new row takes effect), so setting a new input price keeps the cached one."""
+        kept: tuple[str, ...] = ()
+        kept_from: PriceRow | None = None
+        if isinstance(document, Mapping):
+            document, kept, kept_from = self._keep_missing_fields(document)
         (spec,) = validate_prices(self._live.config, [document], indexed=False)
         (record,) = _api_records(pricing_records([spec]))
         (stored,) = self._store([record])
@@ -114,7 +152,29 @@ class PriceRecords:
             "price api-%s for %s set by %s (input %s, output %s per 1M)",
             stored.id, record.model, actor, record.input_per_mtok, record.output_per_mtok,
         )  # fmt: skip
-        return self._row(stored)
+        return PriceSet(self._row(stored), kept, kept_from)
+
+    def _keep_missing_fields(
+        self, document: Mapping[str, Any]
+    ) -> tuple[Mapping[str, Any], tuple[str, ...], PriceRow | None]:
+        missing = [field for field in _PRICE_FIELDS if document.get(field) is None]
+        model = document.get("model")
+        # No price at all is a mistake, not a copy of the current row: validation says so.
+        if not missing or len(missing) == len(_PRICE_FIELDS) or not isinstance(model, str):
+            return document, (), None
+        at = _instant(document.get("effective_from")) or datetime.now(UTC)
+        current = self._live.governor.state.prices.price_for(model, at)
+        if current is None:
+            return document, (), None  # nothing to keep: validation names what is missing
+        values = {
+            "input_per_mtok": current.input_per_mtok,
+            "output_per_mtok": current.output_per_mtok,
+            "cached_input_per_mtok": current.cached_input_per_mtok,
+            "per_request": current.per_request,
+        }
+        kept = tuple(field for field in missing if values[field] is not None)
+        filled = {**document, **{field: str(values[field]) for field in kept}}
+        return filled, kept, PriceRow(self._ids().get(current), current, True)
 
     def import_sheet(
         self, sheet_format: SheetFormat, content: str, *, actor: str
@@ -159,6 +219,21 @@ class PriceRecords:
     def _row(self, stored: StoredPrice) -> PriceRow:
         current = self._live.governor.state.prices.price_for(stored.record.model, datetime.now(UTC))
         return PriceRow(f"{_API_PREFIX}{stored.id}", stored.record, current == stored.record)
+
+
+_PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "per_request")
+
+
+def _instant(value: object) -> datetime | None:
+    """An ``effective_from`` as given (ISO date or date-time; naive is UTC), or None when it
+    is absent or malformed (validation then reports it)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _api_records(records: Sequence[PricingRecord]) -> list[PricingRecord]:

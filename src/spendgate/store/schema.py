@@ -79,6 +79,8 @@ pricing_rows = Table(
     Column("precision", String(TAG), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_pricing_rows_model", "model"),
+    # Ids are never reused (SQLite would give a deleted newest row's id to the next insert).
+    sqlite_autoincrement=True,
 )
 
 budget_policies = Table(
