@@ -50,6 +50,24 @@ def test_create_is_idempotent_per_subject_and_requester(journal: Journal) -> Non
     assert [e.event for e in journal.approvals.events(first.id)] == ["created"]
 
 
+def test_another_member_or_window_is_another_request(journal: Journal) -> None:
+    def ask(member: str, window: str) -> str:
+        approval, _ = journal.approvals.create_or_get_pending(
+            SUBJECT, "alice", now=NOW, member=member, window_key=window, project="acme",
+            context={"decision_id": "d1", "model": "gpt-4o"},
+        )  # fmt: skip
+        return approval.id
+
+    today = ask("acme", "2026-03-14")
+    assert ask("acme", "2026-03-14") == today
+    assert ask("acme", "2026-03-15") != today
+    assert ask("globex", "2026-03-14") != today
+    stored = journal.approvals.get(today)
+    assert stored is not None
+    assert (stored.project, stored.member, stored.window_key) == ("acme", "acme", "2026-03-14")
+    assert stored.context == {"decision_id": "d1", "model": "gpt-4o"}
+
+
 def test_concurrent_creates_make_exactly_one_pending_request(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'race.db'}"
     journals = [Journal(url) for _ in range(4)]  # separate pools, like separate workers
@@ -114,7 +132,7 @@ def test_approve_once_is_consumed_exactly_once(journal: Journal) -> None:
         ("approved", "carol"),
         ("consumed", None),
     ]
-    assert events[1].detail == {"scope": "once", "extra_amount": "2.50"}
+    assert events[1].detail == {"scope": "once", "amount": "2.50"}
     # Once decided, a new request can be opened.
     _, created = journal.approvals.create_or_get_pending(SUBJECT, "alice", now=NOW)
     assert created
@@ -174,7 +192,7 @@ def test_deny_and_listing(journal: Journal) -> None:
         budget_subject("other"), "bob", now=NOW + timedelta(seconds=1)
     )
     denied = journal.approvals.deny(a.id, "carol", now=NOW, reason="not now")
-    assert (denied.state, denied.reason, denied.decided_at) == (
+    assert (denied.state, denied.note, denied.decided_at) == (
         ApprovalState.DENIED,
         "not now",
         NOW,

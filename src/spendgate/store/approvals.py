@@ -57,6 +57,13 @@ def _approval(row: Mapping[Any, Any]) -> Approval:
         reason=row["reason"],
         decided_at=row["decided_at"],
         consumed_at=row["consumed_at"],
+        project=row["project"],
+        member=row["member"],
+        window_key=row["window_key"],
+        window_end=row["window_end"],
+        amount=row["amount"],
+        note=row["note"],
+        context=row["context"],
     )
 
 
@@ -94,20 +101,29 @@ class ApprovalRepository:
         ttl: timedelta = DEFAULT_APPROVAL_TTL,
         session_id: str | None = None,
         reason: str | None = None,
+        project: str | None = None,
+        member: str = "",
+        window_key: str = "",
+        window_end: datetime | None = None,
+        amount: Decimal | None = None,
+        context: dict[str, Any] | None = None,
     ) -> tuple[Approval, bool]:
-        """The pending request of ``requester`` for ``subject``, created if there is none.
+        """The pending request of ``requester`` for ``subject`` (on the policy ``member`` in
+        the window ``window_key``), created if there is none.
 
         Returns ``(approval, created)``. A pending request past its expiry is expired first,
         so a new one can be made.
         """
         at = now or datetime.now(UTC)
         new_id = _new_id()
+        same = and_(
+            _T.c.subject == subject,
+            _T.c.requester == requester,
+            _T.c.member == member,
+            _T.c.window_key == window_key,
+        )
         with self._write.begin() as connection:
-            self._expire(
-                connection,
-                at,
-                and_(_T.c.subject == subject, _T.c.requester == requester),
-            )
+            self._expire(connection, at, same)
             insert = dialect_insert(connection, _T).values(
                 id=new_id,
                 subject=subject,
@@ -117,19 +133,22 @@ class ApprovalRepository:
                 reason=reason,
                 created_at=at,
                 expires_at=at + ttl,
+                project=project,
+                member=member,
+                window_key=window_key,
+                window_end=window_end,
+                amount=amount,
+                context=context,
             )
             connection.execute(
                 insert.on_conflict_do_nothing(
-                    index_elements=["subject", "requester"], index_where=schema.APPROVAL_PENDING
+                    index_elements=["subject", "requester", "member", "window_key"],
+                    index_where=schema.APPROVAL_PENDING,
                 )
             )
             row = (
                 connection.execute(
-                    select(_T).where(
-                        _T.c.subject == subject,
-                        _T.c.requester == requester,
-                        _T.c.state == ApprovalState.PENDING.value,
-                    )
+                    select(_T).where(same, _T.c.state == ApprovalState.PENDING.value)
                 )
                 .mappings()
                 .one()
@@ -186,7 +205,8 @@ class ApprovalRepository:
         now: datetime | None = None,
         until: datetime | None = None,
         extra_amount: Decimal | None = None,
-        reason: str | None = None,
+        session_id: str | None = None,
+        note: str | None = None,
     ) -> Approval:
         """Approve a pending request. ``until`` scope needs ``until``; ``session`` scope needs
         the session the request came from. Raises ``ApprovalError`` otherwise."""
@@ -202,9 +222,16 @@ class ApprovalRepository:
             "extra_amount": extra_amount,
         }
         detail = {"scope": scope.value}
+        if scope is ApprovalScope.UNTIL and until is not None:
+            detail["until"] = until.isoformat()
+        if session_id is not None and scope is ApprovalScope.SESSION:
+            values["session_id"] = session_id  # else: the session the request came from
+            detail["session_id"] = session_id
         if extra_amount is not None:
-            detail["extra_amount"] = str(extra_amount)
-        return self._decide(approval_id, approver, at, values, "approved", reason, detail)
+            detail["amount"] = str(extra_amount)
+        if note is not None:
+            detail["note"] = note
+        return self._decide(approval_id, approver, at, values, "approved", note, detail)
 
     def deny(
         self,
@@ -214,9 +241,11 @@ class ApprovalRepository:
         now: datetime | None = None,
         reason: str | None = None,
     ) -> Approval:
+        """Deny a pending request; ``reason`` is kept as its note."""
         at = now or datetime.now(UTC)
         values = {"state": ApprovalState.DENIED.value}
-        return self._decide(approval_id, approver, at, values, "denied", reason, None)
+        detail = None if reason is None else {"reason": reason}
+        return self._decide(approval_id, approver, at, values, "denied", reason, detail)
 
     def _decide(
         self,
@@ -225,7 +254,7 @@ class ApprovalRepository:
         at: datetime,
         values: dict[str, Any],
         event: str,
-        reason: str | None,
+        note: str | None,
         detail: dict[str, Any] | None,
     ) -> Approval:
         error: str | None = None
@@ -239,12 +268,14 @@ class ApprovalRepository:
                 error = f"approval {approval_id} is {current.state.value}, not pending"
             elif current.requester == approver:
                 error = "a requester cannot decide their own approval request"
-            elif values.get("scope") == ApprovalScope.SESSION.value and not current.session_id:
-                error = "a 'session' approval needs a request made from a session"
+            elif values.get("scope") == ApprovalScope.SESSION.value and not (
+                values.get("session_id") or current.session_id
+            ):
+                error = "a 'session' approval needs a session: name one, or ask from a session"
             else:
                 values = {**values, "approver": approver, "decided_at": at}
-                if reason is not None:
-                    values["reason"] = reason
+                if note is not None:
+                    values["note"] = note
                 connection.execute(
                     _T.update()
                     .where(_T.c.id == approval_id, _T.c.state == ApprovalState.PENDING.value)

@@ -123,9 +123,20 @@ class Approval:
     until: datetime | None = None
     extra_amount: Decimal | None = None
     approver: str | None = None
-    reason: str | None = None
+    reason: str | None = None  # the requester's
     decided_at: datetime | None = None
     consumed_at: datetime | None = None
+    project: str | None = None  # the requester's project
+    member: str = ""  # the policy member it is about
+    window_key: str = ""
+    window_end: datetime | None = None
+    amount: Decimal | None = None  # asked for beyond the limit, in the policy's metric
+    note: str | None = None  # the approver's note, or why it was denied
+    context: dict[str, Any] | None = None  # the blocked request and the policy's state then
+
+    @property
+    def policy_id(self) -> str:
+        return self.subject.removeprefix("usage-budget:")
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,16 +229,26 @@ approvals = Table(
     Column("until", UtcDateTime),
     Column("extra_amount", DecimalText),
     Column("approver", String(NAME)),
-    Column("reason", Text),
+    Column("reason", Text),  # the requester's
     Column("created_at", UtcDateTime, nullable=False),
     Column("decided_at", UtcDateTime),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("consumed_at", UtcDateTime),
-    # The guarantee behind idempotent creation: one pending request per subject and requester.
+    Column("project", String(NAME)),  # the requester's: who else may read it
+    Column("member", String(NAME), nullable=False, server_default=""),  # of the policy
+    Column("window_key", String(TAG), nullable=False, server_default=""),
+    Column("window_end", UtcDateTime),
+    Column("amount", DecimalText),  # asked for beyond the limit, in the policy's metric
+    Column("note", Text),  # the approver's note, or why it was denied
+    Column("context", CompactJson),  # the blocked request and the policy's state then
+    # The guarantee behind idempotent creation: one pending request per subject, requester,
+    # policy member and window.
     Index(
         "uq_approvals_pending",
         "subject",
         "requester",
+        "member",
+        "window_key",
         unique=True,
         sqlite_where=APPROVAL_PENDING,
         postgresql_where=APPROVAL_PENDING,
