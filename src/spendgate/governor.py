@@ -31,6 +31,7 @@ from spendgate.domain.requests import ChatRequest
 from spendgate.domain.reservations import reservation_lines, settlement
 from spendgate.domain.routing import REFUSED, HealthState, RoutingDecision, RoutingMode, TaskClass
 from spendgate.domain.scopes import RequestScopes
+from spendgate.grants import GrantBook
 from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, Ledger, ReserveOutcome
 from spendgate.ledger.memory import MemoryLedger
 
@@ -63,6 +64,13 @@ class Governor:
             settled = journal.load_counters(self._live_windows(journal)) if journal else {}
             ledger = MemoryLedger({key: counter.settled for key, counter in settled.items()})
         self.ledger: Ledger = ledger
+        # Approved budget overrides in force (the journal's, at start; kept current by the
+        # approvals service as they are decided, consumed or expire).
+        self.grants = GrantBook(
+            filter(None, (a.grant() for a in journal.approvals.active_grants()))
+            if journal is not None
+            else ()
+        )
         # How long a reservation outlives its last keep-alive (``keep_alive``).
         self.reservation_ttl = DEFAULT_RESERVATION_TTL
         self._health: dict[str, HealthState] = {}

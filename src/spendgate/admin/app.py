@@ -22,7 +22,17 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from spendgate.admin import budgets, decisions, docs, explain, keys, models, pricing, usage
+from spendgate.admin import (
+    approvals,
+    budgets,
+    decisions,
+    docs,
+    explain,
+    keys,
+    models,
+    pricing,
+    usage,
+)
 from spendgate.admin.context import AdminContext
 from spendgate.admin.errors import AdminError, ErrorEnvelope, database_unavailable, envelope
 from spendgate.store.db import is_busy
@@ -86,7 +96,7 @@ def create_admin_app(context: AdminContext) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.admin_context = context
-    for module in (budgets, pricing, keys, usage, models, explain, decisions):
+    for module in (budgets, pricing, keys, usage, models, explain, decisions, approvals):
         app.include_router(
             module.router, prefix=PREFIX, responses=_ERRORS, dependencies=_CREDENTIALS
         )

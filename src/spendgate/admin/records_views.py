@@ -25,6 +25,7 @@ from spendgate.records.errors import (
     ConfigManagedError,
     RecordConflictError,
     RecordError,
+    RecordForbiddenError,
     RecordInvalidError,
     RecordNotFoundError,
 )
@@ -91,6 +92,8 @@ def record_errors(param: str | None = None) -> Iterator[None]:
         raise config_managed(error.what, error.ident, error.source) from None
     except RecordConflictError as error:
         raise AdminError(409, "conflict", error.message) from None
+    except RecordForbiddenError as error:
+        raise AdminError(403, "forbidden", error.message) from None
     except RecordInvalidError as error:
         path = error.problems[0][0] if error.problems else ""
         if param is None:

@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr
 
 from spendgate.config import convert
 from spendgate.config.alerts import AlertsSpec
+from spendgate.config.approvals import ApprovalsSpec
 from spendgate.config.budgets import BudgetSpec
 from spendgate.config.journal import JournalSpec
 from spendgate.config.keys import KeySpec
@@ -62,6 +63,7 @@ class Config(Spec):
     keys: _Entries[KeySpec] = Field(default_factory=list)
     budgets: _Entries[BudgetSpec] = Field(default_factory=list)
     alerts: _Section[AlertsSpec] = Field(default_factory=AlertsSpec)
+    approvals: _Section[ApprovalsSpec] = Field(default_factory=ApprovalsSpec)
     journal: _Section[JournalSpec] = Field(default_factory=JournalSpec)
 
     _source: str = PrivateAttr(default="<string>")

@@ -216,11 +216,13 @@ class CounterState:
 
 @dataclass(frozen=True, slots=True)
 class OverrideGrant:
-    """An approved budget override for one policy; ``extra`` caps it (``None``: uncapped)."""
+    """An approved budget override for one policy; ``extra`` caps it (``None``: uncapped);
+    ``member``: the policy member it covers (``None``: whichever the request counts under)."""
 
     policy_id: str
     approval_id: str
     extra: Decimal | None = None
+    member: str | None = None
 
 
 class BudgetEvaluation(NamedTuple):
@@ -413,8 +415,10 @@ def evaluate_policy(
     else:
         projected = counter.settled + counter.reserved + amount
         if projected > policy.hard_limit:
-            if grant is not None and (
-                grant.extra is None or projected <= policy.hard_limit + grant.extra
+            if (
+                grant is not None
+                and grant.member in (None, member)
+                and (grant.extra is None or projected <= policy.hard_limit + grant.extra)
             ):
                 status = BudgetStatus.OVERRIDE_APPLIED
                 approval_id = grant.approval_id

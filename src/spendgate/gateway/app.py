@@ -21,6 +21,7 @@ from spendgate.config import Config
 from spendgate.config.schema import DEFAULT_MAX_BODY_BYTES
 from spendgate.domain.keys import ADMIN_TOKEN_ENV, ApiKey
 from spendgate.domain.requests import Protocol
+from spendgate.gateway.approvals import ApprovalDesk
 from spendgate.gateway.asgi import HeaderEncodingError, Receive, Scope, Send, header_map, respond
 from spendgate.gateway.auth import KeyRing, digest, presented_key
 from spendgate.gateway.errors import bad_request, invalid_api_key
@@ -70,6 +71,7 @@ class Gateway:
         admin_max_body: int = DEFAULT_ADMIN_MAX_BODY,
         housekeeping: HousekeepingSettings | None = None,
         admin: AdminContext | None = None,
+        approvals: ApprovalDesk | None = None,
     ) -> None:
         self.governor = governor
         self.keys = keys
@@ -77,7 +79,9 @@ class Gateway:
         self.metrics = metrics or GatewayMetrics()
         if governor.journal is not None:
             self.metrics.watch_journal(governor.journal.stats)
-        self.proxy = ChatProxy(governor, keys, upstreams, self.metrics, max_body=max_body)
+        self.proxy = ChatProxy(
+            governor, keys, upstreams, self.metrics, max_body=max_body, approvals=approvals
+        )
         self.housekeeping = housekeeping or HousekeepingSettings()
         self._housekeeping: Housekeeping | None = None
         self.admin = admin
@@ -181,7 +185,10 @@ class Gateway:
                 gc.collect()
                 gc.freeze()
                 self._housekeeping = Housekeeping(
-                    self.governor, self.proxy.in_flight, self.housekeeping
+                    self.governor,
+                    self.proxy.in_flight,
+                    self.housekeeping,
+                    self.admin.records.approvals.expire_due if self.admin else None,
                 )
                 self._housekeeping.start()
                 await send({"type": "lifespan.startup.complete"})
@@ -208,7 +215,12 @@ def create_gateway(
     keys, _missing = KeyRing.from_environment(config.api_keys(), env)
     governor = Governor.from_config(config, journal=journal)
     upstreams = UpstreamRegistry(config.providers(), env=env)
-    admin = _admin_context(config, governor, keys, upstreams, journal, env)
+    approvals = ApprovalDesk(
+        journal.approvals if journal is not None else None,
+        pending_ttl=config.approvals.pending_ttl,
+        max_wait_s=config.approvals.max_wait_seconds,
+    )
+    admin = _admin_context(config, governor, keys, upstreams, journal, env, approvals)
     retention = config.journal
     housekeeping = HousekeepingSettings(
         retention_interval_s=retention.prune_every.total_seconds(),
@@ -221,6 +233,7 @@ def create_gateway(
         max_body=config.max_body_bytes,
         housekeeping=housekeeping,
         admin=admin,
+        approvals=approvals,
     )
 
 
@@ -231,6 +244,7 @@ def _admin_context(
     upstreams: UpstreamRegistry,
     journal: Journal | None,
     env: Mapping[str, str],
+    approvals: ApprovalDesk,
 ) -> AdminContext | None:
     if journal is None:
         return None
@@ -238,7 +252,7 @@ def _admin_context(
     from spendgate.catalog import load_catalog
     from spendgate.records import RuntimeRecords
 
-    records = RuntimeRecords(config, governor, keys, journal, load_catalog())
+    records = RuntimeRecords(config, governor, keys, journal, load_catalog(), approvals)
     records.load()
     token = env.get(ADMIN_TOKEN_ENV, "")
     return AdminContext(

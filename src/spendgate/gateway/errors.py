@@ -8,7 +8,7 @@ carry ``decision_id``, ``policy_id`` and ``approval_id`` where relevant. A budge
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -64,6 +64,13 @@ class GatewayError(Exception):
         payload.update(self.references)
         return orjson.dumps(payload)
 
+    def with_approval(self, approval_id: str, outcome: str | None = None) -> GatewayError:
+        """This refusal, naming the approval request behind it (and, after waiting for it,
+        how that ended)."""
+        message = self.message if outcome is None else f"{self.message} {outcome}"
+        references = {**self.references, "approval_id": approval_id}
+        return replace(self, message=message, references=references)
+
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         """The headers of the error response: its own, and the decision id when it has one (a
         refusal or an upstream failure is a decision as much as a 200 is)."""
@@ -71,6 +78,9 @@ class GatewayError(Exception):
         decision_id = self.references.get("decision_id")
         if decision_id is not None:
             headers.append((b"x-spendgate-decision-id", decision_id.encode()))
+        approval_id = self.references.get("approval_id")
+        if approval_id is not None:
+            headers.append((b"x-spendgate-approval-id", approval_id.encode()))
         return headers
 
 

@@ -34,6 +34,19 @@ def _member_id(headers: dict[str, str], header: str, tenant: str | None) -> str 
     return value
 
 
+def _seconds(headers: dict[str, str], header: str) -> float:
+    value = headers.get(header)
+    if value is None:
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise HeaderError(header, f"{value!r} is not a number of seconds")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class RequestHeaders:
     """The ``x-spendgate-*`` request headers, validated."""
@@ -42,6 +55,8 @@ class RequestHeaders:
     agent_id: str | None = None
     task_class: TaskClass = TaskClass.PRIMARY_INTERACTIVE
     routing_mode: RoutingMode | None = None
+    # Seconds to hold the request while the approval it needs is pending (0: answer at once).
+    approval_wait: float = 0.0
 
     @classmethod
     def parse(cls, headers: dict[str, str], tenant: str | None = None) -> RequestHeaders:
@@ -58,6 +73,7 @@ class RequestHeaders:
             agent_id=_member_id(headers, "x-spendgate-agent-id", tenant),
             task_class=_TASKS[task] if task else TaskClass.PRIMARY_INTERACTIVE,
             routing_mode=_MODES[mode] if mode else None,
+            approval_wait=_seconds(headers, "x-spendgate-approval-wait"),
         )
 
 

@@ -33,6 +33,7 @@ class HousekeepingSettings:
     hold_interval_s: float = 15.0  # well within the reservation TTL (10 minutes)
     prune_interval_s: float = 60.0
     retention_interval_s: float = 3600.0
+    approvals_interval_s: float = 30.0  # pending approval requests expire within this
     keep_decisions: timedelta | None = timedelta(days=30)  # None: never delete decisions
 
 
@@ -45,10 +46,12 @@ class Housekeeping:
         governor: Governor,
         in_flight: Callable[[], Collection[str]],
         settings: HousekeepingSettings,
+        expire_approvals: Callable[[], int] | None = None,
     ) -> None:
         self._governor = governor
         self._in_flight = in_flight
         self._settings = settings
+        self._expire_approvals = expire_approvals
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -60,6 +63,8 @@ class Housekeeping:
         ]
         if self._governor.journal is not None:
             jobs.append((settings.retention_interval_s, self._retention))
+        if self._expire_approvals is not None:
+            jobs.append((settings.approvals_interval_s, self._approvals))
         self._tasks = [asyncio.create_task(self._every(*job)) for job in jobs]
 
     async def stop(self) -> None:
@@ -89,6 +94,12 @@ class Housekeeping:
         dropped = await asyncio.to_thread(self._governor.ledger.prune, live)
         if dropped:
             log.info("ledger: dropped %d counter(s) of windows no budget reads any more", dropped)
+
+    async def _approvals(self) -> None:
+        assert self._expire_approvals is not None  # scheduled only with one
+        expired = await asyncio.to_thread(self._expire_approvals)
+        if expired:
+            log.info("approvals: %d request(s) or grant(s) expired", expired)
 
     async def _retention(self) -> None:
         journal = self._governor.journal

@@ -10,17 +10,26 @@ is charged for the input and the output streamed so far.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NoReturn
 
 import orjson
 
 from spendgate.config.schema import DEFAULT_MAX_BODY_BYTES
-from spendgate.domain.budgets import Metric, most_severe
+from spendgate.domain.approvals import ApprovalScope, ApprovalState, Grant, requester_of
+from spendgate.domain.budgets import (
+    BudgetEvaluation,
+    BudgetStatus,
+    Metric,
+    OverrideGrant,
+    most_severe,
+)
 from spendgate.domain.estimates import output_ceiling, worst_case_note
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.models import Model
@@ -28,6 +37,7 @@ from spendgate.domain.planner import ModelNotAllowedError, ModelNotFoundError
 from spendgate.domain.pricing import Usage
 from spendgate.domain.requests import ChatRequest, Protocol, RequestError
 from spendgate.domain.routing import (
+    REFUSED,
     RoutingAction,
     RoutingDecision,
     RoutingMode,
@@ -44,6 +54,7 @@ from spendgate.domain.translate import (
     openai_response_to_anthropic,
 )
 from spendgate.gateway import access
+from spendgate.gateway.approvals import ApprovalDesk, ApprovalNeeded
 from spendgate.gateway.asgi import (
     BodyTooLargeError,
     ClientDisconnectedError,
@@ -82,6 +93,7 @@ from spendgate.providers.base import UpstreamCall, UpstreamResponse
 from spendgate.providers.errors import UpstreamError
 from spendgate.providers.failover import Attempt, FailoverError, MeteredStream, Target
 from spendgate.providers.registry import UpstreamRegistry
+from spendgate.store.records import Approval
 
 __all__ = ["ChatProxy"]
 
@@ -97,8 +109,10 @@ class ChatProxy:
         metrics: GatewayMetrics,
         *,
         max_body: int = DEFAULT_MAX_BODY_BYTES,
+        approvals: ApprovalDesk | None = None,
     ) -> None:
         self.governor = governor
+        self.approvals = approvals or ApprovalDesk(None)
         self.keys = keys
         self.upstreams = upstreams
         self.metrics = metrics
@@ -119,7 +133,7 @@ class ChatProxy:
         refusal: GatewayError | None = None
         try:
             request = await self._parse(scope, receive, protocol)
-            request.admit()
+            await self._admit(request, receive)
             admitted = True
             self._running.add(request)
             await request.run(send, receive)
@@ -146,6 +160,37 @@ class ChatProxy:
             if access.enabled():
                 _log_access(route, status, time.perf_counter() - started, request, refusal)
         self.metrics.requests.labels(route, str(status)).inc()
+
+    async def _admit(self, request: _ProxiedRequest, receive: Receive) -> None:
+        """Plan and reserve; a request that needs an approval asks for it and, when it may
+        wait (``x-spendgate-approval-wait``), waits for it and tries again once granted.
+        Raises GatewayError to refuse."""
+        desk = self.approvals
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(request.options.approval_wait, desk.max_wait_s)
+        while True:
+            try:
+                request.admit()
+            except _ApprovalRequiredError as ask:
+                approval = await desk.ask(ask.needed)
+                if approval is None:
+                    raise ask.error from None
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise ask.error.with_approval(
+                        approval.id, f"Approval request {approval.id} is pending."
+                    ) from None
+                decided = await _until_decided(desk.wait(approval.id, left), receive)
+                if decided is None or decided.state is not ApprovalState.APPROVED:
+                    raise ask.error.with_approval(
+                        approval.id, _outcome(approval, decided)
+                    ) from None
+                grant = decided.grant()
+                if grant is not None:  # decided elsewhere: this process learns it now
+                    self.governor.grants.put(grant)
+                continue
+            await request.use_once_grants()
+            return
 
     async def _parse(self, scope: Scope, receive: Receive, protocol: Protocol) -> _ProxiedRequest:
         """Authenticate and parse: everything before the budget; raises GatewayError to
@@ -186,6 +231,60 @@ class ChatProxy:
         return _ProxiedRequest(self, key, protocol, payload, chat, options)
 
 
+class _ApprovalRequiredError(Exception):
+    """Admission refused a request that an approval would let through."""
+
+    def __init__(self, error: GatewayError, needed: ApprovalNeeded) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.needed = needed
+
+
+_NO_GRANTS: Mapping[str, OverrideGrant] = {}
+
+
+def _needing_approval(decision: RoutingDecision) -> BudgetEvaluation | None:
+    if decision.routing_action is not RoutingAction.APPROVAL_REQUIRED:
+        return None
+    for evaluation in decision.budget_evaluations:
+        if evaluation.status is BudgetStatus.APPROVAL_REQUIRED:
+            return evaluation
+    return None
+
+
+def _outcome(asked: Approval, decided: Approval | None) -> str:
+    if decided is None:
+        return f"Approval request {asked.id} is still pending: no decision came in time."
+    note = f" ({decided.note})" if decided.note else ""
+    return f"Approval request {asked.id} was {decided.state.value}{note}."
+
+
+def _is_once(grant: Grant | None) -> bool:
+    return grant is not None and grant.scope is ApprovalScope.ONCE
+
+
+async def _until_decided(
+    waiting: Coroutine[Any, Any, Approval | None], receive: Receive
+) -> Approval | None:
+    """``waiting``'s result; raises ClientDisconnectedError if the client leaves first."""
+    wait = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(_disconnect(receive))
+    try:
+        await asyncio.wait({wait, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (wait, gone):
+            if not task.done():
+                task.cancel()
+    if not wait.done() or wait.cancelled():
+        raise ClientDisconnectedError
+    return wait.result()
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class _ProxiedRequest:
     """One request, from parsed to finished: its decision(s), the upstream call and the
     settlement."""
@@ -213,13 +312,54 @@ class _ProxiedRequest:
         self.decisions: dict[Target, RoutingDecision] = {}
         self.journaled: set[str] = set()  # ids of this request's settled or abandoned decisions
         self.upstream_s: float | None = None  # non-stream upstream latency, for the metric
+        self.grants: Mapping[str, OverrideGrant] = _NO_GRANTS  # the overrides covering it
+        self.once_grants: list[str] = []  # ``once`` grants it took
 
     # -- governance ----------------------------------------------------------------------
 
     def admit(self) -> None:
-        """Plan and reserve; raises GatewayError to refuse."""
+        """Plan and reserve (with the approved overrides that cover the request); raises
+        GatewayError to refuse, ``_ApprovalRequiredError`` when an approval would let it through."""
+        requester = requester_of(self.key.principal, self.key.id)
+        self.grants = self.governor.grants.for_request(
+            requester, self.options.session_id, datetime.now(UTC)
+        )
         self.decision = self.planned = self.plan(self.chat, self.key.models)
-        self.reserve(self.decision)
+        try:
+            self.reserve(self.decision)
+        except GatewayError as error:
+            needs = _needing_approval(self.decision)
+            if needs is None or error.code != "approval_required":
+                raise
+            raise _ApprovalRequiredError(
+                error, ApprovalNeeded(self.key, self.options.session_id, self.decision, needs)
+            ) from None
+        # A ``once`` grant is used by this request alone: taken now, before any await, so no
+        # other request of this process plans with it.
+        self.once_grants = [
+            evaluation.approval_id
+            for evaluation in self.decision.budget_evaluations
+            if evaluation.approval_id is not None
+            and evaluation.status is BudgetStatus.OVERRIDE_APPLIED
+            and _is_once(self.governor.grants.get(evaluation.approval_id))
+            and self.governor.grants.take(evaluation.approval_id)
+        ]
+
+    async def use_once_grants(self) -> None:
+        """Record the ``once`` grants this request used (in the database: across processes
+        and restarts, one request only). One another process used first refuses it."""
+        repository = self.proxy.approvals.repository
+        if not self.once_grants or repository is None:
+            return
+        for approval_id in self.once_grants:
+            if not await asyncio.to_thread(repository.consume, approval_id):
+                self.governor.abandon(self.decision, REFUSED)
+                raise approval_required(
+                    f"The approval {approval_id} was already used by another request.",
+                    self.decision.id,
+                    None,
+                    approval_id,
+                )
 
     def plan(self, chat: ChatRequest, allowed: frozenset[str] | None) -> RoutingDecision:
         try:
@@ -231,6 +371,7 @@ class _ProxiedRequest:
                 may_relax_mode=self.key.may_relax_mode,
                 allowed_models=allowed,
                 health=self.proxy.upstreams.health.states(time.monotonic()),
+                grants=self.grants,
             )
         except ModelNotFoundError as error:
             raise model_not_found(error.model) from None
@@ -239,7 +380,7 @@ class _ProxiedRequest:
 
     def reserve(self, decision: RoutingDecision) -> None:
         """Reserve the decision's upper bound, or refuse with the contract's error."""
-        outcome = self.governor.reserve(decision)
+        outcome = self.governor.reserve(decision, grants=self.grants)
         self.proxy.metrics.decisions.labels(decision.routing_action.value).inc()
         if outcome.ok:
             return

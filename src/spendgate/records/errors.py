@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = ["ConfigManagedError", "Problem", "RecordConflictError", "RecordError",
-           "RecordInvalidError", "RecordNotFoundError"]  # fmt: skip
+           "RecordForbiddenError", "RecordInvalidError", "RecordNotFoundError"]  # fmt: skip
 
 # (path inside the submitted document, e.g. "scope.id" or "[3].input_per_mtok"; message)
 Problem = tuple[str, str]
@@ -37,6 +37,10 @@ class ConfigManagedError(RecordError):
 
 class RecordConflictError(RecordError):
     """The id is taken (by a config record or another runtime record)."""
+
+
+class RecordForbiddenError(RecordError):
+    """The caller may see the record but not make this change (e.g. decide its own request)."""
 
 
 class RecordInvalidError(RecordError):

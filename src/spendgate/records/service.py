@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from spendgate.config import Config
 from spendgate.domain.budgets import BudgetPolicy
 from spendgate.domain.pricing import PriceSource, PricingRecord
+from spendgate.gateway.approvals import ApprovalDesk
 from spendgate.gateway.auth import KeyRing
 from spendgate.governor import Governor
+from spendgate.records.approvals import ApprovalRecords
 from spendgate.records.budgets import BudgetRecords
 from spendgate.records.keys import KeyRecords
 from spendgate.records.live import LiveState
@@ -35,12 +37,14 @@ class RuntimeRecords:
         keys: KeyRing,
         journal: Journal,
         catalog: Sequence[PricingRecord],
+        desk: ApprovalDesk,
     ) -> None:
         self._live = LiveState(config, governor, catalog)
         self._journal = journal
         self.budgets = BudgetRecords(self._live, journal)
         self.pricing = PriceRecords(self._live, journal)
         self.keys = KeyRecords(config, keys, KeyRepository(journal.engine))
+        self.approvals = ApprovalRecords(self._live, journal, desk)
 
     def load(self) -> None:
         """Apply the stored runtime budgets, price overrides and keys to the running state."""

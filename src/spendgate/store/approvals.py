@@ -18,9 +18,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select
 
+from spendgate.domain.approvals import ApprovalScope, ApprovalState, budget_subject
 from spendgate.store import schema
 from spendgate.store.db import dialect_insert, write_engine
-from spendgate.store.records import Approval, ApprovalEvent, ApprovalScope, ApprovalState
+from spendgate.store.records import Approval, ApprovalEvent
 
 __all__ = ["DEFAULT_APPROVAL_TTL", "ApprovalError", "ApprovalRepository", "budget_subject"]
 
@@ -30,10 +31,6 @@ _T = schema.approvals
 
 class ApprovalError(ValueError):
     """An approval cannot make this transition (not pending, expired, self-approval, …)."""
-
-
-def budget_subject(policy_id: str) -> str:
-    return f"usage-budget:{policy_id}"
 
 
 def _new_id() -> str:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from spendgate.domain.approvals import ApprovalScope, ApprovalState, Grant, policy_of_subject
 from spendgate.domain.pricing import PricingRecord
 from spendgate.domain.routing import RoutingAction, RoutingDecision, RoutingMode, TaskClass
 
@@ -96,20 +97,6 @@ class StoredPrice:
     created_at: datetime
 
 
-class ApprovalState(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    DENIED = "denied"
-    EXPIRED = "expired"
-    CONSUMED = "consumed"
-
-
-class ApprovalScope(StrEnum):
-    ONCE = "once"
-    SESSION = "session"
-    UNTIL = "until"
-
-
 @dataclass(frozen=True, slots=True)
 class Approval:
     id: str
@@ -136,7 +123,22 @@ class Approval:
 
     @property
     def policy_id(self) -> str:
-        return self.subject.removeprefix("usage-budget:")
+        return policy_of_subject(self.subject)
+
+    def grant(self) -> Grant | None:
+        """What it lets through while approved (None in any other state)."""
+        if self.state is not ApprovalState.APPROVED or self.scope is None:
+            return None
+        return Grant(
+            approval_id=self.id,
+            policy_id=self.policy_id,
+            requester=self.requester,
+            member=self.member,
+            scope=self.scope,
+            session_id=self.session_id,
+            until=self.until,
+            extra=self.extra_amount,
+        )
 
 
 @dataclass(frozen=True, slots=True)

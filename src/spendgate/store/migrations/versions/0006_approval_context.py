@@ -36,12 +36,8 @@ def upgrade() -> None:
     op.drop_index("uq_approvals_pending", table_name="approvals")
     with op.batch_alter_table("approvals") as table:
         table.add_column(sa.Column("project", sa.String(NAME)))
-        table.add_column(
-            sa.Column("member", sa.String(NAME), nullable=False, server_default="")
-        )
-        table.add_column(
-            sa.Column("window_key", sa.String(TAG), nullable=False, server_default="")
-        )
+        table.add_column(sa.Column("member", sa.String(NAME), nullable=False, server_default=""))
+        table.add_column(sa.Column("window_key", sa.String(TAG), nullable=False, server_default=""))
         table.add_column(sa.Column("window_end", sa.DateTime()))
         table.add_column(sa.Column("amount", sa.String()))
         table.add_column(sa.Column("note", sa.Text()))
