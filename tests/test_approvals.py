@@ -101,7 +101,7 @@ def test_a_blocked_request_asks_once_however_many_are_blocked(gw: AdminGateway) 
     assert context["hard_limit"] == "3000"
     assert int(context["request_amount"]) > 3000
     assert context["decision_id"] in {reply.headers["x-spendgate-decision-id"] for reply in replies}
-    assert [event["event"] for event in detail["events"]] == ["created"]
+    assert [event["event"] for event in detail["events"]] == ["requested"]
     # Another requester of the same project asks separately.
     assert blocked(gw, "bob") != approval_id
     listed = gw.get("/approvals", params={"state": "pending", "requester": "alice"}).json()
@@ -117,7 +117,7 @@ def test_once_lets_exactly_one_of_twenty_racing_retries_through(gw: AdminGateway
     assert codes == [200] + [403] * 19
     detail = gw.get(f"/approvals/{approval_id}").json()
     assert detail["state"] == "consumed"
-    assert [e["event"] for e in detail["events"]] == ["created", "approved", "consumed"]
+    assert [e["event"] for e in detail["events"]] == ["requested", "approved", "consumed"]
     gw.flush()
     [passed] = [reply for reply in replies if reply.status_code == 200]
     decision = gw.get(f"/decisions/{passed.headers['x-spendgate-decision-id']}").json()

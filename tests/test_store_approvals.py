@@ -47,7 +47,7 @@ def test_create_is_idempotent_per_subject_and_requester(journal: Journal) -> Non
     assert other.id != first.id
     assert first.state is ApprovalState.PENDING
     assert first.expires_at == NOW + timedelta(hours=24)
-    assert [e.event for e in journal.approvals.events(first.id)] == ["created"]
+    assert [e.event for e in journal.approvals.events(first.id)] == ["requested"]
 
 
 def test_another_member_or_window_is_another_request(journal: Journal) -> None:
@@ -128,7 +128,7 @@ def test_approve_once_is_consumed_exactly_once(journal: Journal) -> None:
         journal.approvals.deny(pending.id, "carol", now=NOW)
     events = journal.approvals.events(pending.id)
     assert [(e.event, e.actor) for e in events] == [
-        ("created", "alice"),
+        ("requested", "alice"),
         ("approved", "carol"),
         ("consumed", None),
     ]
@@ -180,7 +180,7 @@ def test_pending_requests_and_until_grants_expire(journal: Journal) -> None:
     assert stored is not None
     assert stored.state is ApprovalState.EXPIRED
     assert [e.event for e in journal.approvals.events(fresh.id)] == [
-        "created",
+        "requested",
         "approved",
         "expired",
     ]

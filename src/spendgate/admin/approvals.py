@@ -63,7 +63,7 @@ class ApprovalOut(BaseModel):
 
 class ApprovalEventOut(BaseModel):
     at: datetime
-    event: str  # created | approved | denied | expired | consumed
+    event: str  # requested | approved | denied | expired | consumed
     actor: str | None
     detail: dict[str, Any] | None
 

@@ -152,7 +152,7 @@ class ApprovalRepository:
             )
             created = row["id"] == new_id
             if created:
-                _event(connection, new_id, at, "created", requester, {"subject": subject})
+                _event(connection, new_id, at, "requested", requester, {"subject": subject})
         return _approval(row), created
 
     def get(self, approval_id: str) -> Approval | None:
