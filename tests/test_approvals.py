@@ -315,3 +315,17 @@ def test_a_thread_safe_desk_wakes_waiters_from_admin_threads(gw: AdminGateway) -
     for thread in threads:
         thread.join(20)
     assert results == [200, 200, 200]
+
+
+def test_two_gateways_on_one_database_share_the_pending_request(tmp_path: Path) -> None:
+    with admin_gateway(tmp_path, CONFIG, ENV) as one, admin_gateway(tmp_path, CONFIG, ENV) as two:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            replies = list(pool.map(lambda n: chat(one if n % 2 else two, "alice"), range(20)))
+        assert {reply.status_code for reply in replies} == {403}
+        assert len({reply.json()["error"]["approval_id"] for reply in replies}) == 1
+        # Approved through one, a request waiting on the other learns it from the database.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            waiting = pool.submit(chat, two, "alice", BIG, **{"x-spendgate-approval-wait": "15"})
+            time.sleep(0.5)
+            approve(one, replies[0].json()["error"]["approval_id"], scope="once")
+            assert waiting.result(timeout=20).status_code == 200
