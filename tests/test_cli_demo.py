@@ -53,6 +53,17 @@ def test_demo_summary_and_commands_are_whole_lines_when_piped(tmp_path: Path, co
     assert any(line.startswith(BLOCKED) and "block (429)" in line for line in lines)
     reason = next(line for line in lines if line.startswith(f"{BLOCKED} (429): "))
     assert "would exceed the hard limit 5" in reason
+    assert "× 3 choices" in reason  # the worst case counts every choice asked for
+
+    # The approval flow: blocked, approved once (the command an approver would type), passed.
+    blocked = next(line for line in lines if line.startswith("  blocked: "))
+    approval_id = blocked.rsplit(" ", 1)[-1]
+    assert blocked == f"  blocked: 403 approval_required, approval request {approval_id}"
+    assert approval_id.startswith("apr_")
+    assert any(line.endswith(f"approvals approve {approval_id} --scope once") for line in lines)
+    retried = next(line for line in lines if line.startswith("  retried: "))
+    assert retried.startswith("  retried: 200, decision ")
+    assert retried.endswith("(budget_override_applied)")
 
     # The copy-pasteable commands are whole lines: a curl with a JSON body that parses, and
     # the CLI commands with their arguments.

@@ -150,6 +150,7 @@ async def _demo(port: int, mock_port: int, serve: bool) -> None:
         results = await _burst(base, keys["SPENDGATE_DEMO_KEY"])
         journal.flush(10)
         _summary(console, results, journal)
+        await _approval(console, base, keys["SPENDGATE_DEMO_KEY"], admin_token, port)
         key = keys["SPENDGATE_DEMO_KEY"]
         body = '{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
         _lines(
@@ -264,6 +265,45 @@ def _summary(console: Console, results: list[_Result], journal: Journal) -> None
     )
     # Why each refused request was refused, in full: a sentence, too long for a table cell.
     _lines(console, *(f"{r.call.label} ({r.status}): {r.error}" for r in refusals))
+
+
+async def _approval(console: Console, base: str, key: str, admin_token: str, port: int) -> None:
+    """One request blocked by a budget that asks for approval, approved as an approver would
+    (through the admin API), and its retry passing."""
+    body = orjson.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "max_tokens": 12000,
+            "messages": [{"role": "user", "content": "Re-index last night's documents."}],
+        }
+    )
+    agent = {"authorization": f"Bearer {key}", "x-spendgate-agent-id": "batch-bot"}
+    url = base + "/v1/chat/completions"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=body, headers=agent) as blocked:
+            error = orjson.loads(await blocked.read()).get("error", {})
+        approval_id = error.get("approval_id")
+        if blocked.status != 403 or not approval_id:
+            return  # the budget has room today (an earlier run's grant): nothing to show
+        admin = {"authorization": f"Bearer {admin_token}"}
+        decision = {"scope": "once", "note": "approved by the demo"}
+        async with session.post(
+            f"{base}/api/v1/approvals/{approval_id}/approve", json=decision, headers=admin
+        ) as approved:
+            await approved.read()
+        async with session.post(url, data=body, headers=agent) as retry:
+            await retry.read()
+            decision_id = retry.headers.get("x-spendgate-decision-id", "—")
+    cli = "spendgate " + ("" if port == 8787 else f"--url {base} ")
+    _lines(
+        console,
+        "",
+        "Approvals: agent batch-bot asked for up to 12,000 tokens over its 10,000 a day:",
+        f"  blocked: {blocked.status} approval_required, approval request {approval_id}",
+        f"  approved once ({approved.status}), as an approver would with:",
+        f"    {cli}approvals approve {approval_id} --scope once",
+        f"  retried: {retry.status}, decision {decision_id} (budget_override_applied)",
+    )
 
 
 def _tokens(usage: Usage | None) -> str:

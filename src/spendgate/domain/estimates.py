@@ -123,15 +123,17 @@ def _priced(
     )
 
 
-def worst_case_note(estimate: PricingEstimate, max_tokens: int | None) -> str:
+def worst_case_note(estimate: PricingEstimate, max_tokens: int | None, choices: int = 1) -> str:
     """Why a refused request counted as much as it did, and how to ask for less: a budget
     reserves a request's worst case, whose output part is ``max_tokens`` or, without it, the
-    model's whole maximum output."""
+    model's whole maximum output (per choice, when ``n`` asks for several)."""
     bound = (
         f"max_tokens {max_tokens:,}"
         if max_tokens is not None
         else f"{estimate.model}'s maximum output, as max_tokens is not set"
     )
+    if choices > 1:
+        bound += f", × {choices} choices"
     advice = (
         "Set max_tokens to the output you need to reserve less."
         if max_tokens is None

@@ -393,7 +393,9 @@ class _ProxiedRequest:
         policy_id = outcome.refused_policy or (worst.policy_id if worst else None)
         metrics = {e.metric for e in decision.budget_evaluations if e.policy_id == policy_id}
         if metrics - {Metric.REQUESTS}:  # a count of requests has no worst case
-            message += " " + worst_case_note(decision.estimate, self.chat.max_tokens)
+            message += " " + worst_case_note(
+                decision.estimate, self.chat.max_tokens, self.chat.choices
+            )
         error = (
             approval_required(message, decision.id, policy_id, None)
             if decision.routing_action is RoutingAction.APPROVAL_REQUIRED
