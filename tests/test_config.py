@@ -451,7 +451,7 @@ def test_demo_config_loads_without_any_env() -> None:
     models = config.models(PriceBook(()), NOW)
     assert len(models) == 3
     assert {m.cost_tier for m in models} == {Tier.LOW, Tier.MEDIUM, Tier.HIGH}
-    assert len(config.budget_policies()) == 2
+    assert len(config.budget_policies()) == 3
     assert {p.hard_action for p in config.budget_policies()} >= {HardAction.BLOCK}
     assert config.routing_settings().default_model in {m.id for m in models}
     assert all(key.key_env for key in config.api_keys())
