@@ -150,18 +150,24 @@ class AdminGateway:
         assert self.served.journal.flush(10)
 
     def cli(
-        self, *args: str, token: object = _DEFAULT, url: str | None = None
+        self,
+        *args: str,
+        token: object = _DEFAULT,
+        url: str | None = None,
+        columns: int = 200,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run the real ``spendgate`` command against this gateway (``--url``/``--token``
-        given as global options; ``token=None`` gives none)."""
+        given as global options; ``token=None`` gives none) in a terminal ``columns`` wide,
+        with ``env`` added to its environment."""
         secret = self.token if token is _DEFAULT else token
         command = [SPENDGATE, "--url", url or self.url]
         if isinstance(secret, str):
             command += ["--token", secret]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SPENDGATE_")}
-        env.update({"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("SPENDGATE_")}
+        environ.update({"COLUMNS": str(columns), "NO_COLOR": "1", "TERM": "dumb", **(env or {})})
         return subprocess.run(
-            [*command, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+            [*command, *args], capture_output=True, text=True, env=environ, timeout=60, check=False
         )
 
 

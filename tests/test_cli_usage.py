@@ -57,16 +57,19 @@ SPRING = {"since": "2026-03-28", "until": "2026-03-31"}
 
 
 def test_summary_table_and_json(gw: AdminGateway) -> None:
-    table = run(gw, "summary", "--since", "2026-03-28", "--until", "2026-03-29")
-    assert "Usage 2026-03-28 00:00 +0000 → 2026-03-29 00:00 +0000" in table
-    assert "(from rollups)" in table
+    table = run(
+        gw, "summary", "--since", "2026-03-28", "--until", "2026-03-29",
+        env={"SPENDGATE_TIME": "utc"},
+    )  # fmt: skip
+    assert "Usage 2026-03-28 00:00:00 → 2026-03-29 00:00:00" in table
+    assert "(from rollups; times in UTC)" in table
     lines = {
         line.split("│")[1].strip(): line.split("│")[2].strip()
         for line in table.splitlines()
         if line.count("│") == 3
     }
     assert lines["requests"] == "24"
-    assert lines["total tokens"] == str(24 * 110)
+    assert lines["total tokens"] == f"{24 * 110:,}"  # grouped: 2,640
     assert lines["cost"].startswith("$0.")
     as_json = json.loads(
         run(gw, "summary", "--since", "2026-03-28", "--until", "2026-03-29", "--json")

@@ -5,6 +5,7 @@ Each command group lives in its own module under ``spendgate.cli`` and is regist
 
 from __future__ import annotations
 
+from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
@@ -19,11 +20,18 @@ from spendgate.cli.demo_cmd import demo_command
 from spendgate.cli.keys_cmd import keys_app
 from spendgate.cli.mock_cmd import mock_upstream_command
 from spendgate.cli.models_cmd import models_app
+from spendgate.cli.output import use_utc
 from spendgate.cli.pricing_cmd import pricing_app
 from spendgate.cli.serve_cmd import serve_command
 from spendgate.cli.usage_cmd import usage_app
 
 __all__ = ["app", "main"]
+
+
+class TimeZoneChoice(StrEnum):
+    LOCAL = "local"
+    UTC = "utc"
+
 
 app = typer.Typer(
     name="spendgate",
@@ -54,6 +62,18 @@ def root(
             show_default=False,
         ),
     ] = None,
+    time: Annotated[
+        TimeZoneChoice,
+        typer.Option(
+            "--time",
+            envvar="SPENDGATE_TIME",
+            case_sensitive=False,
+            help="Print times in local time or in UTC (said once above each table).",
+        ),
+    ] = TimeZoneChoice.LOCAL,
+    utc: Annotated[
+        bool, typer.Option("--utc", metavar="", help="Short for --time utc.", show_default=False)
+    ] = False,
 ) -> None:
     """Usage-governance gateway for LLM traffic: budgets, smart routing, approvals, alerts.
 
@@ -61,6 +81,7 @@ def root(
     gateway's admin API at --url; they never open its database.
     """
     ctx.obj = Remote(url=url, token=token or None)
+    use_utc(utc or time is TimeZoneChoice.UTC)
 
 
 app.add_typer(config_app, name="config")

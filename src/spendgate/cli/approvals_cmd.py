@@ -9,12 +9,14 @@ import typer
 
 from spendgate.cli.client import record_path
 from spendgate.cli.output import (
+    Column,
     JsonOption,
     cli_errors,
     console,
     print_json,
     print_table,
     short_time,
+    time_note,
     usd,
 )
 
@@ -26,14 +28,14 @@ approvals_app = typer.Typer(
 )
 
 _COLUMNS = [
-    ("id", "id"),
-    ("state", "state"),
-    ("policy_id", "budget"),
-    ("requester", "requester"),
-    ("project", "project"),
-    ("asked", "asked"),
-    ("blocked", "blocked request"),
-    ("decided", "expires / decided"),
+    Column("id", "id"),
+    Column("state", "state", priority=1),
+    Column("policy_id", "budget", priority=2),
+    Column("requester", "requester", priority=3),
+    Column("asked", "asked", priority=4),
+    Column("decided", "expires / decided", priority=5),
+    Column("blocked", "blocked request", priority=6, wrap=True),
+    Column("project", "project", priority=7),
 ]
 
 
@@ -90,7 +92,11 @@ def _show(approval: Mapping[str, Any]) -> None:
         {**event, "when": short_time(event["at"]), "actor": event.get("actor") or "—"}
         for event in approval.get("events", [])
     ]
-    print_table(events, [("when", "when"), ("event", "event"), ("actor", "by")], title="history")
+    print_table(
+        events,
+        [("when", "when"), ("event", "event"), ("actor", "by")],
+        title=f"history ({time_note()})",
+    )
 
 
 @approvals_app.command("list")
@@ -115,7 +121,9 @@ def list_command(
     if json_output:
         print_json(answer)
         return
-    print_table([_row(a) for a in answer["data"]], _COLUMNS, title="approval requests")
+    print_table(
+        [_row(a) for a in answer["data"]], _COLUMNS, title=f"approval requests ({time_note()})"
+    )
 
 
 @approvals_app.command("show")

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from spendgate.cli.client import record_path
 from spendgate.cli.output import (
+    Column,
     JsonOption,
     cli_errors,
     console,
@@ -20,6 +21,8 @@ from spendgate.cli.output import (
     print_json,
     print_table,
     short_time,
+    time_note,
+    usd,
 )
 
 __all__ = ["budgets_app"]
@@ -42,13 +45,16 @@ def bar(percent: str) -> str:
     return f"{'█' * filled}{'░' * (_BAR_WIDTH - filled)} {percent}%"
 
 
-def amount(text: str) -> str:
+def amount(text: str, metric: str = "") -> str:
     """A decimal string made readable for a table (``--json`` keeps the exact value):
-    thousands grouped, at most six significant digits below 1,000."""
+    USD as dollars (``usd``), otherwise thousands grouped, at most six significant digits
+    below 1,000."""
     try:
         value = Decimal(text)
     except InvalidOperation:
         return text
+    if metric == "usd":
+        return usd(value)
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.6g}" if value else "0"
@@ -71,12 +77,14 @@ def _rows(budgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per budget and member in its current window (a budget with none: one row)."""
     rows: list[dict[str, Any]] = []
     for budget in budgets:
+        metric = budget["metric"]
         base = {
             "id": budget["id"],
             "source": budget["source"] + ("" if budget["enabled"] else " (off)"),
             "scope": _scope(budget),
             "measures": f"{budget['metric']} · {_interval(budget)}",
-            "limits": f"{amount(budget.get('soft_limit') or '—')} / {amount(budget['hard_limit'])}",
+            "limits": f"{amount(budget.get('soft_limit') or '—', metric)} / "
+            f"{amount(budget['hard_limit'], metric)}",
             "actions": f"{budget['soft_action']} / {budget['hard_action']}",
         }
         used = budget.get("consumption") or []
@@ -87,8 +95,8 @@ def _rows(budgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 {
                     **base,
                     "member": item["member"],
-                    "consumed": amount(item["consumed"]),
-                    "remaining": amount(item["remaining"]),
+                    "consumed": amount(item["consumed"], metric),
+                    "remaining": amount(item["remaining"], metric),
                     "used": bar(item["percent"]),
                     "ends": short_time(item["window"]["end"]),
                 }
@@ -97,21 +105,22 @@ def _rows(budgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 _COLUMNS = [
-    ("id", "budget"),
-    ("source", "source"),
-    ("scope", "scope"),
-    ("measures", "measures"),
-    ("limits", "soft / hard"),
-    ("member", "member"),
-    ("consumed", "consumed"),
-    ("remaining", "remaining"),
-    ("used", "used of hard"),
-    ("ends", "window ends"),
+    Column("id", "budget"),
+    Column("member", "member", priority=1),
+    Column("used", "used of hard", priority=2),
+    Column("consumed", "consumed", priority=3),
+    Column("remaining", "remaining", priority=4),
+    Column("limits", "soft / hard", priority=5),
+    Column("scope", "scope", priority=6),
+    Column("ends", "window ends", priority=7),
+    Column("measures", "measures", priority=8),
+    Column("actions", "actions", priority=9),
+    Column("source", "source", priority=10),
 ]
 
 
 def _print_budgets(budgets: list[dict[str, Any]], title: str) -> None:
-    print_table(_rows(budgets), _COLUMNS, title=title)
+    print_table(_rows(budgets), _COLUMNS, title=f"{title} ({time_note()})")
 
 
 def _print_one(budget: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from spendgate.cli.output import console, print_table, short_time, usd
+from spendgate.cli.output import Column, console, print_table, short_time, time_note, usd
 
 __all__ = ["render_decision"]
 
@@ -43,7 +43,7 @@ def _headline(data: Mapping[str, Any]) -> None:
     )
     if data.get("estimated_saving_usd"):
         console.print(
-            f"Saving:        at most ${data['estimated_saving_usd']} (upper bound, at planning)"
+            f"Saving:        at most {usd(data['estimated_saving_usd'])} (upper bound, at planning)"
         )
     requested_cost, actual_cost = data.get("requested_cost_usd"), data.get("actual_cost_usd")
     if requested_cost is not None and actual_cost is not None:
@@ -74,21 +74,23 @@ def _candidates(data: Mapping[str, Any]) -> None:
             "verdict": "chosen"
             if candidate["chosen"]
             else ("eligible" if candidate["eligible"] else "excluded"),
-            "upper": usd(candidate["estimate"]["upper_usd"]) if candidate["estimate"] else None,
+            "upper": f"≤ {usd(candidate['estimate']['upper_usd'])}"
+            if candidate["estimate"]
+            else None,
         }
         for candidate in data["candidates"]
     ]
     print_table(
         rows,
         [
-            ("model", "candidate"),
-            ("provider", "provider"),
-            ("cost_tier", "cost"),
-            ("latency_tier", "latency"),
-            ("health", "health"),
-            ("upper", "upper bound"),
-            ("verdict", "verdict"),
-            ("reason", "why"),
+            Column("model", "candidate"),
+            Column("verdict", "verdict"),
+            Column("reason", "why", wrap=True),
+            Column("upper", "upper bound", priority=1),
+            Column("provider", "provider", priority=2),
+            Column("cost_tier", "cost", priority=3),
+            Column("latency_tier", "latency", priority=4),
+            Column("health", "health", priority=5),
         ],
         title="Candidates",
     )
@@ -111,18 +113,18 @@ def _budgets(data: Mapping[str, Any]) -> None:
     print_table(
         rows,
         [
-            ("policy", "policy"),
-            ("member", "member"),
-            ("metric", "metric"),
-            ("consumed", "consumed"),
-            ("request_amount", "this request"),
-            ("remaining", "remaining"),
-            ("limits", "soft / hard"),
-            ("pct", "used"),
-            ("window_end", "window ends"),
-            ("outcome", "outcome"),
+            Column("policy", "policy"),
+            Column("outcome", "outcome", wrap=True),
+            Column("pct", "used", priority=1),
+            Column("consumed", "consumed", priority=2),
+            Column("request_amount", "this request", priority=3),
+            Column("remaining", "remaining", priority=4),
+            Column("limits", "soft / hard", priority=5),
+            Column("member", "member", priority=6),
+            Column("metric", "metric", priority=7),
+            Column("window_end", "window ends", priority=8),
         ],
-        title="Budget evaluations",
+        title=f"Budget evaluations ({time_note()})",
     )
 
 
@@ -135,7 +137,7 @@ def _attempts(data: Mapping[str, Any]) -> None:
         {
             **attempt,
             "billed": "maybe" if attempt["may_have_billed"] else "no",
-            "cost": f"${attempt['cost_usd']}" if attempt["cost_usd"] is not None else "—",
+            "cost": usd(attempt["cost_usd"]) if attempt["cost_usd"] is not None else "—",
         }
         for attempt in attempts
     ]
@@ -158,7 +160,7 @@ def render_decision(data: Mapping[str, Any]) -> None:
         latency = data.get("latency_ms")
         # No usage means nothing was spent; only a settled call without a price is unpriced.
         if cost is not None:
-            spent = f"cost ${cost}"
+            spent = f"cost {usd(cost)}"
         else:
             spent = "no cost" if usage is None else "cost unpriced"
         console.print(

@@ -8,12 +8,15 @@ import typer
 
 from spendgate.cli.client import record_path
 from spendgate.cli.output import (
+    Column,
     JsonOption,
     cli_errors,
     console,
     print_json,
     print_table,
     short_time,
+    time_note,
+    usd,
 )
 
 __all__ = ["decisions_app"]
@@ -71,25 +74,27 @@ def list_command(
             "time": short_time(row["created_at"]),
             "who": f"{row['principal'] or '—'} / {row['project'] or '—'}",
             "route": _route(row["requested_model"], row["actual_model"]),
-            "estimate": f"${row['estimated_cost_usd']}" if row["estimated_cost_usd"] else None,
-            "cost": f"${row['actual_cost_usd']}" if row["actual_cost_usd"] else None,
+            "estimate": f"≤ {usd(row['estimated_cost_usd'])}"
+            if row["estimated_cost_usd"] is not None
+            else None,
+            "cost": usd(row["actual_cost_usd"]) if row["actual_cost_usd"] is not None else None,
         }
         for row in data["data"]
     ]
     print_table(
         rows,
         [
-            ("id", "id"),
-            ("time", "time"),
-            ("who", "principal / project"),
-            ("route", "requested → actual"),
-            ("routing_action", "action"),
-            ("estimate", "estimate ≤"),
-            ("cost", "cost"),
-            ("total_tokens", "tokens"),
-            ("status", "status"),
+            Column("id", "id"),
+            Column("time", "time"),
+            Column("route", "requested → actual", priority=1),
+            Column("routing_action", "action", priority=2),
+            Column("cost", "cost", priority=3),
+            Column("total_tokens", "tokens", priority=4),
+            Column("estimate", "estimate", priority=5),
+            Column("who", "principal / project", priority=6),
+            Column("status", "status", priority=7),
         ],
-        title="Routing decisions",
+        title=f"Routing decisions ({time_note()})",
     )
     if data.get("next_cursor"):
         console.print(f"More: --cursor {data['next_cursor']}", highlight=False)
@@ -113,7 +118,8 @@ def show_command(
     scopes = data["scopes"]
     who = ", ".join(f"{k} {v}" for k, v in scopes.items() if v) or "no scopes"
     console.print(
-        f"Decision [bold]{data['id']}[/bold] at {short_time(data['created_at'])} ({who})",
+        f"Decision [bold]{data['id']}[/bold] at {short_time(data['created_at'])} "
+        f"({time_note()}; {who})",
         highlight=False,
     )
     render_decision(data)

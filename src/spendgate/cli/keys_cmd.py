@@ -7,7 +7,16 @@ from typing import Annotated, Any
 import typer
 
 from spendgate.cli.client import record_path
-from spendgate.cli.output import JsonOption, cli_errors, console, print_json, print_table
+from spendgate.cli.output import (
+    Column,
+    JsonOption,
+    cli_errors,
+    console,
+    print_json,
+    print_table,
+    short_time,
+    time_note,
+)
 
 __all__ = ["keys_app"]
 
@@ -16,15 +25,15 @@ keys_app = typer.Typer(
 )
 
 _COLUMNS = [
-    ("id", "id"),
-    ("source", "source"),
-    ("principal", "principal"),
-    ("project", "project"),
-    ("permissions", "permissions"),
-    ("models", "models"),
-    ("active", "active"),
-    ("created_at", "created"),
-    ("revoked_at", "revoked"),
+    Column("id", "id"),
+    Column("principal", "principal", priority=1),
+    Column("project", "project", priority=2),
+    Column("active", "active", priority=3),
+    Column("permissions", "permissions", priority=4),
+    Column("models", "models", priority=5, wrap=True),
+    Column("created_at", "created", priority=6),
+    Column("revoked_at", "revoked", priority=7),
+    Column("source", "source", priority=8),
 ]
 
 
@@ -83,7 +92,15 @@ def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     if json_output:
         print_json(answer)
     else:
-        print_table(answer["data"], _COLUMNS, title="API keys")
+        rows = [
+            {
+                **key,
+                "created_at": short_time(key["created_at"]),
+                "revoked_at": short_time(key["revoked_at"]),
+            }
+            for key in answer["data"]
+        ]
+        print_table(rows, _COLUMNS, title=f"API keys ({time_note()})")
 
 
 @keys_app.command("revoke")

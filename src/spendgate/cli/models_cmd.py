@@ -7,7 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from spendgate.cli.output import JsonOption, cli_errors, console, print_json, print_table
+from spendgate.cli.output import (
+    Column,
+    JsonOption,
+    cli_errors,
+    console,
+    print_json,
+    print_table,
+    short_time,
+    time_note,
+    usd,
+    usd_places,
+)
 
 __all__ = ["models_app"]
 
@@ -35,9 +46,7 @@ def _health(provider: dict[str, Any]) -> str:
     if health["reason"]:
         text += f": {health['reason']}"
     if health["retry_at"]:
-        from spendgate.cli.output import short_time
-
-        text += f" (until {short_time(health['retry_at'])})"
+        text += f" (until {short_time(health['retry_at'])}, {time_note()})"
     return text
 
 
@@ -70,14 +79,14 @@ def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     print_table(
         rows,
         [
-            ("id", "provider"),
-            ("kind", "kind"),
-            ("base_url", "base URL"),
-            ("credential", "credential"),
-            ("models", "models"),
-            ("state", "health"),
-            ("error_rate", "errors"),
-            ("p95", "p95 ms"),
+            Column("id", "provider"),
+            Column("state", "health", priority=1, wrap=True),
+            Column("credential", "credential", priority=2),
+            Column("error_rate", "errors", priority=3),
+            Column("p95", "p95 ms", priority=4),
+            Column("kind", "kind", priority=5),
+            Column("models", "models", priority=6, wrap=True),
+            Column("base_url", "base URL", priority=7),
         ],
         title="Providers",
     )
@@ -87,7 +96,7 @@ def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
 def list_command(
     ctx: typer.Context,
     discovered: Annotated[
-        bool, typer.Option("--discovered", help="Include models found by discovery.")
+        bool, typer.Option("--discovered", metavar="", help="Include models found by discovery.")
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -99,32 +108,38 @@ def list_command(
     if json_output:
         print_json(data)
         return
+    prices = [model["price"] for model in data["data"] if model["price"]]
+    places_in = usd_places(price["input_per_mtok"] for price in prices)
+    places_out = usd_places(price["output_per_mtok"] for price in prices)
     rows = []
     for model in data["data"]:
         price = model["price"]
         rows.append(
             {
                 **model,
-                "input": price["input_per_mtok"] if price else "unpriced",
-                "output": price["output_per_mtok"] if price else None,
+                "input": usd(price["input_per_mtok"], places_in) if price else "unpriced",
+                "output": usd(price["output_per_mtok"], places_out) if price else None,
                 "price_source": f"{price['source']}, {price['precision']}" if price else None,
             }
         )
     columns = [
-        ("id", "model"),
-        ("provider", "provider"),
-        ("capabilities", "capabilities"),
-        ("context_window", "context"),
-        ("max_output_tokens", "max output"),
-        ("cost_tier", "cost tier"),
-        ("latency_tier", "latency tier"),
-        ("input", "in $/1M"),
-        ("output", "out $/1M"),
-        ("price_source", "price"),
-        ("enabled", "enabled"),
+        Column("id", "model"),
+        Column("provider", "provider", priority=1),
+        Column("input", "in $/1M", priority=2),
+        Column("output", "out $/1M", priority=3),
+        Column("context_window", "context", priority=4),
+        Column("max_output_tokens", "max output", priority=5),
+        Column("cost_tier", "cost tier", priority=6),
+        Column("latency_tier", "latency tier", priority=7),
+        Column("capabilities", "capabilities", priority=8, wrap=True),
+        Column("price_source", "price", priority=9),
+        Column("enabled", "enabled", priority=10),
     ]
     if discovered:
-        columns += [("configured", "configured"), ("discovered", "discovered")]
+        columns += [
+            Column("configured", "configured", priority=11),
+            Column("discovered", "discovered", priority=12),
+        ]
     print_table(rows, columns, title="Models")
 
 
@@ -217,14 +232,14 @@ def connection_command(
         print_table(
             rows,
             [
-                ("provider", "provider"),
-                ("kind", "kind"),
-                ("result", "result"),
-                ("status_code", "HTTP"),
-                ("credential", "credential"),
-                ("model_count", "models"),
-                ("latency_ms", "latency ms"),
-                ("error", "error"),
+                Column("provider", "provider"),
+                Column("result", "result"),
+                Column("error", "error", priority=1, wrap=True),
+                Column("credential", "credential", priority=2),
+                Column("status_code", "HTTP", priority=3),
+                Column("model_count", "models", priority=4),
+                Column("latency_ms", "latency ms", priority=5),
+                Column("kind", "kind", priority=6),
             ],
             title="Connection test",
         )

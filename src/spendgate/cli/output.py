@@ -5,27 +5,39 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from spendgate.cli.table import Column
 
 __all__ = [
+    "Column",
     "JsonOption",
     "cell",
     "cli_errors",
     "console",
+    "count",
     "fail",
     "print_json",
     "print_table",
     "short_time",
+    "time_note",
     "usd",
+    "usd_places",
+    "use_utc",
 ]
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the exact JSON the API returned.")]
+# ``metavar=""``: the help shows a plain flag ``--json``, not ``--json <bool>``.
+JsonOption = Annotated[
+    bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")
+]
 
 console = Console()
 _errors = Console(stderr=True)
@@ -43,6 +55,8 @@ def cell(value: Any) -> str:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, list):
         return ", ".join(cell(item) for item in value)
     if isinstance(value, dict):
@@ -51,38 +65,110 @@ def cell(value: Any) -> str:
 
 
 def short_time(value: Any) -> str:
-    """``2026-11-26T03:30:14.883134Z`` → ``2026-11-26 03:30:14Z`` (tables stay narrow)."""
-    if not isinstance(value, str) or "T" not in value:
+    """An API date-time (``2026-11-26T03:30:14.883134Z``) as ``2026-11-26 03:30:14`` in the
+    zone the user chose (``--time``): the one time format of every table and line."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    if not isinstance(value, datetime):
         return cell(value)
-    day, _, rest = value.partition("T")
-    clock = rest[:8]
-    zone = rest[8:].lstrip("0123456789.")
-    return f"{day} {clock}{zone}"
+    moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    shown = moment.astimezone(UTC) if _clock.utc else moment.astimezone()
+    text = shown.strftime("%Y-%m-%d %H:%M:%S")
+    # A local time on the other side of a DST change than now says its own offset.
+    return text if shown.utcoffset() == _zone().utcoffset(None) else f"{text} {_offset(shown)}"
 
 
-def usd(value: Any) -> str:
-    """A USD amount from the API; ``None`` is an unpriced cost, never $0."""
-    return "unpriced" if value is None else f"${value}"
+def time_note() -> str:
+    """Which zone the times are in, said once per output: ``times in UTC``."""
+    if _clock.utc:
+        return "times in UTC"
+    return f"times in local time (UTC{_offset(datetime.now().astimezone())})"
+
+
+def use_utc(utc: bool) -> None:
+    """Set the zone of every printed time (the global ``--time`` option)."""
+    _clock.utc = utc
+
+
+@dataclass(slots=True)
+class _Clock:
+    utc: bool = False
+
+
+_clock = _Clock()
+
+
+def _zone() -> tzinfo:
+    return UTC if _clock.utc else (datetime.now().astimezone().tzinfo or UTC)
+
+
+def _offset(moment: datetime) -> str:
+    text = moment.strftime("%z")  # +0100
+    return f"{text[:3]}:{text[3:]}"
+
+
+def usd(value: Any, places: int | None = None) -> str:
+    """A USD amount from the API (a decimal string), thousands grouped, with ``places``
+    decimals (default: as many as it needs, two to six); ``None`` is unpriced, never $0."""
+    if value is None:
+        return "unpriced"
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    places = usd_places([value]) if places is None else places
+    if amount and abs(amount) < Decimal(1).scaleb(-places):
+        return f"< ${Decimal(1).scaleb(-places):.{places}f}"  # never a misleading $0.00
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount):,.{places}f}"
+
+
+def usd_places(values: Iterable[Any]) -> int:
+    """The decimals that show every amount of a column alike: two to six."""
+    places = 2
+    for value in values:
+        try:
+            exponent = Decimal(str(value)).normalize().as_tuple().exponent
+        except InvalidOperation:
+            continue
+        if isinstance(exponent, int):
+            places = max(places, min(6, -exponent))
+    return places
+
+
+def count(value: Any) -> str:
+    """A count (tokens, requests) with thousands grouped: ``1,234,567``."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    try:
+        return f"{Decimal(str(value)):,f}"
+    except InvalidOperation:
+        return cell(value)
 
 
 def print_table(
     rows: Sequence[Mapping[str, Any]],
-    columns: Sequence[tuple[str, str]],
+    columns: Sequence[Column | tuple[str, str]],
     *,
     title: str | None = None,
 ) -> None:
-    """``rows`` as a Rich table of ``columns`` (key, header); keys may be dotted paths
-    (``window.end``) into nested objects."""
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for index, (_key, header) in enumerate(columns):
-        # The first column names the row (a model, a policy id): never broken mid-name.
-        table.add_column(header, overflow="fold", no_wrap=index == 0)
-    for row in rows:
-        table.add_row(*(cell(_lookup(row, key)) for key, _header in columns))
+    """``rows`` as a table of ``columns`` that fits the terminal; keys may be dotted paths
+    (``window.end``) into nested objects. A ``(key, header)`` pair is a never-broken column
+    hidden before the ones left of it (the first is always shown). See ``spendgate.cli.table``."""
+    from spendgate.cli.table import render
+
     if not rows:
-        console.print(f"{title + ': ' if title else ''}nothing to show.")
+        console.print(f"{title + ': ' if title else ''}nothing to show.", highlight=False)
         return
-    console.print(table)
+    shaped = [
+        item if isinstance(item, Column) else Column(item[0], item[1], priority=index)
+        for index, item in enumerate(columns)
+    ]
+    cells = [[cell(_lookup(row, column.key)) for column in shaped] for row in rows]
+    render(console, shaped, cells, title=title)
 
 
 def _lookup(row: Mapping[str, Any], key: str) -> Any:

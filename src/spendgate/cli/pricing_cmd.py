@@ -7,7 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from spendgate.cli.output import JsonOption, cli_errors, console, fail, print_json, print_table
+from spendgate.cli.output import (
+    Column,
+    JsonOption,
+    cli_errors,
+    console,
+    fail,
+    print_json,
+    print_table,
+    short_time,
+    time_note,
+    usd,
+    usd_places,
+)
 
 __all__ = ["pricing_app"]
 
@@ -16,18 +28,19 @@ pricing_app = typer.Typer(
     no_args_is_help=True,
 )
 
+_PRICES = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "per_request")
 _COLUMNS = [
-    ("id", "id"),
-    ("model", "model"),
-    ("input_per_mtok", "input /1M"),
-    ("output_per_mtok", "output /1M"),
-    ("cached_input_per_mtok", "cached /1M"),
-    ("per_request", "per request"),
-    ("effective_from", "from"),
-    ("effective_to", "to"),
-    ("source", "source"),
-    ("precision", "precision"),
-    ("in_effect", "in effect"),
+    Column("model", "model"),
+    Column("input_per_mtok", "input /1M", priority=1),
+    Column("output_per_mtok", "output /1M", priority=2),
+    Column("cached_input_per_mtok", "cached /1M", priority=3),
+    Column("id", "id", priority=4),
+    Column("in_effect", "in effect", priority=5),
+    Column("source", "source", priority=6),
+    Column("per_request", "per request", priority=7),
+    Column("effective_from", "from", priority=8),
+    Column("effective_to", "to", priority=9),
+    Column("precision", "precision", priority=10),
 ]
 
 
@@ -40,7 +53,19 @@ _FIELD_NAMES = {
 
 
 def _print_rows(rows: list[dict[str, Any]], title: str) -> None:
-    print_table(rows, _COLUMNS, title=title)
+    """Prices with the same decimals down each column; dates in the chosen zone."""
+    places = {key: usd_places(row[key] for row in rows if row[key]) for key in _PRICES}
+    shown = [
+        {
+            **row,
+            **{key: usd(row[key], places[key]) for key in _PRICES if row[key] is not None},
+            "effective_from": short_time(row["effective_from"]),
+            "effective_to": short_time(row["effective_to"]),
+        }
+        for row in rows
+    ]
+    dated = any(row["effective_from"] or row["effective_to"] for row in rows)
+    print_table(shown, _COLUMNS, title=f"{title} ({time_note()})" if dated else title)
 
 
 @pricing_app.command("list")
@@ -48,7 +73,7 @@ def list_command(
     ctx: typer.Context,
     model: Annotated[str | None, typer.Option(help="Only this model's rows.")] = None,
     all_models: Annotated[
-        bool, typer.Option("--all", help="Every model the catalog prices.")
+        bool, typer.Option("--all", metavar="", help="Every model the catalog prices.")
     ] = False,
     search: Annotated[
         str | None, typer.Option(help="Only models whose id contains this (any case).")
@@ -94,7 +119,7 @@ def list_command(
     catalog = answer["catalog"]
     console.print(
         f"catalog: {catalog['package']} {catalog['version']}, prices last checked "
-        f"{catalog['checked_at'][:10]} ({catalog['age_days']} days ago)",
+        f"{short_time(catalog['checked_at'])[:10]} ({catalog['age_days']} days ago)",
         highlight=False,
     )
 

@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -19,7 +19,19 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from spendgate.cli.output import JsonOption, cli_errors, console, print_json, print_table, usd
+from spendgate.cli.output import (
+    Column,
+    JsonOption,
+    cli_errors,
+    console,
+    count,
+    print_json,
+    print_table,
+    short_time,
+    time_note,
+    usd,
+    usd_places,
+)
 
 __all__ = ["usage_app"]
 
@@ -77,15 +89,10 @@ def _params(**values: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def _cost(row: Mapping[str, Any]) -> str:
-    """The cost, with unpriced requests said out loud (they are not $0)."""
-    text = usd(row["cost_usd"])
-    unpriced = row.get("unpriced_requests", 0)
-    return f"{text} + {unpriced} unpriced" if unpriced else text
-
-
-def _moment(text: str) -> str:
-    return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M %z")
+def _costs(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each row's cost, with the same decimals down the column."""
+    places = usd_places(row["cost_usd"] for row in rows)
+    return [usd(row["cost_usd"], places) for row in rows]
 
 
 def _heading(what: str, body: Mapping[str, Any]) -> None:
@@ -98,8 +105,8 @@ def _title(what: str, body: Mapping[str, Any]) -> str:
     filters = ", ".join(f"{k}={v}" for k, v in body.get("filters", {}).items() if v is not None)
     scope = f" · {filters}" if filters else ""
     return (
-        f"{what} {_moment(window['start'])} → {_moment(window['end'])}{scope} "
-        f"(from {body.get('source', 'decisions')})"
+        f"{what} {short_time(window['start'])} → {short_time(window['end'])}{scope} "
+        f"(from {body.get('source', 'decisions')}; {time_note()})"
     )
 
 
@@ -132,21 +139,23 @@ def summary_command(
         print_json(body)
         return
     latency = body["avg_latency_ms"]
+    money = ("cost_usd", "saved_by_routing_usd", "extra_from_routing_usd")
+    places = usd_places(body[key] for key in money)
     rows = [
-        ("requests", body["requests"]),
-        ("settled", body["settled"]),
-        ("input tokens", body["input_tokens"]),
-        ("cached input tokens", body["cached_input_tokens"]),
-        ("output tokens", body["output_tokens"]),
-        ("total tokens", body["total_tokens"]),
-        ("cost", usd(body["cost_usd"])),
-        ("unpriced requests", body["unpriced_requests"]),
-        ("avg latency", "—" if latency is None else f"{latency:.1f} ms"),
-        ("blocked", body["blocked"]),
-        ("would block (dry run)", body["would_blocked"]),
-        ("rerouted", body["rerouted"]),
-        ("saved by routing", usd(body["saved_by_routing_usd"])),
-        ("extra from routing", usd(body["extra_from_routing_usd"])),
+        ("requests", count(body["requests"])),
+        ("settled", count(body["settled"])),
+        ("input tokens", count(body["input_tokens"])),
+        ("cached input tokens", count(body["cached_input_tokens"])),
+        ("output tokens", count(body["output_tokens"])),
+        ("total tokens", count(body["total_tokens"])),
+        ("cost", usd(body["cost_usd"], places)),
+        ("unpriced requests", count(body["unpriced_requests"])),
+        ("avg latency", "—" if latency is None else f"{latency:,.1f} ms"),
+        ("blocked", count(body["blocked"])),
+        ("would block (dry run)", count(body["would_blocked"])),
+        ("rerouted", count(body["rerouted"])),
+        ("saved by routing", usd(body["saved_by_routing_usd"], places)),
+        ("extra from routing", usd(body["extra_from_routing_usd"], places)),
     ]
     _heading("Usage", body)
     print_table(
@@ -219,21 +228,23 @@ def timeline_command(
             "bucket": _bucket_label(p, bucket),
             "requests": p["requests"],
             "tokens": p["total_tokens"],
-            "cost": _cost(p),
+            "cost": cost,
+            "unpriced": p["unpriced_requests"],
             "blocked": p["blocked"],
             "rerouted": p["rerouted"],
             "bar": _bar(_metric_value(p, metric), peak),
         }
-        for p in points
+        for p, cost in zip(points, _costs(points), strict=True)
     ]
     columns = [
-        ("bucket", f"{bucket.value} ({body['tz']})"),
-        ("requests", "requests"),
-        ("tokens", "tokens"),
-        ("cost", "cost USD"),
-        ("blocked", "blocked"),
-        ("rerouted", "rerouted"),
-        ("bar", metric.value),
+        Column("bucket", f"{bucket.value} ({body['tz']})"),
+        Column("requests", "requests", priority=2),
+        Column("tokens", "tokens", priority=3),
+        Column("cost", "cost", priority=1),
+        Column("unpriced", "unpriced", priority=4),
+        Column("blocked", "blocked", priority=5),
+        Column("rerouted", "rerouted", priority=6),
+        Column("bar", metric.value, priority=7),
     ]
     _heading("Timeline", body)
     print_table(rows, columns)
@@ -276,11 +287,12 @@ def top_command(
             "key": entry["key"] if entry["key"] is not None else f"(no {by.value})",
             "requests": entry["requests"],
             "tokens": entry["total_tokens"],
-            "cost": _cost(entry),
+            "cost": cost,
+            "unpriced": entry["unpriced_requests"],
             "blocked": entry["blocked"],
             "rerouted": entry["rerouted"],
         }
-        for entry in body["data"]
+        for entry, cost in zip(body["data"], _costs(body["data"]), strict=True)
     ]
     shown = len(rows)
     more = body["total_groups"] - shown
@@ -291,12 +303,13 @@ def top_command(
     print_table(
         rows,
         [
-            ("key", by.value),
-            ("requests", "requests"),
-            ("tokens", "tokens"),
-            ("cost", "cost USD"),
-            ("blocked", "blocked"),
-            ("rerouted", "rerouted"),
+            Column("key", by.value),
+            Column("cost", "cost", priority=1),
+            Column("requests", "requests", priority=2),
+            Column("tokens", "tokens", priority=3),
+            Column("unpriced", "unpriced", priority=4),
+            Column("blocked", "blocked", priority=5),
+            Column("rerouted", "rerouted", priority=6),
         ],
     )
 
