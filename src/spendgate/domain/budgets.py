@@ -48,6 +48,7 @@ __all__ = [
     "counting_changes",
     "current_window",
     "evaluate_policy",
+    "format_amount",
     "is_live",
     "live_windows",
     "most_severe",
@@ -468,9 +469,9 @@ def _message(evaluation: BudgetEvaluation) -> str:
         if status is BudgetStatus.BLOCKED:
             return f"{label}: the model is unpriced and unpriced models are blocked."
         return f"{label}: the model is unpriced, so this request's cost cannot be counted."
-    used = f"{_fmt(evaluation.consumed)} used + {_fmt(amount)} for this request"
-    hard = f"{label}: {used} would exceed the hard limit {_fmt(policy.hard_limit)}"
-    soft = f"{label}: {used} crosses the soft limit {_fmt(policy.soft_limit or ZERO)}"
+    used = f"{format_amount(evaluation.consumed)} used + {format_amount(amount)} for this request"
+    hard = f"{label}: {used} would exceed the hard limit {format_amount(policy.hard_limit)}"
+    soft = f"{label}: {used} crosses the soft limit {format_amount(policy.soft_limit or ZERO)}"
     over_hard = evaluation.projected > policy.hard_limit
     if status is BudgetStatus.OVERRIDE_APPLIED:
         return f"{hard}; approved override {evaluation.approval_id} covers it."
@@ -486,10 +487,10 @@ def _message(evaluation: BudgetEvaluation) -> str:
         return f"{soft}."
     if status is BudgetStatus.THRESHOLD and evaluation.threshold is not None:
         return (
-            f"{label}: {used} reaches {_fmt(evaluation.threshold * 100)}% of the hard limit "
-            f"{_fmt(policy.hard_limit)}."
+            f"{label}: {used} reaches {format_amount(evaluation.threshold * 100)}% of the "
+            f"hard limit {format_amount(policy.hard_limit)}."
         )
-    return f"{label}: {used} is within the limit {_fmt(policy.hard_limit)}."
+    return f"{label}: {used} is within the limit {format_amount(policy.hard_limit)}."
 
 
 def most_severe(evaluations: Iterable[BudgetEvaluation]) -> BudgetEvaluation | None:
@@ -540,7 +541,8 @@ def current_window(policy: BudgetPolicy, at: datetime) -> Window:
     return window_for(policy.interval, at)
 
 
-def _fmt(value: Decimal) -> str:
+def format_amount(value: Decimal) -> str:
+    """An amount for people: no exponent, no trailing zeros (``5``, ``0.0012``)."""
     normalized = value.normalize()
     if normalized == normalized.to_integral():
         return f"{normalized.quantize(Decimal(1))}"
