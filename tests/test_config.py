@@ -582,6 +582,10 @@ BAD = [
     ("threshold_too_precise", "budgets.0.alert_thresholds", ["1e-30"], "budgets[0] (acme-daily).alert_thresholds[0]", "more than 18 decimal places"),  # noqa: E501
     ("fee_too_precise", "pricing.0.per_request", "1e-999999999", "pricing[0] (gpt-4o).per_request", "more than 18 decimal places"),  # noqa: E501
     ("negative_spike", "alerts.cost_spike_usd", -1, "alerts.cost_spike_usd", "must be greater than 0"),  # noqa: E501
+    ("falling_spike", "alerts.spike_factor", 0.5, "alerts.spike_factor", "must be at least 1: a spike is a rise"),  # noqa: E501
+    ("bad_webhook_kind", "alerts.webhooks", [{"id": "ops", "url": "https://hooks.example.com/a", "kinds": ["cost_spikes"]}], "alerts.webhooks[0].kinds", "unknown kind(s) ['cost_spikes']"),  # noqa: E501
+    ("webhook_format", "alerts.webhooks", [{"id": "ops", "url": "https://hooks.example.com/a", "format": "teams"}], "alerts.webhooks[0].format", "teams"),  # noqa: E501
+    ("duplicate_webhooks", "alerts", {"webhook_url": "https://hooks.example.com/a", "webhooks": [{"id": "default", "url": "https://hooks.example.com/b"}]}, "alerts", "webhook ids must be unique: default"),  # noqa: E501
     # alert thresholds
     ("threshold_above_1", "budgets.0.alert_thresholds", [0.5, 1.5], "budgets[0] (acme-daily).alert_thresholds[1]", "not a fraction of the hard limit in (0, 1]"),  # noqa: E501
     ("threshold_zero", "budgets.0.alert_thresholds", [0, 0.5], "budgets[0] (acme-daily).alert_thresholds[0]", "not a fraction"),  # noqa: E501
@@ -775,3 +779,31 @@ def test_api_key_helpers() -> None:
     assert split_member("principal:a%2Fb/x/y") == ("principal:a%2Fb", "x/y")
     assert split_member("indexer") is None
     assert split_member("team:a/x") is None
+
+
+def test_alerts_section_defaults_webhooks_and_their_secrets() -> None:
+    config = parse(
+        """
+        alerts:
+          webhook_url: https://hooks.slack.com/services/T/B/x
+          console_url: https://gateway.example.com/console
+          spike_factor: 3
+          cooldown: 30m
+          webhooks:
+            - {id: ops, url: "https://hooks.example.com/spendgate", secret_env: HOOK_SECRET,
+               kinds: [budget_exhausted, approval.requested], min_severity: warning}
+        """
+    )
+    alerts = config.alerts
+    assert (alerts.cost_spike_usd, alerts.spike_factor) == (Decimal("0.50"), Decimal(3))
+    assert alerts.evaluate_every_seconds == 15
+    assert alerts.cooldown == timedelta(minutes=30)
+    hooks = {hook.id: hook for hook in alerts.all_webhooks()}
+    assert (hooks["default"].format, hooks["ops"].format) == ("slack", "json")
+    assert hooks["ops"].kinds == ["budget_exhausted", "approval.requested"]
+    problems = config.problems({})
+    assert problems == [
+        "alerts.webhooks ops: environment variable HOOK_SECRET is not set, so its deliveries "
+        "cannot be signed"
+    ]
+    assert config.problems({"HOOK_SECRET": "s3cret"}) == []

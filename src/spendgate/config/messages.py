@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from spendgate.config.alerts import AlertsSpec
+from spendgate.config.alerts import AlertsSpec, WebhookSpec
 from spendgate.config.budgets import BudgetSpec, FiltersSpec, IntervalSpec, ScopeSpec
 from spendgate.config.errors import Loc, closest, describe, suggest
 from spendgate.config.keys import KeySpec
@@ -30,6 +30,7 @@ _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     ("budgets", "filters"): FiltersSpec,
     ("budgets", "interval"): IntervalSpec,
     ("alerts",): AlertsSpec,
+    ("alerts", "webhooks"): WebhookSpec,
 }
 
 _EXPECTED = {

@@ -134,6 +134,16 @@ class Config(Spec):
             if not environ.get(spec.key_env)
         ]
 
+    def webhook_problems(self, environ: Mapping[str, str]) -> list[str]:
+        """Webhooks whose signing secret variable is unset: their deliveries would go out
+        unsigned, which a receiver that verifies signatures rejects."""
+        return [
+            f"alerts.webhooks {hook.id}: environment variable {hook.secret_env} is not set, so "
+            "its deliveries cannot be signed"
+            for hook in self.alerts.all_webhooks()
+            if hook.secret_env is not None and not environ.get(hook.secret_env)
+        ]
+
     def model_problems(self) -> list[str]:
         """References to models known only to the price catalog: valid, but not routable."""
         configured = {spec.id for spec in self.model_specs}
@@ -184,5 +194,6 @@ class Config(Spec):
         return [
             *self.provider_problems(environ),
             *self.key_problems(environ),
+            *self.webhook_problems(environ),
             *self.model_problems(),
         ]
