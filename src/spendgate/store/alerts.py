@@ -5,22 +5,34 @@ index ``uq_alerts_dedupe_key_unresolved``; ``upsert`` is one ``INSERT … ON CON
 on it, so concurrent evaluators cannot create duplicates. A repeat keeps an acknowledged alert
 acknowledged (somebody is on it) but refreshes its severity, texts and ``last_seen``. After
 ``resolve``, the next occurrence opens a new alert.
+
+Announcing: given an ``announce`` builder, an alert that opens, or that is seen again while
+open once ``cooldown`` has passed since it was last announced, is written to the webhook
+outbox (``alert.opened``) in the same transaction; so is one that resolves
+(``alert.resolved``). An acknowledged alert is not announced again until it resolves.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, select
 
 from spendgate.store import schema
 from spendgate.store.db import dialect_insert, write_engine
+from spendgate.store.outbox import OutboxItem, enqueue
 from spendgate.store.records import Alert, AlertState
 
-__all__ = ["AlertRepository"]
+__all__ = ["ALERT_OPENED", "ALERT_RESOLVED", "AlertAnnouncer", "AlertRepository"]
+
+ALERT_OPENED = "alert.opened"
+ALERT_RESOLVED = "alert.resolved"
+
+# Builds the webhook deliveries of one alert event (``ALERT_OPENED`` / ``ALERT_RESOLVED``).
+AlertAnnouncer = Callable[[Alert, str], Sequence[OutboxItem]]
 
 _T = schema.alerts
 _UNRESOLVED = (AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value)
@@ -43,12 +55,23 @@ def _alert(row: Mapping[Any, Any]) -> Alert:
         acknowledged_by=row["acknowledged_by"],
         acknowledged_at=row["acknowledged_at"],
         resolved_at=row["resolved_at"],
+        tenant=row["tenant"],
+        announced_at=row["announced_at"],
     )
 
 
 def _unresolved(connection: Connection, dedupe_key: str) -> Mapping[Any, Any] | None:
     query = select(_T).where(_T.c.dedupe_key == dedupe_key, _T.c.state.in_(_UNRESOLVED))
     return connection.execute(query).mappings().first()
+
+
+def _due(alert: Alert, created: bool, at: datetime, cooldown: timedelta) -> bool:
+    """Whether this occurrence is announced: a new alert, or an open one quiet for a cooldown."""
+    if created:
+        return True
+    if alert.state is not AlertState.OPEN:
+        return False
+    return alert.announced_at is None or at - alert.announced_at >= cooldown
 
 
 class AlertRepository:
@@ -66,9 +89,13 @@ class AlertRepository:
         reason: str,
         recommended_action: str,
         dedupe_key: str,
+        tenant: str | None = None,
         now: datetime | None = None,
+        announce: AlertAnnouncer | None = None,
+        cooldown: timedelta = timedelta(minutes=15),
     ) -> tuple[Alert, bool]:
-        """Open an alert, or count one more occurrence of the unresolved one with this key.
+        """Open an alert, or count one more occurrence of the unresolved one with this key;
+        with ``announce``, write its deliveries when it is due (see the module docstring).
 
         Returns ``(alert, created)``.
         """
@@ -88,6 +115,7 @@ class AlertRepository:
                 first_seen=at,
                 last_seen=at,
                 state=AlertState.OPEN.value,
+                tenant=tenant,
             )
             excluded = insert.excluded
             connection.execute(
@@ -105,8 +133,13 @@ class AlertRepository:
                 )
             )
             row = _unresolved(connection, dedupe_key)
-        assert row is not None
-        return _alert(row), row["id"] == new_id
+            assert row is not None
+            alert = _alert(row)
+            created = alert.id == new_id
+            if announce is not None and _due(alert, created, at, cooldown):
+                enqueue(connection, announce(alert, ALERT_OPENED), at)
+                connection.execute(_T.update().where(_T.c.id == alert.id).values(announced_at=at))
+        return alert, created
 
     def get(self, alert_id: str) -> Alert | None:
         with self._engine.connect() as connection:
@@ -119,8 +152,11 @@ class AlertRepository:
         state: AlertState | None = None,
         scope: str | None = None,
         alert_kind: str | None = None,
+        severity: str | None = None,
+        tenant: str | None = None,
         limit: int = 100,
     ) -> list[Alert]:
+        """Newest first; ``tenant`` set: that tenant's alerts only."""
         query = select(_T).order_by(_T.c.last_seen.desc(), _T.c.id).limit(limit)
         if state is not None:
             query = query.where(_T.c.state == state.value)
@@ -128,8 +164,28 @@ class AlertRepository:
             query = query.where(_T.c.scope == scope)
         if alert_kind is not None:
             query = query.where(_T.c.alert_kind == alert_kind)
+        if severity is not None:
+            query = query.where(_T.c.severity == severity)
+        if tenant is not None:
+            query = query.where(_T.c.tenant == tenant)
         with self._engine.connect() as connection:
             return [_alert(row) for row in connection.execute(query).mappings()]
+
+    def unresolved(self) -> list[Alert]:
+        """Every open or acknowledged alert (what a detector resumes from after a restart)."""
+        query = select(_T).where(_T.c.state.in_(_UNRESOLVED)).order_by(_T.c.first_seen)
+        with self._engine.connect() as connection:
+            return [_alert(row) for row in connection.execute(query).mappings()]
+
+    def open_counts(self) -> dict[tuple[str, str], int]:
+        """Unresolved alerts by (kind, severity)."""
+        query = (
+            select(_T.c.alert_kind, _T.c.severity, func.count())
+            .where(_T.c.state.in_(_UNRESOLVED))
+            .group_by(_T.c.alert_kind, _T.c.severity)
+        )
+        with self._engine.connect() as connection:
+            return {(kind, severity): int(n) for kind, severity, n in connection.execute(query)}
 
     def acknowledge(self, alert_id: str, actor: str, *, now: datetime | None = None) -> bool:
         with self._write.begin() as connection:
@@ -144,19 +200,44 @@ class AlertRepository:
             )
             return result.rowcount == 1
 
-    def resolve(self, alert_id: str, *, now: datetime | None = None) -> bool:
-        return self._resolve(_T.c.id == alert_id, now)
+    def resolve(
+        self,
+        alert_id: str,
+        *,
+        now: datetime | None = None,
+        announce: AlertAnnouncer | None = None,
+    ) -> bool:
+        return self._resolve(_T.c.id == alert_id, now, announce)
 
-    def resolve_key(self, dedupe_key: str, *, now: datetime | None = None) -> bool:
+    def resolve_key(
+        self,
+        dedupe_key: str,
+        *,
+        now: datetime | None = None,
+        announce: AlertAnnouncer | None = None,
+    ) -> bool:
         """Resolve the unresolved alert with this key (the condition cleared), if any."""
-        return self._resolve(_T.c.dedupe_key == dedupe_key, now)
+        return self._resolve(_T.c.dedupe_key == dedupe_key, now, announce)
 
-    def _resolve(self, match: ColumnElement[bool], now: datetime | None) -> bool:
+    def _resolve(
+        self, match: ColumnElement[bool], now: datetime | None, announce: AlertAnnouncer | None
+    ) -> bool:
         """Resolve the unresolved alert ``match`` selects; True if there was one."""
+        at = now or datetime.now(UTC)
         with self._write.begin() as connection:
-            result = connection.execute(
-                _T.update()
-                .where(match, _T.c.state.in_(_UNRESOLVED))
-                .values(state=AlertState.RESOLVED.value, resolved_at=now or datetime.now(UTC))
+            row = (
+                connection.execute(select(_T).where(match, _T.c.state.in_(_UNRESOLVED)))
+                .mappings()
+                .first()
             )
-            return result.rowcount == 1
+            if row is None:
+                return False
+            connection.execute(
+                _T.update()
+                .where(_T.c.id == row["id"])
+                .values(state=AlertState.RESOLVED.value, resolved_at=at)
+            )
+            if announce is not None:
+                resolved = _alert({**row, "state": AlertState.RESOLVED.value, "resolved_at": at})
+                enqueue(connection, announce(resolved, ALERT_RESOLVED), at)
+            return True

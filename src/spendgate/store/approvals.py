@@ -37,7 +37,7 @@ def _new_id() -> str:
     return f"apr_{secrets.token_hex(10)}"
 
 
-def _approval(row: Mapping[Any, Any]) -> Approval:
+def approval_from_row(row: Mapping[Any, Any]) -> Approval:
     scope = row["scope"]
     return Approval(
         id=row["id"],
@@ -81,7 +81,7 @@ def _event(
 
 def _load(connection: Connection, approval_id: str) -> Approval | None:
     row = connection.execute(select(_T).where(_T.c.id == approval_id)).mappings().first()
-    return None if row is None else _approval(row)
+    return None if row is None else approval_from_row(row)
 
 
 class ApprovalRepository:
@@ -153,7 +153,7 @@ class ApprovalRepository:
             created = row["id"] == new_id
             if created:
                 _event(connection, new_id, at, "requested", requester, {"subject": subject})
-        return _approval(row), created
+        return approval_from_row(row), created
 
     def get(self, approval_id: str) -> Approval | None:
         with self._engine.connect() as connection:
@@ -175,7 +175,7 @@ class ApprovalRepository:
         if requester is not None:
             query = query.where(_T.c.requester == requester)
         with self._engine.connect() as connection:
-            return [_approval(row) for row in connection.execute(query).mappings()]
+            return [approval_from_row(row) for row in connection.execute(query).mappings()]
 
     def events(self, approval_id: str) -> list[ApprovalEvent]:
         table = schema.approval_events
@@ -317,7 +317,7 @@ class ApprovalRepository:
             or_(_T.c.scope != ApprovalScope.UNTIL.value, _T.c.until > at),
         )
         with self._engine.connect() as connection:
-            return [_approval(row) for row in connection.execute(query).mappings()]
+            return [approval_from_row(row) for row in connection.execute(query).mappings()]
 
     @staticmethod
     def _expire(connection: Connection, at: datetime, within: Any) -> int:

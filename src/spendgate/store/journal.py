@@ -44,6 +44,7 @@ from spendgate.store.db import (
     write_engine,
 )
 from spendgate.store.migrate import migrate
+from spendgate.store.outbox import WebhookOutbox
 from spendgate.store.policies import PolicyRepository
 from spendgate.store.prices import PricingRepository
 from spendgate.store.records import DecisionFilter, StoredDecision, UsageTotals
@@ -83,6 +84,7 @@ class Journal:
         self.counting = CountingRegistry(self._engine)
         self.approvals = ApprovalRepository(self._engine)
         self.alerts = AlertRepository(self._engine)
+        self.outbox = WebhookOutbox(self._engine)
         self._writer = BatchWriter(write_engine(self._engine), settings or WriterSettings())
         # A weak reference: the hook must not keep an abandoned journal alive.
         self._atexit = _AtExit(weakref.ref(self))

@@ -24,6 +24,8 @@ __all__ = [
     "ApprovalScope",
     "ApprovalState",
     "DecisionFilter",
+    "Delivery",
+    "DeliveryState",
     "StoredDecision",
     "StoredPrice",
     "UsageTotals",
@@ -174,3 +176,29 @@ class Alert:
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
+    tenant: str | None = None  # "project:acme": who besides the admins may read it
+    announced_at: datetime | None = None
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up: the receiver refused it (4xx), or it kept failing too long
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One webhook delivery of one event (``id``: the delivery id, the same on every try)."""
+
+    id: str
+    webhook_id: str
+    event: str
+    subject_id: str
+    body: bytes
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    finished_at: datetime | None

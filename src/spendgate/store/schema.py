@@ -38,11 +38,13 @@ __all__ = [
     "budget_policies",
     "counting_identities",
     "metadata",
+    "outbox_cursors",
     "policy_snapshots",
     "pricing_rows",
     "routing_decisions",
     "usage_counters",
     "usage_rollups",
+    "webhook_deliveries",
 ]
 
 # Stable constraint names, so later (batch-mode) migrations can address them on SQLite.
@@ -286,6 +288,11 @@ alerts = Table(
     Column("acknowledged_by", String(NAME)),
     Column("acknowledged_at", UtcDateTime),
     Column("resolved_at", UtcDateTime),
+    # The tenant the alert is about ("project:acme"; a non-admin key reads only its own
+    # tenant's); None: the admins' alone (providers, prices, global budgets).
+    Column("tenant", String(NAME + 20)),
+    # When it was last announced (webhooks): a repeat inside the cooldown is not.
+    Column("announced_at", UtcDateTime),
     # An open (or acknowledged) alert absorbs repeats; once resolved, a repeat opens a new one.
     Index(
         "uq_alerts_dedupe_key_unresolved",
@@ -295,6 +302,36 @@ alerts = Table(
         postgresql_where=ALERT_UNRESOLVED,
     ),
     Index("ix_alerts_state_last_seen", "state", "last_seen"),
+)
+
+# The webhook outbox: one row per (event, webhook), written in the transaction that records
+# the event, sent by the notifier until the receiver takes it. ``id`` is the delivery id the
+# receiver sees on every attempt; ``body`` the exact bytes signed and sent.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("webhook_id", String(NAME), nullable=False),
+    Column("event", String(TAG), nullable=False),
+    Column("subject_id", String(ID), nullable=False),  # the alert's or approval's id
+    Column("body", Text, nullable=False),
+    Column("state", String(TAG), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_subject_id", "subject_id"),
+)
+
+# How far a relay has read an append-only table (the approval events turned into deliveries).
+outbox_cursors = Table(
+    "outbox_cursors",
+    metadata,
+    Column("name", String(TAG), primary_key=True),
+    Column("position", BigInteger, nullable=False),
 )
 
 # API keys created at runtime (admin API / CLI); config keys live in the YAML. Only the SHA-256
