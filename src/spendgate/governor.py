@@ -21,7 +21,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from spendgate.domain.budgets import OverrideGrant, live_windows, most_severe
 from spendgate.domain.estimates import actual_cost
@@ -39,7 +39,17 @@ if TYPE_CHECKING:
     from spendgate.config import Config
     from spendgate.store.journal import Journal
 
-__all__ = ["Governor"]
+__all__ = ["Governor", "SettleObserver"]
+
+
+class SettleObserver(Protocol):
+    """Watches outcomes on the request path: both calls must only record and return."""
+
+    def settled(self, decision: RoutingDecision, cost: Decimal | None, unpriced: bool) -> None:
+        """``cost``: the actual cost (None: unpriced and not estimated)."""
+
+    def refused(self, decision: RoutingDecision, policy_id: str | None) -> None:
+        """A budget refused the request (``policy_id``: which, when the ledger said so)."""
 
 
 class Governor:
@@ -71,6 +81,8 @@ class Governor:
             if journal is not None
             else ()
         )
+        # Told of every settled and refused request (the alert detector; it only queues).
+        self.observer: SettleObserver | None = None
         # How long a reservation outlives its last keep-alive (``keep_alive``).
         self.reservation_ttl = DEFAULT_RESERVATION_TTL
         self._health: dict[str, HealthState] = {}
@@ -175,8 +187,11 @@ class Governor:
                 if lines
                 else ReserveOutcome(True)
             )
-        if not outcome.ok and self.journal is not None:
-            self.journal.append_decision(replace(decision, status=REFUSED))
+        if not outcome.ok:
+            if self.journal is not None:
+                self.journal.append_decision(replace(decision, status=REFUSED))
+            if self.observer is not None:
+                self.observer.refused(decision, outcome.refused_policy)
         return outcome
 
     def keep_alive(self, decision_ids: Collection[str], now: datetime | None = None) -> int:
@@ -225,7 +240,8 @@ class Governor:
         """Replace the reservation by the actual usage; returns the actual cost (None if
         the model is unpriced and not estimated). ``usage_estimated`` marks usage counted
         from streamed text because the provider reported none."""
-        cost = self.cost(decision, usage).upper_usd
+        priced = self.cost(decision, usage)
+        cost = priced.upper_usd
         increments = settlement(decision, usage, cost)
         self.ledger.settle(decision.id, increments)
         if self.journal is not None:
@@ -239,4 +255,6 @@ class Governor:
             )
             self.journal.append_decision(finished, usage_estimated=usage_estimated)
             self.journal.add_to_counters(increments)
+        if self.observer is not None:
+            self.observer.settled(decision, cost, priced.unpriced)
         return cost

@@ -53,6 +53,13 @@ class AlertsSpec(Spec):
     webhook_url: Url | None = None
     # Linked from Slack messages when set (the console's address as people reach it).
     console_url: Url | None = None
+    # Webhook delivery: one attempt's timeout; the first retry's delay, doubled on each failure
+    # (timeouts, connection errors, 5xx) up to the maximum; a delivery still failing after
+    # give_up_after is marked failed. A 4xx answer is final: the receiver refused the payload.
+    delivery_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    retry_first_seconds: float = Field(default=10, gt=0, le=86400)
+    retry_max_seconds: float = Field(default=3600, gt=0, le=86400)
+    give_up_after: Duration = timedelta(hours=24)
 
     @field_validator("cost_spike_usd")
     @classmethod

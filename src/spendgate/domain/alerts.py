@@ -20,8 +20,8 @@ from decimal import Decimal
 from enum import StrEnum
 from statistics import median
 
-from spendgate.domain.budgets import BudgetPolicy, format_amount
-from spendgate.domain.windows import Window
+from spendgate.domain.budgets import BudgetPolicy, SoftAction, format_amount
+from spendgate.domain.windows import IntervalKind, Window
 
 __all__ = [
     "AlertCondition",
@@ -29,9 +29,14 @@ __all__ = [
     "HealthHysteresis",
     "Severity",
     "SpendBaseline",
+    "anomaly_condition",
     "budget_conditions",
+    "cost_spike_condition",
     "exhaustion_forecast",
+    "forecast_condition",
     "is_cost_spike",
+    "provider_condition",
+    "unpriced_condition",
 ]
 
 
@@ -69,19 +74,44 @@ class AlertCondition:
     recommended_action: str
 
 
+def _budget_scope(policy: BudgetPolicy, member: str) -> str:
+    return f"{policy.scope.kind.value}:{member}"
+
+
+def _window_key(policy: BudgetPolicy, window: Window) -> str:
+    """Calendar windows: the window's own key (a threshold is announced once per window).
+    A rolling window moves with every bucket, so its alerts are keyed by the policy and member
+    alone and clear when the spend falls back under the threshold."""
+    return "rolling" if policy.interval.kind is IntervalKind.ROLLING else window.key
+
+
 def budget_conditions(
-    policy: BudgetPolicy, member: str, window: Window, consumed: Decimal
+    policy: BudgetPolicy,
+    member: str,
+    window: Window,
+    spent: Decimal,
+    *,
+    refused: bool = False,
 ) -> list[AlertCondition]:
-    """The thresholds of ``policy`` that ``consumed`` (settled + reserved) has crossed in
-    ``window``, one condition each (keyed by member, window and threshold: announced once per
-    window), and ``budget_exhausted`` once the hard limit is reached."""
-    scope = f"{policy.scope.kind.value}:{member}"
-    base = f"{policy.id}|{member}|{window.key}"
+    """The thresholds of ``policy`` that ``spent`` (settled usage) has crossed in ``window``,
+    one condition each (keyed by member, window and threshold: announced once per window),
+    its soft limit when its soft action is to alert, and ``budget_exhausted`` once the hard
+    limit is reached or a request was ``refused`` by it (reservations are upper bounds, so a
+    budget refuses requests before its settled usage reaches the limit exactly)."""
+    scope = _budget_scope(policy, member)
+    base = f"{policy.id}|{member}|{_window_key(policy, window)}"
     limit = policy.hard_limit
-    used = f"{format_amount(consumed)} of {format_amount(limit)} {policy.metric.value}"
+    used = f"{format_amount(spent)} of {format_amount(limit)} {policy.metric.value} spent"
+    ends = f"the window ending {window.end.isoformat()}"
+    if policy.interval.kind is IntervalKind.ROLLING:
+        ends = f"the last {policy.interval}".replace("rolling ", "")
+    action = (
+        f"Check who is spending under {scope}; raise the limit of {policy.id} or route to "
+        "cheaper models if this is expected."
+    )
     found: list[AlertCondition] = []
     for fraction, amount in sorted(policy.threshold_amounts):
-        if consumed < amount:
+        if spent < amount:
             break
         percent = format_amount(fraction * 100)
         found.append(
@@ -91,14 +121,31 @@ def budget_conditions(
                 scope=scope,
                 dedupe_key=f"{AlertKind.BUDGET_THRESHOLD}|{base}|{fraction}",
                 summary=f"Budget {policy.id} for {member} passed {percent}% of its limit",
-                reason=f"{used} used in the window ending {window.end.isoformat()}.",
-                recommended_action=(
-                    f"Check who is spending under {scope}; raise the limit of {policy.id} or "
-                    "route to cheaper models if this is expected."
-                ),
+                reason=f"{used} in {ends}.",
+                recommended_action=action,
             )
         )
-    if consumed >= limit:
+    soft = policy.soft_limit
+    if soft is not None and policy.soft_action is SoftAction.ALERT and spent >= soft:
+        found.append(
+            AlertCondition(
+                kind=AlertKind.BUDGET_THRESHOLD,
+                severity=Severity.WARNING,
+                scope=scope,
+                dedupe_key=f"{AlertKind.BUDGET_THRESHOLD}|{base}|soft",
+                summary=f"Budget {policy.id} for {member} passed its soft limit",
+                reason=f"{used} in {ends} (soft limit {format_amount(soft)}).",
+                recommended_action=action,
+            )
+        )
+    if spent >= limit or refused:
+        reason = f"{used} in {ends}; requests now get its hard action ({policy.hard_action.value})."
+        if spent < limit:
+            reason = (
+                f"A request was refused: with the requests in flight it would have passed the "
+                f"limit. {used} in {ends}; requests get its hard action "
+                f"({policy.hard_action.value})."
+            )
         found.append(
             AlertCondition(
                 kind=AlertKind.BUDGET_EXHAUSTED,
@@ -106,14 +153,126 @@ def budget_conditions(
                 scope=scope,
                 dedupe_key=f"{AlertKind.BUDGET_EXHAUSTED}|{base}",
                 summary=f"Budget {policy.id} for {member} is exhausted",
-                reason=(
-                    f"{used} used; requests now get its hard action "
-                    f"({policy.hard_action.value}) until {window.end.isoformat()}."
-                ),
+                reason=reason,
                 recommended_action="Approve an override, raise the limit, or wait for the window.",
             )
         )
     return found
+
+
+def forecast_condition(
+    policy: BudgetPolicy, member: str, window: Window, spent: Decimal, now: datetime
+) -> AlertCondition | None:
+    """``forecast_exhaustion`` when, at the pace of the window so far, the hard limit is reached
+    before the window ends. Calendar windows only (a rolling window never ends), and only once
+    a pace means something: at least 5% of the window elapsed and 10% of the limit spent."""
+    if policy.interval.kind is IntervalKind.ROLLING:
+        return None
+    length = (window.end - window.start).total_seconds()
+    elapsed = (now - window.start).total_seconds()
+    if elapsed < 0.05 * length or spent < policy.hard_limit / 10:
+        return None
+    at = exhaustion_forecast(spent, policy.hard_limit, window, now)
+    if at is None:
+        return None
+    scope = _budget_scope(policy, member)
+    return AlertCondition(
+        kind=AlertKind.FORECAST_EXHAUSTION,
+        severity=Severity.WARNING,
+        scope=scope,
+        dedupe_key=f"{AlertKind.FORECAST_EXHAUSTION}|{policy.id}|{member}|{window.key}",
+        summary=(
+            f"Budget {policy.id} for {member} will run out around "
+            f"{at.strftime('%Y-%m-%d %H:%M')} UTC, before its window ends"
+        ),
+        reason=(
+            f"{format_amount(spent)} of {format_amount(policy.hard_limit)} "
+            f"{policy.metric.value} spent since {window.start.isoformat()}; at this pace the "
+            f"limit is reached at {at.isoformat(timespec='minutes')}, the window ends at "
+            f"{window.end.isoformat()}."
+        ),
+        recommended_action=(
+            f"Slow the spending under {scope}, route it to cheaper models, or raise the limit "
+            "before requests are refused."
+        ),
+    )
+
+
+def cost_spike_condition(
+    scope: str, cost: Decimal, usual: Decimal | None, model: str, decision_id: str
+) -> AlertCondition:
+    """A single request's cost far above its scope's usual (``usual``: the trailing median,
+    None without history)."""
+    compared = (
+        f", {format_amount((cost / usual).quantize(Decimal('0.1')))}× the usual "
+        f"${format_amount(usual)}"
+        if usual
+        else ""
+    )
+    return AlertCondition(
+        kind=AlertKind.COST_SPIKE,
+        severity=Severity.WARNING,
+        scope=scope,
+        dedupe_key=f"{AlertKind.COST_SPIKE}|{scope}",
+        summary=f"A request under {scope} cost ${format_amount(cost)}{compared}",
+        reason=f"Request {decision_id} on {model} cost ${format_amount(cost)}{compared}.",
+        recommended_action=(
+            "Look at the request (spendgate decisions show ID): an agent loop or an oversized "
+            "context is the usual cause; cap it with a budget or max_tokens."
+        ),
+    )
+
+
+def unpriced_condition(model: str, provider: str) -> AlertCondition:
+    return AlertCondition(
+        kind=AlertKind.UNPRICED_MODEL,
+        severity=Severity.WARNING,
+        scope=f"model:{model}",
+        dedupe_key=f"{AlertKind.UNPRICED_MODEL}|{model}",
+        summary=f"Traffic to {model} has no price",
+        reason=(
+            f"Requests were served by {model} on {provider}, which has no price: their cost "
+            "counts in USD budgets only as an estimate, or not at all."
+        ),
+        recommended_action=f"Set its price: spendgate pricing set {model} --input … --output …",
+    )
+
+
+def provider_condition(
+    provider: str, state: str, circuit: str, reason: str | None
+) -> AlertCondition:
+    critical = state == "unhealthy" or circuit == "open"
+    return AlertCondition(
+        kind=AlertKind.PROVIDER_HEALTH,
+        severity=Severity.CRITICAL if critical else Severity.WARNING,
+        scope=f"provider:{provider}",
+        dedupe_key=f"{AlertKind.PROVIDER_HEALTH}|{provider}",
+        summary=f"Provider {provider} is {state} (circuit {circuit})",
+        reason=reason or f"Its recent calls fail or are slow: it is {state}.",
+        recommended_action=(
+            f"Check {provider}'s status and credentials (spendgate models status); requests "
+            "fail over to other models meanwhile where routing allows."
+        ),
+    )
+
+
+def anomaly_condition(scope: str, spend: float, baseline: SpendBaseline) -> AlertCondition:
+    return AlertCondition(
+        kind=AlertKind.SPEND_RATE_ANOMALY,
+        severity=Severity.WARNING,
+        scope=scope,
+        dedupe_key=f"{AlertKind.SPEND_RATE_ANOMALY}|{scope}",
+        summary=f"{scope} spent ${spend:,.2f} in the last hour, far above its usual",
+        reason=(
+            f"Its usual hourly spend is ${baseline.mean:,.2f} ± ${math.sqrt(baseline.variance):,.2f}"
+            f" (over {baseline.hours} hours); the last hour is "
+            f"{baseline.z_score(spend):,.1f} standard deviations above."
+        ),
+        recommended_action=(
+            f"Find what changed under {scope} (spendgate usage --group-by model); set or lower "
+            "a budget if it is not expected."
+        ),
+    )
 
 
 def is_cost_spike(
@@ -173,6 +332,11 @@ class SpendBaseline:
     ) -> bool:
         """Needs ``warmup`` hours of history: a new scope has no "usual" yet."""
         return self.hours >= warmup and spend > minimum and self.z_score(spend) > z
+
+    def calm(self, spend: float, *, z: float = 4.0) -> bool:
+        """Whether an anomaly has ended: back under half the z-score that raised it (not
+        just under it, so a spend hovering at the line does not open and close alerts)."""
+        return self.z_score(spend) <= z / 2
 
 
 @dataclass(frozen=True, slots=True)

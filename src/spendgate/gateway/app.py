@@ -34,6 +34,7 @@ from spendgate.store.journal import Journal
 
 if TYPE_CHECKING:
     from spendgate.admin.context import AdminContext
+    from spendgate.alerting import AlertService
 
 __all__ = ["DEFAULT_ADMIN_MAX_BODY", "Gateway", "create_gateway"]
 
@@ -72,6 +73,7 @@ class Gateway:
         housekeeping: HousekeepingSettings | None = None,
         admin: AdminContext | None = None,
         approvals: ApprovalDesk | None = None,
+        alerts: AlertService | None = None,
     ) -> None:
         self.governor = governor
         self.keys = keys
@@ -82,6 +84,15 @@ class Gateway:
         self.proxy = ChatProxy(
             governor, keys, upstreams, self.metrics, max_body=max_body, approvals=approvals
         )
+        self.alerts = alerts
+        if alerts is not None:
+            governor.observer = alerts.detector
+            self.metrics.watch_alerts(
+                alerts.detector.open_alerts, lambda: alerts.detector.dropped
+            )
+            if alerts.notifier is not None:
+                deliveries = self.metrics.webhook_deliveries
+                alerts.notifier.on_attempt = lambda outcome: deliveries.labels(outcome).inc()
         self.housekeeping = housekeeping or HousekeepingSettings()
         self._housekeeping: Housekeeping | None = None
         self.admin = admin
@@ -191,10 +202,14 @@ class Gateway:
                     self.admin.records.approvals.expire_due if self.admin else None,
                 )
                 self._housekeeping.start()
+                if self.alerts is not None:
+                    await self.alerts.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._housekeeping is not None:
                     await self._housekeeping.stop()
+                if self.alerts is not None:
+                    await self.alerts.stop()
                 await self.upstreams.close()
                 if self.governor.journal is not None:
                     self.governor.journal.close()
@@ -234,7 +249,34 @@ def create_gateway(
         housekeeping=housekeeping,
         admin=admin,
         approvals=approvals,
+        alerts=_alert_service(config, governor, keys, upstreams, journal, env),
     )
+
+
+def _alert_service(
+    config: Config,
+    governor: Governor,
+    keys: KeyRing,
+    upstreams: UpstreamRegistry,
+    journal: Journal | None,
+    env: Mapping[str, str],
+) -> AlertService | None:
+    """Alerts are records: without a journal there is nowhere to keep them."""
+    if journal is None:
+        return None
+    from spendgate.alerting import (
+        AlertBook,
+        AlertDetector,
+        AlertService,
+        Announcer,
+        WebhookNotifier,
+    )
+
+    spec = config.alerts
+    detector = AlertDetector(governor, upstreams.health, spec, keys.get)
+    book = AlertBook(journal.alerts, Announcer(spec), spec.cooldown)
+    notifier = WebhookNotifier(journal.outbox, spec, env) if spec.all_webhooks() else None
+    return AlertService(detector, book, journal.alerts, notifier, spec.evaluate_every_seconds)
 
 
 def _admin_context(

@@ -82,6 +82,11 @@ class KeyRing:
         if previous is not None:
             self._by_digest.pop(previous, None)
 
+    def get(self, key_id: str) -> ApiKey | None:
+        """The key with this id, if a secret authenticates it."""
+        key_digest = self._digest_of.get(key_id)
+        return None if key_digest is None else self._by_digest.get(key_digest)
+
     def keys(self) -> list[ApiKey]:
         """Every key a secret authenticates."""
         return list(self._by_digest.values())

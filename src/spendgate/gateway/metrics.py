@@ -73,6 +73,19 @@ class GatewayMetrics:
             buckets=_OVERHEAD_BUCKETS,
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "spendgate_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered; retry: failed, to be tried "
+            "again; failed: given up).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def watch_alerts(
+        self, open_alerts: Callable[[], dict[tuple[str, str], int]], dropped: Callable[[], int]
+    ) -> None:
+        """Export the unresolved alerts by kind and severity, read when scraped."""
+        self.registry.register(_AlertsCollector(open_alerts, dropped))
 
     def watch_journal(self, stats: Callable[[], WriterStats]) -> None:
         """Export the journal writer's backlog, read when scraped (nothing per request)."""
@@ -118,4 +131,27 @@ class _JournalCollector(Collector):
             "spendgate_journal_failed_attempts",
             "Journal transactions that failed and were retried.",
             value=stats.failed_attempts,
+        )
+
+
+class _AlertsCollector(Collector):
+    def __init__(
+        self, open_alerts: Callable[[], dict[tuple[str, str], int]], dropped: Callable[[], int]
+    ) -> None:
+        self._open_alerts = open_alerts
+        self._dropped = dropped
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "spendgate_alerts_open",
+            "Unresolved (open or acknowledged) alerts by kind and severity.",
+            labels=["kind", "severity"],
+        )
+        for (kind, severity), count in sorted(self._open_alerts().items()):
+            family.add_metric([kind, severity], count)
+        yield family
+        yield CounterMetricFamily(
+            "spendgate_alert_events_dropped",
+            "Request outcomes the alert detector dropped because it fell behind.",
+            value=self._dropped(),
         )

@@ -90,11 +90,12 @@ class AlertRepository:
         recommended_action: str,
         dedupe_key: str,
         tenant: str | None = None,
+        occurrences: int = 1,
         now: datetime | None = None,
         announce: AlertAnnouncer | None = None,
         cooldown: timedelta = timedelta(minutes=15),
     ) -> tuple[Alert, bool]:
-        """Open an alert, or count one more occurrence of the unresolved one with this key;
+        """Open an alert, or count ``occurrences`` more of the unresolved one with this key;
         with ``announce``, write its deliveries when it is due (see the module docstring).
 
         Returns ``(alert, created)``.
@@ -111,7 +112,7 @@ class AlertRepository:
                 reason=reason,
                 recommended_action=recommended_action,
                 dedupe_key=dedupe_key,
-                occurrences=1,
+                occurrences=occurrences,
                 first_seen=at,
                 last_seen=at,
                 state=AlertState.OPEN.value,
@@ -123,7 +124,7 @@ class AlertRepository:
                     index_elements=["dedupe_key"],
                     index_where=schema.ALERT_UNRESOLVED,
                     set_={
-                        "occurrences": _T.c.occurrences + 1,
+                        "occurrences": _T.c.occurrences + occurrences,
                         "last_seen": excluded.last_seen,
                         "severity": excluded.severity,
                         "summary": excluded.summary,

@@ -1,0 +1,129 @@
+"""The alert service: runs the detector and the notifier beside the gateway, off the request
+path, and writes what the detector finds (``AlertBook``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+from spendgate.alerting.detector import AlertDetector, Findings
+from spendgate.alerting.notifier import WebhookNotifier
+from spendgate.alerting.payloads import Announcer
+from spendgate.store.alerts import AlertRepository
+
+__all__ = ["AlertBook", "AlertService"]
+
+log = logging.getLogger("spendgate.alerts")
+
+# An event pass runs at most this often: a burst of requests is looked at together.
+EVENT_PASS_GAP_SECONDS = 1.0
+
+
+class AlertBook:
+    """Writes findings: each condition seen opens its alert or counts on it (announced when
+    new, or again once the cooldown has passed), each cleared one resolves its alert."""
+
+    def __init__(
+        self, repository: AlertRepository, announcer: Announcer, cooldown: timedelta
+    ) -> None:
+        self._repository = repository
+        self._announcer = announcer
+        self._cooldown = cooldown
+
+    def write(self, findings: Findings, now: datetime) -> None:
+        announce = self._announcer.alert
+        for seen in findings.seen:
+            condition = seen.condition
+            alert, created = self._repository.upsert(
+                alert_kind=condition.kind.value,
+                severity=condition.severity.value,
+                scope=condition.scope,
+                summary=condition.summary,
+                reason=condition.reason,
+                recommended_action=condition.recommended_action,
+                dedupe_key=condition.dedupe_key,
+                tenant=seen.tenant,
+                occurrences=seen.occurrences,
+                now=now,
+                announce=announce,
+                cooldown=self._cooldown,
+            )
+            if created:
+                log.warning("alert %s opened [%s] %s", alert.id, alert.severity, alert.summary)
+        for key in findings.cleared:
+            if self._repository.resolve_key(key, now=now, announce=announce):
+                log.info("alert resolved: %s", key)
+
+
+class AlertService:
+    def __init__(
+        self,
+        detector: AlertDetector,
+        book: AlertBook,
+        repository: AlertRepository,
+        notifier: WebhookNotifier | None,
+        every_s: float,
+    ) -> None:
+        self.detector = detector
+        self._book = book
+        self._repository = repository
+        self.notifier = notifier
+        self._every_s = every_s
+        self._woken = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        detector.wake = self._woken.set
+
+    async def start(self) -> None:
+        self.detector.resume(await asyncio.to_thread(self._repository.unresolved))
+        if self.notifier is not None:
+            await self.notifier.start()
+        self._task = asyncio.create_task(self._run(), name="spendgate-alerts")
+
+    async def stop(self) -> None:
+        """One last pass over what is queued, then stop (the outbox keeps what is unsent)."""
+        self._stopping = True
+        self._woken.set()
+        if self._task is not None:
+            await self._task
+        if self.notifier is not None:
+            await self.notifier.stop()
+
+    async def _run(self) -> None:
+        next_full = time.monotonic() + self._every_s
+        while True:
+            timeout = max(0.0, next_full - time.monotonic())
+            try:
+                await asyncio.wait_for(self._woken.wait(), timeout)
+                if not self._stopping:  # gather the rest of a burst
+                    await asyncio.sleep(EVENT_PASS_GAP_SECONDS)
+            except TimeoutError:
+                pass
+            self._woken.clear()
+            full = time.monotonic() >= next_full
+            if full:
+                next_full = time.monotonic() + self._every_s
+            await self.evaluate(full=full)
+            if self._stopping:
+                return
+
+    async def evaluate(self, *, full: bool) -> None:
+        now = datetime.now(UTC)
+        try:
+            findings = self.detector.evaluate(now, full=full)
+        except Exception:
+            log.exception("alerts: evaluation failed")
+            return
+        if not findings:
+            return
+        try:
+            await asyncio.to_thread(self._book.write, findings, now)
+        except Exception:
+            self.detector.forget(findings)
+            log.exception("alerts: writing %d finding(s) failed; retrying at the next pass",
+                          len(findings.seen) + len(findings.cleared))  # fmt: skip
+            return
+        if self.notifier is not None:
+            self.notifier.wake()
