@@ -264,8 +264,8 @@ def anomaly_condition(scope: str, spend: float, baseline: SpendBaseline) -> Aler
         dedupe_key=f"{AlertKind.SPEND_RATE_ANOMALY}|{scope}",
         summary=f"{scope} spent ${spend:,.2f} in the last hour, far above its usual",
         reason=(
-            f"Its usual hourly spend is ${baseline.mean:,.2f} ± ${math.sqrt(baseline.variance):,.2f}"
-            f" (over {baseline.hours} hours); the last hour is "
+            f"Its usual hourly spend is ${baseline.mean:,.2f} "
+            f"± ${math.sqrt(baseline.variance):,.2f} (over {baseline.hours} hours); the last hour is "
             f"{baseline.z_score(spend):,.1f} standard deviations above."
         ),
         recommended_action=(
