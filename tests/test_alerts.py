@@ -134,7 +134,9 @@ def test_budget_thresholds_open_once_count_up_and_are_delivered_signed(
 
 def _threshold_openings(got: list[Received]) -> list[Received]:
     return [
-        r for r in got if r.event == "alert.opened" and r.json["alert"]["kind"] == "budget_threshold"
+        r
+        for r in got
+        if r.event == "alert.opened" and r.json["alert"]["kind"] == "budget_threshold"
     ]
 
 
@@ -143,13 +145,16 @@ def test_exhaustion_asks_for_approval_and_both_reach_the_hooks(
 ) -> None:
     gw.mock.options.output_tokens = 250
     answers = [_hi(gw) for _ in range(10)]
-    assert answers[0] == 200 and 403 in answers  # require_approval
+    assert answers[0] == 200
+    assert 403 in answers  # require_approval
     _wait(lambda: len(_alerts(gw, alert_kind="budget_exhausted")) == 1)
     [exhausted] = _alerts(gw, alert_kind="budget_exhausted")
     assert exhausted.severity == "critical"
     got = receiver.wait_for(
-        lambda got: {("/hook/slack", "alert.opened"), ("/hook/slack", "approval.requested")}
-        <= {(r.path, r.event) for r in got}
+        lambda got: (
+            {("/hook/slack", "alert.opened"), ("/hook/slack", "approval.requested")}
+            <= {(r.path, r.event) for r in got}
+        )
     )
     slack = next(r for r in got if r.path == "/hook/slack" and r.event == "alert.opened")
     assert "x-spendgate-signature" not in slack.headers  # no secret on that hook
@@ -231,7 +236,8 @@ def test_a_receiver_failing_then_answering_gets_the_same_delivery_id(
     got = receiver.wait_for(lambda got: sum(r.status == 200 for r in got) == 2)
     for delivery in {r.delivery_id for r in got}:
         tries = [r for r in got if r.delivery_id == delivery]
-        assert [r.status for r in tries][-1] == 200 and len(tries) >= 2
+        assert len(tries) >= 2
+        assert tries[-1].status == 200
     attempts = _threshold_openings(got)
     assert len({r.delivery_id for r in attempts}) == 1
     assert len({r.body for r in attempts}) == 1

@@ -65,13 +65,14 @@ def webhook_receiver(port: int = 0) -> Iterator[Receiver]:
     receiver = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             with receiver.lock:
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 receiver.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                             body, status)  # fmt: skip
+                    Received(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, status
+                    )
                 )
             self.send_response(status)
             self.send_header("content-length", "0")

@@ -104,12 +104,14 @@ class AlertDetector:
         health: HealthBoard,
         spec: AlertsSpec,
         find_key: Callable[[str], ApiKey | None],
+        *,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self._governor = governor
         self._health = health
         self._spec = spec
         self._find_key = find_key
-        self._queue: deque[_Outcome] = deque(maxlen=MAX_QUEUED)
+        self._queue: deque[_Outcome] = deque(maxlen=max_queued)
         self.dropped = 0  # outcomes dropped because the detector fell behind
         self.wake: Callable[[], None] = _nothing
         self._active: dict[str, _Active] = {}
@@ -137,7 +139,7 @@ class AlertDetector:
         self._push(_Outcome(decision, None, False, policy_id, True))
 
     def _push(self, outcome: _Outcome) -> None:
-        if len(self._queue) == MAX_QUEUED:
+        if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
         self._queue.append(outcome)
         self.wake()

@@ -265,8 +265,8 @@ def anomaly_condition(scope: str, spend: float, baseline: SpendBaseline) -> Aler
         summary=f"{scope} spent ${spend:,.2f} in the last hour, far above its usual",
         reason=(
             f"Its usual hourly spend is ${baseline.mean:,.2f} "
-            f"± ${math.sqrt(baseline.variance):,.2f} (over {baseline.hours} hours); the last hour is "
-            f"{baseline.z_score(spend):,.1f} standard deviations above."
+            f"± ${math.sqrt(baseline.variance):,.2f} (over {baseline.hours} hours); the last "
+            f"hour is {baseline.z_score(spend):,.1f} standard deviations above."
         ),
         recommended_action=(
             f"Find what changed under {scope} (spendgate usage --group-by model); set or lower "
