@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -288,3 +291,38 @@ def test_a_delivery_pending_at_shutdown_is_sent_after_the_restart(tmp_path: Path
         [sent] = [r for r in got if r.delivery_id == pending.id]
         assert sent.json["alert"]["id"] == alert.id
         assert _signed(sent.body, sent.headers["x-spendgate-signature"])
+
+
+def _doc_receiver() -> str:
+    text = (Path(__file__).parents[1] / "docs" / "alerts.md").read_text()
+    section = text.split("### A receiver that checks the signature", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_receiver_accepts_deliveries_and_refuses_forgeries(tmp_path: Path) -> None:
+    script = tmp_path / "receiver.py"
+    script.write_text(_doc_receiver())
+    port = _free_port()
+    environ = {**os.environ, "SPENDGATE_HOOK_SECRET": SECRET, "PORT": str(port)}
+    receiver = subprocess.Popen(
+        [sys.executable, "-u", str(script)], env=environ, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/hook"
+        _wait(lambda: _listening(port))
+        forged = httpx.post(url, content=b"{}", headers={"x-spendgate-signature": "sha256=00"})
+        assert forged.status_code == 401
+        with admin_gateway(tmp_path, _config(url), ENV) as gw:
+            gw.mock.options.output_tokens = 100
+            _spend_past(gw, 300)
+            assert receiver.stdout is not None
+            line = receiver.stdout.readline()
+            assert line.startswith("alert.opened {")
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
