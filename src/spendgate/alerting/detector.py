@@ -71,6 +71,7 @@ class Seen(NamedTuple):
     condition: AlertCondition
     tenant: str | None  # who besides the admins may read the alert
     occurrences: int
+    new: bool = False  # not open before this pass
 
 
 @dataclass(slots=True)
@@ -80,6 +81,34 @@ class Findings:
 
     def __bool__(self) -> bool:
         return bool(self.seen or self.cleared)
+
+    def split(self) -> tuple[Findings, Findings]:
+        """(what must be written now: new alerts and resolutions; more occurrences of alerts
+        already open, which may wait)."""
+        new = [seen for seen in self.seen if seen.new]
+        again = [seen for seen in self.seen if not seen.new]
+        return Findings(new, self.cleared), Findings(again)
+
+    def drop(self, keys: Iterable[str]) -> None:
+        gone = set(keys)
+        if gone:
+            self.seen = [s for s in self.seen if s.condition.dedupe_key not in gone]
+
+    def merge(self, other: Findings) -> None:
+        """Add ``other``'s findings (occurrences of one condition add up)."""
+        seen = {s.condition.dedupe_key: s for s in self.seen}
+        for more in other.seen:
+            key = more.condition.dedupe_key
+            earlier = seen.get(key)
+            seen[key] = (
+                more
+                if earlier is None
+                else more._replace(
+                    occurrences=earlier.occurrences + more.occurrences, new=earlier.new or more.new
+                )
+            )
+        self.seen = list(seen.values())
+        self.cleared = [*self.cleared, *other.cleared]
 
 
 @dataclass(slots=True)
@@ -192,7 +221,9 @@ class AlertDetector:
             self._all_budgets(policies.values(), now, seen, holding)
             self._provider_health(seen, holding)
             self._spend_rates(now, seen, holding)
-        findings = Findings(list(seen.values()))
+        findings = Findings(
+            [s._replace(new=s.condition.dedupe_key not in self._active) for s in seen.values()]
+        )
         for seen_one in findings.seen:
             condition = seen_one.condition
             self._active[condition.dedupe_key] = _Active(

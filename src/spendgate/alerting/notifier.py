@@ -35,9 +35,9 @@ __all__ = ["DeliveryOutcome", "WebhookNotifier", "signature"]
 
 log = logging.getLogger("spendgate.alerts")
 
-# How often the outbox is looked at when nothing wakes the notifier: approval events written
-# by another process, and retries that came due.
-POLL_SECONDS = 1.0
+# How often the outbox is looked at when nothing wakes the notifier, for approval events (and
+# anything written by another process); retries are awaited until they are due.
+POLL_SECONDS = 2.0
 # Deliveries sent at once.
 CONCURRENCY = 8
 _RETRY_STATUSES = frozenset({408, 429})
@@ -96,16 +96,20 @@ class WebhookNotifier:
 
     async def _run(self) -> None:
         while not self._stopping:
+            wait = POLL_SECONDS
             try:
-                await self.send_due()
+                next_due = await self.send_due()
+                if next_due is not None:
+                    wait = min(wait, (next_due - datetime.now(UTC)).total_seconds())
             except Exception:
                 log.exception("webhooks: sending the outbox failed; trying again shortly")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), POLL_SECONDS)
+                await asyncio.wait_for(self._woken.wait(), max(wait, 0.0))
             self._woken.clear()
 
-    async def send_due(self) -> int:
-        """Relay new approval events, then attempt every due delivery; returns how many."""
+    async def send_due(self) -> datetime | None:
+        """Relay new approval events, then attempt every due delivery; returns when the next
+        pending one is due (None: none is pending)."""
         await asyncio.to_thread(self._outbox.relay_approval_events, self._announcer.approval)
         due = await asyncio.to_thread(self._outbox.due, limit=100)
         limit = asyncio.Semaphore(CONCURRENCY)
@@ -115,7 +119,7 @@ class WebhookNotifier:
                 await self._attempt(delivery)
 
         await asyncio.gather(*(attempt(delivery) for delivery in due))
-        return len(due)
+        return await asyncio.to_thread(self._outbox.next_due)
 
     async def _attempt(self, delivery: Delivery) -> None:
         hook = self._hooks.get(delivery.webhook_id)

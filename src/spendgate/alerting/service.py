@@ -19,6 +19,10 @@ log = logging.getLogger("spendgate.alerts")
 
 # An event pass runs at most this often: a burst of requests is looked at together.
 EVENT_PASS_GAP_SECONDS = 1.0
+# More occurrences of alerts already open are written at most this often (a new alert, a
+# resolution, is written at once): under steady traffic the database sees a few writes a
+# minute, not one per pass.
+COUNT_FLUSH_SECONDS = 10.0
 
 
 class AlertBook:
@@ -74,6 +78,8 @@ class AlertService:
         self._woken = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._counts = Findings()  # occurrences of open alerts, not written yet
+        self._flushed = time.monotonic()
         detector.wake = self._woken.set
 
     async def start(self) -> None:
@@ -112,12 +118,22 @@ class AlertService:
     async def evaluate(self, *, full: bool) -> None:
         now = datetime.now(UTC)
         try:
-            findings = self.detector.evaluate(now, full=full)
+            found, counts = self.detector.evaluate(now, full=full).split()
         except Exception:
             log.exception("alerts: evaluation failed")
             return
-        if not findings:
-            return
+        self._counts.drop(found.cleared)  # a resolved alert's count must not reopen it
+        self._counts.merge(counts)
+        if self._counts and (
+            self._stopping or time.monotonic() - self._flushed >= COUNT_FLUSH_SECONDS
+        ):
+            found.merge(self._counts)
+            self._counts = Findings()
+            self._flushed = time.monotonic()
+        if found:
+            await self._write(found, now)
+
+    async def _write(self, findings: Findings, now: datetime) -> None:
         try:
             await asyncio.to_thread(self._book.write, findings, now)
         except Exception:

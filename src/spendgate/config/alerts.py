@@ -42,6 +42,8 @@ class WebhookSpec(Spec):
 
 
 class AlertsSpec(Spec):
+    # Off: no detection, no deliveries (for teams whose monitoring reads /metrics instead).
+    enabled: bool = True
     # A single request costing more than this, *and* spike_factor × its scope's median.
     cost_spike_usd: Money = Decimal("0.50")
     spike_factor: Money = Decimal(5)

@@ -260,7 +260,7 @@ def _alert_service(
     env: Mapping[str, str],
 ) -> AlertService | None:
     """Alerts are records: without a journal there is nowhere to keep them."""
-    if journal is None:
+    if journal is None or not config.alerts.enabled:
         return None
     from spendgate.alerting import (
         AlertBook,

@@ -184,6 +184,15 @@ class WebhookOutbox:
         """Turn approval events written since the last relay into deliveries; returns how many
         events were relayed."""
         events = schema.approval_events
+        with self._engine.connect() as connection:  # most of the time there is nothing new
+            position = _cursor(connection)
+            if (
+                position is None
+                or not connection.execute(
+                    select(events.c.id).where(events.c.id > position).limit(1)
+                ).first()
+            ):
+                return 0
         with self._write.begin() as connection:
             position = _cursor(connection)
             if position is None:
