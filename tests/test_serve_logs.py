@@ -94,6 +94,7 @@ def test_the_start_up_block_says_what_is_served_and_no_secret(
     assert "  routing    enforced, default gpt-4o-mini, smart routing off, failover off" in block
     assert "  records    2 models, 1 budget, 3 keys" in block
     assert "  admin API  token set (SPENDGATE_ADMIN_TOKEN), 1 admin key" in block
+    assert "  alerts     on, evaluated every 15 s, no webhooks" in block
     provider = block.index(f"  provider   alpha: openai at {mock.base_url}/v1")
     assert block[provider + 1].strip() == "credential ALPHA_KEY present"
     beta = block.index("  provider   beta: anthropic at http://127.0.0.1:9/")

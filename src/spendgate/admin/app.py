@@ -23,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spendgate.admin import (
+    alerts,
     approvals,
     budgets,
     decisions,
@@ -96,7 +97,7 @@ def create_admin_app(context: AdminContext) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.admin_context = context
-    for module in (budgets, pricing, keys, usage, models, explain, decisions, approvals):
+    for module in (budgets, pricing, keys, usage, models, explain, decisions, approvals, alerts):
         app.include_router(
             module.router, prefix=PREFIX, responses=_ERRORS, dependencies=_CREDENTIALS
         )

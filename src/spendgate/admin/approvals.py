@@ -24,7 +24,7 @@ from spendgate.domain.approvals import ApprovalScope, ApprovalState
 from spendgate.records.approvals import Caller
 from spendgate.store.records import Approval, ApprovalEvent
 
-__all__ = ["router"]
+__all__ = ["caller_of", "router"]
 
 router = APIRouter(prefix="/approvals", tags=["approvals"], route_class=ExactNumbersRoute)
 
@@ -100,7 +100,7 @@ class ApprovalDenial(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def _caller(viewer: Viewer) -> Caller:
+def caller_of(viewer: Viewer) -> Caller:
     return Caller(actor=viewer.actor, key=viewer.key, is_admin=viewer.is_admin)
 
 
@@ -150,7 +150,7 @@ def list_approvals(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ApprovalList:
     found = ctx.records.approvals.find(
-        _caller(viewer), state=state, policy_id=policy_id, requester=requester, limit=limit
+        caller_of(viewer), state=state, policy_id=policy_id, requester=requester, limit=limit
     )
     return ApprovalList(data=[ApprovalOut(**_view(a)) for a in found])
 
@@ -158,7 +158,7 @@ def list_approvals(
 @router.get("/{approval_id}", response_model=ApprovalDetail, summary="One request, with events")
 def get_approval(ctx: Context, viewer: Reader, approval_id: ApprovalId) -> ApprovalDetail:
     with record_errors():
-        approval, events = ctx.records.approvals.get(_caller(viewer), approval_id)
+        approval, events = ctx.records.approvals.get(caller_of(viewer), approval_id)
     return _detail(approval, events)
 
 
@@ -175,10 +175,10 @@ def request_approval(
     records = ctx.records.approvals
     with record_errors():
         approval, created = records.request(
-            _caller(viewer), body.policy_id, body.reason, amount=body.amount,
+            caller_of(viewer), body.policy_id, body.reason, amount=body.amount,
             session_id=body.session_id,
         )  # fmt: skip
-        _, events = records.get(_caller(viewer), approval.id)
+        _, events = records.get(caller_of(viewer), approval.id)
     if not created:
         response.status_code = 200
     return _detail(approval, events)
@@ -191,10 +191,10 @@ def approve(
     records = ctx.records.approvals
     with record_errors():
         records.approve(
-            _caller(viewer), approval_id, ApprovalScope(body.scope), until=body.until,
+            caller_of(viewer), approval_id, ApprovalScope(body.scope), until=body.until,
             session_id=body.session_id, amount=body.amount, note=body.note,
         )  # fmt: skip
-        approval, events = records.get(_caller(viewer), approval_id)
+        approval, events = records.get(caller_of(viewer), approval_id)
     return _detail(approval, events)
 
 
@@ -204,6 +204,6 @@ def deny(
 ) -> ApprovalDetail:
     records = ctx.records.approvals
     with record_errors():
-        records.deny(_caller(viewer), approval_id, body.reason)
-        approval, events = records.get(_caller(viewer), approval_id)
+        records.deny(caller_of(viewer), approval_id, body.reason)
+        approval, events = records.get(caller_of(viewer), approval_id)
     return _detail(approval, events)

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from spendgate.cli.alerts_cmd import alerts_app
 from spendgate.cli.approvals_cmd import approvals_app
 from spendgate.cli.budgets_cmd import budgets_app
 from spendgate.cli.client import DEFAULT_URL, Remote
@@ -91,6 +92,7 @@ app.add_typer(budgets_app, name="budgets")
 app.add_typer(pricing_app, name="pricing")
 app.add_typer(keys_app, name="keys")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(usage_app, name="usage")
 app.command("serve")(serve_command)
 app.command("demo")(demo_command)

@@ -89,6 +89,7 @@ def startup_block(
         "admin_token": token_set,
         "admin_keys": admin_keys,
         "providers": providers,
+        "alerts": _alerts(gateway, config),
     }
     lines = [f"spendgate {__version__} serving"]
     lines += _row("listen", listen)
@@ -105,6 +106,7 @@ def startup_block(
     if unusable:
         lines += _row("unusable", f"keys whose variable is unset: {', '.join(unusable)}")
     lines += _row("admin API", _admin(gateway, token_set, admin_keys))
+    lines += _row("alerts", fields["alerts"])
     for provider in providers:
         lines += _row("provider", f"{provider['id']}: {provider['kind']} at {provider['base_url']}")
         lines += _row("", _credential(provider))
@@ -150,6 +152,16 @@ def _ledger(gateway: Gateway) -> str:
             return "in memory, empty at start"
         return "in memory, rebuilt from the database at start"
     return type(gateway.governor.ledger).__name__
+
+
+def _alerts(gateway: Gateway, config: Config) -> str:
+    if gateway.alerts is None:
+        return "off" if not config.alerts.enabled else "off (no database)"
+    hooks = config.alerts.all_webhooks()
+    every = f"{config.alerts.evaluate_every_seconds:g} s"
+    if not hooks:
+        return f"on, evaluated every {every}, no webhooks"
+    return f"on, evaluated every {every}, webhooks: {', '.join(hook.id for hook in hooks)}"
 
 
 def _admin(gateway: Gateway, token_set: bool, admin_keys: int) -> str:

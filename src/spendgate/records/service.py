@@ -16,6 +16,7 @@ from spendgate.domain.pricing import PriceSource, PricingRecord
 from spendgate.gateway.approvals import ApprovalDesk
 from spendgate.gateway.auth import KeyRing
 from spendgate.governor import Governor
+from spendgate.records.alerts import AlertRecords
 from spendgate.records.approvals import ApprovalRecords
 from spendgate.records.budgets import BudgetRecords
 from spendgate.records.keys import KeyRecords
@@ -45,6 +46,7 @@ class RuntimeRecords:
         self.pricing = PriceRecords(self._live, journal)
         self.keys = KeyRecords(config, keys, KeyRepository(journal.engine))
         self.approvals = ApprovalRecords(self._live, journal, desk)
+        self.alerts = AlertRecords(journal)
 
     def load(self) -> None:
         """Apply the stored runtime budgets, price overrides and keys to the running state."""

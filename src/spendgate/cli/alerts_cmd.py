@@ -1,0 +1,148 @@
+"""``spendgate alerts``: list, show, ack — through the admin API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+
+from spendgate.cli.client import record_path
+from spendgate.cli.output import (
+    Column,
+    JsonOption,
+    cli_errors,
+    console,
+    print_json,
+    print_table,
+    short_time,
+    time_note,
+)
+
+__all__ = ["alerts_app"]
+
+alerts_app = typer.Typer(
+    help="Alerts: budgets, cost spikes, spend rates, forecasts, providers, unpriced models.",
+    no_args_is_help=True,
+)
+
+_COLUMNS = [
+    Column("id", "id"),
+    Column("severity", "severity"),
+    Column("summary", "summary", wrap=True),
+    Column("state", "state", priority=1),
+    Column("occurrences", "count", priority=2),
+    Column("seen", "last seen", priority=3),
+    Column("kind", "kind", priority=4),
+    Column("scope", "scope", priority=5),
+]
+
+
+def _row(alert: Mapping[str, Any]) -> dict[str, Any]:
+    return {**alert, "seen": short_time(alert["last_seen"])}
+
+
+def _show(alert: Mapping[str, Any]) -> None:
+    console.print(
+        f"Alert [bold]{alert['id']}[/bold]: {alert['state']}, {alert['severity']} "
+        f"{alert['kind']} — {alert['scope']}",
+        highlight=False,
+    )
+    console.print(alert["summary"], highlight=False)
+    console.print(f"Why: {alert['reason']}", highlight=False)
+    console.print(f"Action: {alert['recommended_action']}", highlight=False)
+    seen = (
+        f"Seen {alert['occurrences']:,} time(s), first {short_time(alert['first_seen'])}, "
+        f"last {short_time(alert['last_seen'])} ({time_note()})"
+    )
+    console.print(seen, highlight=False)
+    if alert.get("acknowledged_by"):
+        console.print(
+            f"Acknowledged by {alert['acknowledged_by']} at {short_time(alert['acknowledged_at'])}",
+            highlight=False,
+        )
+    if alert.get("resolved_at"):
+        console.print(f"Resolved at {short_time(alert['resolved_at'])}", highlight=False)
+    deliveries = [
+        {
+            **delivery,
+            "when": short_time(delivery["created_at"]),
+            "answer": delivery.get("last_error") or str(delivery.get("last_status") or "—"),
+        }
+        for delivery in alert.get("deliveries", [])
+    ]
+    print_table(
+        deliveries,
+        [
+            Column("when", "when"),
+            Column("webhook_id", "webhook"),
+            Column("event", "event"),
+            Column("state", "state"),
+            Column("attempts", "attempts", priority=1),
+            Column("answer", "last answer", priority=2, wrap=True),
+            Column("id", "delivery id", priority=3),
+        ],
+        title=f"deliveries ({time_note()})",
+    )
+
+
+@alerts_app.command("list")
+def list_command(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="open, acknowledged or resolved.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="budget_threshold, cost_spike, provider_health, …")
+    ] = None,
+    severity: Annotated[str | None, typer.Option(help="info, warning or critical.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1, max=1000)] = 100,
+    json_output: JsonOption = False,
+) -> None:
+    """Alerts you may see, most recently seen first."""
+    from spendgate.cli.client import client_from
+
+    params = {"state": state, "kind": kind, "severity": severity, "limit": limit}
+    with cli_errors():
+        answer = client_from(ctx).get(
+            "/alerts", params={k: v for k, v in params.items() if v is not None}
+        )
+    if json_output:
+        print_json(answer)
+        return
+    print_table([_row(a) for a in answer["data"]], _COLUMNS, title=f"alerts ({time_note()})")
+
+
+@alerts_app.command("show")
+def show_command(
+    ctx: typer.Context,
+    alert_id: Annotated[str, typer.Argument(help="The alert's id (alr_…).")],
+    json_output: JsonOption = False,
+) -> None:
+    """One alert: why, what to do, and its webhook deliveries."""
+    from spendgate.cli.client import client_from
+
+    with cli_errors():
+        answer = client_from(ctx).get(record_path("alerts", alert_id))
+    if json_output:
+        print_json(answer)
+    else:
+        _show(answer)
+
+
+@alerts_app.command("ack")
+def ack_command(
+    ctx: typer.Context,
+    alert_id: Annotated[str, typer.Argument(help="The alert's id (alr_…).")],
+    json_output: JsonOption = False,
+) -> None:
+    """Acknowledge an alert: someone is on it, no reminders until it resolves."""
+    from spendgate.cli.client import client_from
+
+    with cli_errors():
+        answer = client_from(ctx).post(record_path("alerts", alert_id, "ack"))
+    if json_output:
+        print_json(answer)
+    else:
+        console.print(
+            f"Alert {answer['id']} is {answer['state']} (by {answer['acknowledged_by']}).",
+            highlight=False,
+        )
