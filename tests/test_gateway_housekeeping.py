@@ -116,5 +116,8 @@ def test_retention_deletes_old_decisions_and_counters_but_keeps_rollups(
     # The rollups of the deleted decisions' hour are kept: history stays in the console.
     assert served.journal.usage_totals(old_hour, old_hour + timedelta(hours=1)) == [old_rollup]
     assert eventually(
-        lambda: any("retention: deleted 1 decision(s)" in r.getMessage() for r in caplog.records)
+        lambda: any(
+            "retention: deleted 1 decision(s) and 0 finished" in r.getMessage()
+            for r in caplog.records
+        )
     )

@@ -114,3 +114,36 @@ def test_listing_filters(journal: Journal) -> None:
         "budget_threshold"
     ]
     assert journal.alerts.get("alr_missing") is None
+
+
+def test_finished_deliveries_are_pruned_and_pending_ones_kept(journal: Journal) -> None:
+    from spendgate.store.outbox import OutboxItem
+    from spendgate.store.records import DeliveryState
+
+    journal.outbox.add(
+        [OutboxItem("hook", "alert.opened", f"alr_{n}", b"{}") for n in range(3)], now=NOW
+    )
+    first, second, third = journal.outbox.due(NOW)
+    journal.outbox.record_attempt(first.id, state=DeliveryState.DELIVERED, status=200,
+                                  error=None, now=NOW)  # fmt: skip
+    journal.outbox.record_attempt(second.id, state=DeliveryState.FAILED, status=410,
+                                  error="HTTP 410", now=NOW + timedelta(days=2))  # fmt: skip
+    assert journal.outbox.prune(NOW + timedelta(days=1)) == 1
+    assert journal.outbox.get(first.id) is None
+    assert journal.outbox.get(second.id) is not None
+    assert journal.outbox.counts() == {"failed": 1, "pending": 1}
+    assert journal.outbox.prune(NOW + timedelta(days=30)) == 1
+    assert [d.id for d in journal.outbox.due(NOW + timedelta(days=30))] == [third.id]
+
+
+def test_pending_work_says_what_an_idle_notifier_needs_in_one_query(journal: Journal) -> None:
+    from spendgate.store.outbox import OutboxItem
+
+    journal.outbox.start_relay()
+    assert journal.outbox.pending_work() == (False, None)
+    journal.outbox.add([OutboxItem("hook", "alert.opened", "alr_1", b"{}")], now=NOW)
+    assert journal.outbox.pending_work() == (False, NOW)
+    approval, _ = journal.approvals.create_or_get_pending("usage-budget:b", "alice", now=NOW)
+    assert journal.outbox.pending_work() == (True, NOW)
+    assert journal.outbox.relay_approval_events(lambda a, e: ()) == 1
+    assert journal.outbox.pending_work() == (False, NOW)

@@ -43,7 +43,7 @@ from spendgate.domain.alerts import (
     provider_condition,
     unpriced_condition,
 )
-from spendgate.domain.budgets import BudgetPolicy, counters_for
+from spendgate.domain.budgets import BudgetPolicy, BudgetStatus, counters_for
 from spendgate.domain.health import CircuitState, HealthBoard
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.routing import HealthState, RoutingDecision
@@ -65,6 +65,10 @@ MAX_CATCH_UP_HOURS = 168
 # Requests without a tenant (library callers naming no key, project or principal).
 _GLOBAL_SCOPE = f"{ScopeKind.GLOBAL.value}:{GLOBAL_MEMBER}"
 _QUIET_KINDS = frozenset({AlertKind.COST_SPIKE, AlertKind.UNPRICED_MODEL})
+
+
+_OK = BudgetStatus.OK
+_UNKNOWN = "\0"  # not in the tenant cache yet (a tenant is never this)
 
 
 class Seen(NamedTuple):
@@ -119,11 +123,20 @@ class _Active:
 
 
 class _Outcome(NamedTuple):
-    decision: RoutingDecision
+    """What the detector needs of one request, taken on the request path. Not the decision
+    itself: holding it would move the freeing of every decision into the detector's pass, a
+    burst of work on the event loop (7 ms per 1,000 requests, measured), where the request
+    path frees it bit by bit."""
+
+    budgets: tuple[tuple[str, str], ...]  # (policy id, member) worth a look
+    refusing: tuple[tuple[str, str], ...]  # those that refused it (a refused request only)
+    refused: bool
     cost: Decimal | None  # None: refused, or unpriced
     unpriced: bool
-    refused_policy: str | None
-    refused: bool
+    caller: tuple[str | None, str | None, str | None]  # project, principal, key
+    model: str
+    provider: str
+    decision_id: str
 
 
 class AlertDetector:
@@ -158,14 +171,38 @@ class AlertDetector:
         self._baselines: dict[str, tuple[int, SpendBaseline]] = {}
         self._providers: dict[str, HealthHysteresis] = {}
         self._refusals: dict[str, datetime] = {}  # exhaustion key → last refusal
+        # (project, principal, key) → tenant, computed once per caller.
+        self._tenants: dict[tuple[str | None, str | None, str | None], str | None] = {}
 
     # -- the request path: record and return ---------------------------------------------
 
     def settled(self, decision: RoutingDecision, cost: Decimal | None, unpriced: bool) -> None:
-        self._push(_Outcome(decision, cost, unpriced, None, False))
+        # OK at planning: even its upper bound stayed under every threshold and limit, so
+        # settling it crossed none (a full pass catches an actual above the bound).
+        budgets = tuple(
+            [(e.policy.id, e.member) for e in decision.budget_evaluations if e.status is not _OK]
+        )
+        scopes = decision.scopes
+        caller = (scopes.project, scopes.principal, scopes.api_key)
+        self._push(
+            _Outcome(budgets, (), False, cost, unpriced, caller, decision.target_model,
+                     decision.target_provider, decision.id)
+        )  # fmt: skip
 
     def refused(self, decision: RoutingDecision, policy_id: str | None) -> None:
-        self._push(_Outcome(decision, None, False, policy_id, True))
+        evaluations = decision.budget_evaluations
+        budgets = tuple((e.policy.id, e.member) for e in evaluations)
+        refusing = tuple(
+            (e.policy.id, e.member)
+            for e in evaluations
+            if e.status.stops_request or e.policy.id == policy_id
+        )
+        scopes = decision.scopes
+        caller = (scopes.project, scopes.principal, scopes.api_key)
+        self._push(
+            _Outcome(budgets, refusing, True, None, False, caller, decision.target_model,
+                     decision.target_provider, decision.id)
+        )  # fmt: skip
 
     def _push(self, outcome: _Outcome) -> None:
         if len(self._queue) == self._queue.maxlen:
@@ -207,9 +244,14 @@ class AlertDetector:
         seen: dict[str, Seen] = {}
         touched: defaultdict[tuple[str, str], int] = defaultdict(int)
         refused: set[tuple[str, str]] = set()
+        spent: defaultdict[str, Decimal] = defaultdict(Decimal)  # scope → cost in this pass
         while self._queue:
             outcome = self._queue.popleft()
-            self._outcome(outcome, seen, touched, refused, now)
+            self._outcome(outcome, seen, touched, refused, spent)
+        minute, hour = int(now.timestamp() // 60), int(now.timestamp() // 3600)
+        for scope, cost in spent.items():  # counted when seen: within a pass of its request
+            self._minutes[scope][minute] += float(cost)
+            self._hours[scope][hour] += float(cost)
         policies = {policy.id: policy for policy in self._governor.state.policies}
         for (policy_id, member), count in touched.items():
             policy = policies.get(policy_id)
@@ -239,22 +281,19 @@ class AlertDetector:
         seen: dict[str, Seen],
         touched: defaultdict[tuple[str, str], int],
         refused: set[tuple[str, str]],
-        now: datetime,
+        spent: defaultdict[str, Decimal],
     ) -> None:
-        decision = outcome.decision
-        for evaluation in decision.budget_evaluations:
-            key = (evaluation.policy.id, evaluation.member)
+        for key in outcome.budgets:
             touched[key] += 1
-            if outcome.refused and (
-                evaluation.status.stops_request or evaluation.policy.id == outcome.refused_policy
-            ):
-                refused.add(key)
         if outcome.refused:
+            refused.update(outcome.refusing)
             return
-        scopes = decision.scopes
-        tenant = tenant_of(scopes.project, scopes.principal, scopes.api_key)
+        caller = outcome.caller
+        tenant = self._tenants.get(caller, _UNKNOWN)
+        if tenant is _UNKNOWN:
+            tenant = self._tenants[caller] = tenant_of(*caller)
         if outcome.unpriced:
-            _add(seen, unpriced_condition(decision.target_model, decision.target_provider), None)
+            _add(seen, unpriced_condition(outcome.model, outcome.provider), None)
         cost = outcome.cost
         if cost is None:
             return
@@ -263,12 +302,10 @@ class AlertDetector:
         spec = self._spec
         if is_cost_spike(cost, recent, spec.cost_spike_usd, spec.spike_factor):
             usual = median(recent) if recent else None
-            condition = cost_spike_condition(scope, cost, usual, decision.target_model, decision.id)
+            condition = cost_spike_condition(scope, cost, usual, outcome.model, outcome.decision_id)
             _add(seen, condition, tenant)
         recent.append(cost)
-        at = decision.created_at.timestamp()
-        self._minutes[scope][int(at // 60)] += float(cost)
-        self._hours[scope][int(at // 3600)] += float(cost)
+        spent[scope] += cost
 
     def _budget(
         self, policy: BudgetPolicy, member: str, now: datetime, refused: bool

@@ -109,8 +109,12 @@ class WebhookNotifier:
 
     async def send_due(self) -> datetime | None:
         """Relay new approval events, then attempt every due delivery; returns when the next
-        pending one is due (None: none is pending)."""
-        await asyncio.to_thread(self._outbox.relay_approval_events, self._announcer.approval)
+        pending one is due (None: none is pending). Idle, it is one query."""
+        events_waiting, next_due = await asyncio.to_thread(self._outbox.pending_work)
+        if events_waiting:
+            await asyncio.to_thread(self._outbox.relay_approval_events, self._announcer.approval)
+        elif next_due is None or next_due > datetime.now(UTC):
+            return next_due
         due = await asyncio.to_thread(self._outbox.due, limit=100)
         limit = asyncio.Semaphore(CONCURRENCY)
 
@@ -119,7 +123,7 @@ class WebhookNotifier:
                 await self._attempt(delivery)
 
         await asyncio.gather(*(attempt(delivery) for delivery in due))
-        return await asyncio.to_thread(self._outbox.next_due)
+        return (await asyncio.to_thread(self._outbox.pending_work))[1]
 
     async def _attempt(self, delivery: Delivery) -> None:
         hook = self._hooks.get(delivery.webhook_id)

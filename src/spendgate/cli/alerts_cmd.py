@@ -11,6 +11,7 @@ from spendgate.cli.client import record_path
 from spendgate.cli.output import (
     Column,
     JsonOption,
+    call_and_show,
     cli_errors,
     console,
     print_json,
@@ -118,14 +119,7 @@ def show_command(
     json_output: JsonOption = False,
 ) -> None:
     """One alert: why, what to do, and its webhook deliveries."""
-    from spendgate.cli.client import client_from
-
-    with cli_errors():
-        answer = client_from(ctx).get(record_path("alerts", alert_id))
-    if json_output:
-        print_json(answer)
-    else:
-        _show(answer)
+    call_and_show(ctx, lambda api: api.get(record_path("alerts", alert_id)), json_output, _show)
 
 
 @alerts_app.command("ack")
@@ -135,14 +129,13 @@ def ack_command(
     json_output: JsonOption = False,
 ) -> None:
     """Acknowledge an alert: someone is on it, no reminders until it resolves."""
-    from spendgate.cli.client import client_from
+    call_and_show(
+        ctx, lambda api: api.post(record_path("alerts", alert_id, "ack")), json_output, _acked
+    )
 
-    with cli_errors():
-        answer = client_from(ctx).post(record_path("alerts", alert_id, "ack"))
-    if json_output:
-        print_json(answer)
-    else:
-        console.print(
-            f"Alert {answer['id']} is {answer['state']} (by {answer['acknowledged_by']}).",
-            highlight=False,
-        )
+
+def _acked(alert: Mapping[str, Any]) -> None:
+    console.print(
+        f"Alert {alert['id']} is {alert['state']} (by {alert['acknowledged_by']}).",
+        highlight=False,
+    )

@@ -11,6 +11,7 @@ from spendgate.cli.client import record_path
 from spendgate.cli.output import (
     Column,
     JsonOption,
+    call_and_show,
     cli_errors,
     console,
     print_json,
@@ -133,14 +134,9 @@ def show_command(
     json_output: JsonOption = False,
 ) -> None:
     """One request: what was blocked, the decision and its history."""
-    from spendgate.cli.client import client_from
-
-    with cli_errors():
-        answer = client_from(ctx).get(record_path("approvals", approval_id))
-    if json_output:
-        print_json(answer)
-    else:
-        _show(answer)
+    call_and_show(
+        ctx, lambda api: api.get(record_path("approvals", approval_id)), json_output, _show
+    )
 
 
 @approvals_app.command("request")
@@ -155,19 +151,20 @@ def request_command(
     json_output: JsonOption = False,
 ) -> None:
     """Ask ahead for an override of a budget that applies to your key."""
-    from spendgate.cli.client import client_from
 
     body: dict[str, Any] = {"policy_id": policy, "reason": reason}
     if amount is not None:
         body["amount"] = amount
     if session is not None:
         body["session_id"] = session
-    with cli_errors():
-        answer = client_from(ctx).post("/approvals", json=body)
-    if json_output:
-        print_json(answer)
-    else:
-        console.print(f"Approval request [bold]{answer['id']}[/bold] is {answer['state']}.")
+    call_and_show(
+        ctx,
+        lambda api: api.post("/approvals", json=body),
+        json_output,
+        lambda answer: console.print(
+            f"Approval request [bold]{answer['id']}[/bold] is {answer['state']}."
+        ),
+    )
 
 
 @approvals_app.command("approve")
@@ -189,19 +186,20 @@ def approve_command(
     json_output: JsonOption = False,
 ) -> None:
     """Grant a pending request (never your own)."""
-    from spendgate.cli.client import client_from
 
     body: dict[str, Any] = {"scope": scope}
     for key, value in (("until", until), ("session_id", session), ("amount", amount),
                        ("note", note)):  # fmt: skip
         if value is not None:
             body[key] = value
-    with cli_errors():
-        answer = client_from(ctx).post(record_path("approvals", approval_id, "approve"), json=body)
-    if json_output:
-        print_json(answer)
-    else:
-        console.print(f"Approved {answer['id']} ({answer['scope']}).", highlight=False)
+    call_and_show(
+        ctx,
+        lambda api: api.post(record_path("approvals", approval_id, "approve"), json=body),
+        json_output,
+        lambda answer: console.print(
+            f"Approved {answer['id']} ({answer['scope']}).", highlight=False
+        ),
+    )
 
 
 @approvals_app.command("deny")
@@ -212,13 +210,12 @@ def deny_command(
     json_output: JsonOption = False,
 ) -> None:
     """Deny a pending request."""
-    from spendgate.cli.client import client_from
 
-    with cli_errors():
-        answer = client_from(ctx).post(
+    call_and_show(
+        ctx,
+        lambda api: api.post(
             record_path("approvals", approval_id, "deny"), json={"reason": reason}
-        )
-    if json_output:
-        print_json(answer)
-    else:
-        console.print(f"Denied {answer['id']}.", highlight=False)
+        ),
+        json_output,
+        lambda answer: console.print(f"Denied {answer['id']}.", highlight=False),
+    )

@@ -151,6 +151,7 @@ async def _demo(port: int, mock_port: int, serve: bool) -> None:
         journal.flush(10)
         _summary(console, results, journal)
         await _approval(console, base, keys["SPENDGATE_DEMO_KEY"], admin_token, port)
+        await _alerts(console, base, admin_token, port)
         key = keys["SPENDGATE_DEMO_KEY"]
         body = '{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
         _lines(
@@ -189,6 +190,7 @@ def _cli_hints(console: Console, base: str, port: int, admin_token: str) -> None
         f"spendgate {url}decisions list",
         f"spendgate {url}budgets list",
         f"spendgate {url}usage summary",
+        f"spendgate {url}alerts list",
     )
     _lines(
         console,
@@ -303,6 +305,32 @@ async def _approval(console: Console, base: str, key: str, admin_token: str, por
         f"  approved once ({approved.status}), as an approver would with:",
         f"    {cli}approvals approve {approval_id} --scope once",
         f"  retried: {retry.status}, decision {decision_id} (budget_override_applied)",
+    )
+
+
+async def _alerts(console: Console, base: str, admin_token: str, port: int) -> None:
+    """The alerts the traffic above raised (the detector looks at requests within a second
+    of them, off the request path)."""
+    admin = {"authorization": f"Bearer {admin_token}"}
+    found: list[dict[str, str]] = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(30):
+            async with session.get(
+                f"{base}/api/v1/alerts", params={"state": "open"}, headers=admin
+            ) as listed:
+                found = orjson.loads(await listed.read())["data"]
+            if found:
+                break
+            await asyncio.sleep(0.1)
+    if not found:
+        return
+    cli = "spendgate " + ("" if port == 8787 else f"--url {base} ")
+    _lines(
+        console,
+        "",
+        "Alerts raised by this traffic (delivered to webhooks when configured):",
+        *(f"  {alert['severity']}: {alert['summary']}" for alert in found),
+        f"  see them with: {cli}alerts list",
     )
 
 

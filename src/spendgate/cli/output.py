@@ -10,12 +10,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from spendgate.cli.table import Column
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from spendgate.cli.client import AdminClient
 
 __all__ = [
     "Column",
@@ -195,3 +200,21 @@ def cli_errors() -> Iterator[None]:
         yield
     except AdminClientError as error:
         fail(str(error))
+
+
+def call_and_show(
+    ctx: typer.Context,
+    call: Callable[[AdminClient], Any],
+    json_output: bool,
+    show: Callable[[Any], None],
+) -> None:
+    """One admin API call: its answer as JSON with ``--json``, else as ``show`` renders it;
+    an error is one clear line and exit code 1."""
+    from spendgate.cli.client import client_from
+
+    with cli_errors():
+        answer = call(client_from(ctx))
+    if json_output:
+        print_json(answer)
+    else:
+        show(answer)

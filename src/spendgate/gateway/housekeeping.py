@@ -7,7 +7,8 @@
 * **Ledger windows** (every ``prune_interval_s``, in a worker thread): counters of windows no
   budget reads any more are dropped from memory, so it does not grow with history.
 * **Retention** (every ``retention_interval_s``, in a worker thread, with a journal): raw
-  decisions older than ``keep_decisions`` are deleted (the hourly rollups stay), and so are
+  decisions and finished webhook deliveries older than ``keep_decisions`` are deleted (the
+  hourly rollups stay; alerts are kept), and so are
   stored counters of windows older than every budget's oldest live window.
 """
 
@@ -115,11 +116,13 @@ class Housekeeping:
 
 def _prune_journal(journal: Journal, before: datetime | None, oldest: str | None) -> None:
     decisions = journal.prune_decisions(before) if before is not None else 0
+    deliveries = journal.outbox.prune(before) if before is not None else 0
     counters = journal.prune_counters(oldest) if oldest is not None else 0
     log.info(
-        "retention: deleted %d decision(s) created before %s and %d counter(s) of windows "
-        "before %s",
+        "retention: deleted %d decision(s) and %d finished webhook delivery(ies) from before "
+        "%s, and %d counter(s) of windows before %s",
         decisions,
+        deliveries,
         before.isoformat(timespec="seconds") if before is not None else "(kept forever)",
         counters,
         oldest or "(no budgets)",

@@ -114,14 +114,25 @@ class WebhookOutbox:
         with self._engine.connect() as connection:
             return [_delivery(row) for row in connection.execute(query).mappings()]
 
-    def next_due(self) -> datetime | None:
-        """When the earliest pending delivery is due (None: nothing is pending)."""
-        query = select(func.min(_T.c.next_attempt_at)).where(
-            _T.c.state == DeliveryState.PENDING.value
+    def pending_work(self) -> tuple[bool, datetime | None]:
+        """(whether approval events wait to be relayed, when the earliest pending delivery is
+        due — None: nothing is pending), in one round trip: what an idle notifier asks."""
+        events = schema.approval_events
+        cursor = schema.outbox_cursors
+        position = (
+            select(cursor.c.position).where(cursor.c.name == _APPROVAL_CURSOR).scalar_subquery()
+        )
+        query = select(
+            select(events.c.id).where(events.c.id > position).limit(1).exists(),
+            select(func.min(_T.c.next_attempt_at))
+            .where(_T.c.state == DeliveryState.PENDING.value)
+            .scalar_subquery(),
         )
         with self._engine.connect() as connection:
-            at: datetime | None = connection.execute(query).scalar()
-        return at
+            waiting, due = connection.execute(query).one()
+        if isinstance(due, str):  # SQLite: an aggregate loses the column's type
+            due = datetime.fromisoformat(due).replace(tzinfo=UTC)
+        return bool(waiting), due
 
     def record_attempt(
         self,
@@ -158,6 +169,17 @@ class WebhookOutbox:
         with self._engine.connect() as connection:
             row = connection.execute(select(_T).where(_T.c.id == delivery_id)).mappings().first()
         return None if row is None else _delivery(row)
+
+    def prune(self, before: datetime) -> int:
+        """Delete deliveries that finished (delivered or failed) before ``before``; pending
+        ones stay whatever their age."""
+        with self._write.begin() as connection:
+            result = connection.execute(
+                _T.delete().where(
+                    _T.c.state != DeliveryState.PENDING.value, _T.c.finished_at < before
+                )
+            )
+            return int(result.rowcount)
 
     def counts(self) -> dict[str, int]:
         """Deliveries by state."""
