@@ -143,7 +143,7 @@ def test_pending_work_says_what_an_idle_notifier_needs_in_one_query(journal: Jou
     assert journal.outbox.pending_work() == (False, None)
     journal.outbox.add([OutboxItem("hook", "alert.opened", "alr_1", b"{}")], now=NOW)
     assert journal.outbox.pending_work() == (False, NOW)
-    approval, _ = journal.approvals.create_or_get_pending("usage-budget:b", "alice", now=NOW)
+    journal.approvals.create_or_get_pending("usage-budget:b", "alice", now=NOW)
     assert journal.outbox.pending_work() == (True, NOW)
     assert journal.outbox.relay_approval_events(lambda a, e: ()) == 1
     assert journal.outbox.pending_work() == (False, NOW)
