@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import gateway_bench as gb  # noqa: E402 (the sibling module, found through the path above)
+import gateway_bench as gb  # the sibling module, found through the path above
 
 ALERTING_BUDGET = """
   - {id: bench-alerting, scope: {kind: global}, metric: requests, interval: daily,
@@ -116,6 +116,15 @@ def summarize(
                 **measured,
                 "added_p50_ms": round(measured["p50_ms"] - direct["p50_ms"], 3),
                 "added_p99_ms": round(measured["p99_ms"] - direct["p99_ms"], 3),
+                # Each round's own (added = that round's gateway − that round's direct).
+                "rounds_added_p50_ms": [
+                    round(g["latency"]["p50_ms"] - d["latency"]["p50_ms"], 3)
+                    for g, d in zip(runs[name], runs["direct"], strict=True)
+                ],
+                "rounds_added_p99_ms": [
+                    round(g["latency"]["p99_ms"] - d["latency"]["p99_ms"], 3)
+                    for g, d in zip(runs[name], runs["direct"], strict=True)
+                ],
             }
         row["on_minus_off"] = {
             key: round(row["alerts-on"][key] - row["alerts-off"][key], 3)
@@ -134,6 +143,11 @@ def print_table(results: dict[str, Any]) -> None:
             print(f"  {name:22}{figures['added_p50_ms']:>14.3f}{figures['added_p99_ms']:>14.3f}")
         diff = row["on_minus_off"]
         print(f"  {'on − off':22}{diff['added_p50_ms']:>14.3f}{diff['added_p99_ms']:>14.3f}")
+        for name in ("alerts-on", "alerts-off"):
+            rounds = row[name]
+            p50s = " ".join(f"{value:.2f}" for value in rounds["rounds_added_p50_ms"])
+            p99s = " ".join(f"{value:.1f}" for value in rounds["rounds_added_p99_ms"])
+            print(f"    {name} per round: p50 {p50s} · p99 {p99s}")
 
 
 if __name__ == "__main__":

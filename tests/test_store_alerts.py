@@ -10,14 +10,20 @@ from typing import Any
 
 import pytest
 
+from postgres_support import throwaway_postgres
 from spendgate.store import Alert, AlertState, Journal
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    with Journal(f"sqlite:///{tmp_path / 'alerts.db'}") as opened:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
+    """Each test on SQLite and on PostgreSQL (skipped, saying why, without a server)."""
+    if request.param == "sqlite":
+        with Journal(f"sqlite:///{tmp_path / 'alerts.db'}") as opened:
+            yield opened
+        return
+    with throwaway_postgres() as url, Journal(url) as opened:
         yield opened
 
 
