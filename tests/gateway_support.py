@@ -27,7 +27,8 @@ from multidict import CIMultiDict
 
 from spendgate.config import parse_config
 from spendgate.domain.budgets import CounterState, counters_for
-from spendgate.gateway.app import Gateway, create_gateway
+from spendgate.gateway.app import Gateway
+from spendgate.gateway.compose import create_gateway
 from spendgate.ledger.memory import MemoryLedger
 from spendgate.mock_upstream.runner import MockUpstreamThread
 from spendgate.store.journal import Journal

@@ -15,7 +15,7 @@ import pytest
 from admin_support import ADMIN_TOKEN, CONFIG, ENV
 from gateway_support import serve
 from spendgate.config import parse_config
-from spendgate.gateway.app import create_gateway
+from spendgate.gateway.compose import create_gateway
 from spendgate.store.journal import Journal
 
 BUSY_TIMEOUT_MS = 300

@@ -18,7 +18,8 @@ from gateway_support import HELLO, http, serve
 from spendgate.config import parse_config
 from spendgate.config.schema import DEFAULT_MAX_BODY_BYTES
 from spendgate.domain.budgets import CounterKey
-from spendgate.gateway.app import Gateway, create_gateway
+from spendgate.gateway.app import Gateway
+from spendgate.gateway.compose import create_gateway
 from spendgate.mock_upstream.runner import MockUpstreamThread
 
 CONFIG = """

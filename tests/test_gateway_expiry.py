@@ -10,7 +10,7 @@ from typing import Any
 from spendgate.config import load_config
 from spendgate.domain.budgets import CounterKey
 from spendgate.domain.reservations import ReservationLine
-from spendgate.gateway.app import create_gateway
+from spendgate.gateway.compose import create_gateway
 
 
 def test_lifespan_sweeps_expired_reservations() -> None:

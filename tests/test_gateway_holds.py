@@ -26,7 +26,7 @@ from gateway_support import (
 from spendgate.config import parse_config
 from spendgate.domain.budgets import CounterKey, counters_for
 from spendgate.domain.reservations import ReservationLine
-from spendgate.gateway.app import create_gateway
+from spendgate.gateway.compose import create_gateway
 from spendgate.mock_upstream.runner import MockUpstreamThread
 
 TTL = timedelta(milliseconds=400)

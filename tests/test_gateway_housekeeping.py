@@ -26,7 +26,7 @@ from spendgate.config import parse_config
 from spendgate.domain.budgets import CounterKey, counters_for
 from spendgate.domain.pricing import Usage
 from spendgate.domain.scopes import RequestScopes
-from spendgate.gateway.app import create_gateway
+from spendgate.gateway.compose import create_gateway
 from spendgate.mock_upstream.runner import MockUpstreamThread
 from spendgate.store import schema
 from spendgate.store.journal import Journal

@@ -23,7 +23,7 @@ from gateway_support import (
     settled,
 )
 from spendgate.config import parse_config
-from spendgate.gateway.app import create_gateway
+from spendgate.gateway.compose import create_gateway
 from spendgate.mock_upstream.runner import MockUpstreamThread
 from spendgate.store.journal import Journal
 from spendgate.store.writer import WriterSettings

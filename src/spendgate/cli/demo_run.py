@@ -27,7 +27,7 @@ from rich.table import Table
 from spendgate.config import Config, load_config
 from spendgate.domain.models import ProviderKind
 from spendgate.domain.pricing import Usage
-from spendgate.gateway.app import create_gateway
+from spendgate.gateway.compose import create_gateway
 from spendgate.mock_upstream.runner import MockUpstream
 from spendgate.store.journal import Journal
 

@@ -70,7 +70,7 @@ def serve_command(
             err=True,
         )
         raise typer.Exit(2)
-    from spendgate.gateway.app import create_gateway
+    from spendgate.gateway.compose import create_gateway
     from spendgate.gateway.startup import log_startup
     from spendgate.logs import configure
     from spendgate.store.journal import Journal

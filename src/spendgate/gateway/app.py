@@ -1,59 +1,42 @@
-"""The gateway ASGI application: proxy routes, /v1/models, /healthz, /metrics, and the admin
-API under /api/.
+"""The gateway ASGI application: proxy routes, /v1/models, /healthz, /metrics, and the apps
+mounted beside them (the admin API under /api, the console under /console; see ``compose``).
 
-Plain ASGI on the proxy path (no framework, no pydantic): the routing table is a dict. The
-admin API is a FastAPI app built on the first /api/ request, so a gateway nobody administers
-never imports FastAPI.
+Plain ASGI on the proxy path (no framework, no pydantic): the routing table is a dict. Mounted
+apps are built on their first request (``Mount``), so this module imports neither.
 """
 
 from __future__ import annotations
 
 import gc
-import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import orjson
 
-from spendgate.config import Config
 from spendgate.config.schema import DEFAULT_MAX_BODY_BYTES
-from spendgate.domain.keys import ADMIN_TOKEN_ENV, ApiKey
+from spendgate.domain.keys import ApiKey
 from spendgate.domain.requests import Protocol
 from spendgate.gateway.approvals import ApprovalDesk
 from spendgate.gateway.asgi import HeaderEncodingError, Receive, Scope, Send, header_map, respond
-from spendgate.gateway.auth import KeyRing, digest, presented_key
+from spendgate.gateway.auth import KeyRing, presented_key
 from spendgate.gateway.errors import bad_request, invalid_api_key
 from spendgate.gateway.housekeeping import Housekeeping, HousekeepingSettings
 from spendgate.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
+from spendgate.gateway.mounts import Mount
 from spendgate.gateway.proxy import ChatProxy
 from spendgate.governor import Governor
 from spendgate.providers.registry import UpstreamRegistry
-from spendgate.store.journal import Journal
 
 if TYPE_CHECKING:
     from spendgate.admin.context import AdminContext
     from spendgate.alerting import AlertService
 
-__all__ = ["DEFAULT_ADMIN_MAX_BODY", "Gateway", "create_gateway"]
-
-# Admin bodies are small records (a budget, a price, an explain request).
-DEFAULT_ADMIN_MAX_BODY = 1024 * 1024
+__all__ = ["Gateway"]
 
 _NOT_FOUND = orjson.dumps(
     {"error": {"message": "Not found.", "type": "invalid_request_error", "code": "not_found"}}
-)
-_NO_ADMIN = orjson.dumps(
-    {
-        "error": {
-            "message": "The admin API needs the gateway's journal (database); this gateway "
-            "was started without one.",
-            "type": "api_error",
-            "code": "admin_unavailable",
-            "param": None,
-        }
-    }
 )
 _METHOD_NOT_ALLOWED = orjson.dumps(
     {"error": {"message": "Method not allowed.", "type": "invalid_request_error", "code": None}}
@@ -69,7 +52,7 @@ class Gateway:
         *,
         metrics: GatewayMetrics | None = None,
         max_body: int = DEFAULT_MAX_BODY_BYTES,
-        admin_max_body: int = DEFAULT_ADMIN_MAX_BODY,
+        mounts: Sequence[Mount] = (),
         housekeeping: HousekeepingSettings | None = None,
         admin: AdminContext | None = None,
         approvals: ApprovalDesk | None = None,
@@ -94,8 +77,7 @@ class Gateway:
         self.housekeeping = housekeeping or HousekeepingSettings()
         self._housekeeping: Housekeeping | None = None
         self.admin = admin
-        self.admin_max_body = admin_max_body
-        self._admin_app: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
+        self._mounts = tuple(mounts)
         self._routes = {
             "/v1/chat/completions": ("POST", Protocol.OPENAI),
             "/v1/messages": ("POST", Protocol.ANTHROPIC),
@@ -117,8 +99,6 @@ class Gateway:
             await self.proxy.handle(scope, receive, send, route[1])
         elif path == "/v1/models" and method == "GET":
             await self._models(scope, send)
-        elif path.startswith("/api/"):
-            await self._admin(scope, receive, send)
         elif path == "/healthz":
             await self._health(send)
         elif path == "/metrics":
@@ -126,19 +106,11 @@ class Gateway:
                 send, 200, self.metrics.render(), content_type=CONTENT_TYPE_LATEST.encode()
             )
         else:
+            for mount in self._mounts:
+                if mount.matches(path):
+                    await mount(scope, receive, send)
+                    return
             await respond(send, 404, _NOT_FOUND)
-
-    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.admin is None:
-            await respond(send, 503, _NO_ADMIN)
-            return
-        if self._admin_app is None:
-            from spendgate.admin.app import create_admin_app
-            from spendgate.admin.gate import AdminGate
-
-            app = create_admin_app(self.admin)
-            self._admin_app = AdminGate(app, self.admin, self.admin_max_body)
-        await self._admin_app(scope, receive, send)
 
     async def _models(self, scope: Scope, send: Send) -> None:
         try:
@@ -213,95 +185,3 @@ class Gateway:
                     self.governor.journal.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def create_gateway(
-    config: Config,
-    environ: Mapping[str, str] | None = None,
-    *,
-    journal: Journal | None = None,
-) -> Gateway:
-    """A gateway for ``config``: keys, provider credentials and the admin token
-    (``SPENDGATE_ADMIN_TOKEN``) from ``environ``. With a ``journal`` it serves the admin API,
-    and the records created at runtime (budgets, prices, keys) are loaded from it first."""
-    env = os.environ if environ is None else environ
-    keys, _missing = KeyRing.from_environment(config.api_keys(), env)
-    governor = Governor.from_config(config, journal=journal)
-    upstreams = UpstreamRegistry(config.providers(), env=env)
-    approvals = ApprovalDesk(
-        journal.approvals if journal is not None else None,
-        pending_ttl=config.approvals.pending_ttl,
-        max_wait_s=config.approvals.max_wait_seconds,
-    )
-    admin = _admin_context(config, governor, keys, upstreams, journal, env, approvals)
-    retention = config.journal
-    housekeeping = HousekeepingSettings(
-        retention_interval_s=retention.prune_every.total_seconds(),
-        keep_decisions=retention.keep_decisions,
-    )
-    return Gateway(
-        governor,
-        keys,
-        upstreams,
-        max_body=config.max_body_bytes,
-        housekeeping=housekeeping,
-        admin=admin,
-        approvals=approvals,
-        alerts=_alert_service(config, governor, keys, upstreams, journal, env),
-    )
-
-
-def _alert_service(
-    config: Config,
-    governor: Governor,
-    keys: KeyRing,
-    upstreams: UpstreamRegistry,
-    journal: Journal | None,
-    env: Mapping[str, str],
-) -> AlertService | None:
-    """Alerts are records: without a journal there is nowhere to keep them."""
-    if journal is None or not config.alerts.enabled:
-        return None
-    from spendgate.alerting import (
-        AlertBook,
-        AlertDetector,
-        AlertService,
-        Announcer,
-        WebhookNotifier,
-    )
-
-    spec = config.alerts
-    detector = AlertDetector(governor, upstreams.health, spec, keys.get)
-    book = AlertBook(journal.alerts, Announcer(spec), spec.cooldown)
-    notifier = WebhookNotifier(journal.outbox, spec, env) if spec.all_webhooks() else None
-    return AlertService(detector, book, journal.alerts, notifier, spec.evaluate_every_seconds)
-
-
-def _admin_context(
-    config: Config,
-    governor: Governor,
-    keys: KeyRing,
-    upstreams: UpstreamRegistry,
-    journal: Journal | None,
-    env: Mapping[str, str],
-    approvals: ApprovalDesk,
-) -> AdminContext | None:
-    if journal is None:
-        return None
-    from spendgate.admin.context import AdminContext
-    from spendgate.catalog import load_catalog
-    from spendgate.records import RuntimeRecords
-
-    records = RuntimeRecords(config, governor, keys, journal, load_catalog(), approvals)
-    records.load()
-    token = env.get(ADMIN_TOKEN_ENV, "")
-    return AdminContext(
-        config=config,
-        governor=governor,
-        keys=keys,
-        upstreams=upstreams,
-        journal=journal,
-        records=records,
-        admin_token_digest=digest(token) if token else None,
-        started_at=datetime.now(UTC),
-    )

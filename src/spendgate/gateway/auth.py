@@ -87,6 +87,10 @@ class KeyRing:
         key_digest = self._digest_of.get(key_id)
         return None if key_digest is None else self._by_digest.get(key_digest)
 
+    def digest_of(self, key_id: str) -> str | None:
+        """The digest of the secret that authenticates ``key_id`` (None: none does)."""
+        return self._digest_of.get(key_id)
+
     def keys(self) -> list[ApiKey]:
         """Every key a secret authenticates."""
         return list(self._by_digest.values())

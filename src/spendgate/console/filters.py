@@ -1,0 +1,81 @@
+"""The filter bar every console page shares, kept in the URL: a range, a bucket, a timezone
+and the scope filters. Parsed leniently (an unknown value falls back to the default, the page
+still answers) and confined to what the viewer may read, as the admin API confines a query."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from spendgate.admin.auth import Viewer
+from spendgate.domain.timeline import Bucket
+
+__all__ = ["WINDOWS", "Filters"]
+
+# Range choices: label → hours back from now.
+WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30, "90d": 24 * 90}
+_IDS = ("project", "principal", "model")
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    window: str = "24h"
+    bucket: str = "auto"  # auto | hour | day
+    tz: str = "UTC"
+    project: str | None = None
+    principal: str | None = None
+    model: str | None = None
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> Filters:
+        window = query.get("window", "24h")
+        bucket = query.get("bucket", "auto")
+        tz = query.get("tz", "UTC") or "UTC"
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = "UTC"
+        ids = {name: (query.get(name) or "").strip()[:128] or None for name in _IDS}
+        return cls(
+            window=window if window in WINDOWS else "24h",
+            bucket=bucket if bucket in ("auto", "hour", "day") else "auto",
+            tz=tz,
+            **ids,
+        )
+
+    def confined(self, viewer: Viewer) -> Filters:
+        """A non-admin key reads its own project (or principal) only: its filter is set to
+        it, whatever the URL says (the page shows what it may see, never an error)."""
+        restriction = viewer.scope_restriction()
+        return replace(
+            self,
+            project=restriction.get("project", self.project),
+            principal=restriction.get("principal", self.principal),
+        )
+
+    @property
+    def hours(self) -> int:
+        return WINDOWS[self.window]
+
+    @property
+    def time_bucket(self) -> Bucket:
+        if self.bucket == "auto":
+            return Bucket.HOUR if self.hours <= 48 else Bucket.DAY
+        return Bucket(self.bucket)
+
+    def query(self, **changes: str | None) -> str:
+        """The URL query of these filters (with ``changes``), defaults left out."""
+        values = {
+            "window": self.window,
+            "bucket": self.bucket,
+            "tz": self.tz,
+            "project": self.project,
+            "principal": self.principal,
+            "model": self.model,
+            **changes,
+        }
+        defaults = {"window": "24h", "bucket": "auto", "tz": "UTC"}
+        kept = {k: v for k, v in values.items() if v and defaults.get(k) != v}
+        return f"?{urlencode(kept)}" if kept else ""

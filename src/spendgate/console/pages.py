@@ -1,0 +1,265 @@
+"""The console's pages: each reads through the admin API's services as the signed-in viewer
+and renders a template. State changes are plain forms (POST, CSRF token) answered with a
+redirect back to the page, so a reload never repeats them."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from spendgate.admin.approvals import caller_of
+from spendgate.admin.budgets import list_budgets
+from spendgate.admin.decisions import get_decision, list_decisions
+from spendgate.admin.errors import AdminError
+from spendgate.admin.models import list_models, models_status
+from spendgate.console.filters import WINDOWS, Filters
+from spendgate.console.sessions import COOKIE, LIFETIME_S, Session
+from spendgate.console.usage_view import usage_view
+from spendgate.console.web import FormTooLargeError, read_form, secured, url
+from spendgate.domain.approvals import ApprovalScope, ApprovalState
+from spendgate.domain.routing import RoutingAction
+from spendgate.records.errors import RecordError
+from spendgate.store.records import AlertState
+
+if TYPE_CHECKING:
+    from spendgate.console.app import Console
+
+__all__ = [
+    "acknowledge",
+    "alerts",
+    "approvals",
+    "approve",
+    "budgets",
+    "decision",
+    "deny",
+    "insights",
+    "login",
+    "login_form",
+    "logout",
+    "models",
+    "usage",
+]
+
+_LOGIN_COOKIE = "spendgate_console_login"  # the sign-in form's own CSRF token
+
+
+def _cookie_options(request: Request) -> dict[str, Any]:
+    return {
+        "httponly": True,
+        "samesite": "strict",
+        "secure": request.url.scheme == "https",
+        "path": url(""),
+    }
+
+
+# -- signing in ------------------------------------------------------------------------------
+
+
+def login_form(console: Console, request: Request, error: str | None = None) -> Response:
+    token = secrets.token_urlsafe(24)
+    html = console.templates.get_template("login.html").render(csrf=token, error=error)
+    response = secured(HTMLResponse(html, status_code=401 if error else 200))
+    response.set_cookie(_LOGIN_COOKIE, token, max_age=3600, **_cookie_options(request))
+    return response
+
+
+async def login(console: Console, request: Request) -> Response:
+    try:
+        form = await read_form(request)
+    except FormTooLargeError:
+        return secured(Response("The form is too large.", status_code=413))
+    expected = request.cookies.get(_LOGIN_COOKIE, "")
+    token = form.get("csrf", "")
+    if not expected or not hmac.compare_digest(expected, token):
+        return secured(Response("Missing or wrong CSRF token.", status_code=403))
+    credential = form.get("credential", "")
+    signed = console.signer.sign_in(credential) if credential else None
+    if signed is None:
+        return login_form(console, request, "That is not a valid admin token or API key.")
+    cookie, _session = signed
+    response = secured(RedirectResponse(url("/"), status_code=303))
+    response.set_cookie(COOKIE, cookie, max_age=LIFETIME_S, **_cookie_options(request))
+    response.delete_cookie(_LOGIN_COOKIE, path=url(""))
+    return response
+
+
+async def logout(console: Console, request: Request, session: Session) -> Response:
+    response = secured(RedirectResponse(url("/login"), status_code=303))
+    response.delete_cookie(COOKIE, path=url(""))
+    return response
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+async def usage(console: Console, request: Request, session: Session) -> Response:
+    filters = Filters.parse(request.query_params).confined(session.viewer)
+    view = usage_view(console.ctx, session.viewer, filters, caller_of(session.viewer))
+    return console.page(
+        "usage.html",
+        session,
+        request,
+        title="Usage",
+        active="/",
+        view=view,
+        windows=list(WINDOWS),
+        chart_json=orjson.dumps(view.chart).decode(),
+        admin=session.viewer.is_admin,
+    )
+
+
+async def insights(console: Console, request: Request, session: Session) -> Response:
+    filters = Filters.parse(request.query_params).confined(session.viewer)
+    action_name = request.query_params.get("action") or None
+    action = RoutingAction(action_name) if action_name in _ACTIONS else None
+    listed = list_decisions(
+        console.ctx,
+        session.viewer,
+        project=filters.project,
+        principal=filters.principal,
+        model=filters.model,
+        action=action,
+        limit=100,
+    )
+    return console.page(
+        "insights.html",
+        session,
+        request,
+        title="Insights",
+        active="/insights",
+        decisions=listed.data,
+        actions=sorted(_ACTIONS),
+        action=action.value if action else "",
+        filters=filters,
+    )
+
+
+_ACTIONS = {action.value for action in RoutingAction}
+
+
+async def decision(console: Console, request: Request, session: Session) -> Response:
+    decision_id = request.path_params["decision_id"]
+    try:
+        detail = get_decision(console.ctx, session.viewer, decision_id)
+    except AdminError as error:
+        return _problem(console, request, session, error.status, error.message)
+    return console.page(
+        "decision.html", session, request, title=f"Decision {decision_id}",
+        active="/insights", d=detail,
+    )  # fmt: skip
+
+
+async def budgets(console: Console, request: Request, session: Session) -> Response:
+    listed = list_budgets(console.ctx, session.viewer)
+    return console.page(
+        "budgets.html", session, request, title="Budgets", active="/budgets",
+        budgets=listed.data,
+    )  # fmt: skip
+
+
+async def approvals(console: Console, request: Request, session: Session) -> Response:
+    caller = caller_of(session.viewer)
+    records = console.ctx.records.approvals
+    pending = records.find(caller, state=ApprovalState.PENDING, limit=200)
+    history = [a for a in records.find(caller, limit=100) if a.state is not ApprovalState.PENDING]
+    return console.page(
+        "approvals.html", session, request, title="Approvals", active="/approvals",
+        pending=pending, history=history, error=request.query_params.get("error"),
+        may_decide={a.id: caller.may_decide(a) and a.requester != caller.requester
+                    for a in pending},
+    )  # fmt: skip
+
+
+async def alerts(console: Console, request: Request, session: Session) -> Response:
+    caller = caller_of(session.viewer)
+    records = console.ctx.records.alerts
+    state_name = request.query_params.get("state") or None
+    state = AlertState(state_name) if state_name in {s.value for s in AlertState} else None
+    found = records.find(caller, state=state, limit=200)
+    deliveries = {alert.id: records.get(caller, alert.id)[1] for alert in found[:50]}
+    return console.page(
+        "alerts.html", session, request, title="Alerts", active="/alerts", alerts=found,
+        deliveries=deliveries, state=state.value if state else "",
+        error=request.query_params.get("error"),
+    )  # fmt: skip
+
+
+async def models(console: Console, request: Request, session: Session) -> Response:
+    status = models_status(console.ctx, session.viewer)
+    listed = list_models(request, console.ctx, session.viewer)
+    return console.page(
+        "models.html", session, request, title="Models", active="/models",
+        status=status, models=listed.data,
+    )  # fmt: skip
+
+
+def _problem(
+    console: Console, request: Request, session: Session, status: int, message: str
+) -> Response:
+    response = console.page(
+        "problem.html", session, request, title="Not found", active="", message=message
+    )
+    response.status_code = status
+    return response
+
+
+# -- deciding --------------------------------------------------------------------------------
+
+
+async def approve(console: Console, request: Request, session: Session) -> Response:
+    form: dict[str, str] = request.state.form
+    scope_name = form.get("scope") or "once"
+    if scope_name not in {s.value for s in ApprovalScope}:
+        return _back("/approvals", "Choose once, session or until.")
+    until = form.get("until") or None
+    amount = form.get("amount") or None
+    try:
+        when = datetime.fromisoformat(until).astimezone(UTC) if until else None
+        extra = Decimal(amount) if amount else None
+        console.ctx.records.approvals.approve(
+            caller_of(session.viewer), request.path_params["approval_id"],
+            ApprovalScope(scope_name), until=when, amount=extra,
+            note=form.get("note") or None,
+        )  # fmt: skip
+    except (ValueError, InvalidOperation):
+        return _back("/approvals", "The time or the amount is not valid.")
+    except RecordError as error:
+        return _back("/approvals", error.message)
+    return _back("/approvals")
+
+
+async def deny(console: Console, request: Request, session: Session) -> Response:
+    form: dict[str, str] = request.state.form
+    reason = form.get("reason", "").strip()
+    if not reason:
+        return _back("/approvals", "Say why it is denied.")
+    try:
+        console.ctx.records.approvals.deny(
+            caller_of(session.viewer), request.path_params["approval_id"], reason[:2000]
+        )
+    except RecordError as error:
+        return _back("/approvals", error.message)
+    return _back("/approvals")
+
+
+async def acknowledge(console: Console, request: Request, session: Session) -> Response:
+    try:
+        console.ctx.records.alerts.acknowledge(
+            caller_of(session.viewer), request.path_params["alert_id"]
+        )
+    except RecordError as error:
+        return _back("/alerts", error.message)
+    return _back("/alerts")
+
+
+def _back(path: str, error: str | None = None) -> Response:
+    target = url(path) + (f"?{urlencode({'error': error})}" if error else "")
+    return secured(RedirectResponse(target, status_code=303))

@@ -1,0 +1,149 @@
+"""The Usage page's numbers, from the admin API's own usage services (one source of truth for
+scoping and sums; the rollups when the filters allow, as the API chooses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from spendgate.admin.auth import Viewer
+from spendgate.admin.context import AdminContext
+from spendgate.admin.usage import UsageQuery, UsageSummary, usage_summary, usage_timeline, usage_top
+from spendgate.console.filters import Filters
+from spendgate.records.approvals import Caller
+from spendgate.store.records import AlertState, ApprovalState
+from spendgate.store.usage import UsageFilter
+
+__all__ = ["Metric", "UsageView", "usage_view"]
+
+# Models drawn apart in the charts; the rest is stacked as "other".
+CHART_MODELS = 5
+TOP_ROWS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str  # data-metric
+    label: str
+    value: str  # data-value: the exact figure
+    shown: str  # as people read it
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageView:
+    filters: Filters
+    summary: UsageSummary
+    metrics: list[Metric]
+    chart: dict[str, Any]  # for console.js: bucket starts, series by model
+    tops: dict[str, list[dict[str, Any]]]  # by → rows
+
+
+def _query(filters: Filters, viewer: Viewer, model: str | None = None) -> UsageQuery:
+    confined = viewer.confine(
+        {
+            "project": filters.project,
+            "principal": filters.principal,
+            "api_key": None,
+            "agent": None,
+            "session": None,
+            "model": model or filters.model,
+            "provider": None,
+        }
+    )
+    return UsageQuery(None, None, filters.window, UsageFilter(**confined))
+
+
+def _usd(text: str) -> str:
+    """Dollars for people: cents from $1, four decimals below, and "< $0.0001" (never a
+    misleading $0.0000) for what is smaller but not nothing."""
+    value = Decimal(text)
+    if value == 0:
+        return "$0"
+    if value < Decimal("0.0001"):
+        return "< $0.0001"
+    return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
+
+
+def usage_view(ctx: AdminContext, viewer: Viewer, filters: Filters, caller: Caller) -> UsageView:
+    query = _query(filters, viewer)
+    summary = usage_summary(ctx, query)
+    pending = len(ctx.records.approvals.find(caller, state=ApprovalState.PENDING, limit=1000))
+    open_alerts = len(ctx.records.alerts.find(caller, state=AlertState.OPEN, limit=1000))
+    unpriced = summary.unpriced_requests
+    metrics = [
+        Metric("requests", "Requests", str(summary.requests), f"{summary.requests:,}"),
+        Metric(
+            "tokens", "Tokens", str(summary.total_tokens), f"{summary.total_tokens:,}",
+            f"{summary.input_tokens:,} in · {summary.output_tokens:,} out",
+        ),
+        Metric(
+            "cost_usd", "Cost", summary.cost_usd, _usd(summary.cost_usd),
+            f"+ {unpriced:,} unpriced request(s), not in this sum" if unpriced else "priced usage",
+        ),
+        Metric(
+            "avg_latency_ms", "Avg latency",
+            "" if summary.avg_latency_ms is None else f"{summary.avg_latency_ms}",
+            "—" if summary.avg_latency_ms is None else f"{summary.avg_latency_ms:,.0f} ms",
+        ),
+        Metric("blocked", "Blocked", str(summary.blocked), f"{summary.blocked:,}"),
+        Metric("rerouted", "Rerouted", str(summary.rerouted), f"{summary.rerouted:,}"),
+        Metric(
+            "saved_by_routing_usd", "Saved by routing", summary.saved_by_routing_usd,
+            _usd(summary.saved_by_routing_usd),
+            f"extra {_usd(summary.extra_from_routing_usd)} from escalations",
+        ),
+        Metric("pending_approvals", "Pending approvals", str(pending), f"{pending:,}"),
+        Metric("open_alerts", "Open alerts", str(open_alerts), f"{open_alerts:,}"),
+    ]  # fmt: skip
+    return UsageView(
+        filters=filters,
+        summary=summary,
+        metrics=metrics,
+        chart=_chart(ctx, viewer, filters),
+        tops={by: _top(ctx, query, by) for by in ("model", "project", "principal", "agent")},
+    )
+
+
+def _top(ctx: AdminContext, query: UsageQuery, by: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": entry.key or "(none)",
+            "cost": _usd(entry.cost_usd),
+            "tokens": f"{entry.total_tokens:,}",
+            "requests": f"{entry.requests:,}",
+        }
+        for entry in usage_top(ctx, query, by, "cost", TOP_ROWS).data  # type: ignore[arg-type]
+    ]
+
+
+def _chart(ctx: AdminContext, viewer: Viewer, filters: Filters) -> dict[str, Any]:
+    """Cost and tokens per calendar bucket of the chosen timezone, stacked by model."""
+    query = _query(filters, viewer)
+    total = usage_timeline(ctx, query, filters.time_bucket, filters.tz)
+    models = [
+        entry.key
+        for entry in usage_top(ctx, query, "model", "cost", CHART_MODELS).data
+        if entry.key is not None
+    ]
+    series = []
+    cost_left = [Decimal(point.cost_usd) for point in total.data]
+    tokens_left = [point.total_tokens for point in total.data]
+    for model in models:
+        line = usage_timeline(ctx, _query(filters, viewer, model), filters.time_bucket, filters.tz)
+        costs = [Decimal(point.cost_usd) for point in line.data]
+        tokens = [point.total_tokens for point in line.data]
+        cost_left = [a - b for a, b in zip(cost_left, costs, strict=True)]
+        tokens_left = [a - b for a, b in zip(tokens_left, tokens, strict=True)]
+        series.append({"model": model, "cost": [float(c) for c in costs], "tokens": tokens})
+    if any(cost_left) or any(tokens_left):
+        series.append(
+            {"model": "other", "cost": [float(c) for c in cost_left], "tokens": tokens_left}
+        )
+    return {
+        "starts": [int(point.start.timestamp()) for point in total.data],
+        "bucket": filters.time_bucket.value,
+        "tz": total.tz,
+        "series": series,
+    }

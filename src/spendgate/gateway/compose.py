@@ -1,0 +1,162 @@
+"""The composition root: builds a gateway from a config — governor, keys, upstreams, the
+alert service — and mounts the admin API (``/api``) and the console (``/console``) beside the
+proxy. The only module that knows all the parts; each of them stays a leaf."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import orjson
+
+from spendgate.config import Config
+from spendgate.domain.keys import ADMIN_TOKEN_ENV
+from spendgate.gateway.app import Gateway
+from spendgate.gateway.approvals import ApprovalDesk
+from spendgate.gateway.asgi import Receive, Scope, Send, respond
+from spendgate.gateway.auth import KeyRing, digest
+from spendgate.gateway.housekeeping import HousekeepingSettings
+from spendgate.gateway.mounts import App, Mount
+from spendgate.governor import Governor
+from spendgate.providers.registry import UpstreamRegistry
+from spendgate.store.journal import Journal
+
+if TYPE_CHECKING:
+    from spendgate.admin.context import AdminContext
+    from spendgate.alerting import AlertService
+
+__all__ = ["DEFAULT_ADMIN_MAX_BODY", "create_gateway"]
+
+# Admin bodies are small records (a budget, a price, an explain request).
+DEFAULT_ADMIN_MAX_BODY = 1024 * 1024
+
+_NO_ADMIN = orjson.dumps(
+    {
+        "error": {
+            "message": "The admin API and the console need the gateway's journal (database); "
+            "this gateway was started without one.",
+            "type": "api_error",
+            "code": "admin_unavailable",
+            "param": None,
+        }
+    }
+)
+
+
+async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+    await respond(send, 503, _NO_ADMIN)
+
+
+def create_gateway(
+    config: Config,
+    environ: Mapping[str, str] | None = None,
+    *,
+    journal: Journal | None = None,
+) -> Gateway:
+    """A gateway for ``config``: keys, provider credentials and the admin token
+    (``SPENDGATE_ADMIN_TOKEN``) from ``environ``. With a ``journal`` it serves the admin API
+    and the console, and the records created at runtime (budgets, prices, keys) are loaded
+    from it first."""
+    env = os.environ if environ is None else environ
+    keys, _missing = KeyRing.from_environment(config.api_keys(), env)
+    governor = Governor.from_config(config, journal=journal)
+    upstreams = UpstreamRegistry(config.providers(), env=env)
+    approvals = ApprovalDesk(
+        journal.approvals if journal is not None else None,
+        pending_ttl=config.approvals.pending_ttl,
+        max_wait_s=config.approvals.max_wait_seconds,
+    )
+    admin = _admin_context(config, governor, keys, upstreams, journal, env, approvals)
+    retention = config.journal
+    housekeeping = HousekeepingSettings(
+        retention_interval_s=retention.prune_every.total_seconds(),
+        keep_decisions=retention.keep_decisions,
+    )
+    return Gateway(
+        governor,
+        keys,
+        upstreams,
+        max_body=config.max_body_bytes,
+        housekeeping=housekeeping,
+        admin=admin,
+        approvals=approvals,
+        alerts=_alert_service(config, governor, keys, upstreams, journal, env),
+        mounts=_mounts(admin, env),
+    )
+
+
+def _mounts(admin: AdminContext | None, env: Mapping[str, str]) -> list[Mount]:
+    if admin is None:
+        return [Mount("/api", lambda: _unavailable), Mount("/console", lambda: _unavailable)]
+    context = admin
+
+    def admin_api() -> App:
+        from spendgate.admin.app import create_admin_app
+        from spendgate.admin.gate import AdminGate
+
+        return AdminGate(create_admin_app(context), context, DEFAULT_ADMIN_MAX_BODY)
+
+    def console() -> App:
+        from spendgate.console.app import create_console_app
+
+        return create_console_app(context, env)
+
+    return [Mount("/api", admin_api), Mount("/console", console)]
+
+
+def _alert_service(
+    config: Config,
+    governor: Governor,
+    keys: KeyRing,
+    upstreams: UpstreamRegistry,
+    journal: Journal | None,
+    env: Mapping[str, str],
+) -> AlertService | None:
+    """Alerts are records: without a journal there is nowhere to keep them."""
+    if journal is None or not config.alerts.enabled:
+        return None
+    from spendgate.alerting import (
+        AlertBook,
+        AlertDetector,
+        AlertService,
+        Announcer,
+        WebhookNotifier,
+    )
+
+    spec = config.alerts
+    detector = AlertDetector(governor, upstreams.health, spec, keys.get)
+    book = AlertBook(journal.alerts, Announcer(spec), spec.cooldown)
+    notifier = WebhookNotifier(journal.outbox, spec, env) if spec.all_webhooks() else None
+    return AlertService(detector, book, journal.alerts, notifier, spec.evaluate_every_seconds)
+
+
+def _admin_context(
+    config: Config,
+    governor: Governor,
+    keys: KeyRing,
+    upstreams: UpstreamRegistry,
+    journal: Journal | None,
+    env: Mapping[str, str],
+    approvals: ApprovalDesk,
+) -> AdminContext | None:
+    if journal is None:
+        return None
+    from spendgate.admin.context import AdminContext
+    from spendgate.catalog import load_catalog
+    from spendgate.records import RuntimeRecords
+
+    records = RuntimeRecords(config, governor, keys, journal, load_catalog(), approvals)
+    records.load()
+    token = env.get(ADMIN_TOKEN_ENV, "")
+    return AdminContext(
+        config=config,
+        governor=governor,
+        keys=keys,
+        upstreams=upstreams,
+        journal=journal,
+        records=records,
+        admin_token_digest=digest(token) if token else None,
+        started_at=datetime.now(UTC),
+    )

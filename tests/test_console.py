@@ -1,0 +1,276 @@
+"""The web console against a real gateway with the mock upstream and real traffic: signing in
+(the cookie, its CSRF token), every page, the numbers equal to the admin API's, tenant
+isolation, approving and acknowledging through forms, and the whole in Debian's Chromium (no
+request to another host, no Content-Security-Policy violation), with a screenshot of each page
+(``SPENDGATE_SCREENSHOTS`` names a folder to keep them in)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from admin_support import AdminGateway, admin_gateway
+from test_approvals import CONFIG as APPROVALS_CONFIG
+from test_approvals import ENV as APPROVALS_ENV
+from test_approvals import chat as approval_chat
+
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+PAGES = ["/", "/insights", "/budgets", "/approvals", "/alerts", "/models"]
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminGateway]:
+    with admin_gateway(tmp_path_factory.mktemp("console")) as running:
+        traffic = [("alice", "Say hello."), ("bob", "Prove it step by step, please."),
+                   ("dave", "Hello from globex."), ("alice", "Summarise this.")]  # fmt: skip
+        for key, text in traffic:
+            assert running.chat(key, text).status_code == 200
+        running.flush()
+        yield running
+
+
+class Console:
+    """A signed-in browser-less client of the console: it keeps the cookie and CSRF token."""
+
+    def __init__(self, gw: AdminGateway, credential: str) -> None:
+        self.gw = gw
+        self.client = httpx.Client(base_url=gw.url, follow_redirects=False, timeout=30)
+        form = self.client.get("/console/login")
+        token = _csrf(form.text)
+        signed = self.client.post("/console/login", data={"csrf": token, "credential": credential})
+        assert signed.status_code == 303, signed.text
+        self.csrf = ""
+
+    def get(self, path: str, **options: Any) -> httpx.Response:
+        page = self.client.get("/console" + path, **options)
+        if page.status_code == 200 and 'name="csrf"' in page.text:
+            self.csrf = _csrf(page.text)
+        return page
+
+    def post(self, path: str, data: dict[str, str], *, csrf: bool = True) -> httpx.Response:
+        if not self.csrf:
+            self.get("/")
+        fields = {"csrf": self.csrf, **data} if csrf else data
+        return self.client.post("/console" + path, data=fields)
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, html[:500]
+    return match.group(1)
+
+
+def _values(html: str) -> dict[str, str]:
+    return dict(re.findall(r'data-metric="([^"]+)" data-value="([^"]*)"', html))
+
+
+def test_signing_in(gw: AdminGateway) -> None:
+    client = httpx.Client(base_url=gw.url, timeout=30)
+    first = client.get("/console/", follow_redirects=False)
+    assert (first.status_code, first.headers["location"]) == (303, "/console/login")
+    form = client.get("/console/login")
+    assert "content-security-policy" in form.headers
+    token = _csrf(form.text)
+    wrong = client.post("/console/login", data={"csrf": token, "credential": "sg-nope"})
+    assert wrong.status_code == 401
+    assert "not a valid admin token or API key" in wrong.text
+    forged = httpx.post(gw.url + "/console/login", data={"csrf": "x", "credential": gw.token})
+    assert forged.status_code == 403  # no sign-in cookie: a cross-site form cannot sign in
+    signed = client.post(
+        "/console/login", data={"csrf": _csrf(client.get("/console/login").text),
+                                "credential": gw.token}, follow_redirects=False,
+    )  # fmt: skip
+    assert signed.status_code == 303
+    cookie = signed.headers["set-cookie"]
+    assert "spendgate_console=" in cookie
+    for attribute in ("HttpOnly", "SameSite=strict", "Path=/console"):
+        assert attribute.lower() in cookie.lower()
+    assert gw.token not in cookie  # the cookie holds no secret
+    page = client.get("/console/")
+    assert page.status_code == 200
+    assert "<script>" not in page.text  # no inline script: the policy would refuse it
+    tampered = httpx.get(
+        gw.url + "/console/", cookies={"spendgate_console": "e30." + "0" * 64},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert tampered.status_code == 303
+
+
+def test_every_page_answers_for_the_admin(gw: AdminGateway) -> None:
+    console = Console(gw, gw.token)
+    for path in PAGES:
+        page = console.get(path)
+        assert page.status_code == 200, (path, page.text[:300])
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp
+        assert "default-src 'self'" in csp
+        for attribute in ("src", "href", "action"):
+            for link in re.findall(rf'{attribute}="([^"]+)"', page.text):
+                assert not urlsplit(link).netloc, (path, link)  # nothing from another host
+
+
+def test_the_grid_equals_the_api_summary(gw: AdminGateway) -> None:
+    console = Console(gw, gw.token)
+    values = _values(console.get("/", params={"window": "7d"}).text)
+    summary = gw.get("/usage/summary", params={"window": "7d"}).json()
+    assert values["requests"] == str(summary["requests"]) != "0"
+    assert values["tokens"] == str(summary["total_tokens"])
+    assert values["cost_usd"] == summary["cost_usd"]
+    assert values["blocked"] == str(summary["blocked"])
+    assert values["rerouted"] == str(summary["rerouted"])
+    assert values["saved_by_routing_usd"] == summary["saved_by_routing_usd"]
+    pending = gw.get("/approvals", params={"state": "pending"}).json()["data"]
+    assert values["pending_approvals"] == str(len(pending))
+    acme = _values(console.get("/", params={"project": "acme"}).text)
+    acme_summary = gw.get("/usage/summary", params={"project": "acme", "window": "24h"}).json()
+    assert acme["requests"] == str(acme_summary["requests"])
+
+
+def test_a_decision_shows_its_explanation(gw: AdminGateway) -> None:
+    console = Console(gw, gw.token)
+    listing = console.get("/insights").text
+    ids = re.findall(r'data-decision-id="([^"]+)"', listing)
+    assert len(ids) >= 4
+    detail = gw.get(f"/decisions/{ids[0]}").json()
+    page = console.get(f"/insights/{ids[0]}")
+    assert page.status_code == 200
+    for line in detail["explanation"]:
+        assert line.replace("'", "&#39;").replace('"', "&#34;") in page.text
+    assert console.get("/insights/nope").status_code == 404
+
+
+def test_a_project_key_sees_its_project_only(gw: AdminGateway) -> None:
+    alice, dave = Console(gw, gw.secrets["alice"]), Console(gw, gw.secrets["dave"])
+    acme_ids = re.findall(r'data-decision-id="([^"]+)"', alice.get("/insights").text)
+    globex_ids = re.findall(r'data-decision-id="([^"]+)"', dave.get("/insights").text)
+    assert acme_ids
+    assert globex_ids
+    assert not set(acme_ids) & set(globex_ids)
+    assert dave.get(f"/insights/{acme_ids[0]}").status_code == 404
+    # The URL cannot widen it: the project filter is the key's own.
+    values = _values(dave.get("/", params={"project": "acme"}).text)
+    globex = gw.get("/usage/summary", params={"project": "globex"}).json()
+    assert values["requests"] == str(globex["requests"])
+
+
+def test_a_form_without_its_csrf_token_is_refused(gw: AdminGateway) -> None:
+    console = Console(gw, gw.token)
+    refused = console.post("/alerts/alr_x/ack", {}, csrf=False)
+    assert refused.status_code == 403
+    wrong = console.client.post("/console/alerts/alr_x/ack", data={"csrf": "wrong"})
+    assert wrong.status_code == 403
+    signed_out = httpx.post(gw.url + "/console/alerts/alr_x/ack", data={"csrf": "x"})
+    assert signed_out.status_code == 401
+
+
+@pytest.fixture(scope="module")
+def approvals_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminGateway]:
+    with admin_gateway(tmp_path_factory.mktemp("console-approvals"), APPROVALS_CONFIG,
+                       APPROVALS_ENV) as running:  # fmt: skip
+        yield running
+
+
+def test_an_approver_approves_in_the_console_and_the_client_passes(
+    approvals_gw: AdminGateway,
+) -> None:
+    gw = approvals_gw
+    blocked = approval_chat(gw, "carol")
+    assert blocked.status_code == 403
+    approval_id = blocked.json()["error"]["approval_id"]
+    carol = Console(gw, gw.secrets["carol"])
+    own = carol.get("/approvals").text
+    assert f'data-approval-id="{approval_id}"' in own
+    assert "not yours to decide" in own  # a requester never decides its own
+    approver = Console(gw, gw.token)
+    assert f'data-approval-id="{approval_id}"' in approver.get("/approvals").text
+    done = approver.post(f"/approvals/{approval_id}/approve", {"scope": "once"})
+    assert (done.status_code, done.headers["location"]) == (303, "/console/approvals")
+    assert gw.get(f"/approvals/{approval_id}").json()["state"] == "approved"
+    assert approval_chat(gw, "carol").status_code == 200
+
+
+def test_acknowledging_an_alert(gw: AdminGateway) -> None:
+    journal = gw.served.journal
+    assert journal is not None
+    alert, _ = journal.alerts.upsert(
+        alert_kind="cost_spike", severity="warning", scope="project:acme",
+        summary="A request under project:acme cost $3.10", reason="31x the usual.",
+        recommended_action="Look at it.", dedupe_key="console|ack", tenant="project:acme",
+    )  # fmt: skip
+    dave = Console(gw, gw.secrets["dave"])
+    assert f'data-alert-id="{alert.id}"' not in dave.get("/alerts").text
+    refused = dave.post(f"/alerts/{alert.id}/ack", {})
+    assert "alert" in refused.headers["location"]  # back with the error: not its alert
+    assert gw.get(f"/alerts/{alert.id}").json()["state"] == "open"
+    console = Console(gw, gw.token)
+    assert f'data-alert-id="{alert.id}"' in console.get("/alerts").text
+    done = console.post(f"/alerts/{alert.id}/ack", {})
+    assert done.status_code == 303
+    assert gw.get(f"/alerts/{alert.id}").json()["state"] == "acknowledged"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
+def test_the_console_in_a_browser(gw: AdminGateway, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+    )
+    shots = Path(os.environ.get("SPENDGATE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    refused: list[str] = []
+
+    def only_loopback(route: Any) -> None:
+        if urlsplit(route.request.url).hostname != "127.0.0.1":
+            refused.append(route.request.url)
+            route.abort()
+            return
+        route.continue_()
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            page.route("**/*", only_loopback)
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.add_init_script(
+                "window.violations = [];"
+                "document.addEventListener('securitypolicyviolation', e =>"
+                " window.violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+            )
+            page.goto(gw.url + "/console/")
+            page.fill("#credential", gw.token)
+            page.click("button[type=submit]")
+            page.wait_for_selector('[data-metric="requests"]')
+            requests = page.get_attribute('[data-metric="requests"]', "data-value")
+            assert requests == str(gw.get("/usage/summary").json()["requests"])
+            # A DST-changing zone: the chart has one bar slot per local hour of the range.
+            page.goto(gw.url + "/console/?window=7d&bucket=hour&tz=Europe/Prague")
+            page.wait_for_selector("#chart-cost[data-buckets]")
+            buckets = page.get_attribute("#chart-cost", "data-buckets")
+            timeline = gw.get(
+                "/usage/timeline", params={"window": "7d", "bucket": "hour", "tz": "Europe/Prague"}
+            ).json()
+            assert buckets == str(len(timeline["data"]))
+            assert page.locator("#chart-cost canvas").count() == 1
+            for path in PAGES:
+                page.goto(gw.url + "/console" + path)
+                page.wait_for_load_state("networkidle")
+                name = path.strip("/") or "usage"
+                page.screenshot(path=str(shots / f"console-{name}.png"), full_page=True)
+            violations = page.evaluate("window.violations")
+        finally:
+            browser.close()
+    assert not refused
+    assert not errors
+    assert violations == []
