@@ -130,14 +130,17 @@ def test_proxy_routes_still_served_alongside(gw: AdminGateway) -> None:
     assert models.status_code == 200
 
 
-def test_admin_app_built_lazily(tmp_path: Path) -> None:
+def test_admin_api_and_console_built_lazily(tmp_path: Path) -> None:
     with admin_gateway(tmp_path) as running:
-        gateway = running.served.gateway
-        assert gateway._admin_app is None  # the proxy alone never builds it
+        mounts = {mount.prefix: mount for mount in running.served.gateway.mounts}
+        assert not mounts["/api"].built  # the proxy alone never builds them
         assert running.chat("alice").status_code == 200
-        assert gateway._admin_app is None
+        assert not mounts["/api"].built
         assert running.get("/models/status").status_code == 200
-        assert gateway._admin_app is not None
+        assert mounts["/api"].built
+        assert not mounts["/console"].built
+        assert httpx.get(running.url + "/console/login").status_code == 200
+        assert mounts["/console"].built
 
 
 def test_gateway_without_journal_answers_503(tmp_path: Path) -> None:
@@ -146,9 +149,10 @@ providers: [{id: m, kind: mock, base_url: "http://127.0.0.1:9/v1"}]
 models: [{id: gpt-4o, provider: m}]
 """
     with serve_config(config, {"SPENDGATE_ADMIN_TOKEN": "t"}) as served:
-        response = httpx.get(served.url + "/api/v1/models/status")
-        assert response.status_code == 503
-        assert response.json()["error"]["code"] == "admin_unavailable"
+        for path in ("/api/v1/models/status", "/console/"):
+            response = httpx.get(served.url + path)
+            assert response.status_code == 503
+            assert response.json()["error"]["code"] == "admin_unavailable"
 
 
 # -- viewers (the scoping rule every router uses) ------------------------------------------------

@@ -77,7 +77,7 @@ class Gateway:
         self.housekeeping = housekeeping or HousekeepingSettings()
         self._housekeeping: Housekeeping | None = None
         self.admin = admin
-        self._mounts = tuple(mounts)
+        self.mounts = tuple(mounts)
         self._routes = {
             "/v1/chat/completions": ("POST", Protocol.OPENAI),
             "/v1/messages": ("POST", Protocol.ANTHROPIC),
@@ -106,7 +106,7 @@ class Gateway:
                 send, 200, self.metrics.render(), content_type=CONTENT_TYPE_LATEST.encode()
             )
         else:
-            for mount in self._mounts:
+            for mount in self.mounts:
                 if mount.matches(path):
                     await mount(scope, receive, send)
                     return

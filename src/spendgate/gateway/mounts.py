@@ -19,6 +19,10 @@ class Mount:
         self._build = build
         self._app: App | None = None
 
+    @property
+    def built(self) -> bool:
+        return self._app is not None
+
     def matches(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")
 
