@@ -63,11 +63,15 @@ class AlertRecords:
                 "Acknowledging an alert needs the admin token, an admin key, or an approver "
                 "key of its tenant."
             )
-        if alert.state is AlertState.RESOLVED:
-            raise RecordConflictError(f"The alert {alert_id} is resolved already.")
-        if self._alerts.acknowledge(alert_id, caller.actor):
+        # The state is checked after the write, not before: the detector may resolve the alert
+        # in between, and the store then acknowledges nothing.
+        acknowledged = self._alerts.acknowledge(alert_id, caller.actor)
+        alert = self._readable(caller, alert_id)
+        if acknowledged:
             audit.info("alert %s acknowledged by %s", alert_id, caller.actor)
-        return self._readable(caller, alert_id)
+        elif alert.state is AlertState.RESOLVED:
+            raise RecordConflictError(f"The alert {alert_id} is resolved already.")
+        return alert
 
     def _readable(self, caller: Caller, alert_id: str) -> Alert:
         alert = self._alerts.get(alert_id)
