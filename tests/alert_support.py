@@ -28,6 +28,7 @@ def raise_alert(
     severity: str = "warning",
     tenant: str | None = "project:acme",
     scope: str = "project:acme",
+    reason: str = "A request cost $3.10, 31x the usual $0.10.",
     ago: timedelta = timedelta(0),
 ) -> Alert:
     """A new open alert (``key`` makes it distinct), last seen ``ago``."""
@@ -36,7 +37,7 @@ def raise_alert(
         severity=severity,
         scope=scope,
         summary=f"{kind} under {scope} ({key})",
-        reason="A request cost $3.10, 31x the usual $0.10.",
+        reason=reason,
         recommended_action="Look at the request.",
         dedupe_key=f"test|{key}",
         tenant=tenant,

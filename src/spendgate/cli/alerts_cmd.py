@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from spendgate.cli.client import record_path
 from spendgate.cli.output import (
@@ -43,27 +44,30 @@ def _row(alert: Mapping[str, Any]) -> dict[str, Any]:
     return {**alert, "seen": short_time(alert["last_seen"])}
 
 
+def _say(text: str) -> None:
+    # Summaries and reasons name budgets, models and projects: text, never Rich markup (a
+    # "[...]" in one would vanish).
+    console.print(text, highlight=False, markup=False)
+
+
 def _show(alert: Mapping[str, Any]) -> None:
     console.print(
-        f"Alert [bold]{alert['id']}[/bold]: {alert['state']}, {alert['severity']} "
-        f"{alert['kind']} — {alert['scope']}",
+        f"Alert [bold]{alert['id']}[/bold]: "
+        + escape(f"{alert['state']}, {alert['severity']} {alert['kind']} — {alert['scope']}"),
         highlight=False,
     )
-    console.print(alert["summary"], highlight=False)
-    console.print(f"Why: {alert['reason']}", highlight=False)
-    console.print(f"Action: {alert['recommended_action']}", highlight=False)
-    seen = (
-        f"Seen {alert['occurrences']:,} time(s), first {short_time(alert['first_seen'])}, "
-        f"last {short_time(alert['last_seen'])} ({time_note()})"
-    )
-    console.print(seen, highlight=False)
+    _say(alert["summary"])
+    _say(f"Why: {alert['reason']}")
+    _say(f"Action: {alert['recommended_action']}")
+    # Two short lines rather than one that wraps at 80 columns.
+    _say(f"First seen {short_time(alert['first_seen'])} ({time_note()})")
+    _say(f"Last seen {short_time(alert['last_seen'])}, {alert['occurrences']:,} time(s) in all")
     if alert.get("acknowledged_by"):
-        console.print(
-            f"Acknowledged by {alert['acknowledged_by']} at {short_time(alert['acknowledged_at'])}",
-            highlight=False,
+        _say(
+            f"Acknowledged by {alert['acknowledged_by']} at {short_time(alert['acknowledged_at'])}"
         )
     if alert.get("resolved_at"):
-        console.print(f"Resolved at {short_time(alert['resolved_at'])}", highlight=False)
+        _say(f"Resolved at {short_time(alert['resolved_at'])}")
     deliveries = [
         {
             **delivery,
@@ -79,11 +83,12 @@ def _show(alert: Mapping[str, Any]) -> None:
             Column("webhook_id", "webhook"),
             Column("event", "event"),
             Column("state", "state"),
-            Column("attempts", "attempts", priority=1),
-            Column("answer", "last answer", priority=2, wrap=True),
+            # Why a delivery failed matters more on a narrow terminal than how often it tried.
+            Column("answer", "last answer", priority=1, wrap=True),
+            Column("attempts", "attempts", priority=2),
             Column("id", "delivery id", priority=3),
         ],
-        title=f"deliveries ({time_note()})",
+        title="deliveries",  # their times are in the zone the "Seen" line names
     )
 
 
@@ -135,7 +140,4 @@ def ack_command(
 
 
 def _acked(alert: Mapping[str, Any]) -> None:
-    console.print(
-        f"Alert {alert['id']} is {alert['state']} (by {alert['acknowledged_by']}).",
-        highlight=False,
-    )
+    _say(f"Alert {alert['id']} is {alert['state']} (by {alert['acknowledged_by']}).")
