@@ -51,10 +51,12 @@ def test_the_approval_flow_from_the_command_line(gw: AdminGateway) -> None:
     assert [e["event"] for e in history["events"]] == ["requested", "approved", "consumed"]
 
     alices = chat(gw, "alice").json()["error"]["approval_id"]
-    denied = gw.cli("approvals", "deny", alices, "--reason", "over plan",
+    denied = gw.cli("approvals", "deny", alices, "--reason", "over plan [ticket 42]",
                     token=gw.secrets["carol"])  # fmt: skip
     assert denied.returncode == 0, denied.stderr
     assert gw.get(f"/approvals/{alices}").json()["state"] == "denied"
+    # People's words are printed as typed, never read as markup.
+    assert "Note: over plan [ticket 42]" in gw.cli("approvals", "show", alices).stdout
     again = gw.cli("approvals", "deny", alices, "--reason", "twice")
     assert again.returncode == 1
     assert "denied, not pending" in again.stderr

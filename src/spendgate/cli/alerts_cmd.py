@@ -17,6 +17,7 @@ from spendgate.cli.output import (
     console,
     print_json,
     print_table,
+    say,
     short_time,
     time_note,
 )
@@ -44,30 +45,22 @@ def _row(alert: Mapping[str, Any]) -> dict[str, Any]:
     return {**alert, "seen": short_time(alert["last_seen"])}
 
 
-def _say(text: str) -> None:
-    # Summaries and reasons name budgets, models and projects: text, never Rich markup (a
-    # "[...]" in one would vanish).
-    console.print(text, highlight=False, markup=False)
-
-
 def _show(alert: Mapping[str, Any]) -> None:
     console.print(
         f"Alert [bold]{alert['id']}[/bold]: "
         + escape(f"{alert['state']}, {alert['severity']} {alert['kind']} — {alert['scope']}"),
         highlight=False,
     )
-    _say(alert["summary"])
-    _say(f"Why: {alert['reason']}")
-    _say(f"Action: {alert['recommended_action']}")
+    say(alert["summary"])
+    say(f"Why: {alert['reason']}")
+    say(f"Action: {alert['recommended_action']}")
     # Two short lines rather than one that wraps at 80 columns.
-    _say(f"First seen {short_time(alert['first_seen'])} ({time_note()})")
-    _say(f"Last seen {short_time(alert['last_seen'])}, {alert['occurrences']:,} time(s) in all")
+    say(f"First seen {short_time(alert['first_seen'])} ({time_note()})")
+    say(f"Last seen {short_time(alert['last_seen'])}, {alert['occurrences']:,} time(s) in all")
     if alert.get("acknowledged_by"):
-        _say(
-            f"Acknowledged by {alert['acknowledged_by']} at {short_time(alert['acknowledged_at'])}"
-        )
+        say(f"Acknowledged by {alert['acknowledged_by']} at {short_time(alert['acknowledged_at'])}")
     if alert.get("resolved_at"):
-        _say(f"Resolved at {short_time(alert['resolved_at'])}")
+        say(f"Resolved at {short_time(alert['resolved_at'])}")
     deliveries = [
         {
             **delivery,
@@ -140,4 +133,4 @@ def ack_command(
 
 
 def _acked(alert: Mapping[str, Any]) -> None:
-    _say(f"Alert {alert['id']} is {alert['state']} (by {alert['acknowledged_by']}).")
+    say(f"Alert {alert['id']} is {alert['state']} (by {alert['acknowledged_by']}).")

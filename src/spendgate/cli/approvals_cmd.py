@@ -16,6 +16,7 @@ from spendgate.cli.output import (
     console,
     print_json,
     print_table,
+    say,
     short_time,
     time_note,
     usd,
@@ -69,15 +70,14 @@ def _show(approval: Mapping[str, Any]) -> None:
     )
     context = approval.get("context")
     if context:
-        console.print(
+        say(
             f"Blocked request: decision {context['decision_id']}, {context['model']}, "
             f"estimated cost ≤ {usd(context.get('estimated_cost_usd'))} (upper bound); "
             f"{context['metric']} used {context['consumed']} + reserved {context['reserved']} "
-            f"+ this request {context['request_amount']} > limit {context['hard_limit']}",
-            highlight=False,
+            f"+ this request {context['request_amount']} > limit {context['hard_limit']}"
         )
     if approval.get("reason"):
-        console.print(f"Reason: {approval['reason']}", highlight=False)
+        say(f"Reason: {approval['reason']}")
     if approval.get("scope"):
         grant = f"Granted: {approval['scope']}"
         if approval.get("until"):
@@ -86,9 +86,9 @@ def _show(approval: Mapping[str, Any]) -> None:
             grant += f", session {approval['session_id']}"
         if approval.get("granted_amount"):
             grant += f", at most {approval['granted_amount']} beyond the limit"
-        console.print(grant, highlight=False)
+        say(grant)
     if approval.get("note"):
-        console.print(f"Note: {approval['note']}", highlight=False)
+        say(f"Note: {approval['note']}")
     events = [
         {**event, "when": short_time(event["at"]), "actor": event.get("actor") or "—"}
         for event in approval.get("events", [])

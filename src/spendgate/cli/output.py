@@ -32,6 +32,7 @@ __all__ = [
     "fail",
     "print_json",
     "print_table",
+    "say",
     "short_time",
     "time_note",
     "usd",
@@ -52,6 +53,13 @@ def print_json(data: Any) -> None:
     """The API's JSON, indented, uncoloured (so it pipes into jq and friends)."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def say(text: str) -> None:
+    """One line of text that carries what people typed or the gateway wrote (a reason, a
+    note, a budget or model name): printed as is, never read as Rich markup, in which a
+    ``[...]`` would vanish."""
+    console.print(text, highlight=False, markup=False)
 
 
 def cell(value: Any) -> str:
