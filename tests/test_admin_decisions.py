@@ -110,6 +110,9 @@ def test_show_one_in_full(gw: AdminGateway) -> None:
     assert data["scopes"]["project"] == "globex"
     assert data["explanation"]
     assert data["reason_codes"]
+    [row] = [d for d in gw.get("/decisions").json()["data"] if d["id"] == decision_id]
+    assert row["headline"] in data["explanation"]  # what was decided, not the mode
+    assert not row["headline"].startswith("Mode ")
     assert data["complexity"]["terms"]
     assert {c["model"] for c in data["candidates"]} >= {"gpt-4o-mini", "gpt-4o"}
     assert [c["model"] for c in data["candidates"] if c["chosen"]] == ["gpt-4o-mini"]

@@ -456,3 +456,14 @@ class TestBoundsSentAndReserved:
         models = (*MODELS, Model("open", "alpha", cost_tier=Tier.MEDIUM))
         decision = run_plan(state(models=models, smart_routing=False), self.file_by_id("open"))
         assert decision.estimate.input_tokens_upper == DEFAULT_CONTEXT_WINDOW
+
+
+def test_a_headline_says_what_was_decided_not_how() -> None:
+    from spendgate.domain.routing import headline
+
+    codes = ("mode_enforced_configured", "simple_prompt_cheaper_model", "budget_ok")
+    sentences = ("Mode enforced from config.", "A simple prompt goes to gpt-4o-mini.",
+                 "Every applicable budget policy allows this request.")  # fmt: skip
+    assert headline(codes, sentences) == "A simple prompt goes to gpt-4o-mini."
+    assert headline(codes[:1], sentences[:1]) == "Mode enforced from config."
+    assert headline((), ()) is None

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from spendgate.domain.budgets import BudgetEvaluation
 from spendgate.domain.complexity import ComplexityScore
 from spendgate.domain.pricing import PricingEstimate, Usage
-from spendgate.domain.routing import Candidate, RoutingDecision
+from spendgate.domain.routing import Candidate, RoutingDecision, headline
 from spendgate.domain.windows import Window
 from spendgate.store.records import StoredDecision
 
@@ -152,6 +152,7 @@ class DecisionSummary(BaseModel):
     routing_action: str
     would_action: str | None
     reason_codes: list[str]
+    headline: str | None  # the explanation's sentence that says what was decided
     estimated_cost_usd: str | None  # upper bound
     actual_cost_usd: str | None
     total_tokens: int | None
@@ -397,6 +398,7 @@ def decision_summary(stored: StoredDecision) -> DecisionSummary:
         routing_action=decision.routing_action.value,
         would_action=decision.would_action.value if decision.would_action else None,
         reason_codes=list(decision.reason_codes),
+        headline=headline(decision.reason_codes, decision.explanation),
         estimated_cost_usd=money(decision.estimate.upper_usd),
         actual_cost_usd=money(decision.actual_cost_usd),
         total_tokens=decision.usage.total_tokens if decision.usage is not None else None,

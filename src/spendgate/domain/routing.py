@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -24,6 +25,7 @@ __all__ = [
     "RoutingSettings",
     "TaskClass",
     "UpstreamAttempt",
+    "headline",
     "routing_difference",
 ]
 
@@ -171,3 +173,17 @@ def routing_difference(
 
 
 _ZERO = Decimal(0)
+
+
+# Reasons that say how a decision was made rather than what it decided: a headline skips them.
+_BACKGROUND_REASONS = frozenset({"budget_ok", "output_ceiling_applied"})
+
+
+def headline(reason_codes: Sequence[str], explanation: Sequence[str]) -> str | None:
+    """The one sentence that says what a decision did ("A simple prompt … goes to the cheaper
+    gpt-4o-mini."), for lists: the first whose reason is not the mode's or a routine one, else
+    the first sentence. Explanations are written one sentence per reason code."""
+    for code, sentence in zip(reason_codes, explanation, strict=False):
+        if not code.startswith("mode_") and code not in _BACKGROUND_REASONS:
+            return sentence
+    return explanation[0] if explanation else None
