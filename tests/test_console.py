@@ -274,3 +274,38 @@ def test_the_console_in_a_browser(gw: AdminGateway, tmp_path: Path) -> None:
     assert not refused
     assert not errors
     assert violations == []
+
+
+def test_a_key_requests_an_override_from_the_budgets_page(approvals_gw: AdminGateway) -> None:
+    gw = approvals_gw
+    bob = Console(gw, gw.secrets["bob"])
+    page = bob.get("/budgets").text
+    assert 'action="/console/budgets/acme-tokens/override"' in page
+    empty = bob.post("/budgets/acme-tokens/override", {"reason": " "})
+    assert "error=" in empty.headers["location"]
+    asked = bob.post("/budgets/acme-tokens/override", {"reason": "month-end batch",
+                                                      "amount": "5000"})  # fmt: skip
+    assert asked.status_code == 303
+    assert asked.headers["location"].startswith("/console/approvals?notice=")
+    [approval] = [
+        a
+        for a in gw.get("/approvals", params={"state": "pending"}).json()["data"]
+        if a["requester"] == "bob"
+    ]
+    assert (approval["policy_id"], approval["reason"], approval["amount"]) == (
+        "acme-tokens", "month-end batch", "5000",
+    )  # fmt: skip
+    notice = bob.client.get(asked.headers["location"]).text
+    assert f"Override requested: {approval['id']}" in notice
+
+
+def test_an_admin_tests_the_connections_from_the_models_page(gw: AdminGateway) -> None:
+    console = Console(gw, gw.token)
+    assert 'action="/console/models/test"' in console.get("/models").text
+    tested = console.post("/models/test", {})
+    assert tested.status_code == 200
+    assert 'data-tests="ok"' in tested.text
+    assert 'data-provider-test="alpha"' in tested.text
+    alice = Console(gw, gw.secrets["alice"])
+    assert 'action="/console/models/test"' not in alice.get("/models").text
+    assert alice.post("/models/test", {}).status_code == 403

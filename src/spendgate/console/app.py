@@ -148,6 +148,8 @@ def create_console_app(ctx: AdminContext, environ: Mapping[str, str]) -> Starlet
         ("/approvals/{approval_id}/approve", pages.approve),
         ("/approvals/{approval_id}/deny", pages.deny),
         ("/alerts/{alert_id}/ack", pages.acknowledge),
+        ("/models/test", pages.test_connections),
+        ("/budgets/{budget_id}/override", pages.request_override),
     ]
     routes = [
         Route(PREFIX, root),

@@ -19,7 +19,7 @@ from spendgate.admin.approvals import caller_of
 from spendgate.admin.budgets import list_budgets
 from spendgate.admin.decisions import get_decision, list_decisions
 from spendgate.admin.errors import AdminError
-from spendgate.admin.models import list_models, models_status
+from spendgate.admin.models import check_connections, list_models, models_status
 from spendgate.console.filters import WINDOWS, Filters
 from spendgate.console.sessions import COOKIE, LIFETIME_S, Session
 from spendgate.console.usage_view import usage_view
@@ -45,6 +45,8 @@ __all__ = [
     "login_form",
     "logout",
     "models",
+    "request_override",
+    "test_connections",
     "usage",
 ]
 
@@ -159,9 +161,12 @@ async def decision(console: Console, request: Request, session: Session) -> Resp
 
 async def budgets(console: Console, request: Request, session: Session) -> Response:
     listed = list_budgets(console.ctx, session.viewer)
+    asks = {
+        view.id for view in listed.data if view.hard_action == "require_approval"
+    } if session.viewer.key is not None else set()  # fmt: skip
     return console.page(
         "budgets.html", session, request, title="Budgets", active="/budgets",
-        budgets=listed.data,
+        budgets=listed.data, may_ask=asks, error=request.query_params.get("error"),
     )  # fmt: skip
 
 
@@ -173,6 +178,7 @@ async def approvals(console: Console, request: Request, session: Session) -> Res
     return console.page(
         "approvals.html", session, request, title="Approvals", active="/approvals",
         pending=pending, history=history, error=request.query_params.get("error"),
+        notice=request.query_params.get("notice"),
         may_decide={a.id: caller.may_decide(a) and a.requester != caller.requester
                     for a in pending},
     )  # fmt: skip
@@ -193,12 +199,46 @@ async def alerts(console: Console, request: Request, session: Session) -> Respon
 
 
 async def models(console: Console, request: Request, session: Session) -> Response:
+    return _models_page(console, request, session)
+
+
+def _models_page(
+    console: Console, request: Request, session: Session, tests: Any = None
+) -> Response:
     status = models_status(console.ctx, session.viewer)
     listed = list_models(request, console.ctx, session.viewer)
     return console.page(
         "models.html", session, request, title="Models", active="/models",
-        status=status, models=listed.data,
+        status=status, models=listed.data, tests=tests, admin=session.viewer.is_admin,
     )  # fmt: skip
+
+
+async def test_connections(console: Console, request: Request, session: Session) -> Response:
+    """Each provider's reachability, credential and models, probed now (admins only, as in
+    the API: it calls the providers)."""
+    if not session.viewer.is_admin:
+        return _problem(console, request, session, 403, "Testing connections is for admins.")
+    tests = await check_connections(console.ctx, session.viewer)
+    return _models_page(console, request, session, tests)
+
+
+async def request_override(console: Console, request: Request, session: Session) -> Response:
+    """Ask ahead for an override of a budget that applies to the signed-in key."""
+    form: dict[str, str] = request.state.form
+    reason = form.get("reason", "").strip()
+    if not reason:
+        return _back("/budgets", "Say why the override is needed.")
+    try:
+        amount = Decimal(form["amount"]) if form.get("amount") else None
+        approval, _created = console.ctx.records.approvals.request(
+            caller_of(session.viewer), request.path_params["budget_id"], reason[:2000],
+            amount=amount,
+        )  # fmt: skip
+    except InvalidOperation:
+        return _back("/budgets", "The amount is not a number.")
+    except RecordError as error:
+        return _back("/budgets", error.message)
+    return _back("/approvals", notice=f"Override requested: {approval.id}")
 
 
 def _problem(
@@ -260,6 +300,7 @@ async def acknowledge(console: Console, request: Request, session: Session) -> R
     return _back("/alerts")
 
 
-def _back(path: str, error: str | None = None) -> Response:
-    target = url(path) + (f"?{urlencode({'error': error})}" if error else "")
+def _back(path: str, error: str | None = None, *, notice: str | None = None) -> Response:
+    said = {"error": error} if error else {"notice": notice} if notice else {}
+    target = url(path) + (f"?{urlencode(said)}" if said else "")
     return secured(RedirectResponse(target, status_code=303))
