@@ -309,3 +309,19 @@ def test_an_admin_tests_the_connections_from_the_models_page(gw: AdminGateway) -
     alice = Console(gw, gw.secrets["alice"])
     assert 'action="/console/models/test"' not in alice.get("/models").text
     assert alice.post("/models/test", {}).status_code == 403
+
+
+def test_exporting_what_the_usage_page_shows(gw: AdminGateway) -> None:
+    console = Console(gw, gw.token)
+    assert 'href="/console/export?window=7d"' in console.get("/", params={"window": "7d"}).text
+    exported = console.get("/export", params={"window": "7d"})
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = exported.text.strip().splitlines()
+    summary = gw.get("/usage/summary", params={"window": "7d"}).json()
+    assert len(rows) - 1 == summary["requests"]  # a header, then one row per decision
+    as_json = console.get("/export", params={"format": "json", "project": "globex"}).json()
+    assert {row["project"] for row in as_json["data"]} == {"globex"}
+    dave = Console(gw, gw.secrets["dave"])  # confined: the project filter is its own
+    confined = dave.get("/export", params={"format": "json", "project": "acme"}).json()
+    assert {row["project"] for row in confined["data"]} == {"globex"}

@@ -136,6 +136,7 @@ def create_console_app(ctx: AdminContext, environ: Mapping[str, str]) -> Starlet
 
     reads = [
         ("/", pages.usage),
+        ("/export", pages.export),
         ("/insights", pages.insights),
         ("/insights/{decision_id}", pages.decision),
         ("/budgets", pages.budgets),

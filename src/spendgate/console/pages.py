@@ -20,9 +20,10 @@ from spendgate.admin.budgets import list_budgets
 from spendgate.admin.decisions import get_decision, list_decisions
 from spendgate.admin.errors import AdminError
 from spendgate.admin.models import check_connections, list_models, models_status
+from spendgate.admin.usage import EXPORT_MAX_ROWS, usage_export
 from spendgate.console.filters import WINDOWS, Filters
 from spendgate.console.sessions import COOKIE, LIFETIME_S, Session
-from spendgate.console.usage_view import usage_view
+from spendgate.console.usage_view import usage_query, usage_view
 from spendgate.console.web import FormTooLargeError, read_form, secured, url
 from spendgate.domain.approvals import ApprovalScope, ApprovalState
 from spendgate.domain.routing import RoutingAction
@@ -40,6 +41,7 @@ __all__ = [
     "budgets",
     "decision",
     "deny",
+    "export",
     "insights",
     "login",
     "login_form",
@@ -116,6 +118,16 @@ async def usage(console: Console, request: Request, session: Session) -> Respons
         chart_json=orjson.dumps(view.chart).decode(),
         admin=session.viewer.is_admin,
     )
+
+
+async def export(console: Console, request: Request, session: Session) -> Response:
+    """The decisions behind what the Usage page shows (same filters), as CSV or JSON: the
+    admin API's export, confined to the viewer."""
+    filters = Filters.parse(request.query_params).confined(session.viewer)
+    query = usage_query(filters, session.viewer)
+    if request.query_params.get("format") == "json":
+        return secured(usage_export(console.ctx, query, "json", EXPORT_MAX_ROWS, None))
+    return secured(usage_export(console.ctx, query, "csv", EXPORT_MAX_ROWS, None))
 
 
 async def insights(console: Console, request: Request, session: Session) -> Response:

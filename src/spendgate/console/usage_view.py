@@ -40,6 +40,11 @@ class UsageView:
     tops: dict[str, list[dict[str, Any]]]  # by → rows
 
 
+def usage_query(filters: Filters, viewer: Viewer, model: str | None = None) -> UsageQuery:
+    """The admin API's usage query for these filters, confined to what ``viewer`` may read."""
+    return _query(filters, viewer, model)
+
+
 def _query(filters: Filters, viewer: Viewer, model: str | None = None) -> UsageQuery:
     confined = viewer.confine(
         {
