@@ -6,6 +6,7 @@ request to another host, no Content-Security-Policy violation), with a screensho
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -263,6 +264,8 @@ def test_the_console_in_a_browser(gw: AdminGateway, tmp_path: Path) -> None:
             ).json()
             assert buckets == str(len(timeline["data"]))
             assert page.locator("#chart-cost canvas").count() == 1
+            page.goto(gw.url + "/console/budgets")
+            page.wait_for_selector(".burn canvas")
             for path in PAGES:
                 page.goto(gw.url + "/console" + path)
                 page.wait_for_load_state("networkidle")
@@ -325,3 +328,21 @@ def test_exporting_what_the_usage_page_shows(gw: AdminGateway) -> None:
     dave = Console(gw, gw.secrets["dave"])  # confined: the project filter is its own
     confined = dave.get("/export", params={"format": "json", "project": "acme"}).json()
     assert {row["project"] for row in confined["data"]} == {"globex"}
+
+
+def test_budgets_show_a_burn_down_that_adds_up_to_the_meter(gw: AdminGateway) -> None:
+    console = Console(gw, gw.token)
+    page = console.get("/budgets").text
+    charts = re.findall(
+        r'<div class="burn" data-budget="([^"]+)" data-member="([^"]+)"></div>\s*'
+        r'<script type="application/json" class="burn-data">([^<]+)</script>',
+        page,
+    )
+    drawn = {(budget, member): json.loads(data) for budget, member, data in charts}
+    acme = drawn[("acme-monthly-tokens", "acme")]
+    [budget] = [b for b in gw.get("/budgets").json()["data"] if b["id"] == "acme-monthly-tokens"]
+    [use] = budget["consumption"]
+    assert acme["used"][-1] == float(use["settled"]) > 0  # the rollups agree with the ledger
+    assert acme["limit"] == 2_000_000
+    assert "At this pace the limit is not reached in this window." in page
+    assert ("principal-daily-usd", "alice") in drawn

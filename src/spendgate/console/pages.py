@@ -21,6 +21,7 @@ from spendgate.admin.decisions import get_decision, list_decisions
 from spendgate.admin.errors import AdminError
 from spendgate.admin.models import check_connections, list_models, models_status
 from spendgate.admin.usage import EXPORT_MAX_ROWS, usage_export
+from spendgate.console.burn_down import burn_down
 from spendgate.console.filters import WINDOWS, Filters
 from spendgate.console.sessions import COOKIE, LIFETIME_S, Session
 from spendgate.console.usage_view import usage_query, usage_view
@@ -176,10 +177,22 @@ async def budgets(console: Console, request: Request, session: Session) -> Respo
     asks = {
         view.id for view in listed.data if view.hard_action == "require_approval"
     } if session.viewer.key is not None else set()  # fmt: skip
+    charts = {
+        (view.id, use.member): chart
+        for view in listed.data
+        for use in view.consumption[:BURN_DOWNS_PER_BUDGET]
+        if (chart := burn_down(console.ctx, view, use)) is not None
+    }
     return console.page(
         "budgets.html", session, request, title="Budgets", active="/budgets",
         budgets=listed.data, may_ask=asks, error=request.query_params.get("error"),
+        charts={key: orjson.dumps(chart).decode() for key, chart in charts.items()},
+        forecasts={key: chart["exhausted_at_text"] for key, chart in charts.items()},
     )  # fmt: skip
+
+
+# Members drawn per budget (each is one usage query); the rest show their meter only.
+BURN_DOWNS_PER_BUDGET = 3
 
 
 async def approvals(console: Console, request: Request, session: Session) -> Response:

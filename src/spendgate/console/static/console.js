@@ -52,7 +52,40 @@
     }, plotData, element);
   }
 
+  function burn(element, data) {
+    // Use so far (cumulative, per bucket), the hard limit, and the pace so far to the
+    // window's end (dashed).
+    var xs = data.starts.concat([data.now, data.end]);
+    var used = data.used.concat([null, null]);
+    var limit = xs.map(function () { return data.limit; });
+    var pace = data.starts.map(function () { return null; }).concat(
+      [data.settled, data.projected_at_end]);
+    var width = Math.max(280, element.clientWidth || 600);
+    element.dataset.points = String(data.starts.length);
+    new uPlot({
+      width: width,
+      height: 160,
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), data.tz); },
+      series: [
+        {},
+        { label: "used (" + data.metric + ")", stroke: PALETTE[0], width: 2,
+          paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } },
+        { label: "hard limit", stroke: PALETTE[4], dash: [6, 4], points: { show: false } },
+        { label: "at this pace", stroke: PALETTE[1], dash: [3, 3], points: { show: false },
+          spanGaps: true },
+      ],
+      axes: [{}, { size: 90, values: function (u, ticks) { return ticks.map(label(data.metric === "usd" ? "cost" : "tokens")); } }],
+      legend: { live: false },
+    }, [xs, used, limit, pace], element);
+  }
+
   function init() {
+    document.querySelectorAll(".burn").forEach(function (element) {
+      var block = element.nextElementSibling;
+      if (block && block.classList.contains("burn-data")) {
+        burn(element, JSON.parse(block.textContent));
+      }
+    });
     var block = document.getElementById("chart-data");
     if (!block) { return; }
     var data = JSON.parse(block.textContent);
