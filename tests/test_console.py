@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -346,3 +347,33 @@ def test_budgets_show_a_burn_down_that_adds_up_to_the_meter(gw: AdminGateway) ->
     assert acme["limit"] == 2_000_000
     assert "At this pace the limit is not reached in this window." in page
     assert ("principal-daily-usd", "alice") in drawn
+
+
+def test_create_a_budget_push_past_its_soft_limit_see_the_bar_and_the_alert(
+    gw: AdminGateway,
+) -> None:
+    console = Console(gw, gw.token)
+    form = {"id": "globex-console", "scope_kind": "project", "scope_id": "globex",
+            "metric": "tokens", "interval": "daily", "hard_limit": "100000",
+            "hard_action": "block", "soft_limit": "10", "soft_action": "alert"}  # fmt: skip
+    invalid = console.post("/budgets", {**form, "hard_limit": "-1"})
+    assert "error=" in invalid.headers["location"]
+    created = console.post("/budgets", form)
+    assert created.headers["location"] == "/console/budgets?notice=Budget+globex-console+created."
+    assert gw.chat("dave", "Hello again from globex.").status_code == 200  # > 10 tokens
+    page = console.get("/budgets").text
+    assert 'data-budget-id="globex-console"' in page
+    assert re.search(r'data-member="globex" data-percent="0\.\d+"', page)
+    deadline = time.monotonic() + 15
+    while "globex-console for globex passed its soft limit" not in console.get("/alerts").text:
+        assert time.monotonic() < deadline, "no soft-limit alert"
+        time.sleep(0.2)
+    changed = console.post("/budgets/globex-console/limits", {"hard_limit": "200000"})
+    assert "notice=" in changed.headers["location"]
+    assert gw.get("/budgets/globex-console").json()["hard_limit"] == "200000"
+    console.post("/budgets/globex-console/enabled", {"enabled": "false"})
+    assert gw.get("/budgets/globex-console").json()["enabled"] is False
+    alice = Console(gw, gw.secrets["alice"])
+    refused = alice.post("/budgets", {**form, "id": "sneaky"})
+    assert "for+admins" in refused.headers["location"]
+    assert gw.get("/budgets/sneaky").status_code == 404

@@ -151,6 +151,9 @@ def create_console_app(ctx: AdminContext, environ: Mapping[str, str]) -> Starlet
         ("/alerts/{alert_id}/ack", pages.acknowledge),
         ("/models/test", pages.test_connections),
         ("/budgets/{budget_id}/override", pages.request_override),
+        ("/budgets", pages.create_budget),
+        ("/budgets/{budget_id}/limits", pages.change_budget),
+        ("/budgets/{budget_id}/enabled", pages.switch_budget),
     ]
     routes = [
         Route(PREFIX, root),

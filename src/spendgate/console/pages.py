@@ -40,6 +40,8 @@ __all__ = [
     "approvals",
     "approve",
     "budgets",
+    "change_budget",
+    "create_budget",
     "decision",
     "deny",
     "export",
@@ -49,6 +51,7 @@ __all__ = [
     "logout",
     "models",
     "request_override",
+    "switch_budget",
     "test_connections",
     "usage",
 ]
@@ -186,6 +189,8 @@ async def budgets(console: Console, request: Request, session: Session) -> Respo
     return console.page(
         "budgets.html", session, request, title="Budgets", active="/budgets",
         budgets=listed.data, may_ask=asks, error=request.query_params.get("error"),
+        notice=request.query_params.get("notice"), admin=session.viewer.is_admin,
+        metrics=_METRICS, intervals=_INTERVALS,
         charts={key: orjson.dumps(chart).decode() for key, chart in charts.items()},
         forecasts={key: chart["exhausted_at_text"] for key, chart in charts.items()},
     )  # fmt: skip
@@ -329,3 +334,82 @@ def _back(path: str, error: str | None = None, *, notice: str | None = None) -> 
     said = {"error": error} if error else {"notice": notice} if notice else {}
     target = url(path) + (f"?{urlencode(said)}" if said else "")
     return secured(RedirectResponse(target, status_code=303))
+
+
+# -- budgets (admins) ------------------------------------------------------------------------
+
+_METRICS = ("usd", "tokens", "requests")
+_INTERVALS = ("hourly", "daily", "weekly", "monthly")
+
+
+def _budget_document(form: dict[str, str]) -> dict[str, Any]:
+    """A budget as the YAML file and the admin API spell it, from the console's form (only
+    the fields filled in; validation is the records', with the config's messages)."""
+    interval: Any = form.get("interval", "daily")
+    if interval == "rolling":
+        interval = {"kind": "rolling", "duration": form.get("duration", "")}
+    elif form.get("timezone"):
+        interval = {"kind": interval, "timezone": form["timezone"]}
+    document: dict[str, Any] = {
+        "id": form.get("id", "").strip(),
+        "scope": {"kind": form.get("scope_kind", ""), "id": form.get("scope_id", "").strip()},
+        "metric": form.get("metric", ""),
+        "interval": interval,
+        "hard_limit": form.get("hard_limit", ""),
+        "hard_action": form.get("hard_action", "block"),
+    }
+    if form.get("soft_limit"):
+        document["soft_limit"] = form["soft_limit"]
+        document["soft_action"] = form.get("soft_action", "alert")
+    if form.get("degrade_to"):
+        document["degrade_to"] = form["degrade_to"]
+    if document["scope"]["kind"] == "global":
+        document["scope"] = {"kind": "global"}
+    return document
+
+
+def _admin_only(session: Session) -> Response | None:
+    if session.viewer.is_admin:
+        return None
+    return _back("/budgets", "Creating and changing budgets is for admins.")
+
+
+async def create_budget(console: Console, request: Request, session: Session) -> Response:
+    refused = _admin_only(session)
+    if refused is not None:
+        return refused
+    try:
+        console.ctx.records.budgets.create(
+            _budget_document(request.state.form), actor=session.viewer.actor
+        )
+    except RecordError as error:
+        return _back("/budgets", error.message)
+    return _back("/budgets", notice=f"Budget {request.state.form.get('id', '')} created.")
+
+
+async def change_budget(console: Console, request: Request, session: Session) -> Response:
+    """New limits for an API-managed budget (what it counts cannot change under its id)."""
+    refused = _admin_only(session)
+    if refused is not None:
+        return refused
+    form: dict[str, str] = request.state.form
+    changes = {name: form[name] for name in ("hard_limit", "soft_limit") if form.get(name)}
+    budget_id = request.path_params["budget_id"]
+    try:
+        console.ctx.records.budgets.update(budget_id, changes, actor=session.viewer.actor)
+    except RecordError as error:
+        return _back("/budgets", error.message)
+    return _back("/budgets", notice=f"Budget {budget_id} changed.")
+
+
+async def switch_budget(console: Console, request: Request, session: Session) -> Response:
+    refused = _admin_only(session)
+    if refused is not None:
+        return refused
+    budget_id = request.path_params["budget_id"]
+    enabled = request.state.form.get("enabled") == "true"
+    try:
+        console.ctx.records.budgets.set_enabled(budget_id, enabled, actor=session.viewer.actor)
+    except RecordError as error:
+        return _back("/budgets", error.message)
+    return _back("/budgets", notice=f"Budget {budget_id} {'enabled' if enabled else 'disabled'}.")
