@@ -273,6 +273,14 @@ def test_the_console_in_a_browser(gw: AdminGateway, tmp_path: Path) -> None:
                 name = path.strip("/") or "usage"
                 page.screenshot(path=str(shots / f"console-{name}.png"), full_page=True)
             violations = page.evaluate("window.violations")
+            # A phone: nothing wider than the screen but tables, which scroll in place.
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            phone.route("**/*", only_loopback)
+            phone.context.add_cookies(page.context.cookies())
+            phone.goto(gw.url + "/console/")
+            phone.wait_for_selector("#chart-cost canvas")
+            assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            phone.screenshot(path=str(shots / "console-usage-phone.png"), full_page=True)
         finally:
             browser.close()
     assert not refused
@@ -377,3 +385,15 @@ def test_create_a_budget_push_past_its_soft_limit_see_the_bar_and_the_alert(
     refused = alice.post("/budgets", {**form, "id": "sneaky"})
     assert "for+admins" in refused.headers["location"]
     assert gw.get("/budgets/sneaky").status_code == 404
+
+
+def test_time_left_reads_like_a_person_would_say_it() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from spendgate.console.pages import _time_left
+
+    now = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    assert _time_left(now + timedelta(hours=3, minutes=20, seconds=5), now) == "3 h 20 min"
+    assert _time_left(now + timedelta(minutes=12), now) == "12 min"
+    assert _time_left(now + timedelta(seconds=30), now) == "< 1 min"
+    assert _time_left(now - timedelta(seconds=1), now) == "expiring"

@@ -211,6 +211,7 @@ async def approvals(console: Console, request: Request, session: Session) -> Res
         notice=request.query_params.get("notice"),
         may_decide={a.id: caller.may_decide(a) and a.requester != caller.requester
                     for a in pending},
+        time_left={a.id: _time_left(a.expires_at) for a in pending},
     )  # fmt: skip
 
 
@@ -413,3 +414,12 @@ async def switch_budget(console: Console, request: Request, session: Session) ->
     except RecordError as error:
         return _back("/budgets", error.message)
     return _back("/budgets", notice=f"Budget {budget_id} {'enabled' if enabled else 'disabled'}.")
+
+
+def _time_left(until: datetime, now: datetime | None = None) -> str:
+    """How long a pending request still waits, for people: "3 h 20 min", "12 min", "< 1 min"."""
+    seconds = int((until - (now or datetime.now(UTC))).total_seconds())
+    if seconds < 60:
+        return "< 1 min" if seconds > 0 else "expiring"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
