@@ -8,28 +8,17 @@ downloads a browser of its own; it skips, saying why, where either is missing.""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from admin_support import AdminGateway, admin_gateway
+from browser_support import CHROMIUM, CHROMIUM_ARGS, guard
 from spendgate.admin.docs import ASSETS, CONTENT_SECURITY_POLICY
 
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 
@@ -126,31 +115,11 @@ def test_docs_page_in_a_browser_authorizes_and_tries_an_operation(gw: AdminGatew
     document = gw.get("/openapi.json", token=None).json()
     listing = document["paths"]["/api/v1/budgets"]["get"]
     element_id = f"operations-{listing['tags'][0]}-{listing['operationId']}"
-    sent: list[tuple[str, str | None]] = []  # url, authorization
-    refused: list[str] = []  # anything not for the gateway, never sent
-
-    def only_loopback(route: Any) -> None:
-        url = route.request.url
-        if urlsplit(url).hostname != "127.0.0.1":
-            refused.append(url)
-            route.abort()
-            return
-        sent.append((url, route.request.headers.get("authorization")))
-        route.continue_()
-
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.set_default_timeout(30_000)
-            page.route("**/*", only_loopback)
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.add_init_script(
-                "window.violations = [];"
-                "document.addEventListener('securitypolicyviolation', e =>"
-                " window.violations.push(e.violatedDirective + ' ' + e.blockedURI));"
-            )
+            watched = guard(page)
             page.goto(gw.api + "/docs")
             page.click("button.authorize")
             page.fill("#auth-bearer-value", gw.token)
@@ -167,8 +136,10 @@ def test_docs_page_in_a_browser_authorizes_and_tries_an_operation(gw: AdminGatew
             violations = page.evaluate("window.violations")
         finally:
             browser.close()
-    assert not refused
-    assert not errors
+    assert not watched.refused
+    assert not watched.errors
     assert violations == []
-    assert (gw.api + "/budgets", f"Bearer {gw.token}") in sent
-    assert any(url.startswith(gw.api + "/docs/static/swagger-ui-bundle.js") for url, _ in sent)
+    assert (gw.api + "/budgets", f"Bearer {gw.token}") in watched.sent
+    assert any(
+        url.startswith(gw.api + "/docs/static/swagger-ui-bundle.js") for url, _ in watched.sent
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +19,11 @@ import httpx
 import pytest
 
 from admin_support import AdminGateway, admin_gateway
+from browser_support import CHROMIUM, CHROMIUM_ARGS, guard
 from test_approvals import CONFIG as APPROVALS_CONFIG
 from test_approvals import ENV as APPROVALS_ENV
 from test_approvals import chat as approval_chat
 
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
 PAGES = ["/", "/insights", "/budgets", "/approvals", "/alerts", "/models"]
 
 
@@ -228,28 +225,11 @@ def test_the_console_in_a_browser(gw: AdminGateway, tmp_path: Path) -> None:
     )
     shots = Path(os.environ.get("SPENDGATE_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    refused: list[str] = []
-
-    def only_loopback(route: Any) -> None:
-        if urlsplit(route.request.url).hostname != "127.0.0.1":
-            refused.append(route.request.url)
-            route.abort()
-            return
-        route.continue_()
-
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(30_000)
-            page.route("**/*", only_loopback)
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.add_init_script(
-                "window.violations = [];"
-                "document.addEventListener('securitypolicyviolation', e =>"
-                " window.violations.push(e.violatedDirective + ' ' + e.blockedURI));"
-            )
+            watched = guard(page)
             page.goto(gw.url + "/console/")
             page.fill("#credential", gw.token)
             page.click("button[type=submit]")
@@ -275,7 +255,7 @@ def test_the_console_in_a_browser(gw: AdminGateway, tmp_path: Path) -> None:
             violations = page.evaluate("window.violations")
             # A phone: nothing wider than the screen but tables, which scroll in place.
             phone = browser.new_page(viewport={"width": 390, "height": 844})
-            phone.route("**/*", only_loopback)
+            phone_watch = guard(phone)
             phone.context.add_cookies(page.context.cookies())
             phone.goto(gw.url + "/console/")
             phone.wait_for_selector("#chart-cost canvas")
@@ -283,8 +263,9 @@ def test_the_console_in_a_browser(gw: AdminGateway, tmp_path: Path) -> None:
             phone.screenshot(path=str(shots / "console-usage-phone.png"), full_page=True)
         finally:
             browser.close()
-    assert not refused
-    assert not errors
+    assert not watched.refused
+    assert not phone_watch.refused
+    assert not watched.errors
     assert violations == []
 
 

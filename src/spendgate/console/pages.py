@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -369,51 +370,50 @@ def _budget_document(form: dict[str, str]) -> dict[str, Any]:
     return document
 
 
-def _admin_only(session: Session) -> Response | None:
-    if session.viewer.is_admin:
-        return None
-    return _back("/budgets", "Creating and changing budgets is for admins.")
+def _budget_change(session: Session, change: Callable[[str], object], notice: str) -> Response:
+    """Run ``change`` (given the admin's actor name) as an admin, then back to Budgets with
+    ``notice``, or with the records' error."""
+    if not session.viewer.is_admin:
+        return _back("/budgets", "Creating and changing budgets is for admins.")
+    try:
+        change(session.viewer.actor)
+    except RecordError as error:
+        return _back("/budgets", error.message)
+    return _back("/budgets", notice=notice)
 
 
 async def create_budget(console: Console, request: Request, session: Session) -> Response:
-    refused = _admin_only(session)
-    if refused is not None:
-        return refused
-    try:
-        console.ctx.records.budgets.create(
-            _budget_document(request.state.form), actor=session.viewer.actor
-        )
-    except RecordError as error:
-        return _back("/budgets", error.message)
-    return _back("/budgets", notice=f"Budget {request.state.form.get('id', '')} created.")
+    form: dict[str, str] = request.state.form
+    budgets = console.ctx.records.budgets
+    return _budget_change(
+        session,
+        lambda actor: budgets.create(_budget_document(form), actor=actor),
+        f"Budget {form.get('id', '')} created.",
+    )
 
 
 async def change_budget(console: Console, request: Request, session: Session) -> Response:
     """New limits for an API-managed budget (what it counts cannot change under its id)."""
-    refused = _admin_only(session)
-    if refused is not None:
-        return refused
     form: dict[str, str] = request.state.form
     changes = {name: form[name] for name in ("hard_limit", "soft_limit") if form.get(name)}
     budget_id = request.path_params["budget_id"]
-    try:
-        console.ctx.records.budgets.update(budget_id, changes, actor=session.viewer.actor)
-    except RecordError as error:
-        return _back("/budgets", error.message)
-    return _back("/budgets", notice=f"Budget {budget_id} changed.")
+    budgets = console.ctx.records.budgets
+    return _budget_change(
+        session,
+        lambda actor: budgets.update(budget_id, changes, actor=actor),
+        f"Budget {budget_id} changed.",
+    )
 
 
 async def switch_budget(console: Console, request: Request, session: Session) -> Response:
-    refused = _admin_only(session)
-    if refused is not None:
-        return refused
     budget_id = request.path_params["budget_id"]
     enabled = request.state.form.get("enabled") == "true"
-    try:
-        console.ctx.records.budgets.set_enabled(budget_id, enabled, actor=session.viewer.actor)
-    except RecordError as error:
-        return _back("/budgets", error.message)
-    return _back("/budgets", notice=f"Budget {budget_id} {'enabled' if enabled else 'disabled'}.")
+    budgets = console.ctx.records.budgets
+    return _budget_change(
+        session,
+        lambda actor: budgets.set_enabled(budget_id, enabled, actor=actor),
+        f"Budget {budget_id} {'enabled' if enabled else 'disabled'}.",
+    )
 
 
 def _time_left(until: datetime, now: datetime | None = None) -> str:
