@@ -290,6 +290,18 @@ def test_timeline_buckets_sum_to_the_summary_in_any_timezone(
             Source.DECISIONS,
         )
     assert total.requests == len(offsets)
+    # Split by model, both sources add up to the same timeline, bucket by bucket.
+    with journal.engine.connect() as connection:
+        for source in (Source.DECISIONS, *([Source.ROLLUPS] if on_utc_hours(windows) else [])):
+            whole = queries.timeline(connection, windows, UsageFilter(project=project), source)
+            split = queries.timeline_by_model(
+                connection, windows, UsageFilter(project=project), source
+            )
+            for index, bucket_total in enumerate(whole):
+                parts = [line[index] for line in split.values()]
+                assert sum(p.requests for p in parts) == bucket_total.requests
+                assert sum(p.total_tokens for p in parts) == bucket_total.total_tokens
+                assert sum((p.cost_usd for p in parts), Decimal(0)) == bucket_total.cost_usd
 
 
 # --- export ---------------------------------------------------------------------------------

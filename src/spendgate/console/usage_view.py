@@ -9,7 +9,14 @@ from typing import Any
 
 from spendgate.admin.auth import Viewer
 from spendgate.admin.context import AdminContext
-from spendgate.admin.usage import UsageQuery, UsageSummary, usage_summary, usage_timeline, usage_top
+from spendgate.admin.usage import (
+    UsageQuery,
+    UsageSummary,
+    usage_summary,
+    usage_timeline,
+    usage_timeline_by_model,
+    usage_top,
+)
 from spendgate.console.filters import Filters
 from spendgate.records.approvals import Caller
 from spendgate.store.records import AlertState, ApprovalState
@@ -107,7 +114,9 @@ def usage_view(ctx: AdminContext, viewer: Viewer, filters: Filters, caller: Call
         summary=summary,
         metrics=metrics,
         chart=_chart(ctx, viewer, filters),
-        tops={by: _top(ctx, query, by) for by in ("model", "project", "principal", "agent")},
+        # Agents are not a rollup dimension: ranking them reads every raw decision of the
+        # range, too slow for a page over a big journal (the admin API's /usage/top has it).
+        tops={by: _top(ctx, query, by) for by in ("model", "project", "principal")},
     )
 
 
@@ -124,31 +133,37 @@ def _top(ctx: AdminContext, query: UsageQuery, by: str) -> list[dict[str, Any]]:
 
 
 def _chart(ctx: AdminContext, viewer: Viewer, filters: Filters) -> dict[str, Any]:
-    """Cost and tokens per calendar bucket of the chosen timezone, stacked by model."""
+    """Cost and tokens per calendar bucket of the chosen timezone, stacked by model: the
+    costliest models apart, the rest as "other" (one timeline query, split by model)."""
     query = _query(filters, viewer)
-    total = usage_timeline(ctx, query, filters.time_bucket, filters.tz)
-    models = [
-        entry.key
-        for entry in usage_top(ctx, query, "model", "cost", CHART_MODELS).data
-        if entry.key is not None
+    lines = usage_timeline_by_model(ctx, query, filters.time_bucket, filters.tz)
+    total_cost = {model: sum(Decimal(p.cost_usd) for p in line) for model, line in lines.items()}
+    ranked = sorted(lines, key=lambda model: (-total_cost[model], model))
+    shown, rest = ranked[:CHART_MODELS], ranked[CHART_MODELS:]
+    series = [
+        {
+            "model": model or "(refused)",
+            "cost": [float(Decimal(p.cost_usd)) for p in lines[model]],
+            "tokens": [p.total_tokens for p in lines[model]],
+        }
+        for model in shown
     ]
-    series = []
-    cost_left = [Decimal(point.cost_usd) for point in total.data]
-    tokens_left = [point.total_tokens for point in total.data]
-    for model in models:
-        line = usage_timeline(ctx, _query(filters, viewer, model), filters.time_bucket, filters.tz)
-        costs = [Decimal(point.cost_usd) for point in line.data]
-        tokens = [point.total_tokens for point in line.data]
-        cost_left = [a - b for a, b in zip(cost_left, costs, strict=True)]
-        tokens_left = [a - b for a, b in zip(tokens_left, tokens, strict=True)]
-        series.append({"model": model, "cost": [float(c) for c in costs], "tokens": tokens})
-    if any(cost_left) or any(tokens_left):
+    if rest:
+        buckets = range(len(lines[rest[0]]))
         series.append(
-            {"model": "other", "cost": [float(c) for c in cost_left], "tokens": tokens_left}
+            {
+                "model": "other",
+                "cost": [float(sum(Decimal(lines[m][i].cost_usd) for m in rest)) for i in buckets],
+                "tokens": [sum(lines[m][i].total_tokens for m in rest) for i in buckets],
+            }
         )
+    if lines:
+        points = lines[ranked[0]]
+    else:  # nothing in the range: the buckets still show, empty
+        points = usage_timeline(ctx, query, filters.time_bucket, filters.tz).data
     return {
-        "starts": [int(point.start.timestamp()) for point in total.data],
+        "starts": [int(point.start.timestamp()) for point in points],
         "bucket": filters.time_bucket.value,
-        "tz": total.tz,
+        "tz": filters.tz,
         "series": series,
     }

@@ -250,6 +250,34 @@ def timeline(
     return [accumulator.totals() for accumulator in accumulators]
 
 
+def timeline_by_model(
+    connection: Connection, windows: Sequence[Window], filters: UsageFilter, source: Source
+) -> dict[str, list[UsageTotals]]:
+    """``timeline`` split by the model that served each request (one query, not one per
+    model): model → one totals per window, zeros included."""
+    if not windows:
+        return {}
+    span = TimeRange(windows[0].start, windows[-1].end)
+    starts = [w.start for w in windows]
+    if source is Source.ROLLUPS:
+        parts: dict[str, list[list[UsageTotals]]] = {}
+        for hour in _rollup_totals(connection, span, filters, ("hour", "model")):
+            index = bucket_index(starts, span.end, hour.group["hour"])
+            if index is not None:
+                model = hour.group["model"] or ""
+                per_window = parts.setdefault(model, [[] for _ in windows])
+                per_window[index].append(hour)
+        return {model: [_sum(p) for p in per_window] for model, per_window in parts.items()}
+    accumulators: dict[str, list[_Accumulator]] = {}
+    for row in _decision_rows(connection, span, filters):
+        index = bucket_index(starts, span.end, row.created_at)
+        if index is not None:
+            model = row.actual_model or ""
+            line = accumulators.setdefault(model, [_Accumulator() for _ in windows])
+            line[index].add(row)
+    return {model: [a.totals() for a in line] for model, line in accumulators.items()}
+
+
 def top(
     connection: Connection, span: TimeRange, filters: UsageFilter, by: str, source: Source
 ) -> list[UsageTotals]:
