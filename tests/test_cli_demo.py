@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from admin_support import SPENDGATE
@@ -129,6 +130,15 @@ def test_demo_printed_commands_work_as_pasted(tmp_path: Path) -> None:
         models = spendgate_cli(*status[1:], **{name: token})
         assert models.returncode == 0, models.stderr
         assert "mode: enforced" in models.stdout  # the demo's routing mode, read over the API
+
+        # The console the demo names takes the admin token it printed.
+        (console,) = (line.split()[1] for line in lines if line.startswith("Console "))
+        client = httpx.Client(timeout=30)
+        form = client.get(console + "/login").text
+        csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        signed = client.post(console + "/login", data={"csrf": csrf, "credential": token})
+        assert signed.status_code == 303
+        assert 'data-metric="requests"' in client.get(console + "/").text
 
 
 def test_demo_table_fits_an_80_column_terminal(tmp_path: Path) -> None:

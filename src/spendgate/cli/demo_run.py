@@ -158,6 +158,7 @@ async def _demo(port: int, mock_port: int, serve: bool) -> None:
             console,
             "",
             f"Gateway {base}/v1 · metrics {base}/metrics · health {base}/healthz",
+            f"Console {base}/console (sign in with the admin token below)",
             f"Demo key {key} (SPENDGATE_DEMO_KEY); try it:",
             f"  curl {base}/v1/chat/completions -H 'authorization: Bearer {key}' -d '{body}'",
         )
