@@ -164,3 +164,15 @@ def test_an_agent_or_session_id_too_long_for_its_member_is_a_400(gw: AdminGatewa
     member = f"project:acme/{'s' * room}"
     listed = gw.get("/decisions", params={"session": member}).json()["data"]
     assert [row["session"] for row in listed] == [member]
+
+
+def test_a_policy_members_tenant() -> None:
+    from spendgate.domain.scopes import ScopeKind, member_tenant
+
+    assert member_tenant(ScopeKind.PROJECT, "acme") == "project:acme"
+    assert member_tenant(ScopeKind.PRINCIPAL, "a/b") == "principal:a%2Fb"
+    assert member_tenant(ScopeKind.API_KEY, "k1") == "api_key:k1"
+    assert member_tenant(ScopeKind.API_KEY, "k1", "project:acme") == "project:acme"
+    assert member_tenant(ScopeKind.AGENT, "project:acme/indexer") == "project:acme"
+    assert member_tenant(ScopeKind.SESSION, "not-a-member") is None
+    assert member_tenant(ScopeKind.GLOBAL, "global") is None

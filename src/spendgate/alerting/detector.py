@@ -47,7 +47,7 @@ from spendgate.domain.budgets import BudgetPolicy, BudgetStatus, counters_for
 from spendgate.domain.health import CircuitState, HealthBoard
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.routing import HealthState, RoutingDecision
-from spendgate.domain.scopes import GLOBAL_MEMBER, ScopeKind, split_member, tenant_of
+from spendgate.domain.scopes import GLOBAL_MEMBER, ScopeKind, member_tenant, tenant_of
 from spendgate.domain.windows import counter_buckets
 from spendgate.governor import Governor
 from spendgate.store.records import Alert
@@ -359,18 +359,11 @@ class AlertDetector:
         return sorted(self._governor.ledger.members(policy.counter_id, windows))
 
     def _budget_tenant(self, policy: BudgetPolicy, member: str) -> str | None:
-        kind = policy.scope.kind
-        if kind is ScopeKind.PROJECT:
-            return tenant_of(member, None, None)
-        if kind is ScopeKind.PRINCIPAL:
-            return tenant_of(None, member, None)
-        if kind is ScopeKind.API_KEY:
+        key_tenant = None
+        if policy.scope.kind is ScopeKind.API_KEY:
             key = self._find_key(member)
-            return key.tenant if key is not None else tenant_of(None, None, member)
-        if kind in (ScopeKind.AGENT, ScopeKind.SESSION):
-            split = split_member(member)
-            return None if split is None else split[0]
-        return None  # global
+            key_tenant = None if key is None else key.tenant
+        return member_tenant(policy.scope.kind, member, key_tenant)
 
     def _provider_health(self, seen: dict[str, Seen], holding: set[str]) -> None:
         for snapshot in self._health.snapshots(time.monotonic()):

@@ -23,6 +23,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import aiohttp
 
@@ -48,7 +49,7 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class DeliveryOutcome:
+class DeliveryOutcome(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"  # this attempt failed, another will follow
     FAILED = "failed"  # given up
@@ -161,7 +162,7 @@ class WebhookNotifier:
             return response.status
 
     async def _record(
-        self, delivery: Delivery, outcome: str, status: int | None, error: str | None
+        self, delivery: Delivery, outcome: DeliveryOutcome, status: int | None, error: str | None
     ) -> None:
         now = datetime.now(UTC)
         state = DeliveryState.PENDING

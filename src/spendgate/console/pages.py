@@ -222,7 +222,7 @@ async def alerts(console: Console, request: Request, session: Session) -> Respon
     state_name = request.query_params.get("state") or None
     state = AlertState(state_name) if state_name in {s.value for s in AlertState} else None
     found = records.find(caller, state=state, limit=200)
-    deliveries = {alert.id: records.get(caller, alert.id)[1] for alert in found[:50]}
+    deliveries = records.deliveries(found)
     return console.page(
         "alerts.html", session, request, title="Alerts", active="/alerts", alerts=found,
         deliveries=deliveries, state=state.value if state else "",
@@ -294,7 +294,7 @@ async def approve(console: Console, request: Request, session: Session) -> Respo
     until = form.get("until") or None
     amount = form.get("amount") or None
     try:
-        when = datetime.fromisoformat(until).astimezone(UTC) if until else None
+        when = _utc(datetime.fromisoformat(until)) if until else None
         extra = Decimal(amount) if amount else None
         console.ctx.records.approvals.approve(
             caller_of(session.viewer), request.path_params["approval_id"],
@@ -423,3 +423,9 @@ def _time_left(until: datetime, now: datetime | None = None) -> str:
         return "< 1 min" if seconds > 0 else "expiring"
     hours, minutes = divmod(seconds // 60, 60)
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def _utc(at: datetime) -> datetime:
+    """A time from a form: UTC when it names no offset (the field says UTC), whatever the
+    server's own zone."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

@@ -47,12 +47,8 @@ class UsageView:
     tops: dict[str, list[dict[str, Any]]]  # by → rows
 
 
-def usage_query(filters: Filters, viewer: Viewer, model: str | None = None) -> UsageQuery:
+def usage_query(filters: Filters, viewer: Viewer) -> UsageQuery:
     """The admin API's usage query for these filters, confined to what ``viewer`` may read."""
-    return _query(filters, viewer, model)
-
-
-def _query(filters: Filters, viewer: Viewer, model: str | None = None) -> UsageQuery:
     confined = viewer.confine(
         {
             "project": filters.project,
@@ -60,7 +56,7 @@ def _query(filters: Filters, viewer: Viewer, model: str | None = None) -> UsageQ
             "api_key": None,
             "agent": None,
             "session": None,
-            "model": model or filters.model,
+            "model": filters.model,
             "provider": None,
         }
     )
@@ -79,7 +75,7 @@ def _usd(text: str) -> str:
 
 
 def usage_view(ctx: AdminContext, viewer: Viewer, filters: Filters, caller: Caller) -> UsageView:
-    query = _query(filters, viewer)
+    query = usage_query(filters, viewer)
     summary = usage_summary(ctx, query)
     pending = len(ctx.records.approvals.find(caller, state=ApprovalState.PENDING, limit=1000))
     open_alerts = len(ctx.records.alerts.find(caller, state=AlertState.OPEN, limit=1000))
@@ -135,7 +131,7 @@ def _top(ctx: AdminContext, query: UsageQuery, by: str) -> list[dict[str, Any]]:
 def _chart(ctx: AdminContext, viewer: Viewer, filters: Filters) -> dict[str, Any]:
     """Cost and tokens per calendar bucket of the chosen timezone, stacked by model: the
     costliest models apart, the rest as "other" (one timeline query, split by model)."""
-    query = _query(filters, viewer)
+    query = usage_query(filters, viewer)
     lines = usage_timeline_by_model(ctx, query, filters.time_bucket, filters.tz)
     total_cost = {model: sum(Decimal(p.cost_usd) for p in line) for model, line in lines.items()}
     ranked = sorted(lines, key=lambda model: (-total_cost[model], model))

@@ -21,6 +21,7 @@ __all__ = [
     "ScopeKind",
     "ScopeRef",
     "member_room",
+    "member_tenant",
     "split_member",
     "tenant_member",
     "tenant_of",
@@ -66,6 +67,21 @@ def tenant_of(project: str | None, principal: str | None, api_key: str | None) -
     for kind, ident in zip(_TENANT_KINDS, (project, principal, api_key), strict=True):
         if ident:
             return f"{kind.value}:{ident.replace('%', '%25').replace('/', '%2F')}"
+    return None
+
+
+def member_tenant(kind: ScopeKind, member: str, key_tenant: str | None = None) -> str | None:
+    """The tenant a policy member of ``kind`` belongs to (None: global). A key's tenant
+    depends on the key's project and principal: pass it as ``key_tenant`` when known."""
+    if kind is ScopeKind.PROJECT:
+        return tenant_of(member, None, None)
+    if kind is ScopeKind.PRINCIPAL:
+        return tenant_of(None, member, None)
+    if kind is ScopeKind.API_KEY:
+        return key_tenant or tenant_of(None, None, member)
+    if kind in (ScopeKind.AGENT, ScopeKind.SESSION):
+        split = split_member(member)
+        return None if split is None else split[0]
     return None
 
 

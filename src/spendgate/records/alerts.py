@@ -9,6 +9,7 @@ budgets) are the admins' alone. An alert a caller may not read answers 404, as i
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from spendgate.domain.keys import APPROVER
 from spendgate.records.approvals import Caller
@@ -48,6 +49,10 @@ class AlertRecords:
         return self._alerts.list_alerts(
             state=state, alert_kind=kind, severity=severity, tenant=tenant, limit=limit
         )
+
+    def deliveries(self, alerts: Sequence[Alert]) -> dict[str, list[Delivery]]:
+        """The deliveries of alerts already read (``find``): one query for all of them."""
+        return self._outbox.for_subjects([alert.id for alert in alerts])
 
     def get(self, caller: Caller, alert_id: str) -> tuple[Alert, list[Delivery]]:
         alert = self._readable(caller, alert_id)

@@ -161,9 +161,18 @@ class WebhookOutbox:
             connection.execute(_T.update().where(_T.c.id == delivery_id).values(**values))
 
     def for_subject(self, subject_id: str) -> list[Delivery]:
-        query = select(_T).where(_T.c.subject_id == subject_id).order_by(_T.c.created_at, _T.c.id)
+        return self.for_subjects([subject_id]).get(subject_id, [])
+
+    def for_subjects(self, subject_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+        """The deliveries of each subject (oldest first), in one query."""
+        query = (
+            select(_T).where(_T.c.subject_id.in_(subject_ids)).order_by(_T.c.created_at, _T.c.id)
+        )
+        found: dict[str, list[Delivery]] = {}
         with self._engine.connect() as connection:
-            return [_delivery(row) for row in connection.execute(query).mappings()]
+            for row in connection.execute(query).mappings():
+                found.setdefault(row["subject_id"], []).append(_delivery(row))
+        return found
 
     def get(self, delivery_id: str) -> Delivery | None:
         with self._engine.connect() as connection:
