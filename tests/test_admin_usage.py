@@ -87,12 +87,19 @@ def test_summary_of_the_last_24_hours(gw: AdminGateway) -> None:
 
 def test_decision_only_filters_use_the_decisions_and_agree(gw: AdminGateway) -> None:
     by_agent = ok(gw, "/usage/summary", agent="project:globex/agent-dave")
+    by_session = ok(gw, "/usage/summary", agent="project:globex/agent-dave", principal="dave")
     by_project = ok(gw, "/usage/summary", project="globex")
-    assert by_agent["source"] == "decisions"
-    assert by_project["source"] == "rollups"
-    fields = ("requests", "settled", "total_tokens", "cost_usd", "avg_latency_ms", "rerouted")
+    # Agents have a rollup with projects, not with principals.
+    assert by_agent["source"] == by_project["source"] == "rollups"
+    assert by_session["source"] == "decisions"
+    fields = (
+        "requests", "settled", "total_tokens", "cost_usd", "avg_latency_ms", "rerouted",
+        "p95_latency_ms_at_most", "timed_requests",
+    )  # fmt: skip
     assert {f: by_agent[f] for f in fields} == {f: by_project[f] for f in fields}
+    assert {f: by_session[f] for f in fields} == {f: by_project[f] for f in fields}
     assert by_agent["requests"] == 1
+    assert by_agent["timed_requests"] == 1
 
 
 def test_explicit_range_and_window_shortcut(gw: AdminGateway) -> None:
@@ -170,9 +177,16 @@ def test_top_projects_by_requests(gw: AdminGateway) -> None:
 
 def test_top_agents_with_limit(gw: AdminGateway) -> None:
     body = ok(gw, "/usage/top", by="agent", metric="tokens", limit=2)
-    assert body["source"] == "decisions"
+    assert body["source"] == "rollups"
     assert len(body["data"]) == 2
     assert body["total_groups"] == 5
+    # With a principal no rollup has agents: the decisions answer, the same.
+    everyone = {e["key"]: e for e in ok(gw, "/usage/top", by="agent", limit=9)["data"]}
+    by_dave = ok(gw, "/usage/top", by="agent", principal="dave", limit=9)
+    assert by_dave["source"] == "decisions"
+    assert by_dave["data"]
+    for entry in by_dave["data"]:
+        assert entry == everyone[entry["key"]]
 
 
 # --- scoping -------------------------------------------------------------------------------

@@ -133,7 +133,17 @@ def test_decision_only_filters(journal: Journal) -> None:
     assert key == session
     assert key.requests == 2
     assert key.settled == 2
-    assert queries.choose_source(UsageFilter(agent="x"), on_utc_hours=True) is Source.DECISIONS
+    # A rollup family has project and agent, none has agent and principal, none api keys.
+    assert queries.choose_source(UsageFilter(agent="x"), on_utc_hours=True) is Source.ROLLUPS
+    assert (
+        queries.choose_source(UsageFilter(agent="x", principal="y"), on_utc_hours=True)
+        is Source.DECISIONS
+    )
+    assert queries.choose_source(UsageFilter(api_key="x"), on_utc_hours=True) is Source.DECISIONS
+    assert (
+        queries.choose_source(UsageFilter(model="x"), on_utc_hours=True, by="agent")
+        is Source.DECISIONS
+    )
     assert queries.choose_source(UsageFilter(project="x"), on_utc_hours=True) is Source.ROLLUPS
     assert queries.choose_source(UsageFilter(), on_utc_hours=False) is Source.DECISIONS
 
@@ -143,12 +153,12 @@ def test_top_agrees_between_sources_and_keeps_none_as_none(journal: Journal) -> 
     mixed_traffic(journal, start, hours=2)
     span = TimeRange(start, start + timedelta(hours=2))
     with journal.engine.connect() as connection:
-        for by in queries.ROLLUP_DIMENSIONS:
+        for by in ("project", "principal", "model", "provider", "agent"):
             rollups = queries.top(connection, span, UsageFilter(), by, Source.ROLLUPS)
             decisions = queries.top(connection, span, UsageFilter(), by, Source.DECISIONS)
             assert sorted(rollups, key=str) == sorted(decisions, key=str)
         projects = queries.top(connection, span, UsageFilter(), "project", Source.ROLLUPS)
-        agents = queries.top(connection, span, UsageFilter(), "agent", Source.DECISIONS)
+        agents = queries.top(connection, span, UsageFilter(), "agent", Source.ROLLUPS)
     assert {t.group["project"]: t.requests for t in projects} == {
         "acme": 4, "globex": 2, "capped": 4, None: 2,
     }  # fmt: skip
@@ -302,6 +312,76 @@ def test_timeline_buckets_sum_to_the_summary_in_any_timezone(
                 assert sum(p.requests for p in parts) == bucket_total.requests
                 assert sum(p.total_tokens for p in parts) == bucket_total.total_tokens
                 assert sum((p.cost_usd for p in parts), Decimal(0)) == bucket_total.cost_usd
+
+
+# --- rollup families: daily tables, edge hours, coarser dimensions --------------------------
+
+_SCOPES = [
+    RequestScopes(project=project, principal=person, api_key="k", agent=agent)
+    for project, person, agent in [
+        ("acme", "alice", "indexer"), ("acme", "bob", None), ("globex", "dave", "indexer"),
+        (None, "solo", "crawler"),
+    ]
+]  # fmt: skip
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    requests=st.lists(
+        st.tuples(
+            st.integers(0, 4 * 24 * 60 - 1),  # minute of four days
+            st.sampled_from(_SCOPES),
+            st.sampled_from(["standard", "premium", "mystery"]),
+            st.sampled_from(["now", "later", "never"]),
+            # Whole milliseconds: sums of them are exact whatever the order of addition.
+            st.integers(1, 90_000).map(float),
+        ),
+        min_size=1,
+        max_size=15,
+    ),
+    first_hour=st.integers(0, 30),
+    hours=st.integers(1, 96),
+    filters=st.sampled_from(
+        [
+            ANY,
+            UsageFilter(project="acme"),
+            UsageFilter(model="premium"),
+            UsageFilter(agent="indexer"),
+            UsageFilter(project="acme", agent="indexer"),
+            UsageFilter(principal="dave", model="standard"),
+        ]
+    ),
+)
+def test_every_rollup_family_agrees_with_the_decisions(
+    journal: Journal,
+    requests: list[tuple[int, RequestScopes, str, str, float]],
+    first_hour: int,
+    hours: int,
+    filters: UsageFilter,
+) -> None:
+    """Whichever table answers (hourly, daily with edge hours, per model, per agent), the
+    sums, the rankings and the UTC days equal the raw decisions' (latency histogram too)."""
+    start = area()
+    plain = governor(journal, smart_routing=False)
+    for minute, scopes, model, settle, latency in requests:
+        at = start + timedelta(minutes=minute)
+        record(plain, at, scopes, model=model, settle=settle, latency_ms=latency)
+    assert journal.flush(10)
+    span = TimeRange(
+        start + timedelta(hours=first_hour), start + timedelta(hours=first_hour + hours)
+    )
+    total = both(journal, span, filters)
+    assert total.timed == total.settled  # every one was timed
+    days = bucket_windows(Bucket.DAY, zone("UTC"), span)
+    _compare(journal, days, filters)
+    with journal.engine.connect() as connection:
+        for by in ("project", "principal", "model", "provider", "agent"):
+            source = queries.choose_source(filters, on_utc_hours=True, by=by)
+            answered = queries.top(connection, span, filters, by, source)
+            exact = queries.top(connection, span, filters, by, Source.DECISIONS)
+            assert sorted(answered, key=str) == sorted(exact, key=str), by
 
 
 # --- export ---------------------------------------------------------------------------------

@@ -18,13 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from math import isinf
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from spendgate.admin.auth import Viewer
 from spendgate.admin.context import AdminContext
@@ -89,6 +90,15 @@ class Totals(BaseModel):
     cost_usd: str
     unpriced_requests: int
     avg_latency_ms: float | None
+    p95_latency_ms_at_most: float | None = Field(
+        description="An upper bound: 95% of the timed requests took at most this long (the "
+        "edge of the latency bucket holding the 95th percentile). Null when none was timed, "
+        "or when the 95th percentile is slower than the last edge (60,000 ms)."
+    )
+    timed_requests: int = Field(
+        description="Settled requests the latency histogram counts (those rolled up before "
+        "it existed are not)."
+    )
     blocked: int
     would_blocked: int
     rerouted: int
@@ -229,6 +239,7 @@ def _now() -> datetime:
 
 def _totals(totals: UsageTotals) -> dict[str, Any]:
     latency = totals.avg_latency_ms
+    p95 = totals.p95_latency_ms_at_most()
     return {
         "requests": totals.requests,
         "settled": totals.settled,
@@ -240,6 +251,8 @@ def _totals(totals: UsageTotals) -> dict[str, Any]:
         "unpriced_requests": totals.unpriced,
         # Rounded so that both sources agree (they add the same floats in different orders).
         "avg_latency_ms": None if latency is None else round(latency, 3),
+        "p95_latency_ms_at_most": None if p95 is None or isinf(p95) else p95,
+        "timed_requests": totals.timed,
         "blocked": totals.blocked,
         "would_blocked": totals.would_blocked,
         "rerouted": totals.rerouted,
@@ -374,8 +387,8 @@ def usage_top(
         span = params.time_range(_now())
     except TimelineError as error:
         raise _invalid(error) from error
-    aligned = by in queries.ROLLUP_DIMENSIONS and on_utc_hours([Window(span.start, span.end)])
-    source = choose_source(params.filters, on_utc_hours=aligned)
+    aligned = on_utc_hours([Window(span.start, span.end)])
+    source = choose_source(params.filters, on_utc_hours=aligned, by=by)
     with ctx.journal.engine.connect() as connection:
         groups = queries.top(connection, span, params.filters, by, source)
     ranked = sorted(groups, key=_rank(metric))

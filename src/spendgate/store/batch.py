@@ -22,7 +22,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from spendgate.domain.budgets import CounterKey
 from spendgate.domain.pricing import Usage
-from spendgate.domain.routing import RoutingDecision, routing_difference
+from spendgate.domain.routing import RoutingDecision
 from spendgate.store import schema
 from spendgate.store.codec import (
     DECISION_COLUMNS,
@@ -34,6 +34,7 @@ from spendgate.store.codec import (
 from spendgate.store.db import datetime_encoder, dialect_insert, insert_tuples, upsert_increment
 from spendgate.store.money import ATTO, to_atto
 from spendgate.store.policy_codec import PolicyDigests
+from spendgate.store.rollups import FineKey, RollupDelta, family_rows
 
 __all__ = [
     "AppendDecision",
@@ -92,73 +93,7 @@ class BatchResult:
     skipped: tuple[str, ...] = ()
 
 
-RollupKey = tuple[datetime, str, str, str, str]  # hour, project, principal, model, provider
-
-
-@dataclass(slots=True)
-class _RollupDelta:
-    requests: int = 0
-    settled: int = 0
-    blocked: int = 0
-    would_blocked: int = 0
-    rerouted: int = 0
-    unpriced: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    cost_atto: int = 0
-    saved_atto: int = 0
-    extra_atto: int = 0
-    latency_ms_total: float = 0.0
-
-    def add_usage(
-        self,
-        usage: Usage,
-        cost: Decimal | None,
-        latency_ms: float | None,
-        requested_cost: Decimal | None,
-    ) -> None:
-        self.settled += 1
-        saved, extra = routing_difference(requested_cost, cost)
-        self.saved_atto += to_atto(saved)
-        self.extra_atto += to_atto(extra)
-        self.input_tokens += usage.input_tokens
-        self.output_tokens += usage.output_tokens
-        self.cached_input_tokens += usage.cached_input_tokens
-        if cost is None:
-            self.unpriced += 1
-        else:
-            self.cost_atto += to_atto(cost)
-        self.latency_ms_total += latency_ms or 0.0
-
-    def row(self, key: RollupKey) -> dict[str, Any]:
-        hour, project, principal, model, provider = key
-        row: dict[str, Any] = {
-            "hour_start": hour,
-            "project": project,
-            "principal": principal,
-            "model": model,
-            "provider": provider,
-            "requests": self.requests,
-            "settled": self.settled,
-            "blocked": self.blocked,
-            "would_blocked": self.would_blocked,
-            "rerouted": self.rerouted,
-            "unpriced": self.unpriced,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cached_input_tokens": self.cached_input_tokens,
-            "latency_ms_total": self.latency_ms_total,
-        }
-        for amount in schema.ROLLUP_AMOUNTS:
-            row[f"{amount}_units"], row[f"{amount}_atto"] = divmod(
-                getattr(self, f"{amount}_atto"), ATTO
-            )
-        return row
-
-
-ROLLUP_KEYS = ("hour_start", "project", "principal", "model", "provider")
-ROLLUP_COUNTS = (*schema.ROLLUP_COUNT_COLUMNS, "latency_ms_total")
+_ROLLUP_ADDED = (*schema.ROLLUP_COUNT_COLUMNS, "latency_ms_total", *schema.LATENCY_COLUMNS)
 _BLOCKING = frozenset({"block", "approval_required"})
 _GIL_SLICE_S = 0.001
 
@@ -175,15 +110,15 @@ class PreparedBatch:
     decisions: list[tuple[Any, ...]] = field(default_factory=list)
     settles: list[SettleDecision] = field(default_factory=list)
     counters: dict[CounterKey, int] = field(default_factory=dict)
-    rollups: dict[RollupKey, _RollupDelta] = field(default_factory=dict)
+    rollups: dict[FineKey, RollupDelta] = field(default_factory=dict)
     # Rollup key and settled flag of decisions appended in this batch (settled in it, maybe).
-    appended: dict[str, tuple[RollupKey, bool]] = field(default_factory=dict)
+    appended: dict[str, tuple[FineKey, bool]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
-    def rollup(self, key: RollupKey) -> _RollupDelta:
+    def rollup(self, key: FineKey) -> RollupDelta:
         delta = self.rollups.get(key)
         if delta is None:
-            delta = self.rollups[key] = _RollupDelta()
+            delta = self.rollups[key] = RollupDelta()
         return delta
 
 
@@ -193,9 +128,17 @@ def _rollup_key(
     principal: str | None,
     model: str | None,
     provider: str | None,
-) -> RollupKey:
+    agent: str | None,
+) -> FineKey:
     # None (no project, or no model called: a refused decision) is '' in a rollup key.
-    return (hour_start(created_at), project or "", principal or "", model or "", provider or "")
+    return (
+        hour_start(created_at),
+        project or "",
+        principal or "",
+        model or "",
+        provider or "",
+        agent or "",
+    )
 
 
 def _add_append(batch: PreparedBatch, item: AppendDecision) -> None:
@@ -218,6 +161,7 @@ def _add_append(batch: PreparedBatch, item: AppendDecision) -> None:
         decision.scopes.principal,
         decision.actual_model,
         decision.provider,
+        decision.scopes.agent,
     )
     delta = batch.rollup(key)
     delta.requests += 1
@@ -254,12 +198,18 @@ def _apply_settles(connection: Connection, batch: PreparedBatch) -> None:
                 decisions.c.principal,
                 decisions.c.actual_model,
                 decisions.c.provider,
+                decisions.c.agent,
                 decisions.c.settled_at,
             ).where(decisions.c.id.in_(unknown))
         )
         for row in rows:
             key = _rollup_key(
-                row.created_at, row.project, row.principal, row.actual_model, row.provider
+                row.created_at,
+                row.project,
+                row.principal,
+                row.actual_model,
+                row.provider,
+                row.agent,
             )
             batch.appended[row.id] = (key, row.settled_at is not None)
     updates: list[dict[str, Any]] = []
@@ -367,12 +317,13 @@ def apply_batch(connection: Connection, batch: PreparedBatch) -> BatchResult:
         add_amounts=("settled",),
         replace=("updated_at",),
     )
-    upsert_increment(
-        connection,
-        schema.usage_rollups,
-        [delta.row(key) for key, delta in batch.rollups.items()],
-        keys=ROLLUP_KEYS,
-        add=ROLLUP_COUNTS,
-        add_amounts=schema.ROLLUP_AMOUNTS,
-    )
+    for table, keys, rows in family_rows(batch.rollups):
+        upsert_increment(
+            connection,
+            table,
+            rows,
+            keys=keys,
+            add=_ROLLUP_ADDED,
+            add_amounts=schema.ROLLUP_AMOUNTS,
+        )
     return BatchResult(tuple(batch.skipped))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -24,9 +23,10 @@ from sqlalchemy import (
 from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.store import schema
 from spendgate.store.codec import decision_from_row, decision_policy_refs
-from spendgate.store.money import ATTO, exact_sum, from_atto, from_parts
+from spendgate.store.money import ATTO, from_atto, from_parts
 from spendgate.store.policy_codec import policy_from_snapshot
 from spendgate.store.records import DecisionFilter, StoredDecision, UsageTotals
+from spendgate.store.rollups import DIMENSIONS, RollupPart, choose_family
 
 __all__ = [
     "GROUP_DIMENSIONS",
@@ -39,7 +39,7 @@ __all__ = [
     "usage_totals",
 ]
 
-GROUP_DIMENSIONS: Final = ("hour", "day", "project", "principal", "model", "provider")
+GROUP_DIMENSIONS: Final = ("hour", "day", *DIMENSIONS)
 _HALF = 10**9  # atto sums are split in two halves so that SQL SUM() cannot overflow a BIGINT
 
 
@@ -149,31 +149,50 @@ def usage_totals(
     until: datetime | None = None,
     *,
     group_by: Sequence[str] = (),
-    project: str | None = None,
-    principal: str | None = None,
-    model: str | None = None,
-    provider: str | None = None,
+    **filters: str | None,
 ) -> list[UsageTotals]:
-    """Sums of the hourly rollups over ``[since, until)``, grouped by ``group_by`` dimensions.
+    """Sums of the rollups over ``[since, until)`` (whole UTC hours), grouped by ``group_by``
+    dimensions, ordered by them. ``filters``: dimension → id (None: any).
 
     ``day`` groups by UTC day; for local days in another zone, group by ``hour`` and fold the
-    hours (a UTC day is not a local day).
+    hours (a UTC day is not a local day). The rollup family, and daily or hourly tables, are
+    chosen by ``store.rollups``.
     """
     unknown = set(group_by) - set(GROUP_DIMENSIONS)
     if unknown:
         raise ValueError(f"unknown group_by dimension(s): {sorted(unknown)}")
-    table = schema.usage_rollups
-    dimension_columns = {
-        "hour": table.c.hour_start,
-        "day": table.c.hour_start,  # folded to days below
-        "project": table.c.project,
-        "principal": table.c.principal,
-        "model": table.c.model,
-        "provider": table.c.provider,
-    }
-    names = list(dict.fromkeys("hour" if d == "day" else d for d in group_by))
-    keys = [dimension_columns[name].label(f"g_{name}") for name in names]
-    sums = [func.sum(table.c[name]).label(name) for name in schema.ROLLUP_COUNT_COLUMNS]
+    unknown = set(filters) - set(DIMENSIONS)
+    if unknown:
+        raise ValueError(f"unknown filter(s): {sorted(unknown)}")
+    wanted = {name: value for name, value in filters.items() if value is not None}
+    grouped = [d for d in group_by if d not in ("hour", "day")]
+    family = choose_family({*grouped, *wanted})
+    parts = family.parts(since, until, hourly="hour" in group_by)
+    results = [
+        totals
+        for part in parts
+        for totals in _part_totals(connection, part, group_by, grouped, wanted)
+    ]
+    if len(parts) > 1 or ("day" in group_by and "hour" not in group_by):
+        results = _fold(results)
+    if not results and not group_by:
+        results = [UsageTotals()]
+    return results
+
+
+def _part_totals(
+    connection: Connection,
+    part: RollupPart,
+    group_by: Sequence[str],
+    grouped: Sequence[str],
+    wanted: Mapping[str, str],
+) -> list[UsageTotals]:
+    table = part.table
+    time = table.c[part.time_column]
+    timed = any(d in group_by for d in ("hour", "day"))
+    keys = [time.label("g_time")] if timed else []
+    keys += [table.c[name].label(f"g_{name}") for name in grouped]
+    sums = [func.sum(table.c[name]).label(name) for name in _SUMMED]
     for amount in schema.ROLLUP_AMOUNTS:
         atto = table.c[f"{amount}_atto"]
         sums += [
@@ -181,29 +200,23 @@ def usage_totals(
             func.sum(atto // _HALF).label(f"{amount}_hi"),
             func.sum(atto % _HALF).label(f"{amount}_lo"),
         ]
-    sums.append(func.sum(table.c.latency_ms_total).label("latency_ms_total"))
-    query = select(*keys, *sums)
-    if since is not None:
-        query = query.where(table.c.hour_start >= since)
-    if until is not None:
-        query = query.where(table.c.hour_start < until)
-    for name, value in (
-        ("project", project),
-        ("principal", principal),
-        ("model", model),
-        ("provider", provider),
-    ):
-        if value is not None:
-            query = query.where(table.c[name] == value)
+    query = select(*keys, *sums).where(*(table.c[n] == v for n, v in wanted.items()))
+    if part.start is not None:
+        query = query.where(time >= part.start)
+    if part.end is not None:
+        query = query.where(time < part.end)
     if keys:
         query = query.group_by(*keys).order_by(*keys)
     results: list[UsageTotals] = []
     for row in connection.execute(query).mappings():
-        group = {name: row[f"g_{name}"] for name in names}
-        if "day" in group_by:
-            group["day"] = group["hour"].date()
-            if "hour" not in group_by:
-                del group["hour"]
+        group: dict[str, Any] = {}
+        for name in group_by:
+            if name == "hour":
+                group["hour"] = row["g_time"]
+            elif name == "day":
+                group["day"] = row["g_time"].date()
+            else:
+                group[name] = row[f"g_{name}"]
         results.append(
             UsageTotals(
                 group=group,
@@ -212,13 +225,13 @@ def usage_totals(
                 saved_usd=_amount(row, "saved"),
                 extra_usd=_amount(row, "extra"),
                 latency_ms_total=float(row["latency_ms_total"] or 0.0),
+                latency_counts=tuple(int(row[c] or 0) for c in schema.LATENCY_COLUMNS),
             )
         )
-    if "day" in group_by and "hour" not in group_by:
-        results = _fold(results)
-    if not results and not group_by:
-        results = [UsageTotals()]
     return results
+
+
+_SUMMED: Final = (*schema.ROLLUP_COUNT_COLUMNS, "latency_ms_total", *schema.LATENCY_COLUMNS)
 
 
 def _amount(row: Any, name: str) -> Decimal:
@@ -229,26 +242,14 @@ def _amount(row: Any, name: str) -> Decimal:
 
 
 def _fold(results: list[UsageTotals]) -> list[UsageTotals]:
-    """Merge totals with equal groups (hours of one day), keeping first-seen order."""
+    """Merge totals with equal groups (the hours of one day, a range's days and its edge
+    hours), ordered by group."""
     merged: dict[tuple[Any, ...], UsageTotals] = {}
     for totals in results:
-        key = tuple(sorted(totals.group.items()))
+        key = tuple(totals.group.values())
         previous = merged.get(key)
-        if previous is None:
-            merged[key] = totals
-            continue
-        merged[key] = replace(
-            previous,
-            **{
-                name: getattr(previous, name) + getattr(totals, name)
-                for name in schema.ROLLUP_COUNT_COLUMNS
-            },
-            cost_usd=exact_sum((previous.cost_usd, totals.cost_usd)),
-            saved_usd=exact_sum((previous.saved_usd, totals.saved_usd)),
-            extra_usd=exact_sum((previous.extra_usd, totals.extra_usd)),
-            latency_ms_total=previous.latency_ms_total + totals.latency_ms_total,
-        )
-    return sorted(merged.values(), key=lambda t: tuple(str(v) for v in t.group.values()))
+        merged[key] = totals if previous is None else previous.plus(totals)
+    return [merged[key] for key in sorted(merged)]
 
 
 def delete_decisions_before(connection: Connection, before: datetime, limit: int) -> int:

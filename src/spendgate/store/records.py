@@ -13,8 +13,10 @@ from enum import StrEnum
 from typing import Any
 
 from spendgate.domain.approvals import ApprovalScope, ApprovalState, Grant, policy_of_subject
+from spendgate.domain.latency import LATENCY_EDGES_MS, percentile_at_most
 from spendgate.domain.pricing import PricingRecord
 from spendgate.domain.routing import RoutingAction, RoutingDecision, RoutingMode, TaskClass
+from spendgate.store.money import exact_sum
 
 __all__ = [
     "Alert",
@@ -62,6 +64,9 @@ class DecisionFilter:
     settled: bool | None = None
 
 
+NO_LATENCIES = (0,) * (len(LATENCY_EDGES_MS) + 1)
+
+
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
     """Sums over hourly rollup buckets, grouped by ``group`` (dimension name → value)."""
@@ -82,6 +87,9 @@ class UsageTotals:
     saved_usd: Decimal = Decimal(0)
     extra_usd: Decimal = Decimal(0)
     latency_ms_total: float = 0.0
+    # Settled requests per latency bucket (``domain.latency``); requests rolled up before the
+    # histogram existed are in none.
+    latency_counts: tuple[int, ...] = NO_LATENCIES
 
     @property
     def total_tokens(self) -> int:
@@ -90,6 +98,33 @@ class UsageTotals:
     @property
     def avg_latency_ms(self) -> float | None:
         return self.latency_ms_total / self.settled if self.settled else None
+
+    @property
+    def timed(self) -> int:
+        """How many settled requests the latency histogram counts."""
+        return sum(self.latency_counts)
+
+    def p95_latency_ms_at_most(self) -> float | None:
+        return percentile_at_most(self.latency_counts, 95)
+
+    def plus(self, other: UsageTotals) -> UsageTotals:
+        """These totals and ``other``'s added (exactly: money as Decimal), keeping ``group``."""
+        added: dict[str, Any] = {n: getattr(self, n) + getattr(other, n) for n in _ADDED}
+        added.update({n: exact_sum((getattr(self, n), getattr(other, n))) for n in _MONEY})
+        return UsageTotals(
+            group=self.group,
+            **added,
+            latency_counts=tuple(
+                a + b for a, b in zip(self.latency_counts, other.latency_counts, strict=True)
+            ),
+        )
+
+
+_ADDED = (
+    "requests", "settled", "blocked", "would_blocked", "rerouted", "unpriced", "input_tokens",
+    "output_tokens", "cached_input_tokens", "latency_ms_total",
+)  # fmt: skip
+_MONEY = ("cost_usd", "saved_usd", "extra_usd")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,14 @@ from sqlalchemy import (
     text,
 )
 
+from spendgate.domain.latency import LATENCY_EDGES_MS
 from spendgate.store.sqltypes import CompactJson, DecimalText, UtcDateTime
 
 __all__ = [
     "ALERT_UNRESOLVED",
     "APPROVAL_PENDING",
+    "LATENCY_COLUMNS",
+    "ROLLUP_AMOUNTS",
     "ROLLUP_COUNT_COLUMNS",
     "alerts",
     "api_keys",
@@ -44,6 +47,10 @@ __all__ = [
     "routing_decisions",
     "usage_counters",
     "usage_rollups",
+    "usage_rollups_agents",
+    "usage_rollups_agents_daily",
+    "usage_rollups_daily",
+    "usage_rollups_models",
     "webhook_deliveries",
 ]
 
@@ -183,8 +190,8 @@ usage_counters = Table(
 )
 
 # The rollups' integer counts: the writer adds to them, the admin queries sum them. Besides
-# these a rollup sums the amounts of ``ROLLUP_AMOUNTS`` (units/atto pairs) and
-# ``latency_ms_total``.
+# these a rollup sums the amounts of ``ROLLUP_AMOUNTS`` (units/atto pairs), the latency
+# histogram ``LATENCY_COLUMNS`` and ``latency_ms_total``.
 ROLLUP_COUNT_COLUMNS: Final = (
     "requests",
     "settled",
@@ -201,22 +208,46 @@ ROLLUP_COUNT_COLUMNS: Final = (
 # requested model; extra: what it cost more than on the requested model (escalations).
 ROLLUP_AMOUNTS: Final = ("cost", "saved", "extra")
 
-usage_rollups = Table(
+# Settled requests per latency bucket (``domain.latency``): percentiles that add up.
+LATENCY_COLUMNS: Final = (*(f"latency_le_{edge}" for edge in LATENCY_EDGES_MS), "latency_slower")
+
+
+def _rollup(name: str, time_column: str, dimensions: tuple[str, ...], *extra: Index) -> Table:
+    """A rollup table: one row per time bucket and combination of ``dimensions``. Clustered on
+    its key (no rowid on SQLite), so a range of buckets is read in order, not row by row."""
+    return Table(
+        name,
+        metadata,
+        Column(time_column, UtcDateTime, primary_key=True),
+        *(Column(dimension, String(NAME), primary_key=True) for dimension in dimensions),
+        *(Column(count, BigInteger, nullable=False) for count in ROLLUP_COUNT_COLUMNS),
+        *(
+            Column(f"{amount}_{part}", BigInteger, nullable=False, server_default="0")
+            for amount in ROLLUP_AMOUNTS
+            for part in ("units", "atto")
+        ),
+        Column("latency_ms_total", Float, nullable=False),
+        *(Column(c, BigInteger, nullable=False, server_default="0") for c in LATENCY_COLUMNS),
+        *extra,
+        sqlite_with_rowid=False,
+    )
+
+
+# The finest rollup: every dimension the usage filters know, by UTC hour. The coarser ones
+# below are projections of it kept by the same writer transaction, so that a page over 90 days
+# reads thousands of rows, not millions (``store.rollups`` chooses).
+_FINE: Final = ("project", "principal", "model", "provider")
+usage_rollups = _rollup(
     "usage_rollups",
-    metadata,
-    Column("hour_start", UtcDateTime, primary_key=True),
-    Column("project", String(NAME), primary_key=True),
-    Column("principal", String(NAME), primary_key=True),
-    Column("model", String(NAME), primary_key=True),
-    Column("provider", String(NAME), primary_key=True),
-    *(Column(name, BigInteger, nullable=False) for name in ROLLUP_COUNT_COLUMNS),
-    Column("cost_units", BigInteger, nullable=False),
-    Column("cost_atto", BigInteger, nullable=False),
-    Column("saved_units", BigInteger, nullable=False),
-    Column("saved_atto", BigInteger, nullable=False),
-    Column("extra_units", BigInteger, nullable=False, server_default="0"),
-    Column("extra_atto", BigInteger, nullable=False, server_default="0"),
-    Column("latency_ms_total", Float, nullable=False),
+    "hour_start",
+    _FINE,
+    Index("ix_usage_rollups_project_hour_start", "project", "hour_start"),
+)
+usage_rollups_daily = _rollup("usage_rollups_daily", "day_start", _FINE)
+usage_rollups_models = _rollup("usage_rollups_models", "hour_start", ("model", "provider"))
+usage_rollups_agents = _rollup("usage_rollups_agents", "hour_start", ("project", "agent"))
+usage_rollups_agents_daily = _rollup(
+    "usage_rollups_agents_daily", "day_start", ("project", "agent")
 )
 
 approvals = Table(

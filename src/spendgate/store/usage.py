@@ -2,11 +2,13 @@
 
 Two sources give the same numbers (the tests hold them to it):
 
-* ``rollups``: the hourly ``usage_rollups`` table the writer maintains. Fast at any volume, but
-  it only knows project, principal, model and provider, and only whole UTC hours.
+* ``rollups``: the tables the writer maintains (``store.rollups``). Fast at any volume, but they
+  only know project, principal, model and provider, or project and agent, and only whole UTC
+  hours.
 * ``decisions``: the raw ``routing_decisions`` rows, aggregated here exactly as the writer
-  aggregates them into rollups (``_Accumulator`` mirrors ``batch._RollupDelta``). Needed for
-  api_key / agent / session filters and for ranges whose boundaries are not whole UTC hours.
+  aggregates them into rollups (``_Accumulator`` mirrors ``rollups.RollupDelta``). Needed for
+  api_key / session filters, other combinations of dimensions and for ranges whose
+  boundaries are not whole UTC hours.
   It scans the matching rows (indexed by scope and time) and covers only what retention kept.
 
 Money is summed as exact integer atto units (``money``), never as floats; a settled request
@@ -17,24 +19,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, Engine, RowMapping, and_, func, or_, select
 
+from spendgate.domain.latency import latency_bucket
 from spendgate.domain.routing import REFUSED, routing_difference
 from spendgate.domain.timeline import TimeRange, bucket_index
 from spendgate.domain.windows import Window
 from spendgate.store import schema
-from spendgate.store.money import exact_sum, from_atto, to_atto
+from spendgate.store.money import from_atto, to_atto
 from spendgate.store.queries import decision_conditions, usage_totals
-from spendgate.store.records import DecisionFilter, UsageTotals
+from spendgate.store.records import NO_LATENCIES, DecisionFilter, UsageTotals
+from spendgate.store.rollups import FAMILIES
 
 __all__ = [
-    "DECISION_DIMENSIONS",
     "EXPORT_COLUMNS",
-    "ROLLUP_DIMENSIONS",
     "TOP_DIMENSIONS",
     "ExportCursorError",
     "Source",
@@ -47,11 +50,10 @@ __all__ = [
     "top",
 ]
 
-ROLLUP_DIMENSIONS: Final = ("project", "principal", "model", "provider")
-DECISION_DIMENSIONS: Final = ("api_key", "agent", "session")
-TOP_DIMENSIONS: Final = (*ROLLUP_DIMENSIONS, *DECISION_DIMENSIONS)
+TOP_DIMENSIONS: Final = ("project", "principal", "model", "provider", "api_key", "agent", "session")
 _BLOCKING: Final = frozenset({"block", "approval_required"})
 _STREAM_ROWS: Final = 2_000
+_DAY: Final = timedelta(days=1)
 
 
 class Source(StrEnum):
@@ -74,9 +76,12 @@ class UsageFilter:
     def as_dict(self) -> dict[str, str | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    @property
-    def rollups_can_filter(self) -> bool:
-        return all(getattr(self, name) is None for name in DECISION_DIMENSIONS)
+    def rollups_can_answer(self, by: str | None = None) -> bool:
+        """Whether a rollup family has every dimension these filters (and ``by``) need."""
+        needed = {name for name, value in self.as_dict().items() if value is not None}
+        if by is not None:
+            needed.add(by)
+        return any(needed <= set(family.dimensions) for family in FAMILIES)
 
     def decision_filter(self, span: TimeRange) -> DecisionFilter:
         return DecisionFilter(
@@ -92,10 +97,11 @@ class UsageFilter:
         )
 
 
-def choose_source(filters: UsageFilter, *, on_utc_hours: bool) -> Source:
-    """Rollups when they can answer exactly: no decision-only filter, and a range (or buckets)
-    bounded by whole UTC hours."""
-    return Source.ROLLUPS if filters.rollups_can_filter and on_utc_hours else Source.DECISIONS
+def choose_source(filters: UsageFilter, *, on_utc_hours: bool, by: str | None = None) -> Source:
+    """Rollups when they can answer exactly: a family with every dimension filtered (and
+    grouped ``by``), and a range (or buckets) bounded by whole UTC hours."""
+    exact = on_utc_hours and filters.rollups_can_answer(by)
+    return Source.ROLLUPS if exact else Source.DECISIONS
 
 
 # --- aggregation of decision rows (mirrors the writer's rollup deltas) -----------------------
@@ -108,6 +114,7 @@ class _Accumulator:
         "cost_atto",
         "extra_atto",
         "input_tokens",
+        "latency_counts",
         "latency_ms_total",
         "output_tokens",
         "requests",
@@ -124,6 +131,7 @@ class _Accumulator:
         self.input_tokens = self.output_tokens = self.cached_input_tokens = 0
         self.cost_atto = self.saved_atto = self.extra_atto = 0
         self.latency_ms_total = 0.0
+        self.latency_counts = [0] * len(NO_LATENCIES)
 
     def add(self, row: Any) -> None:
         self.requests += 1
@@ -146,7 +154,9 @@ class _Accumulator:
         saved, extra = routing_difference(row.requested_cost_usd, row.actual_cost_usd)
         self.saved_atto += to_atto(saved)
         self.extra_atto += to_atto(extra)
-        self.latency_ms_total += row.latency_ms or 0.0
+        if row.latency_ms is not None:
+            self.latency_ms_total += row.latency_ms
+            self.latency_counts[latency_bucket(row.latency_ms)] += 1
 
     def totals(self, group: dict[str, Any] | None = None) -> UsageTotals:
         return UsageTotals(
@@ -164,6 +174,7 @@ class _Accumulator:
             saved_usd=from_atto(self.saved_atto),
             extra_usd=from_atto(self.extra_atto),
             latency_ms_total=self.latency_ms_total,
+            latency_counts=tuple(self.latency_counts),
         )
 
 
@@ -199,16 +210,8 @@ def _decision_rows(
 def _rollup_totals(
     connection: Connection, span: TimeRange, filters: UsageFilter, group_by: Sequence[str] = ()
 ) -> list[UsageTotals]:
-    return usage_totals(
-        connection,
-        span.start,
-        span.end,
-        group_by=group_by,
-        project=filters.project,
-        principal=filters.principal,
-        model=filters.model,
-        provider=filters.provider,
-    )
+    given = {name: value for name, value in filters.as_dict().items() if value is not None}
+    return usage_totals(connection, span.start, span.end, group_by=group_by, **given)
 
 
 # --- summary / timeline / top ------------------------------------------------------------------
@@ -226,6 +229,19 @@ def summary(
     return accumulator.totals()
 
 
+def _time_unit(windows: Sequence[Window]) -> str:
+    """``day`` when every bucket is a whole UTC day (the daily rollups can answer), else
+    ``hour``: a local day elsewhere is summed from its own hours."""
+    whole_days = all(w.start.astimezone(UTC).hour == 0 and w.end - w.start == _DAY for w in windows)
+    return "day" if whole_days else "hour"
+
+
+def _start_of(group: datetime | date) -> datetime:
+    if isinstance(group, datetime):
+        return group
+    return datetime(group.year, group.month, group.day, tzinfo=UTC)
+
+
 def timeline(
     connection: Connection, windows: Sequence[Window], filters: UsageFilter, source: Source
 ) -> list[UsageTotals]:
@@ -237,11 +253,11 @@ def timeline(
     accumulators = [_Accumulator() for _ in windows]
     if source is Source.ROLLUPS:
         per_window: list[list[UsageTotals]] = [[] for _ in windows]
-        hours = _rollup_totals(connection, span, filters, ("hour",))
-        for hour in hours:
-            index = bucket_index(starts, span.end, hour.group["hour"])
+        unit = _time_unit(windows)
+        for part in _rollup_totals(connection, span, filters, (unit,)):
+            index = bucket_index(starts, span.end, _start_of(part.group[unit]))
             if index is not None:
-                per_window[index].append(hour)
+                per_window[index].append(part)
         return [_sum(parts) for parts in per_window]
     for row in _decision_rows(connection, span, filters):
         index = bucket_index(starts, span.end, row.created_at)
@@ -261,12 +277,13 @@ def timeline_by_model(
     starts = [w.start for w in windows]
     if source is Source.ROLLUPS:
         parts: dict[str, list[list[UsageTotals]]] = {}
-        for hour in _rollup_totals(connection, span, filters, ("hour", "model")):
-            index = bucket_index(starts, span.end, hour.group["hour"])
+        unit = _time_unit(windows)
+        for part in _rollup_totals(connection, span, filters, (unit, "model")):
+            index = bucket_index(starts, span.end, _start_of(part.group[unit]))
             if index is not None:
-                model = hour.group["model"] or ""
+                model = part.group["model"] or ""
                 per_window = parts.setdefault(model, [[] for _ in windows])
-                per_window[index].append(hour)
+                per_window[index].append(part)
         return {model: [_sum(p) for p in per_window] for model, per_window in parts.items()}
     accumulators: dict[str, list[_Accumulator]] = {}
     for row in _decision_rows(connection, span, filters):
@@ -285,8 +302,6 @@ def top(
     if by not in TOP_DIMENSIONS:
         raise ValueError(f"unknown dimension {by!r}")
     if source is Source.ROLLUPS:
-        if by not in ROLLUP_DIMENSIONS:
-            raise ValueError(f"the rollups cannot group by {by!r}")
         grouped = _rollup_totals(connection, span, filters, (by,))
         # Rollup keys store "none" as '' (they are part of the primary key).
         return [_regroup(t, {by: t.group[by] or None}) for t in grouped]
@@ -308,15 +323,10 @@ def _regroup(totals: UsageTotals, group: dict[str, Any]) -> UsageTotals:
 
 
 def _sum(parts: Sequence[UsageTotals]) -> UsageTotals:
-    if not parts:
-        return UsageTotals()
-    return UsageTotals(
-        **{name: sum(getattr(p, name) for p in parts) for name in schema.ROLLUP_COUNT_COLUMNS},
-        cost_usd=exact_sum(p.cost_usd for p in parts),
-        saved_usd=exact_sum(p.saved_usd for p in parts),
-        extra_usd=exact_sum(p.extra_usd for p in parts),
-        latency_ms_total=sum(p.latency_ms_total for p in parts),
-    )
+    total = UsageTotals()
+    for part in parts:
+        total = total.plus(part)
+    return total
 
 
 # --- export ---------------------------------------------------------------------------------
