@@ -54,6 +54,8 @@ PAGES = [
     "/console/",
     "/console/?window=90d",
     "/console/?window=7d&bucket=hour&tz=Europe/Prague",
+    "/console/?window=90d&tz=Europe/Prague",
+    "/console/?window=90d&bucket=hour",
     "/console/insights",
     "/console/budgets",
     "/console/approvals",

@@ -128,6 +128,11 @@ def test_the_grid_equals_the_api_summary(gw: AdminGateway) -> None:
     assert values["blocked"] == str(summary["blocked"])
     assert values["rerouted"] == str(summary["rerouted"])
     assert values["saved_by_routing_usd"] == summary["saved_by_routing_usd"]
+    assert values["avg_latency_ms"] == str(summary["avg_latency_ms"])
+    # The p95 is the histogram's bound, shown as one; the mock answers in well under 50 ms.
+    assert summary["timed_requests"] == summary["settled"] > 0
+    assert values["p95_latency_ms"] == str(summary["p95_latency_ms_at_most"]) == "50.0"
+    assert "≤ 50 ms" in console.get("/", params={"window": "7d"}).text
     pending = gw.get("/approvals", params={"state": "pending"}).json()["data"]
     assert values["pending_approvals"] == str(len(pending))
     acme = _values(console.get("/", params={"project": "acme"}).text)

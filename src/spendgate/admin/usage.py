@@ -90,15 +90,6 @@ class Totals(BaseModel):
     cost_usd: str
     unpriced_requests: int
     avg_latency_ms: float | None
-    p95_latency_ms_at_most: float | None = Field(
-        description="An upper bound: 95% of the timed requests took at most this long (the "
-        "edge of the latency bucket holding the 95th percentile). Null when none was timed, "
-        "or when the 95th percentile is slower than the last edge (60,000 ms)."
-    )
-    timed_requests: int = Field(
-        description="Settled requests the latency histogram counts (those rolled up before "
-        "it existed are not)."
-    )
     blocked: int
     would_blocked: int
     rerouted: int
@@ -112,6 +103,15 @@ class UsageSummary(Totals):
     window: TimeWindow
     filters: UsageFilters
     source: Source
+    p95_latency_ms_at_most: float | None = Field(
+        description="An upper bound: 95% of the timed requests took at most this long (the "
+        "edge of the latency bucket holding the 95th percentile). Null when none was timed, "
+        "or when the 95th percentile is slower than the last edge (60,000 ms)."
+    )
+    timed_requests: int = Field(
+        description="Settled requests the latency histogram counts (those rolled up before "
+        "it existed are not)."
+    )
 
 
 class TimelinePoint(Totals):
@@ -239,7 +239,6 @@ def _now() -> datetime:
 
 def _totals(totals: UsageTotals) -> dict[str, Any]:
     latency = totals.avg_latency_ms
-    p95 = totals.p95_latency_ms_at_most()
     return {
         "requests": totals.requests,
         "settled": totals.settled,
@@ -251,8 +250,6 @@ def _totals(totals: UsageTotals) -> dict[str, Any]:
         "unpriced_requests": totals.unpriced,
         # Rounded so that both sources agree (they add the same floats in different orders).
         "avg_latency_ms": None if latency is None else round(latency, 3),
-        "p95_latency_ms_at_most": None if p95 is None or isinf(p95) else p95,
-        "timed_requests": totals.timed,
         "blocked": totals.blocked,
         "would_blocked": totals.would_blocked,
         "rerouted": totals.rerouted,
@@ -283,8 +280,14 @@ def usage_summary(ctx: Context, params: Params) -> UsageSummary:
     source = choose_source(params.filters, on_utc_hours=aligned)
     with ctx.journal.engine.connect() as connection:
         totals = queries.summary(connection, span, params.filters, source)
+    p95 = totals.p95_latency_ms_at_most()
     return UsageSummary(
-        window=_window(span), filters=_filters(params.filters), source=source, **_totals(totals)
+        window=_window(span),
+        filters=_filters(params.filters),
+        source=source,
+        p95_latency_ms_at_most=None if p95 is None or isinf(p95) else p95,
+        timed_requests=totals.timed,
+        **_totals(totals),
     )
 
 

@@ -95,6 +95,7 @@ def usage_view(ctx: AdminContext, viewer: Viewer, filters: Filters, caller: Call
             "" if summary.avg_latency_ms is None else f"{summary.avg_latency_ms}",
             "—" if summary.avg_latency_ms is None else f"{summary.avg_latency_ms:,.0f} ms",
         ),
+        _p95(summary),
         Metric("blocked", "Blocked", str(summary.blocked), f"{summary.blocked:,}"),
         Metric("rerouted", "Rerouted", str(summary.rerouted), f"{summary.rerouted:,}"),
         Metric(
@@ -110,10 +111,25 @@ def usage_view(ctx: AdminContext, viewer: Viewer, filters: Filters, caller: Call
         summary=summary,
         metrics=metrics,
         chart=_chart(ctx, viewer, filters),
-        # Agents are not a rollup dimension: ranking them reads every raw decision of the
-        # range, too slow for a page over a big journal (the admin API's /usage/top has it).
-        tops={by: _top(ctx, query, by) for by in ("model", "project", "principal")},
+        tops={by: _top(ctx, query, by) for by in ("model", "project", "principal", "agent")},
     )
+
+
+def _p95(summary: UsageSummary) -> Metric:
+    """The 95th percentile as the histogram bounds it: "≤ 1,500 ms", never a made-up exact
+    figure; the requests it covers, when fewer than those settled."""
+    p95, timed = summary.p95_latency_ms_at_most, summary.timed_requests
+    if timed == 0:
+        shown = "—"
+    elif p95 is None:
+        shown = "> 60,000 ms"
+    else:
+        shown = f"≤ {p95:,.0f} ms"
+    note = "upper bound"
+    if 0 < timed < summary.settled:
+        note = f"upper bound, of {timed:,} timed requests"
+    value = "" if p95 is None else f"{p95}"
+    return Metric("p95_latency_ms", "p95 latency", value, shown, note)
 
 
 def _top(ctx: AdminContext, query: UsageQuery, by: str) -> list[dict[str, Any]]:

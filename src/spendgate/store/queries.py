@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -25,7 +25,7 @@ from spendgate.store import schema
 from spendgate.store.codec import decision_from_row, decision_policy_refs
 from spendgate.store.money import ATTO, from_atto, from_parts
 from spendgate.store.policy_codec import policy_from_snapshot
-from spendgate.store.records import DecisionFilter, StoredDecision, UsageTotals
+from spendgate.store.records import NO_LATENCIES, DecisionFilter, StoredDecision, UsageTotals
 from spendgate.store.rollups import DIMENSIONS, RollupPart, choose_family
 
 __all__ = [
@@ -149,107 +149,159 @@ def usage_totals(
     until: datetime | None = None,
     *,
     group_by: Sequence[str] = (),
+    buckets: Sequence[datetime] = (),
+    histogram: bool = False,
     **filters: str | None,
 ) -> list[UsageTotals]:
     """Sums of the rollups over ``[since, until)`` (whole UTC hours), grouped by ``group_by``
     dimensions, ordered by them. ``filters``: dimension → id (None: any).
 
-    ``day`` groups by UTC day; for local days in another zone, group by ``hour`` and fold the
-    hours (a UTC day is not a local day). The rollup family, and daily or hourly tables, are
-    chosen by ``store.rollups``.
+    ``day`` groups by UTC day; ``bucket`` by the index of the bucket among ``buckets`` (their
+    starts, on whole UTC hours, ascending: local days in any zone are summed from their own
+    hours, never a UTC day relabelled). The rollup family, and daily or hourly tables, are
+    chosen by ``store.rollups``. ``histogram``: read the latency histogram too (it is most of
+    the columns: only when a percentile is shown).
     """
-    unknown = set(group_by) - set(GROUP_DIMENSIONS)
+    (totals,) = grouped_totals(
+        connection,
+        since,
+        until,
+        group_sets=[group_by],
+        buckets=buckets,
+        histogram=histogram,
+        **filters,
+    )
+    return totals
+
+
+def grouped_totals(
+    connection: Connection,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    group_sets: Sequence[Sequence[str]],
+    buckets: Sequence[datetime] = (),
+    histogram: bool = False,
+    **filters: str | None,
+) -> list[list[UsageTotals]]:
+    """``usage_totals`` for each of ``group_sets`` at once: one read grouped by all their
+    dimensions, then summed per set (as SQL's GROUPING SETS, which SQLite lacks)."""
+    union = list(dict.fromkeys(d for group_by in group_sets for d in group_by))
+    unknown = set(union) - {*GROUP_DIMENSIONS, "bucket"}
     if unknown:
         raise ValueError(f"unknown group_by dimension(s): {sorted(unknown)}")
     unknown = set(filters) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"unknown filter(s): {sorted(unknown)}")
     wanted = {name: value for name, value in filters.items() if value is not None}
-    grouped = [d for d in group_by if d not in ("hour", "day")]
+    grouped = [d for d in union if d not in _TIME_GROUPS]
     family = choose_family({*grouped, *wanted})
-    parts = family.parts(since, until, hourly="hour" in group_by)
-    results = [
-        totals
-        for part in parts
-        for totals in _part_totals(connection, part, group_by, grouped, wanted)
-    ]
-    if len(parts) > 1 or ("day" in group_by and "hour" not in group_by):
-        results = _fold(results)
-    if not results and not group_by:
-        results = [UsageTotals()]
+    by_day = all(start.hour == 0 for start in buckets) if "bucket" in union else True
+    parts = family.parts(since, until, hourly="hour" in union or not by_day)
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    summed = _SUMMED_WITH_HISTOGRAM if histogram else _SUMMED
+    for part in parts:
+        _add_part(connection, part, union, grouped, wanted, buckets, summed, sums)
+    results = []
+    for group_by in group_sets:
+        positions = [union.index(d) for d in group_by]
+        folded: dict[tuple[Any, ...], list[Any]] = {}
+        for key, values in sums.items():
+            _add(folded, tuple(key[i] for i in positions), values)
+        totals = [
+            _totals(dict(zip(group_by, k, strict=True)), folded[k], histogram)
+            for k in sorted(folded)
+        ]
+        if not totals and not group_by:
+            totals = [UsageTotals(latency_counts=NO_LATENCIES if histogram else None)]
+        results.append(totals)
     return results
 
 
-def _part_totals(
+_TIME_GROUPS: Final = ("hour", "day", "bucket")
+
+
+def _add(sums: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], values: list[Any]) -> None:
+    previous = sums.get(key)
+    if previous is None:
+        sums[key] = list(values)
+        return
+    for index, value in enumerate(values):
+        previous[index] += value
+
+
+# What is summed, in this order, then each amount (in atto).
+_SUMMED: Final = (*schema.ROLLUP_COUNT_COLUMNS, "latency_ms_total")
+_SUMMED_WITH_HISTOGRAM: Final = (*_SUMMED, *schema.LATENCY_COLUMNS)
+
+
+def _add_part(
     connection: Connection,
     part: RollupPart,
     group_by: Sequence[str],
     grouped: Sequence[str],
     wanted: Mapping[str, str],
-) -> list[UsageTotals]:
+    buckets: Sequence[datetime],
+    summed: Sequence[str],
+    sums: dict[tuple[Any, ...], list[Any]],
+) -> None:
+    """Add one table's sums over its part of the range to ``sums`` (group key → numbers, in
+    ``summed`` order then each amount in atto). Folding in integers, not Decimal, keeps a
+    range of thousands of hourly rows cheap."""
     table = part.table
     time = table.c[part.time_column]
-    timed = any(d in group_by for d in ("hour", "day"))
-    keys = [time.label("g_time")] if timed else []
-    keys += [table.c[name].label(f"g_{name}") for name in grouped]
-    sums = [func.sum(table.c[name]).label(name) for name in _SUMMED]
+    timed = any(d in group_by for d in _TIME_GROUPS)
+    keys = [time] if timed else []
+    keys += [table.c[name] for name in grouped]
+    columns = [func.sum(table.c[name]) for name in summed]
     for amount in schema.ROLLUP_AMOUNTS:
         atto = table.c[f"{amount}_atto"]
-        sums += [
-            func.sum(table.c[f"{amount}_units"]).label(f"{amount}_units"),
-            func.sum(atto // _HALF).label(f"{amount}_hi"),
-            func.sum(atto % _HALF).label(f"{amount}_lo"),
+        columns += [
+            func.sum(table.c[f"{amount}_units"]),
+            func.sum(atto // _HALF),
+            func.sum(atto % _HALF),
         ]
-    query = select(*keys, *sums).where(*(table.c[n] == v for n, v in wanted.items()))
+    query = select(*keys, *columns).where(*(table.c[n] == v for n, v in wanted.items()))
     if part.start is not None:
         query = query.where(time >= part.start)
     if part.end is not None:
         query = query.where(time < part.end)
     if keys:
-        query = query.group_by(*keys).order_by(*keys)
-    results: list[UsageTotals] = []
-    for row in connection.execute(query).mappings():
-        group: dict[str, Any] = {}
-        for name in group_by:
-            if name == "hour":
-                group["hour"] = row["g_time"]
-            elif name == "day":
-                group["day"] = row["g_time"].date()
-            else:
-                group[name] = row[f"g_{name}"]
-        results.append(
-            UsageTotals(
-                group=group,
-                **{name: int(row[name] or 0) for name in schema.ROLLUP_COUNT_COLUMNS},
-                cost_usd=_amount(row, "cost"),
-                saved_usd=_amount(row, "saved"),
-                extra_usd=_amount(row, "extra"),
-                latency_ms_total=float(row["latency_ms_total"] or 0.0),
-                latency_counts=tuple(int(row[c] or 0) for c in schema.LATENCY_COLUMNS),
-            )
+        query = query.group_by(*keys)
+    width = len(keys)
+    # Where each part of the group key comes from: the time column (as the hour, its UTC day,
+    # or its bucket's index) or a dimension column.
+    time_key: dict[str, Callable[[datetime], Any]] = {
+        "hour": lambda at: at,
+        "day": lambda at: at.date(),
+        "bucket": lambda at: bisect_right(buckets, at) - 1,
+    }
+    column_of = {name: timed + index for index, name in enumerate(grouped)}
+    for row in connection.execute(query):
+        key = tuple(
+            time_key[name](row[0]) if name in time_key else row[column_of[name]]
+            for name in group_by
         )
-    return results
+        values = [value or 0 for value in row[width : width + len(summed)]]
+        amounts = row[width + len(summed) :]
+        for index in range(0, len(amounts), 3):
+            units, hi, lo = amounts[index : index + 3]
+            values.append((units or 0) * ATTO + (hi or 0) * _HALF + (lo or 0))
+        _add(sums, key, values)
 
 
-_SUMMED: Final = (*schema.ROLLUP_COUNT_COLUMNS, "latency_ms_total", *schema.LATENCY_COLUMNS)
-
-
-def _amount(row: Any, name: str) -> Decimal:
-    units = int(row[f"{name}_units"] or 0)
-    hi = int(row[f"{name}_hi"] or 0)
-    lo = int(row[f"{name}_lo"] or 0)
-    return from_atto(units * ATTO + hi * _HALF + lo)
-
-
-def _fold(results: list[UsageTotals]) -> list[UsageTotals]:
-    """Merge totals with equal groups (the hours of one day, a range's days and its edge
-    hours), ordered by group."""
-    merged: dict[tuple[Any, ...], UsageTotals] = {}
-    for totals in results:
-        key = tuple(totals.group.values())
-        previous = merged.get(key)
-        merged[key] = totals if previous is None else previous.plus(totals)
-    return [merged[key] for key in sorted(merged)]
+def _totals(group: dict[str, Any], values: Sequence[Any], histogram: bool) -> UsageTotals:
+    counts = len(schema.ROLLUP_COUNT_COLUMNS)
+    cost, saved, extra = values[-3:]
+    return UsageTotals(
+        group=group,
+        **{name: int(v) for name, v in zip(schema.ROLLUP_COUNT_COLUMNS, values, strict=False)},
+        cost_usd=from_atto(cost),
+        saved_usd=from_atto(saved),
+        extra_usd=from_atto(extra),
+        latency_ms_total=float(values[counts]),
+        latency_counts=tuple(int(v) for v in values[counts + 1 : -3]) if histogram else None,
+    )
 
 
 def delete_decisions_before(connection: Connection, before: datetime, limit: int) -> int:

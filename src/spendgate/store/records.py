@@ -87,9 +87,9 @@ class UsageTotals:
     saved_usd: Decimal = Decimal(0)
     extra_usd: Decimal = Decimal(0)
     latency_ms_total: float = 0.0
-    # Settled requests per latency bucket (``domain.latency``); requests rolled up before the
-    # histogram existed are in none.
-    latency_counts: tuple[int, ...] = NO_LATENCIES
+    # Settled requests per latency bucket (``domain.latency``), when the query read them
+    # (None: it did not); requests rolled up before the histogram existed are in none.
+    latency_counts: tuple[int, ...] | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -102,20 +102,24 @@ class UsageTotals:
     @property
     def timed(self) -> int:
         """How many settled requests the latency histogram counts."""
-        return sum(self.latency_counts)
+        return 0 if self.latency_counts is None else sum(self.latency_counts)
 
     def p95_latency_ms_at_most(self) -> float | None:
-        return percentile_at_most(self.latency_counts, 95)
+        counts = self.latency_counts
+        return None if counts is None else percentile_at_most(counts, 95)
 
     def plus(self, other: UsageTotals) -> UsageTotals:
         """These totals and ``other``'s added (exactly: money as Decimal), keeping ``group``."""
         added: dict[str, Any] = {n: getattr(self, n) + getattr(other, n) for n in _ADDED}
         added.update({n: exact_sum((getattr(self, n), getattr(other, n))) for n in _MONEY})
+        mine, theirs = self.latency_counts, other.latency_counts
         return UsageTotals(
             group=self.group,
             **added,
-            latency_counts=tuple(
-                a + b for a, b in zip(self.latency_counts, other.latency_counts, strict=True)
+            latency_counts=(
+                None
+                if mine is None or theirs is None
+                else tuple(a + b for a, b in zip(mine, theirs, strict=True))
             ),
         )
 

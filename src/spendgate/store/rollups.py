@@ -4,7 +4,8 @@ keeps them all from one set of increments.
 Every settled or refused request is counted once per family, in the same transaction:
 
 * ``FINE``: project, principal, model, provider — by UTC hour and by UTC day;
-* ``MODELS``: model, provider — by UTC hour (the charts of an unfiltered console);
+* ``MODELS``: model, provider — by UTC hour and by UTC day (an unfiltered console's charts);
+* ``PRINCIPALS``: project, principal — by UTC hour and by UTC day (rankings of both);
 * ``AGENTS``: project, agent — by UTC hour and by UTC day.
 
 A query reads the family with the fewest dimensions that still has every dimension it filters
@@ -158,11 +159,18 @@ _POSITION: Final = {name: index for index, name in enumerate(DIMENSIONS)}
 FINE: Final = RollupFamily(
     ("project", "principal", "model", "provider"), schema.usage_rollups, schema.usage_rollups_daily
 )
-MODELS: Final = RollupFamily(("model", "provider"), schema.usage_rollups_models)
+MODELS: Final = RollupFamily(
+    ("model", "provider"), schema.usage_rollups_models, schema.usage_rollups_models_daily
+)
+PRINCIPALS: Final = RollupFamily(
+    ("project", "principal"),
+    schema.usage_rollups_principals,
+    schema.usage_rollups_principals_daily,
+)
 AGENTS: Final = RollupFamily(
     ("project", "agent"), schema.usage_rollups_agents, schema.usage_rollups_agents_daily
 )
-FAMILIES: Final = (MODELS, AGENTS, FINE)  # fewest dimensions first
+FAMILIES: Final = (MODELS, PRINCIPALS, AGENTS, FINE)  # fewest dimensions first
 
 
 def choose_family(needed: Iterable[str]) -> RollupFamily:

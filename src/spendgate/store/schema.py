@@ -51,6 +51,9 @@ __all__ = [
     "usage_rollups_agents_daily",
     "usage_rollups_daily",
     "usage_rollups_models",
+    "usage_rollups_models_daily",
+    "usage_rollups_principals",
+    "usage_rollups_principals_daily",
     "webhook_deliveries",
 ]
 
@@ -245,6 +248,15 @@ usage_rollups = _rollup(
 )
 usage_rollups_daily = _rollup("usage_rollups_daily", "day_start", _FINE)
 usage_rollups_models = _rollup("usage_rollups_models", "hour_start", ("model", "provider"))
+usage_rollups_models_daily = _rollup(
+    "usage_rollups_models_daily", "day_start", ("model", "provider")
+)
+usage_rollups_principals = _rollup(
+    "usage_rollups_principals", "hour_start", ("project", "principal")
+)
+usage_rollups_principals_daily = _rollup(
+    "usage_rollups_principals_daily", "day_start", ("project", "principal")
+)
 usage_rollups_agents = _rollup("usage_rollups_agents", "hour_start", ("project", "agent"))
 usage_rollups_agents_daily = _rollup(
     "usage_rollups_agents_daily", "day_start", ("project", "agent")

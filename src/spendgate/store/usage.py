@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final
@@ -53,7 +53,7 @@ __all__ = [
 TOP_DIMENSIONS: Final = ("project", "principal", "model", "provider", "api_key", "agent", "session")
 _BLOCKING: Final = frozenset({"block", "approval_required"})
 _STREAM_ROWS: Final = 2_000
-_DAY: Final = timedelta(days=1)
+_NOTHING: Final = UsageTotals()  # frozen: one instance stands for every empty bucket
 
 
 class Source(StrEnum):
@@ -158,7 +158,9 @@ class _Accumulator:
             self.latency_ms_total += row.latency_ms
             self.latency_counts[latency_bucket(row.latency_ms)] += 1
 
-    def totals(self, group: dict[str, Any] | None = None) -> UsageTotals:
+    def totals(
+        self, group: dict[str, Any] | None = None, *, histogram: bool = False
+    ) -> UsageTotals:
         return UsageTotals(
             group=group or {},
             requests=self.requests,
@@ -174,7 +176,7 @@ class _Accumulator:
             saved_usd=from_atto(self.saved_atto),
             extra_usd=from_atto(self.extra_atto),
             latency_ms_total=self.latency_ms_total,
-            latency_counts=tuple(self.latency_counts),
+            latency_counts=tuple(self.latency_counts) if histogram else None,
         )
 
 
@@ -208,10 +210,24 @@ def _decision_rows(
 
 
 def _rollup_totals(
-    connection: Connection, span: TimeRange, filters: UsageFilter, group_by: Sequence[str] = ()
+    connection: Connection,
+    span: TimeRange,
+    filters: UsageFilter,
+    group_by: Sequence[str] = (),
+    buckets: Sequence[datetime] = (),
+    *,
+    histogram: bool = False,
 ) -> list[UsageTotals]:
     given = {name: value for name, value in filters.as_dict().items() if value is not None}
-    return usage_totals(connection, span.start, span.end, group_by=group_by, **given)
+    return usage_totals(
+        connection,
+        span.start,
+        span.end,
+        group_by=group_by,
+        buckets=buckets,
+        histogram=histogram,
+        **given,
+    )
 
 
 # --- summary / timeline / top ------------------------------------------------------------------
@@ -220,26 +236,14 @@ def _rollup_totals(
 def summary(
     connection: Connection, span: TimeRange, filters: UsageFilter, source: Source
 ) -> UsageTotals:
-    """Totals over ``span``. ``source`` rollups needs ``span`` on whole UTC hours."""
+    """Totals over ``span`` with their latency histogram. ``source`` rollups needs ``span`` on
+    whole UTC hours."""
     if source is Source.ROLLUPS:
-        return _rollup_totals(connection, span, filters)[0]
+        return _rollup_totals(connection, span, filters, histogram=True)[0]
     accumulator = _Accumulator()
     for row in _decision_rows(connection, span, filters):
         accumulator.add(row)
-    return accumulator.totals()
-
-
-def _time_unit(windows: Sequence[Window]) -> str:
-    """``day`` when every bucket is a whole UTC day (the daily rollups can answer), else
-    ``hour``: a local day elsewhere is summed from its own hours."""
-    whole_days = all(w.start.astimezone(UTC).hour == 0 and w.end - w.start == _DAY for w in windows)
-    return "day" if whole_days else "hour"
-
-
-def _start_of(group: datetime | date) -> datetime:
-    if isinstance(group, datetime):
-        return group
-    return datetime(group.year, group.month, group.day, tzinfo=UTC)
+    return accumulator.totals(histogram=True)
 
 
 def timeline(
@@ -252,13 +256,10 @@ def timeline(
     starts = [w.start for w in windows]
     accumulators = [_Accumulator() for _ in windows]
     if source is Source.ROLLUPS:
-        per_window: list[list[UsageTotals]] = [[] for _ in windows]
-        unit = _time_unit(windows)
-        for part in _rollup_totals(connection, span, filters, (unit,)):
-            index = bucket_index(starts, span.end, _start_of(part.group[unit]))
-            if index is not None:
-                per_window[index].append(part)
-        return [_sum(parts) for parts in per_window]
+        per_window = [_NOTHING] * len(windows)
+        for totals in _rollup_totals(connection, span, filters, ("bucket",), starts):
+            per_window[totals.group["bucket"]] = _regroup(totals, {})
+        return per_window
     for row in _decision_rows(connection, span, filters):
         index = bucket_index(starts, span.end, row.created_at)
         if index is not None:
@@ -276,15 +277,13 @@ def timeline_by_model(
     span = TimeRange(windows[0].start, windows[-1].end)
     starts = [w.start for w in windows]
     if source is Source.ROLLUPS:
-        parts: dict[str, list[list[UsageTotals]]] = {}
-        unit = _time_unit(windows)
-        for part in _rollup_totals(connection, span, filters, (unit, "model")):
-            index = bucket_index(starts, span.end, _start_of(part.group[unit]))
-            if index is not None:
-                model = part.group["model"] or ""
-                per_window = parts.setdefault(model, [[] for _ in windows])
-                per_window[index].append(part)
-        return {model: [_sum(p) for p in per_window] for model, per_window in parts.items()}
+        lines: dict[str, list[UsageTotals]] = {}
+        for totals in _rollup_totals(connection, span, filters, ("bucket", "model"), starts):
+            model = totals.group["model"]
+            if model not in lines:
+                lines[model] = [_NOTHING] * len(windows)
+            lines[model][totals.group["bucket"]] = _regroup(totals, {})
+        return lines
     accumulators: dict[str, list[_Accumulator]] = {}
     for row in _decision_rows(connection, span, filters):
         index = bucket_index(starts, span.end, row.created_at)

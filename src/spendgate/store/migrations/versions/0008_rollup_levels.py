@@ -4,8 +4,10 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-04
 
-- ``usage_rollups_daily`` (UTC day × project, principal, model, provider) and
-  ``usage_rollups_models`` (UTC hour × model, provider) are filled from ``usage_rollups``;
+- ``usage_rollups_daily`` (UTC day × project, principal, model, provider),
+  ``usage_rollups_models[_daily]`` (UTC hour or day × model, provider) and
+  ``usage_rollups_principals[_daily]`` (× project, principal) are filled from
+  ``usage_rollups``;
   ``usage_rollups_agents`` / ``usage_rollups_agents_daily`` (× project, agent) from the
   decisions retention kept (agents were never a rollup dimension: older traffic is not in them).
 - Every rollup counts settled requests per latency bucket (``latency_le_<ms>``,
@@ -46,6 +48,9 @@ FINE = ("project", "principal", "model", "provider")
 NEW_TABLES = {
     "usage_rollups_daily": ("day_start", FINE),
     "usage_rollups_models": ("hour_start", ("model", "provider")),
+    "usage_rollups_models_daily": ("day_start", ("model", "provider")),
+    "usage_rollups_principals": ("hour_start", ("project", "principal")),
+    "usage_rollups_principals_daily": ("day_start", ("project", "principal")),
     "usage_rollups_agents": ("hour_start", ("project", "agent")),
     "usage_rollups_agents_daily": ("day_start", ("project", "agent")),
 }
@@ -112,7 +117,8 @@ def _insert(name: str, time_column: str, sums: dict[tuple[Any, ...], _Sums]) -> 
 
 
 def _from_hourly_rollups() -> None:
-    """Daily and per-model rollups: sums of the hourly ones (exact: integers and atto)."""
+    """The new rollups of the fine dimensions: sums of the hourly ones (exact: integers and
+    atto)."""
     source = sa.table(
         "usage_rollups",
         sa.column("hour_start", sa.DateTime()),
@@ -123,11 +129,17 @@ def _from_hourly_rollups() -> None:
     )
     daily: dict[tuple[Any, ...], _Sums] = {}
     models: dict[tuple[Any, ...], _Sums] = {}
+    models_daily: dict[tuple[Any, ...], _Sums] = {}
+    principals: dict[tuple[Any, ...], _Sums] = {}
+    principals_daily: dict[tuple[Any, ...], _Sums] = {}
     for row in op.get_bind().execute(sa.select(source)).mappings():
         hour = row["hour_start"]
         for sums in (
             daily.setdefault((_day(hour), *(row[d] for d in FINE)), _Sums()),
             models.setdefault((hour, row["model"], row["provider"]), _Sums()),
+            models_daily.setdefault((_day(hour), row["model"], row["provider"]), _Sums()),
+            principals.setdefault((hour, row["project"], row["principal"]), _Sums()),
+            principals_daily.setdefault((_day(hour), row["project"], row["principal"]), _Sums()),
         ):
             for count in COUNTS:
                 sums.counts[count] += row[count]
@@ -136,6 +148,9 @@ def _from_hourly_rollups() -> None:
             sums.latency_ms_total += row["latency_ms_total"]
     _insert("usage_rollups_daily", "day_start", daily)
     _insert("usage_rollups_models", "hour_start", models)
+    _insert("usage_rollups_models_daily", "day_start", models_daily)
+    _insert("usage_rollups_principals", "hour_start", principals)
+    _insert("usage_rollups_principals_daily", "day_start", principals_daily)
 
 
 def _atto(text: str | None) -> int:
