@@ -11,8 +11,10 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 from urllib.parse import urlsplit
 
 import httpx
@@ -140,6 +142,32 @@ def test_the_grid_equals_the_api_summary(gw: AdminGateway) -> None:
     assert acme["requests"] == str(acme_summary["requests"])
 
 
+def test_a_custom_range_of_local_days(gw: AdminGateway) -> None:
+    console = Console(gw, gw.token)
+    prague = ZoneInfo("Europe/Prague")
+    last = datetime.now(prague).date()
+    first = last - timedelta(days=2)
+    html = console.get(
+        "/", params={"window": "custom", "since": first.isoformat(), "until": last.isoformat(),
+                     "tz": "Europe/Prague"},
+    ).text  # fmt: skip
+    start = datetime(first.year, first.month, first.day, tzinfo=prague)
+    after = last + timedelta(days=1)
+    end = datetime(after.year, after.month, after.day, tzinfo=prague)
+    summary = gw.get(
+        "/usage/summary", params={"since": start.isoformat(), "until": end.isoformat()}
+    ).json()
+    assert _values(html)["requests"] == str(summary["requests"]) != "0"
+    assert 'value="custom" selected' in html
+    chart = json.loads(re.search(r'id="chart-data">(.*?)</script>', html, re.S).group(1))
+    assert len(chart["starts"]) == 3  # three local days (auto: days beyond 48 hours)
+    assert chart["starts"][0] == int(start.timestamp())
+    # A custom range without its dates, or backwards, falls back to the last 24 hours.
+    for broken in ({"since": "2026-01-02"}, {"since": "2026-02-01", "until": "2026-01-01"}):
+        fallback = console.get("/", params={"window": "custom", **broken}).text
+        assert 'value="24h" selected' in fallback
+
+
 def test_a_decision_shows_its_explanation(gw: AdminGateway) -> None:
     console = Console(gw, gw.token)
     listing = console.get("/insights").text
@@ -182,6 +210,26 @@ def approvals_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminGate
     with admin_gateway(tmp_path_factory.mktemp("console-approvals"), APPROVALS_CONFIG,
                        APPROVALS_ENV) as running:  # fmt: skip
         yield running
+
+
+def test_the_approvals_heading_says_when_the_queue_changed(approvals_gw: AdminGateway) -> None:
+    gw = approvals_gw
+    admin = Console(gw, gw.token)
+    page = admin.get("/approvals").text
+    poll = re.search(r'id="pending-head" hx-get="([^"]+)"', page)
+    assert poll is not None
+    assert "every 10s" in page
+    assert "queue changed" not in admin.client.get(poll.group(1).replace("&amp;", "&")).text
+    asked = gw.post(
+        "/approvals", json={"policy_id": "acme-tokens", "reason": "a new one"},
+        token=gw.secrets["bob"],
+    )  # fmt: skip
+    assert asked.status_code in (200, 201), asked.text
+    head = admin.client.get(poll.group(1).replace("&amp;", "&")).text
+    assert "the queue changed since this page loaded: reload" in head
+    # Leave the module's queue as found (one pending request per requester and budget).
+    denied = gw.post(f"/approvals/{asked.json()['id']}/deny", json={"reason": "test"})
+    assert denied.status_code == 200, denied.text
 
 
 def test_an_approver_approves_in_the_console_and_the_client_passes(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,8 +15,10 @@ from spendgate.domain.timeline import Bucket
 
 __all__ = ["WINDOWS", "Filters"]
 
-# Range choices: label → hours back from now.
+# Range choices: label → hours back from now; "custom" is from one local date to another.
 WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30, "90d": 24 * 90}
+CUSTOM = "custom"
+MAX_CUSTOM_DAYS = 400
 _IDS = ("project", "principal", "model")
 
 
@@ -27,10 +30,18 @@ class Filters:
     project: str | None = None
     principal: str | None = None
     model: str | None = None
+    since: date | None = None  # a custom range: its first and last local days
+    until: date | None = None
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> Filters:
         window = query.get("window", "24h")
+        since, until = _date(query.get("since")), _date(query.get("until"))
+        if window == CUSTOM:
+            if since is None or until is None or not 0 <= (until - since).days < MAX_CUSTOM_DAYS:
+                window, since, until = "24h", None, None
+        else:
+            since = until = None
         bucket = query.get("bucket", "auto")
         tz = query.get("tz", "UTC") or "UTC"
         try:
@@ -39,9 +50,11 @@ class Filters:
             tz = "UTC"
         ids = {name: (query.get(name) or "").strip()[:128] or None for name in _IDS}
         return cls(
-            window=window if window in WINDOWS else "24h",
+            window=window if window in WINDOWS or window == CUSTOM else "24h",
             bucket=bucket if bucket in ("auto", "hour", "day") else "auto",
             tz=tz,
+            since=since,
+            until=until,
             **ids,
         )
 
@@ -57,7 +70,21 @@ class Filters:
 
     @property
     def hours(self) -> int:
+        if self.since is not None and self.until is not None:
+            return ((self.until - self.since).days + 1) * 24
         return WINDOWS[self.window]
+
+    def bounds(self) -> tuple[str, str] | None:
+        """A custom range as ISO instants with their offsets (local midnight of its first day,
+        local midnight after its last), so every query reads it the same; None for a window
+        back from now."""
+        if self.since is None or self.until is None:
+            return None
+        zone = ZoneInfo(self.tz)
+        start = datetime(self.since.year, self.since.month, self.since.day, tzinfo=zone)
+        after = self.until + timedelta(days=1)
+        end = datetime(after.year, after.month, after.day, tzinfo=zone)
+        return start.isoformat(), end.isoformat()
 
     @property
     def time_bucket(self) -> Bucket:
@@ -74,8 +101,17 @@ class Filters:
             "project": self.project,
             "principal": self.principal,
             "model": self.model,
+            "since": None if self.since is None else self.since.isoformat(),
+            "until": None if self.until is None else self.until.isoformat(),
             **changes,
         }
         defaults = {"window": "24h", "bucket": "auto", "tz": "UTC"}
         kept = {k: v for k, v in values.items() if v and defaults.get(k) != v}
         return f"?{urlencode(kept)}" if kept else ""
+
+
+def _date(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat((text or "").strip()[:10])
+    except ValueError:
+        return None

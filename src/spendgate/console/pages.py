@@ -4,6 +4,8 @@ redirect back to the page, so a reload never repeats them."""
 
 from __future__ import annotations
 
+import hashlib
+
 import hmac
 import secrets
 from collections.abc import Callable
@@ -206,8 +208,13 @@ async def approvals(console: Console, request: Request, session: Session) -> Res
     records = console.ctx.records.approvals
     pending = records.find(caller, state=ApprovalState.PENDING, limit=200)
     history = [a for a in records.find(caller, limit=100) if a.state is not ApprovalState.PENDING]
+    # The heading polls with the queue's digest as this page showed it, and says when the
+    # queue changed (not swapping the table under an approver typing a reason).
+    queue = hashlib.sha256(",".join(sorted(a.id for a in pending)).encode()).hexdigest()[:16]
+    seen = request.query_params.get("seen") or queue
     return console.page(
         "approvals.html", session, request, title="Approvals", active="/approvals",
+        seen=seen, queue_changed=seen != queue,
         pending=pending, history=history, error=request.query_params.get("error"),
         notice=request.query_params.get("notice"),
         may_decide={a.id: caller.may_decide(a) and a.requester != caller.requester

@@ -60,6 +60,9 @@ def usage_query(filters: Filters, viewer: Viewer) -> UsageQuery:
             "provider": None,
         }
     )
+    bounds = filters.bounds()
+    if bounds is not None:
+        return UsageQuery(*bounds, None, UsageFilter(**confined))
     return UsageQuery(None, None, filters.window, UsageFilter(**confined))
 
 
