@@ -55,7 +55,7 @@ PAGES = [
     "/console/?window=90d",
     "/console/?window=7d&bucket=hour&tz=Europe/Prague",
     "/console/?window=90d&tz=Europe/Prague",
-    "/console/?window=90d&bucket=hour",
+    "/console/?window=30d&bucket=hour&tz=America/New_York",
     "/console/insights",
     "/console/budgets",
     "/console/approvals",

@@ -162,6 +162,12 @@ def test_a_custom_range_of_local_days(gw: AdminGateway) -> None:
     chart = json.loads(re.search(r'id="chart-data">(.*?)</script>', html, re.S).group(1))
     assert len(chart["starts"]) == 3  # three local days (auto: days beyond 48 hours)
     assert chart["starts"][0] == int(start.timestamp())
+    # Hourly buckets over 90 days would be 2,160 bars: drawn by day, and said so.
+    wide = console.get("/", params={"window": "90d", "bucket": "hour"}).text
+    wide_chart = json.loads(re.search(r'id="chart-data">(.*?)</script>', wide, re.S).group(1))
+    assert wide_chart["bucket"] == "day"
+    assert len(wide_chart["starts"]) in (90, 91)
+    assert "Hourly buckets are drawn for ranges up to 31 days" in wide
     # A custom range without its dates, or backwards, falls back to the last 24 hours.
     for broken in ({"since": "2026-01-02"}, {"since": "2026-02-01", "until": "2026-01-01"}):
         fallback = console.get("/", params={"window": "custom", **broken}).text

@@ -335,25 +335,25 @@ def _buckets(params: UsageQuery, bucket: Bucket, tz: str) -> tuple[ZoneInfo, lis
     return local, windows, choose_source(params.filters, on_utc_hours=on_utc_hours(windows))
 
 
+@dataclass(frozen=True, slots=True)
+class ModelTimeline:
+    """Calendar buckets (their starts, in the timeline's zone) and, per model that served
+    requests in them (``''``: refused ones), one totals per bucket."""
+
+    starts: list[datetime]
+    lines: dict[str, list[UsageTotals]]
+
+
 def usage_timeline_by_model(
     ctx: AdminContext, params: UsageQuery, bucket: Bucket, tz: str
-) -> dict[str, list[TimelinePoint]]:
+) -> ModelTimeline:
     """``usage_timeline``'s buckets split by the model that served each request (the
-    console's stacked charts; one query whatever the number of models)."""
+    console's stacked charts; one query whatever the number of models). Plain totals, not
+    response models: a 90-day hourly chart has thousands of points."""
     local, windows, source = _buckets(params, bucket, tz)
     with ctx.journal.engine.connect() as connection:
         lines = queries.timeline_by_model(connection, windows, params.filters, source)
-    return {
-        model: [
-            TimelinePoint(
-                start=window.start.astimezone(local),
-                end=window.end.astimezone(local),
-                **_totals(totals),
-            )
-            for window, totals in zip(windows, line, strict=True)
-        ]
-        for model, line in lines.items()
-    }
+    return ModelTimeline([window.start.astimezone(local) for window in windows], lines)
 
 
 TopBy = Literal["model", "project", "principal", "provider", "agent", "session", "api_key"]

@@ -19,6 +19,7 @@ __all__ = ["WINDOWS", "Filters"]
 WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30, "90d": 24 * 90}
 CUSTOM = "custom"
 MAX_CUSTOM_DAYS = 400
+MAX_HOURLY_DAYS = 31
 _IDS = ("project", "principal", "model")
 
 
@@ -88,9 +89,15 @@ class Filters:
 
     @property
     def time_bucket(self) -> Bucket:
-        if self.bucket == "auto":
+        if self.bucket == "auto" or self.hours_capped:
             return Bucket.HOUR if self.hours <= 48 else Bucket.DAY
         return Bucket(self.bucket)
+
+    @property
+    def hours_capped(self) -> bool:
+        """Hourly buckets asked over more than ``MAX_HOURLY_DAYS``: days are drawn instead
+        (more bars than a screen has pixels say nothing; the API still serves them)."""
+        return self.bucket == "hour" and self.hours > MAX_HOURLY_DAYS * 24
 
     def query(self, **changes: str | None) -> str:
         """The URL query of these filters (with ``changes``), defaults left out."""

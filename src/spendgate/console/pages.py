@@ -5,7 +5,6 @@ redirect back to the page, so a reload never repeats them."""
 from __future__ import annotations
 
 import hashlib
-
 import hmac
 import secrets
 from collections.abc import Callable

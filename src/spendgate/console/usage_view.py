@@ -13,7 +13,6 @@ from spendgate.admin.usage import (
     UsageQuery,
     UsageSummary,
     usage_summary,
-    usage_timeline,
     usage_timeline_by_model,
     usage_top,
 )
@@ -151,33 +150,30 @@ def _chart(ctx: AdminContext, viewer: Viewer, filters: Filters) -> dict[str, Any
     """Cost and tokens per calendar bucket of the chosen timezone, stacked by model: the
     costliest models apart, the rest as "other" (one timeline query, split by model)."""
     query = usage_query(filters, viewer)
-    lines = usage_timeline_by_model(ctx, query, filters.time_bucket, filters.tz)
-    total_cost = {model: sum(Decimal(p.cost_usd) for p in line) for model, line in lines.items()}
+    timeline = usage_timeline_by_model(ctx, query, filters.time_bucket, filters.tz)
+    lines = timeline.lines
+    total_cost = {model: sum(p.cost_usd for p in line) for model, line in lines.items()}
     ranked = sorted(lines, key=lambda model: (-total_cost[model], model))
     shown, rest = ranked[:CHART_MODELS], ranked[CHART_MODELS:]
     series = [
         {
             "model": model or "(refused)",
-            "cost": [float(Decimal(p.cost_usd)) for p in lines[model]],
+            "cost": [float(p.cost_usd) for p in lines[model]],
             "tokens": [p.total_tokens for p in lines[model]],
         }
         for model in shown
     ]
     if rest:
-        buckets = range(len(lines[rest[0]]))
+        buckets = range(len(timeline.starts))
         series.append(
             {
                 "model": "other",
-                "cost": [float(sum(Decimal(lines[m][i].cost_usd) for m in rest)) for i in buckets],
+                "cost": [float(sum(lines[m][i].cost_usd for m in rest)) for i in buckets],
                 "tokens": [sum(lines[m][i].total_tokens for m in rest) for i in buckets],
             }
         )
-    if lines:
-        points = lines[ranked[0]]
-    else:  # nothing in the range: the buckets still show, empty
-        points = usage_timeline(ctx, query, filters.time_bucket, filters.tz).data
     return {
-        "starts": [int(point.start.timestamp()) for point in points],
+        "starts": [int(start.timestamp()) for start in timeline.starts],
         "bucket": filters.time_bucket.value,
         "tz": filters.tz,
         "series": series,

@@ -69,6 +69,8 @@ def exact_sum(amounts: Iterable[Decimal]) -> Decimal:
 
 def from_atto(atto: int) -> Decimal:
     """Exact ``Decimal`` of an atto count, without trailing zeros (``1.5``, not ``1.500…``)."""
+    if atto == 0:
+        return _ZERO
     sign = "-" if atto < 0 else ""
     digits = str(abs(atto)).rjust(ATTO_PLACES + 1, "0")
     whole, fraction = digits[:-ATTO_PLACES], digits[-ATTO_PLACES:].rstrip("0")
@@ -84,3 +86,6 @@ def to_parts(value: Decimal) -> tuple[int, int]:
 
 def from_parts(units: int, atto: int) -> Decimal:
     return from_atto(int(units) * ATTO + int(atto))
+
+
+_ZERO = Decimal(0)

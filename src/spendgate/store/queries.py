@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     RowMapping,
     Text,
     and_,
+    cast,
     delete,
     func,
     or_,
@@ -162,63 +164,102 @@ def usage_totals(
     chosen by ``store.rollups``. ``histogram``: read the latency histogram too (it is most of
     the columns: only when a percentile is shown).
     """
-    (totals,) = grouped_totals(
-        connection,
-        since,
-        until,
-        group_sets=[group_by],
-        buckets=buckets,
-        histogram=histogram,
-        **filters,
-    )
+    sums = _sums(connection, since, until, group_by, buckets, histogram, filters)
+    totals = [
+        _totals(dict(zip(group_by, key, strict=True)), sums[key], histogram) for key in sorted(sums)
+    ]
+    if not totals and not group_by:
+        totals = [UsageTotals(latency_counts=NO_LATENCIES if histogram else None)]
     return totals
 
 
-def grouped_totals(
+def keyed_totals(
     connection: Connection,
     since: datetime | None,
     until: datetime | None,
     *,
-    group_sets: Sequence[Sequence[str]],
+    group_by: Sequence[str],
     buckets: Sequence[datetime] = (),
-    histogram: bool = False,
     **filters: str | None,
-) -> list[list[UsageTotals]]:
-    """``usage_totals`` for each of ``group_sets`` at once: one read grouped by all their
-    dimensions, then summed per set (as SQL's GROUPING SETS, which SQLite lacks)."""
-    union = list(dict.fromkeys(d for group_by in group_sets for d in group_by))
-    unknown = set(union) - {*GROUP_DIMENSIONS, "bucket"}
+) -> dict[tuple[Any, ...], UsageTotals]:
+    """``usage_totals`` keyed by their group's values, each with an empty ``group``: what a
+    timeline indexes by bucket (thousands of points, built once each)."""
+    sums = _sums(connection, since, until, group_by, buckets, False, filters)
+    return {key: _totals({}, values, False) for key, values in sums.items()}
+
+
+def _sums(
+    connection: Connection,
+    since: datetime | None,
+    until: datetime | None,
+    group_by: Sequence[str],
+    buckets: Sequence[datetime],
+    histogram: bool,
+    filters: Mapping[str, str | None],
+) -> dict[tuple[Any, ...], list[Any]]:
+    unknown = set(group_by) - {*GROUP_DIMENSIONS, "bucket"}
     if unknown:
         raise ValueError(f"unknown group_by dimension(s): {sorted(unknown)}")
     unknown = set(filters) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"unknown filter(s): {sorted(unknown)}")
     wanted = {name: value for name, value in filters.items() if value is not None}
-    grouped = [d for d in union if d not in _TIME_GROUPS]
+    grouped = [d for d in group_by if d not in _TIME_GROUPS]
     family = choose_family({*grouped, *wanted})
-    by_day = all(start.hour == 0 for start in buckets) if "bucket" in union else True
-    parts = family.parts(since, until, hourly="hour" in union or not by_day)
+    by_day = all(start.hour == 0 for start in buckets) if "bucket" in group_by else True
+    parts = family.parts(since, until, hourly="hour" in group_by or not by_day)
+    if sum(d in _TIME_GROUPS for d in group_by) > 1:
+        raise ValueError("group by one of hour, day and bucket at most")
     sums: dict[tuple[Any, ...], list[Any]] = {}
     summed = _SUMMED_WITH_HISTOGRAM if histogram else _SUMMED
     for part in parts:
-        _add_part(connection, part, union, grouped, wanted, buckets, summed, sums)
-    results = []
-    for group_by in group_sets:
-        positions = [union.index(d) for d in group_by]
-        folded: dict[tuple[Any, ...], list[Any]] = {}
-        for key, values in sums.items():
-            _add(folded, tuple(key[i] for i in positions), values)
-        totals = [
-            _totals(dict(zip(group_by, k, strict=True)), folded[k], histogram)
-            for k in sorted(folded)
-        ]
-        if not totals and not group_by:
-            totals = [UsageTotals(latency_counts=NO_LATENCIES if histogram else None)]
-        results.append(totals)
-    return results
+        if "bucket" not in group_by:
+            _add_part(connection, part, group_by, grouped, wanted, None, summed, sums)
+            continue
+        assert until is not None, "buckets need the range's end"
+        for run in _runs(buckets, until):
+            start = run.start if part.start is None else max(part.start, run.start)
+            end = run.end if part.end is None else min(part.end, run.end)
+            if start < end:
+                clipped = RollupPart(part.table, part.time_column, start, end)
+                _add_part(connection, clipped, group_by, grouped, wanted, run, summed, sums)
+    return sums
 
 
 _TIME_GROUPS: Final = ("hour", "day", "bucket")
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """Buckets of one length back to back (local days between DST changes, say): the
+    database numbers each row's bucket itself, and returns one row per bucket, not per hour."""
+
+    first: int  # index of its first bucket
+    start: datetime
+    end: datetime
+    seconds: int  # the length of each
+
+    def number(self, connection: Connection, time: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The bucket index of ``time`` (a whole hour or day in the run), computed in SQL."""
+        if connection.dialect.name == "sqlite":
+            epoch = cast(func.strftime("%s", time), BigInteger)
+        else:
+            epoch = cast(func.extract("epoch", time), BigInteger)
+        return (epoch - int(self.start.timestamp())) // self.seconds + self.first
+
+
+def _runs(buckets: Sequence[datetime], until: datetime) -> list[_Run]:
+    """``buckets`` (starts, ascending; the last ends at ``until``) as runs of equal lengths."""
+    ends = [*buckets[1:], until]
+    runs: list[_Run] = []
+    for index, (start, end) in enumerate(zip(buckets, ends, strict=True)):
+        seconds = int((end - start).total_seconds())
+        last = runs[-1] if runs else None
+        if last is not None and last.seconds == seconds and last.end == start:
+            runs[-1] = _Run(last.first, last.start, end, seconds)
+        else:
+            runs.append(_Run(index, start, end, seconds))
+    return runs
 
 
 def _add(sums: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], values: list[Any]) -> None:
@@ -241,7 +282,7 @@ def _add_part(
     group_by: Sequence[str],
     grouped: Sequence[str],
     wanted: Mapping[str, str],
-    buckets: Sequence[datetime],
+    run: _Run | None,
     summed: Sequence[str],
     sums: dict[tuple[Any, ...], list[Any]],
 ) -> None:
@@ -251,7 +292,9 @@ def _add_part(
     table = part.table
     time = table.c[part.time_column]
     timed = any(d in group_by for d in _TIME_GROUPS)
-    keys = [time] if timed else []
+    keys: list[ColumnElement[Any]] = []
+    if timed:
+        keys.append(time if run is None else run.number(connection, time))
     keys += [table.c[name] for name in grouped]
     columns = [func.sum(table.c[name]) for name in summed]
     for amount in schema.ROLLUP_AMOUNTS:
@@ -270,11 +313,11 @@ def _add_part(
         query = query.group_by(*keys)
     width = len(keys)
     # Where each part of the group key comes from: the time column (as the hour, its UTC day,
-    # or its bucket's index) or a dimension column.
-    time_key: dict[str, Callable[[datetime], Any]] = {
+    # or the bucket's index the query computed) or a dimension column.
+    time_key: dict[str, Callable[[Any], Any]] = {
         "hour": lambda at: at,
         "day": lambda at: at.date(),
-        "bucket": lambda at: bisect_right(buckets, at) - 1,
+        "bucket": int,
     }
     column_of = {name: timed + index for index, name in enumerate(grouped)}
     for row in connection.execute(query):

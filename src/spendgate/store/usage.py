@@ -18,7 +18,7 @@ without a price counts in ``unpriced``, never as $0.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -32,7 +32,7 @@ from spendgate.domain.timeline import TimeRange, bucket_index
 from spendgate.domain.windows import Window
 from spendgate.store import schema
 from spendgate.store.money import from_atto, to_atto
-from spendgate.store.queries import decision_conditions, usage_totals
+from spendgate.store.queries import decision_conditions, keyed_totals, usage_totals
 from spendgate.store.records import NO_LATENCIES, DecisionFilter, UsageTotals
 from spendgate.store.rollups import FAMILIES
 
@@ -209,24 +209,30 @@ def _decision_rows(
     yield from result
 
 
+def _bucketed(
+    connection: Connection,
+    span: TimeRange,
+    filters: UsageFilter,
+    starts: Sequence[datetime],
+    by: Sequence[str],
+) -> dict[tuple[Any, ...], UsageTotals]:
+    given = {name: value for name, value in filters.as_dict().items() if value is not None}
+    return keyed_totals(
+        connection, span.start, span.end, group_by=("bucket", *by), buckets=starts, **given
+    )
+
+
 def _rollup_totals(
     connection: Connection,
     span: TimeRange,
     filters: UsageFilter,
     group_by: Sequence[str] = (),
-    buckets: Sequence[datetime] = (),
     *,
     histogram: bool = False,
 ) -> list[UsageTotals]:
-    given = {name: value for name, value in filters.as_dict().items() if value is not None}
+    given: dict[str, Any] = {k: v for k, v in filters.as_dict().items() if v is not None}
     return usage_totals(
-        connection,
-        span.start,
-        span.end,
-        group_by=group_by,
-        buckets=buckets,
-        histogram=histogram,
-        **given,
+        connection, span.start, span.end, group_by=group_by, histogram=histogram, **given
     )
 
 
@@ -257,8 +263,8 @@ def timeline(
     accumulators = [_Accumulator() for _ in windows]
     if source is Source.ROLLUPS:
         per_window = [_NOTHING] * len(windows)
-        for totals in _rollup_totals(connection, span, filters, ("bucket",), starts):
-            per_window[totals.group["bucket"]] = _regroup(totals, {})
+        for (index,), totals in _bucketed(connection, span, filters, starts, ()).items():
+            per_window[index] = totals
         return per_window
     for row in _decision_rows(connection, span, filters):
         index = bucket_index(starts, span.end, row.created_at)
@@ -278,11 +284,12 @@ def timeline_by_model(
     starts = [w.start for w in windows]
     if source is Source.ROLLUPS:
         lines: dict[str, list[UsageTotals]] = {}
-        for totals in _rollup_totals(connection, span, filters, ("bucket", "model"), starts):
-            model = totals.group["model"]
+        for (index, model), totals in _bucketed(
+            connection, span, filters, starts, ("model",)
+        ).items():
             if model not in lines:
                 lines[model] = [_NOTHING] * len(windows)
-            lines[model][totals.group["bucket"]] = _regroup(totals, {})
+            lines[model][index] = totals
         return lines
     accumulators: dict[str, list[_Accumulator]] = {}
     for row in _decision_rows(connection, span, filters):
@@ -316,9 +323,7 @@ def top(
 
 
 def _regroup(totals: UsageTotals, group: dict[str, Any]) -> UsageTotals:
-    values = {f.name: getattr(totals, f.name) for f in fields(totals)}
-    values["group"] = group
-    return UsageTotals(**values)
+    return replace(totals, group=group)
 
 
 def _sum(parts: Sequence[UsageTotals]) -> UsageTotals:
