@@ -34,7 +34,13 @@ from spendgate.store.codec import (
 from spendgate.store.db import datetime_encoder, dialect_insert, insert_tuples, upsert_increment
 from spendgate.store.money import ATTO, to_atto
 from spendgate.store.policy_codec import PolicyDigests
-from spendgate.store.rollups import FineKey, RollupDelta, family_rows
+from spendgate.store.rollups import (
+    ADDED_COLUMNS,
+    VALUE_COLUMNS,
+    FineKey,
+    RollupDelta,
+    family_rows,
+)
 
 __all__ = [
     "AppendDecision",
@@ -93,7 +99,6 @@ class BatchResult:
     skipped: tuple[str, ...] = ()
 
 
-_ROLLUP_ADDED = (*schema.ROLLUP_COUNT_COLUMNS, "latency_ms_total", *schema.LATENCY_COLUMNS)
 _BLOCKING = frozenset({"block", "approval_required"})
 _GIL_SLICE_S = 0.001
 
@@ -164,13 +169,11 @@ def _add_append(batch: PreparedBatch, item: AppendDecision) -> None:
         decision.scopes.agent,
     )
     delta = batch.rollup(key)
-    delta.requests += 1
-    if decision.refused:
-        delta.blocked += 1
-    elif decision.target_model != decision.requested_model:
-        delta.rerouted += 1
-    if decision.would_action is not None and decision.would_action.value in _BLOCKING:
-        delta.would_blocked += 1
+    delta.count_request(
+        blocked=decision.refused,
+        rerouted=not decision.refused and decision.target_model != decision.requested_model,
+        would_block=decision.would_action is not None and decision.would_action.value in _BLOCKING,
+    )
     if decision.usage is not None:
         delta.add_usage(
             decision.usage,
@@ -246,21 +249,16 @@ def _apply_settles(connection: Connection, batch: PreparedBatch) -> None:
         connection.execute(statement, updates)
 
 
-def _counter_rows(counters: Mapping[CounterKey, int], now: datetime) -> list[dict[str, Any]]:
-    rows = []
-    for key, atto in counters.items():
-        units, remainder = divmod(atto, ATTO)
-        rows.append(
-            {
-                "policy_id": key.policy_id,
-                "member": key.member,
-                "window_key": key.window,
-                "settled_units": units,
-                "settled_atto": remainder,
-                "updated_at": now,
-            }
-        )
-    return rows
+_COUNTER_COLUMNS = (
+    "policy_id", "member", "window_key", "settled_units", "settled_atto", "updated_at",
+)  # fmt: skip
+
+
+def _counter_rows(counters: Mapping[CounterKey, int], now: datetime) -> list[tuple[Any, ...]]:
+    return [
+        (key.policy_id, key.member, key.window, *divmod(atto, ATTO), now)
+        for key, atto in counters.items()
+    ]
 
 
 def _store_snapshots(connection: Connection, batch: PreparedBatch) -> None:
@@ -312,6 +310,7 @@ def apply_batch(connection: Connection, batch: PreparedBatch) -> BatchResult:
     upsert_increment(
         connection,
         schema.usage_counters,
+        _COUNTER_COLUMNS,
         _counter_rows(batch.counters, now),
         keys=("policy_id", "member", "window_key"),
         add_amounts=("settled",),
@@ -321,9 +320,10 @@ def apply_batch(connection: Connection, batch: PreparedBatch) -> BatchResult:
         upsert_increment(
             connection,
             table,
+            (*keys, *VALUE_COLUMNS),
             rows,
             keys=keys,
-            add=_ROLLUP_ADDED,
+            add=ADDED_COLUMNS,
             add_amounts=schema.ROLLUP_AMOUNTS,
         )
     return BatchResult(tuple(batch.skipped))

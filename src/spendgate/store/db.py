@@ -21,9 +21,10 @@ fail to upgrade its lock with SQLITE_BUSY (which ``busy_timeout`` cannot wait ou
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,7 +204,8 @@ def insert_tuples(
 def upsert_increment(
     connection: Connection,
     table: Table,
-    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
     *,
     keys: Sequence[str],
     add: Sequence[str] = (),
@@ -212,6 +214,8 @@ def upsert_increment(
 ) -> None:
     """``INSERT … ON CONFLICT (keys) DO UPDATE`` adding the new values to the stored ones.
 
+    ``rows``: values in ``columns`` order, driver-ready but for datetimes (encoded here).
+
     ``add``: plain numeric columns (``x = x + excluded.x``). ``add_amounts``: split fixed-point
     amounts ``<name>_units`` / ``<name>_atto`` (see ``money``), added exactly with a carry from
     the atto part (both atto parts are in ``[0, 10¹⁸)`` so their sum fits a BIGINT and SQL's
@@ -219,15 +223,56 @@ def upsert_increment(
     """
     if not rows:
         return
-    insert = dialect_insert(connection, table)
-    excluded = insert.excluded
-    column = table.c
-    updates: dict[str, Any] = {name: column[name] + excluded[name] for name in add}
+    statement = _upsert_sql(
+        connection.dialect.name,
+        connection.dialect.paramstyle,
+        table.name,
+        tuple(columns),
+        tuple(keys),
+        tuple(add),
+        tuple(add_amounts),
+        tuple(replace),
+    )
+    # Driver-ready tuples, like ``insert_tuples``: this runs for every batch, on several
+    # rollup tables, under the GIL the event loop shares.
+    encode = datetime_encoder(connection.dialect.name)
+    instants = [i for i, value in enumerate(rows[0]) if isinstance(value, datetime)]
+    values = []
+    for row in rows:
+        encoded = list(row)
+        for index in instants:
+            encoded[index] = encode(encoded[index])
+        values.append(tuple(encoded))
+    connection.exec_driver_sql(statement, values)
+
+
+@functools.cache
+def _upsert_sql(
+    dialect: str,
+    paramstyle: str,
+    table: str,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    add: tuple[str, ...],
+    add_amounts: tuple[str, ...],
+    replace: tuple[str, ...],
+) -> str:
+    """The text of ``upsert_increment``'s statement (the same on SQLite and PostgreSQL)."""
+    marker = "?" if paramstyle == "qmark" else "%s"
+    quoted = {name: f'"{name}"' for name in (*columns, *keys)}
+    target = f'"{table}"'
+    updates = [f"{quoted[n]} = {target}.{quoted[n]} + excluded.{quoted[n]}" for n in add]
     for name in add_amounts:
-        units, atto = f"{name}_units", f"{name}_atto"
-        atto_sum = column[atto] + excluded[atto]
-        updates[units] = column[units] + excluded[units] + atto_sum // ATTO
-        updates[atto] = atto_sum % ATTO
-    updates.update({name: excluded[name] for name in replace})
-    statement = insert.on_conflict_do_update(index_elements=list(keys), set_=updates)
-    connection.execute(statement, list(rows))
+        units, atto = quoted[f"{name}_units"], quoted[f"{name}_atto"]
+        atto_sum = f"({target}.{atto} + excluded.{atto})"
+        # Both atto parts are in [0, 10^18): their sum fits a BIGINT and integer division
+        # truncates, which is the floor for non-negative numbers.
+        updates.append(f"{units} = {target}.{units} + excluded.{units} + {atto_sum} / {ATTO}")
+        modulo = "%" if paramstyle == "qmark" else "%%"  # a literal % with %s markers
+        updates.append(f"{atto} = {atto_sum} {modulo} {ATTO}")
+    updates += [f"{quoted[n]} = excluded.{quoted[n]}" for n in replace]
+    return (
+        f"INSERT INTO {target} ({', '.join(quoted[c] for c in columns)}) "
+        f"VALUES ({', '.join(marker for _ in columns)}) "
+        f"ON CONFLICT ({', '.join(quoted[k] for k in keys)}) DO UPDATE SET {', '.join(updates)}"
+    )

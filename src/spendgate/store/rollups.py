@@ -17,22 +17,25 @@ over 90 days reads thousands of rows where the hourly rollup alone has hundreds 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from operator import add
 from typing import Any, Final
 
 from sqlalchemy import Table
 
-from spendgate.domain.latency import LATENCY_EDGES_MS, latency_bucket
+from spendgate.domain.latency import latency_bucket
 from spendgate.domain.pricing import Usage
 from spendgate.domain.routing import routing_difference
 from spendgate.store import schema
 from spendgate.store.money import ATTO, to_atto
 
 __all__ = [
+    "ADDED_COLUMNS",
     "DIMENSIONS",
     "FAMILIES",
+    "VALUE_COLUMNS",
     "FineKey",
     "RollupDelta",
     "RollupFamily",
@@ -47,24 +50,21 @@ FineKey = tuple[datetime, str, str, str, str, str]  # hour, then DIMENSIONS ('' 
 _DAY: Final = timedelta(days=1)
 
 
-@dataclass(slots=True)
 class RollupDelta:
-    """What one batch adds to one rollup row."""
+    """What one batch adds to one rollup row: a flat list of sums (``_SUMS`` order), so that
+    merging it into each family is one C-level ``map``."""
 
-    requests: int = 0
-    settled: int = 0
-    blocked: int = 0
-    would_blocked: int = 0
-    rerouted: int = 0
-    unpriced: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    cost_atto: int = 0
-    saved_atto: int = 0
-    extra_atto: int = 0
-    latency_ms_total: float = 0.0
-    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_EDGES_MS) + 1))
+    __slots__ = ("sums",)
+
+    def __init__(self, sums: list[Any] | None = None) -> None:
+        self.sums: list[Any] = [0] * len(_SUMS) if sums is None else sums
+
+    def count_request(self, *, blocked: bool, rerouted: bool, would_block: bool) -> None:
+        sums = self.sums
+        sums[_REQUESTS] += 1
+        sums[_BLOCKED] += blocked
+        sums[_REROUTED] += rerouted
+        sums[_WOULD_BLOCK] += would_block
 
     def add_usage(
         self,
@@ -73,40 +73,51 @@ class RollupDelta:
         latency_ms: float | None,
         requested_cost: Decimal | None,
     ) -> None:
-        self.settled += 1
+        sums = self.sums
+        sums[_SETTLED] += 1
         saved, extra = routing_difference(requested_cost, cost)
-        self.saved_atto += to_atto(saved)
-        self.extra_atto += to_atto(extra)
-        self.input_tokens += usage.input_tokens
-        self.output_tokens += usage.output_tokens
-        self.cached_input_tokens += usage.cached_input_tokens
+        sums[_SAVED] += to_atto(saved)
+        sums[_EXTRA] += to_atto(extra)
+        sums[_INPUT] += usage.input_tokens
+        sums[_OUTPUT] += usage.output_tokens
+        sums[_CACHED] += usage.cached_input_tokens
         if cost is None:
-            self.unpriced += 1
+            sums[_UNPRICED] += 1
         else:
-            self.cost_atto += to_atto(cost)
+            sums[_COST] += to_atto(cost)
         if latency_ms is not None:
-            self.latency_ms_total += latency_ms
-            self.latency_counts[latency_bucket(latency_ms)] += 1
+            sums[_LATENCY_TOTAL] += latency_ms
+            sums[_LATENCY_AT + latency_bucket(latency_ms)] += 1
 
-    def merge(self, other: RollupDelta) -> None:
-        for name in _SUMMED:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.latency_counts = [
-            a + b for a, b in zip(self.latency_counts, other.latency_counts, strict=True)
-        ]
-
-    def values(self) -> dict[str, Any]:
-        row: dict[str, Any] = {name: getattr(self, name) for name in _COUNTED}
-        for amount in schema.ROLLUP_AMOUNTS:
-            row[f"{amount}_units"], row[f"{amount}_atto"] = divmod(
-                getattr(self, f"{amount}_atto"), ATTO
-            )
-        row.update(zip(schema.LATENCY_COLUMNS, self.latency_counts, strict=True))
-        return row
+    def values(self) -> list[Any]:
+        """The row's values in ``VALUE_COLUMNS`` order (amounts split into units and atto)."""
+        sums = self.sums
+        values = sums[:_COST]
+        values += sums[_LATENCY_AT:]
+        for at in (_COST, _SAVED, _EXTRA):
+            values += divmod(sums[at], ATTO)
+        return values
 
 
-_COUNTED: Final = (*schema.ROLLUP_COUNT_COLUMNS, "latency_ms_total")
-_SUMMED: Final = (*_COUNTED, *(f"{amount}_atto" for amount in schema.ROLLUP_AMOUNTS))
+# The sums a delta keeps, in order (amounts in atto, split only when written).
+_SUMS: Final = (
+    *schema.ROLLUP_COUNT_COLUMNS, "latency_ms_total", "cost", "saved", "extra",
+    *schema.LATENCY_COLUMNS,
+)  # fmt: skip
+_REQUESTS, _SETTLED, _BLOCKED, _WOULD_BLOCK, _REROUTED, _UNPRICED, _INPUT, _OUTPUT, _CACHED = (
+    _SUMS.index(name) for name in schema.ROLLUP_COUNT_COLUMNS
+)
+_LATENCY_TOTAL, _COST, _SAVED, _EXTRA = (
+    _SUMS.index(name) for name in ("latency_ms_total", "cost", "saved", "extra")
+)
+_LATENCY_AT: Final = _SUMS.index(schema.LATENCY_COLUMNS[0])
+# The columns ``RollupDelta.values`` fills, after a table's key columns.
+VALUE_COLUMNS: Final = (
+    *_SUMS[:_COST],
+    *schema.LATENCY_COLUMNS,
+    *(f"{amount}_{part}" for amount in schema.ROLLUP_AMOUNTS for part in ("units", "atto")),
+)
+ADDED_COLUMNS: Final = (*_SUMS[:_COST], *schema.LATENCY_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,21 +195,22 @@ def choose_family(needed: Iterable[str]) -> RollupFamily:
 
 def family_rows(
     deltas: Mapping[FineKey, RollupDelta],
-) -> Iterable[tuple[Table, tuple[str, ...], list[dict[str, Any]]]]:
-    """For each rollup table: its key columns and the rows a batch adds (``deltas`` merged
-    per key of the table)."""
+) -> Iterable[tuple[Table, tuple[str, ...], list[list[Any]]]]:
+    """For each rollup table: its key columns and the rows a batch adds to it (key values,
+    then ``VALUE_COLUMNS``), ``deltas`` summed per key of the table."""
     for family in FAMILIES:
         for table, time_column in family.tables:
             daily = time_column == "day_start"
-            merged: dict[tuple[Any, ...], RollupDelta] = {}
+            merged: dict[tuple[Any, ...], list[Any]] = {}
             for fine, delta in deltas.items():
                 key = family.key(fine, daily)
-                into = merged.get(key)
-                if into is None:
-                    merged[key] = into = RollupDelta()
-                into.merge(delta)
+                previous = merged.get(key)
+                # A new list when summing: a fine delta's own list serves several families.
+                merged[key] = (
+                    delta.sums if previous is None else list(map(add, previous, delta.sums))
+                )
             keys = (time_column, *family.dimensions)
-            rows = [{**dict(zip(keys, k, strict=True)), **d.values()} for k, d in merged.items()]
+            rows = [[*key, *RollupDelta(sums).values()] for key, sums in merged.items()]
             yield table, keys, rows
 
 
