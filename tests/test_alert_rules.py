@@ -40,6 +40,15 @@ def test_thresholds_then_exhaustion_with_stable_keys() -> None:
     assert [c.kind for c in full] == [AlertKind.BUDGET_THRESHOLD] * 3 + [AlertKind.BUDGET_EXHAUSTED]
     assert full[-1].severity is Severity.CRITICAL
     assert "hard action (block)" in full[-1].reason
+    assert full[-1].summary == "Budget acme-daily for acme is exhausted"
+    # Refused before it is spent (a worst case did not fit): the same alert, not "exhausted".
+    early = budget_conditions(budget, "acme", WINDOW, Decimal(1), refused=True)
+    assert [c.kind for c in early] == [AlertKind.BUDGET_EXHAUSTED]
+    assert early[0].dedupe_key == full[-1].dedupe_key
+    assert early[0].summary == (
+        "Budget acme-daily for acme refused a request (worst case over limit)"
+    )
+    assert "would have passed the limit" in early[0].reason
     # The 50% condition is the same one later in the window: one alert, not a new one.
     assert full[0].dedupe_key == half[0].dedupe_key
     # Another member, or the next window, is another condition.

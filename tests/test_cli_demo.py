@@ -69,8 +69,8 @@ def test_demo_summary_and_commands_are_whole_lines_when_piped(tmp_path: Path, co
     # The alerts that traffic raised: the agent's budget refused a request.
     alerts = lines.index("Alerts raised by this traffic (delivered to webhooks when configured):")
     assert (
-        "  critical: Budget batch-bot-daily-tokens for project:acme/batch-bot is exhausted"
-        in (lines[alerts + 1 :])
+        "  critical: Budget batch-bot-daily-tokens for project:acme/batch-bot refused a request"
+        " (worst case over limit)" in (lines[alerts + 1 :])
     )
 
     # The copy-pasteable commands are whole lines: a curl with a JSON body that parses, and

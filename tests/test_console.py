@@ -311,6 +311,11 @@ def test_the_console_in_a_browser(gw: AdminGateway, tmp_path: Path) -> None:
                 page.wait_for_load_state("networkidle")
                 name = path.strip("/") or "usage"
                 page.screenshot(path=str(shots / f"console-{name}.png"), full_page=True)
+            # One decision's timeline, as an approver or an auditor opens it.
+            page.goto(gw.url + "/console/insights")
+            page.locator("[data-decision-id] a").first.click()
+            page.wait_for_selector("h1")
+            page.screenshot(path=str(shots / "console-decision.png"), full_page=True)
             violations = page.evaluate("window.violations")
             # A phone: nothing wider than the screen but tables, which scroll in place.
             phone = browser.new_page(viewport={"width": 390, "height": 844})

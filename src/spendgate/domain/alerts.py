@@ -140,7 +140,10 @@ def budget_conditions(
         )
     if spent >= limit or refused:
         reason = f"{used} in {ends}; requests now get its hard action ({policy.hard_action.value})."
+        summary = f"Budget {policy.id} for {member} is exhausted"
         if spent < limit:
+            # Not spent yet: a reservation's worst case did not fit. Said so, not "exhausted".
+            summary = f"Budget {policy.id} for {member} refused a request (worst case over limit)"
             reason = (
                 f"A request was refused: with the requests in flight it would have passed the "
                 f"limit. {used} in {ends}; requests get its hard action "
@@ -152,7 +155,7 @@ def budget_conditions(
                 severity=Severity.CRITICAL,
                 scope=scope,
                 dedupe_key=f"{AlertKind.BUDGET_EXHAUSTED}|{base}",
-                summary=f"Budget {policy.id} for {member} is exhausted",
+                summary=summary,
                 reason=reason,
                 recommended_action="Approve an override, raise the limit, or wait for the window.",
             )
