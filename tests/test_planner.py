@@ -467,3 +467,8 @@ def test_a_headline_says_what_was_decided_not_how() -> None:
     assert headline(codes, sentences) == "A simple prompt goes to gpt-4o-mini."
     assert headline(codes[:1], sentences[:1]) == "Mode enforced from config."
     assert headline((), ()) is None
+    # A refused request: what refused it, not how it would have been routed.
+    refused = ("mode_enforced_configured", "requested_model", "budget_approval_required")
+    why = ("Mode enforced from config.", "gpt-4o-mini suits this simple request.",
+           "batch-bot-daily-tokens needs an approved override.")  # fmt: skip
+    assert headline(refused, why) == why[2]

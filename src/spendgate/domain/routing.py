@@ -177,12 +177,18 @@ _ZERO = Decimal(0)
 
 # Reasons that say how a decision was made rather than what it decided: a headline skips them.
 _BACKGROUND_REASONS = frozenset({"budget_ok", "output_ceiling_applied"})
+# What stopped a request says more than how it would have been routed.
+_REFUSING_REASONS = frozenset({"budget_blocked", "budget_approval_required"})
 
 
 def headline(reason_codes: Sequence[str], explanation: Sequence[str]) -> str | None:
     """The one sentence that says what a decision did ("A simple prompt … goes to the cheaper
     gpt-4o-mini."), for lists: the first whose reason is not the mode's or a routine one, else
-    the first sentence. Explanations are written one sentence per reason code."""
+    the first sentence; a refusal's reason comes first. Explanations are written one sentence
+    per reason code."""
+    for code, sentence in zip(reason_codes, explanation, strict=False):
+        if code in _REFUSING_REASONS:
+            return sentence
     for code, sentence in zip(reason_codes, explanation, strict=False):
         if not code.startswith("mode_") and code not in _BACKGROUND_REASONS:
             return sentence
