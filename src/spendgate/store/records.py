@@ -16,7 +16,6 @@ from spendgate.domain.approvals import ApprovalScope, ApprovalState, Grant, poli
 from spendgate.domain.latency import LATENCY_EDGES_MS, percentile_at_most
 from spendgate.domain.pricing import PricingRecord
 from spendgate.domain.routing import RoutingAction, RoutingDecision, RoutingMode, TaskClass
-from spendgate.store.money import exact_sum
 
 __all__ = [
     "Alert",
@@ -107,28 +106,6 @@ class UsageTotals:
     def p95_latency_ms_at_most(self) -> float | None:
         counts = self.latency_counts
         return None if counts is None else percentile_at_most(counts, 95)
-
-    def plus(self, other: UsageTotals) -> UsageTotals:
-        """These totals and ``other``'s added (exactly: money as Decimal), keeping ``group``."""
-        added: dict[str, Any] = {n: getattr(self, n) + getattr(other, n) for n in _ADDED}
-        added.update({n: exact_sum((getattr(self, n), getattr(other, n))) for n in _MONEY})
-        mine, theirs = self.latency_counts, other.latency_counts
-        return UsageTotals(
-            group=self.group,
-            **added,
-            latency_counts=(
-                None
-                if mine is None or theirs is None
-                else tuple(a + b for a, b in zip(mine, theirs, strict=True))
-            ),
-        )
-
-
-_ADDED = (
-    "requests", "settled", "blocked", "would_blocked", "rerouted", "unpriced", "input_tokens",
-    "output_tokens", "cached_input_tokens", "latency_ms_total",
-)  # fmt: skip
-_MONEY = ("cost_usd", "saved_usd", "extra_usd")
 
 
 @dataclass(frozen=True, slots=True)

@@ -326,13 +326,6 @@ def _regroup(totals: UsageTotals, group: dict[str, Any]) -> UsageTotals:
     return replace(totals, group=group)
 
 
-def _sum(parts: Sequence[UsageTotals]) -> UsageTotals:
-    total = UsageTotals()
-    for part in parts:
-        total = total.plus(part)
-    return total
-
-
 # --- export ---------------------------------------------------------------------------------
 
 EXPORT_COLUMNS: Final = (
