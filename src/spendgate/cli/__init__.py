@@ -16,6 +16,7 @@ from spendgate.cli.approvals_cmd import approvals_app
 from spendgate.cli.budgets_cmd import budgets_app
 from spendgate.cli.client import DEFAULT_URL, Remote
 from spendgate.cli.config_cmd import config_app
+from spendgate.cli.db_cmd import db_app
 from spendgate.cli.decisions_cmd import decisions_app
 from spendgate.cli.demo_cmd import demo_command
 from spendgate.cli.keys_cmd import keys_app
@@ -86,6 +87,7 @@ def root(
 
 
 app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(decisions_app, name="decisions")
 app.add_typer(budgets_app, name="budgets")

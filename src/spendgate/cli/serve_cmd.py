@@ -74,12 +74,21 @@ def serve_command(
     from spendgate.gateway.startup import log_startup
     from spendgate.logs import configure
     from spendgate.store.journal import Journal
+    from spendgate.store.migrate import SchemaOutOfDateError
     from spendgate.store.writer import WriterSettings
 
     log_config = configure(log_level, log_format, access_log=access_log)
-    journal = Journal(
-        loaded.database_url, settings=WriterSettings(max_pending=loaded.journal.max_pending)
-    )
+    try:
+        journal = Journal(
+            loaded.database_url,
+            settings=WriterSettings(max_pending=loaded.journal.max_pending),
+            # The embedded SQLite file is this process's own; a shared database is upgraded
+            # by an operator (spendgate db upgrade), never by whichever replica starts first.
+            auto_migrate=loaded.database_url.startswith("sqlite"),
+        )
+    except SchemaOutOfDateError as error:
+        typer.echo(f"spendgate: {error}", err=True)
+        raise typer.Exit(2) from None
     gateway = create_gateway(loaded, os.environ, journal=journal)
     log_startup(gateway, loaded, _listen_url(host, port), os.environ)
     # The journal's writer thread encodes decisions in Python: with the default 5 ms GIL

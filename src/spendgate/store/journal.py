@@ -43,7 +43,7 @@ from spendgate.store.db import (
     safe_url,
     write_engine,
 )
-from spendgate.store.migrate import migrate
+from spendgate.store.migrate import migrate, require_current
 from spendgate.store.outbox import WebhookOutbox
 from spendgate.store.policies import PolicyRepository
 from spendgate.store.prices import PricingRepository
@@ -56,7 +56,8 @@ log = logging.getLogger("spendgate.journal")
 
 
 class Journal:
-    """Open a journal on ``database_url`` (migrated to the newest schema unless told not to).
+    """Open a journal on ``database_url``, migrated to the newest schema; with
+    ``auto_migrate=False`` one whose schema is not the newest is refused (``SchemaOutOfDateError``).
 
     ``settings`` tunes group commit (``WriterSettings``: ``max_batch_items=512``,
     ``max_batch_wait_ms=50``, retries from 50 ms doubling to 5 s). Use as a context manager or
@@ -73,12 +74,14 @@ class Journal:
     ) -> None:
         self.database_url = safe_url(database_url)
         self._engine = make_engine(database_url, busy_timeout_ms=busy_timeout_ms)
-        if auto_migrate:
-            try:
+        try:
+            if auto_migrate:
                 migrate(database_url, engine=self._engine)
-            except BaseException:
-                self._engine.dispose()
-                raise
+            else:
+                require_current(self._engine, self.database_url)
+        except BaseException:
+            self._engine.dispose()
+            raise
         self.pricing = PricingRepository(self._engine)
         self.policies = PolicyRepository(self._engine)
         self.counting = CountingRegistry(self._engine)

@@ -28,10 +28,12 @@ if TYPE_CHECKING:
 __all__ = [
     "HEAD_REVISION",
     "MIGRATIONS_DIR",
+    "SchemaOutOfDateError",
     "alembic_config",
     "current_revision",
     "head_revision",
     "migrate",
+    "require_current",
 ]
 
 # The newest migration script's revision: update it with each new script.
@@ -92,3 +94,25 @@ def migrate(database_url: str, *, engine: Engine | None = None) -> None:
     finally:
         if own_engine:
             active.dispose()
+
+
+class SchemaOutOfDateError(RuntimeError):
+    """The database's schema is not the one this version of spendgate needs."""
+
+    def __init__(self, url: str, revision: str | None) -> None:
+        found = "no spendgate schema" if revision is None else f"schema revision {revision}"
+        super().__init__(
+            f"database {url} has {found}; this spendgate needs revision {HEAD_REVISION}. "
+            "Apply the migrations first: spendgate db upgrade --config FILE"
+        )
+        self.revision = revision
+
+
+def require_current(engine: Engine, url: str) -> None:
+    """Raise ``SchemaOutOfDateError`` unless the database is at ``HEAD_REVISION``.
+
+    Shared databases are upgraded by an operator (``spendgate db upgrade``), not by whichever
+    replica starts first: a rolling deploy must not change the schema under running ones."""
+    revision = current_revision(engine)
+    if revision != HEAD_REVISION:
+        raise SchemaOutOfDateError(url, revision)
