@@ -1,0 +1,1 @@
+"""Coordination between replicas that share a ledger: leases for background work."""
