@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,11 +28,16 @@ from spendgate.domain.estimates import actual_cost
 from spendgate.domain.planner import GovernanceState, ModelNotFoundError, PlanCall, plan
 from spendgate.domain.pricing import PricingEstimate, Usage
 from spendgate.domain.requests import ChatRequest
-from spendgate.domain.reservations import reservation_lines, settlement
+from spendgate.domain.reservations import ReservationLine, reservation_lines, settlement
 from spendgate.domain.routing import REFUSED, HealthState, RoutingDecision, RoutingMode, TaskClass
 from spendgate.domain.scopes import RequestScopes
 from spendgate.grants import GrantBook
-from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, Ledger, ReserveOutcome
+from spendgate.ledger.base import (
+    DEFAULT_RESERVATION_TTL,
+    AsyncReserving,
+    Ledger,
+    ReserveOutcome,
+)
 from spendgate.ledger.memory import MemoryLedger
 
 if TYPE_CHECKING:
@@ -174,19 +179,46 @@ class Governor:
         """Atomically reserve the decision's upper bound on every applicable counter.
 
         Refused (``ok`` false) when the decision itself blocks, or when a hard limit would be
-        crossed now (usage may have moved since planning)."""
+        crossed now (usage may have moved since planning). For a ledger in this process; a
+        shared one answers over the network: ``reserve_async``."""
+        lines = self._lines(decision, grants)
+        if isinstance(lines, ReserveOutcome):
+            return self._reserved(decision, lines)
+        when = now or decision.created_at
+        outcome = self.ledger.reserve(decision.id, lines, when, self.reservation_ttl)
+        return self._reserved(decision, outcome)
+
+    async def reserve_async(
+        self,
+        decision: RoutingDecision,
+        now: datetime | None = None,
+        grants: Mapping[str, OverrideGrant] | None = None,
+    ) -> ReserveOutcome:
+        """``reserve``, awaiting a shared ledger's answer (the event loop serves other
+        requests meanwhile); with a ledger in this process it never suspends, so it stays
+        atomic under asyncio."""
+        lines = self._lines(decision, grants)
+        if isinstance(lines, ReserveOutcome):
+            return self._reserved(decision, lines)
+        when = now or decision.created_at
+        shared = self.ledger
+        if isinstance(shared, AsyncReserving):
+            outcome = await shared.reserve_async(decision.id, lines, when, self.reservation_ttl)
+        else:
+            outcome = shared.reserve(decision.id, lines, when, self.reservation_ttl)
+        return self._reserved(decision, outcome)
+
+    def _lines(
+        self, decision: RoutingDecision, grants: Mapping[str, OverrideGrant] | None
+    ) -> Sequence[ReservationLine] | ReserveOutcome:
+        """What to reserve, or the outcome when there is nothing to ask the ledger."""
         if decision.blocked:
             worst = most_severe(decision.budget_evaluations)
-            outcome = ReserveOutcome(False, worst.policy_id if worst else None)
-        else:
-            lines = reservation_lines(decision, grants)
-            outcome = (
-                self.ledger.reserve(
-                    decision.id, lines, now or decision.created_at, self.reservation_ttl
-                )
-                if lines
-                else ReserveOutcome(True)
-            )
+            return ReserveOutcome(False, worst.policy_id if worst else None)
+        lines = reservation_lines(decision, grants)
+        return lines if lines else ReserveOutcome(True)
+
+    def _reserved(self, decision: RoutingDecision, outcome: ReserveOutcome) -> ReserveOutcome:
         if not outcome.ok:
             if self.journal is not None:
                 self.journal.append_decision(replace(decision, status=REFUSED))

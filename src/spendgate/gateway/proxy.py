@@ -170,7 +170,7 @@ class ChatProxy:
         deadline = loop.time() + min(request.options.approval_wait, desk.max_wait_s)
         while True:
             try:
-                request.admit()
+                await request.admit()
             except _ApprovalRequiredError as ask:
                 approval = await desk.ask(ask.needed)
                 if approval is None:
@@ -317,7 +317,7 @@ class _ProxiedRequest:
 
     # -- governance ----------------------------------------------------------------------
 
-    def admit(self) -> None:
+    async def admit(self) -> None:
         """Plan and reserve (with the approved overrides that cover the request); raises
         GatewayError to refuse, ``_ApprovalRequiredError`` when an approval would let it through."""
         requester = requester_of(self.key.principal, self.key.id)
@@ -326,7 +326,7 @@ class _ProxiedRequest:
         )
         self.decision = self.planned = self.plan(self.chat, self.key.models)
         try:
-            self.reserve(self.decision)
+            await self.reserve(self.decision)
         except GatewayError as error:
             needs = _needing_approval(self.decision)
             if needs is None or error.code != "approval_required":
@@ -378,9 +378,9 @@ class _ProxiedRequest:
         except ModelNotAllowedError as error:
             raise model_not_allowed(error.model) from None
 
-    def reserve(self, decision: RoutingDecision) -> None:
+    async def reserve(self, decision: RoutingDecision) -> None:
         """Reserve the decision's upper bound, or refuse with the contract's error."""
-        outcome = self.governor.reserve(decision, grants=self.grants)
+        outcome = await self.governor.reserve_async(decision, grants=self.grants)
         self.proxy.metrics.decisions.labels(decision.routing_action.value).inc()
         if outcome.ok:
             return
@@ -437,7 +437,7 @@ class _ProxiedRequest:
             self.decisions[target] = decision
             if decision is not self.decision:
                 try:
-                    self.reserve(decision)
+                    await self.reserve(decision)
                 except GatewayError:
                     return None
         try:

@@ -6,12 +6,18 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.domain.reservations import ReservationLine
 
-__all__ = ["DEFAULT_RESERVATION_TTL", "Ledger", "ReservationLine", "ReserveOutcome"]
+__all__ = [
+    "DEFAULT_RESERVATION_TTL",
+    "AsyncReserving",
+    "Ledger",
+    "ReservationLine",
+    "ReserveOutcome",
+]
 
 # A reservation neither settled nor kept alive (``extend``) within this time is released: a
 # crashed request cannot hold budget. Running requests are kept alive, however long they last.
@@ -64,3 +70,19 @@ class Ledger(Protocol):
         in flight stay. Returns how many were dropped. Periodic, off the request path (a
         backend whose counters expire by themselves may drop nothing here)."""
         ...
+
+
+@runtime_checkable
+class AsyncReserving(Protocol):
+    """A ledger whose reserve is answered over the network (shared by several processes):
+    the gateway awaits it instead of calling ``reserve``. Settling, releasing and extending
+    stay synchronous calls for the caller: the ledger sends them in the background, which is
+    safe for the limits (until they land, the holds they replace stay counted)."""
+
+    async def reserve_async(
+        self,
+        reservation_id: str,
+        lines: Sequence[ReservationLine],
+        now: datetime,
+        ttl: timedelta = DEFAULT_RESERVATION_TTL,
+    ) -> ReserveOutcome: ...
