@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from spendgate.domain.budgets import OverrideGrant, live_windows, most_severe
+from spendgate.domain.budgets import CounterKey, OverrideGrant, live_windows, most_severe
 from spendgate.domain.estimates import actual_cost
 from spendgate.domain.planner import GovernanceState, ModelNotFoundError, PlanCall, plan
 from spendgate.domain.pricing import PricingEstimate, Usage
@@ -31,6 +31,7 @@ from spendgate.domain.requests import ChatRequest
 from spendgate.domain.reservations import ReservationLine, reservation_lines, settlement
 from spendgate.domain.routing import REFUSED, HealthState, RoutingDecision, RoutingMode, TaskClass
 from spendgate.domain.scopes import RequestScopes
+from spendgate.domain.windows import counter_buckets
 from spendgate.grants import GrantBook
 from spendgate.ledger.base import (
     DEFAULT_RESERVATION_TTL,
@@ -75,10 +76,9 @@ class Governor:
             state = replace(state, policies=policies)
         self.state = state
         self.journal = journal
-        if ledger is None:
-            settled = journal.load_counters(self._live_windows(journal)) if journal else {}
-            ledger = MemoryLedger({key: counter.settled for key, counter in settled.items()})
-        self.ledger: Ledger = ledger
+        self.ledger: Ledger = (
+            ledger if ledger is not None else MemoryLedger(self.journaled_counters())
+        )
         # Approved budget overrides in force (the journal's, at start; kept current by the
         # approvals service as they are decided, consumed or expire).
         self.grants = GrantBook(
@@ -112,6 +112,23 @@ class Governor:
             unpriced_action=config.unpriced_action,
         )
         return cls(state, ledger, journal)
+
+    def journaled_counters(self) -> dict[CounterKey, Decimal]:
+        """The journal's settled amount of every counter still read (what a ledger starts
+        from); empty without a journal."""
+        if self.journal is None:
+            return {}
+        settled = self.journal.load_counters(self._live_windows(self.journal))
+        return {key: counter.settled for key, counter in settled.items()}
+
+    def current_windows(self, now: datetime | None = None) -> dict[str, list[str]]:
+        """Per counter id, the window bucket keys a request now reads (a shared ledger
+        discovers every member of them)."""
+        at = now or datetime.now(UTC)
+        return {
+            policy.counter_id: [bucket.key for bucket in counter_buckets(policy.interval, at)]
+            for policy in self.state.policies
+        }
 
     def _live_windows(self, journal: Journal) -> dict[str, str]:
         """The windows still read of every policy: the configured ones and those stored in the

@@ -18,12 +18,13 @@ from spendgate.config.keys import KeySpec
 from spendgate.config.pricing import PricingSpec
 from spendgate.config.providers import ModelSpec, ProviderSpec
 from spendgate.config.routing import RoutingSpec
-from spendgate.config.values import DatabaseUrl, Spec, TimezoneName
+from spendgate.config.values import DatabaseUrl, LedgerUrl, Spec, TimezoneName
 from spendgate.domain.budgets import BudgetPolicy, UnpricedAction
 from spendgate.domain.keys import ADMIN, ADMIN_TOKEN_ENV, ApiKey
 from spendgate.domain.models import Model, Provider, ProviderKind
 from spendgate.domain.pricing import PriceBook, PricingRecord
 from spendgate.domain.routing import RoutingSettings
+from spendgate.ledger.base import LedgerFailure
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///./spendgate.db"
 # Room for a few base64 images (5 MB each is ~6.7 MB encoded); Anthropic's own request limit.
@@ -51,6 +52,11 @@ class Config(Spec):
     """A validated config file. Fields mirror the YAML; methods convert to domain objects."""
 
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL
+    # A ledger shared by several workers and replicas (Redis); none: this process's memory.
+    ledger_url: LedgerUrl | None = None
+    # The shared ledger unreachable: refuse requests with 503 (closed), or admit them
+    # unchecked, journal them and alert (open).
+    ledger_failure: LedgerFailure = LedgerFailure.CLOSED
     timezone: TimezoneName = "UTC"  # default timezone of calendar budget windows
     unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE
     # Largest proxied request body: larger ones are refused (413) before they are decoded.

@@ -76,6 +76,15 @@ def _check_database_url(value: str) -> str:
     return value
 
 
+def _check_ledger_url(value: str) -> str:
+    scheme = value.partition("://")[0]
+    if "://" not in value or scheme not in ("redis", "rediss", "unix"):
+        raise invalid(
+            f"expected a redis://host:port/db, rediss://… or unix:///path.sock URL, got {value!r}"
+        )
+    return value
+
+
 def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -142,6 +151,7 @@ Id = Annotated[StrictStr, AfterValidator(_check_id)]
 EnvName = Annotated[StrictStr, AfterValidator(_check_env_name)]
 Url = Annotated[StrictStr, AfterValidator(_check_url)]
 DatabaseUrl = Annotated[StrictStr, AfterValidator(_check_database_url)]
+LedgerUrl = Annotated[StrictStr, AfterValidator(_check_ledger_url)]
 TimezoneName = Annotated[StrictStr, AfterValidator(_check_timezone)]
 Permission = Annotated[StrictStr, AfterValidator(_check_permission)]
 Money = Annotated[Decimal, BeforeValidator(_number_input), AfterValidator(_check_amount)]

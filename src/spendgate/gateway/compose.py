@@ -26,6 +26,7 @@ from spendgate.store.journal import Journal
 if TYPE_CHECKING:
     from spendgate.admin.context import AdminContext
     from spendgate.alerting import AlertService
+    from spendgate.ledger.shared import SharedLedger
 
 __all__ = ["DEFAULT_ADMIN_MAX_BODY", "create_gateway"]
 
@@ -61,7 +62,11 @@ def create_gateway(
     from it first."""
     env = os.environ if environ is None else environ
     keys, _missing = KeyRing.from_environment(config.api_keys(), env)
-    governor = Governor.from_config(config, journal=journal)
+    shared = _shared_ledger(config)
+    governor = Governor.from_config(config, ledger=shared, journal=journal)
+    if shared is not None:
+        shared.windows = governor.current_windows
+        shared.journaled = governor.journaled_counters
     upstreams = UpstreamRegistry(config.providers(), env=env)
     approvals = ApprovalDesk(
         journal.approvals if journal is not None else None,
@@ -84,7 +89,30 @@ def create_gateway(
         approvals=approvals,
         alerts=_alert_service(config, governor, keys, upstreams, journal, env),
         mounts=_mounts(admin, env),
+        services=[shared] if shared is not None else [],
     )
+
+
+def _shared_ledger(config: Config) -> SharedLedger | None:
+    """The ledger several processes share (``ledger_url``), or None: this process's own."""
+    if config.ledger_url is None:
+        return None
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    from spendgate.ledger.redis import RedisLedger
+    from spendgate.ledger.shared import SharedLedger
+
+    # Short timeouts: an unreachable Redis must turn into ledger_failure's answer within a
+    # second, not hold requests for a TCP timeout. Requests beyond the pool wait for a
+    # connection (a plain pool would fail them).
+    pool = BlockingConnectionPool.from_url(
+        config.ledger_url,
+        max_connections=64,
+        timeout=1.0,
+        socket_connect_timeout=1.0,
+        socket_timeout=1.0,
+    )
+    return SharedLedger(RedisLedger(Redis(connection_pool=pool)), failure=config.ledger_failure)
 
 
 def _mounts(admin: AdminContext | None, env: Mapping[str, str]) -> list[Mount]:

@@ -23,6 +23,7 @@ __all__ = [
     "body_too_large",
     "budget_exceeded",
     "invalid_api_key",
+    "ledger_unavailable",
     "model_not_allowed",
     "model_not_found",
     "upstream_error",
@@ -156,4 +157,18 @@ def upstream_error(message: str, decision_id: str) -> GatewayError:
         message,
         type="api_error",
         references={"decision_id": decision_id},
+    )
+
+
+def ledger_unavailable(decision_id: str) -> GatewayError:
+    """The shared ledger cannot be reached and ``ledger_failure`` is ``closed``: no budget can
+    be checked, so nothing is admitted. Retryable: the SDKs retry a 503."""
+    return GatewayError(
+        503,
+        "ledger_unavailable",
+        "The budget ledger cannot be reached, so this request cannot be checked against its "
+        "budgets; it was not sent. Retry shortly.",
+        type="api_error",
+        references={"decision_id": decision_id},
+        headers=(("retry-after", "1"),),
     )

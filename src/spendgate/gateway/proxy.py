@@ -77,6 +77,7 @@ from spendgate.gateway.errors import (
     body_too_large,
     budget_exceeded,
     invalid_api_key,
+    ledger_unavailable,
     model_not_allowed,
     model_not_found,
     upstream_error,
@@ -89,6 +90,7 @@ from spendgate.gateway.headers import (
 )
 from spendgate.gateway.metrics import GatewayMetrics
 from spendgate.governor import Governor
+from spendgate.ledger.base import LedgerUnavailableError
 from spendgate.providers.base import UpstreamCall, UpstreamResponse
 from spendgate.providers.errors import UpstreamError
 from spendgate.providers.failover import Attempt, FailoverError, MeteredStream, Target
@@ -380,7 +382,13 @@ class _ProxiedRequest:
 
     async def reserve(self, decision: RoutingDecision) -> None:
         """Reserve the decision's upper bound, or refuse with the contract's error."""
-        outcome = await self.governor.reserve_async(decision, grants=self.grants)
+        try:
+            outcome = await self.governor.reserve_async(decision, grants=self.grants)
+        except LedgerUnavailableError:
+            # Journaled like any refusal: the audit trail shows what was turned away.
+            self.governor.abandon(decision, "ledger_unavailable")
+            self.journaled.add(decision.id)
+            raise ledger_unavailable(decision.id) from None
         self.proxy.metrics.decisions.labels(decision.routing_action.value).inc()
         if outcome.ok:
             return

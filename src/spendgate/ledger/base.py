@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from spendgate.domain.budgets import CounterKey, CounterState
@@ -15,6 +16,8 @@ __all__ = [
     "DEFAULT_RESERVATION_TTL",
     "AsyncReserving",
     "Ledger",
+    "LedgerFailure",
+    "LedgerUnavailableError",
     "ReservationLine",
     "ReserveOutcome",
 ]
@@ -22,6 +25,17 @@ __all__ = [
 # A reservation neither settled nor kept alive (``extend``) within this time is released: a
 # crashed request cannot hold budget. Running requests are kept alive, however long they last.
 DEFAULT_RESERVATION_TTL = timedelta(minutes=10)
+
+
+class LedgerFailure(StrEnum):
+    """What a gateway does while its shared ledger cannot be reached."""
+
+    CLOSED = "closed"  # refuse requests (503): no budget can be checked, none is overspent
+    OPEN = "open"  # admit them without a hold, journal them, alert; counters catch up later
+
+
+class LedgerUnavailableError(RuntimeError):
+    """A shared ledger's backend cannot be reached (connection refused, timed out)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,366 @@
+"""A ledger shared by several processes, seen from one of them.
+
+The shared backend (Redis) is the only place where a reservation is admitted: its reserve is
+one atomic script, so N processes cannot together pass a limit. Everything else this process
+does with the ledger is shaped around two facts:
+
+* **Planning reads a local view.** Routing under budget pressure, thresholds and the
+  explanation read counters on every request, too often for a network round trip each. The
+  view holds the counters this process uses: its own reservations and settlements at once,
+  everyone's every ``refresh_seconds`` (one ``read_many`` round trip for all of them), and the
+  members of each policy's current windows (so listings and alerts see other replicas'
+  members too). Numbers read from it may be that much behind; admission never is.
+* **Only the reservation is awaited.** Settling, releasing and keeping holds alive are sent
+  in the background, in order. That is safe for the limits: until a settlement lands, the hold
+  it replaces (an upper bound of it) stays counted; until a release lands, the hold stays.
+
+When the backend cannot be reached, ``failure`` decides: ``closed`` refuses (the gateway
+answers 503), ``open`` admits without a hold, counts it (``unchecked``) and keeps the
+background operations queued, retrying, so nothing settled is lost while the process lives;
+the journal has every settlement whatever happens (``spendgate ledger rebuild`` restores the
+counters from it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from spendgate.domain.budgets import CounterKey, CounterState, is_live
+from spendgate.domain.reservations import ReservationLine
+from spendgate.ledger.base import (
+    DEFAULT_RESERVATION_TTL,
+    LedgerFailure,
+    LedgerUnavailableError,
+    ReserveOutcome,
+)
+
+__all__ = ["SharedBackend", "SharedLedger"]
+
+log = logging.getLogger("spendgate.ledger")
+
+ZERO = Decimal(0)
+_MAX_VIEW_KEYS = 50_000  # counters kept in the view (least recently used dropped first)
+_READ_CHUNK = 1_000  # counters per read_many round trip
+_RETRY_FIRST_S = 0.05
+_RETRY_MAX_S = 2.0
+
+
+class SharedBackend(Protocol):
+    """What ``SharedLedger`` needs of a shared backend (``ledger.redis.RedisLedger``)."""
+
+    async def reserve(
+        self,
+        reservation_id: str,
+        lines: Sequence[ReservationLine],
+        now: datetime,
+        ttl: timedelta = DEFAULT_RESERVATION_TTL,
+    ) -> ReserveOutcome: ...
+
+    async def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None: ...
+
+    async def release(self, reservation_id: str) -> None: ...
+
+    async def extend(self, reservation_ids: Collection[str], until: datetime) -> int: ...
+
+    async def expire(self, now: datetime) -> int: ...
+
+    async def read_many(self, keys: Sequence[CounterKey]) -> dict[CounterKey, CounterState]: ...
+
+    async def members(self, policy_id: str, window_keys: Collection[str]) -> set[str]: ...
+
+    async def seed(self, settled: Mapping[CounterKey, Decimal]) -> int: ...
+
+
+@dataclass(slots=True)
+class _Hold:
+    amounts: dict[CounterKey, Decimal]
+    expires_at: datetime
+
+
+# A background operation: a coroutine factory, so a failed one can be tried again.
+_Operation = Callable[[], Awaitable[object]]
+
+
+class SharedLedger:
+    """The ``Ledger`` contract (synchronous reads, settle, release, extend, expire) plus
+    ``reserve_async``, over a ``SharedBackend``. Call ``start()`` on the event loop that
+    serves requests and ``await stop()`` on shutdown."""
+
+    def __init__(
+        self,
+        backend: SharedBackend,
+        *,
+        failure: LedgerFailure = LedgerFailure.CLOSED,
+        refresh_seconds: float = 1.0,
+        windows: Callable[[], Mapping[str, Collection[str]]] | None = None,
+        settled: Callable[[], Mapping[CounterKey, Decimal]] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.failure = failure
+        self.refresh_seconds = refresh_seconds
+        # Per counter id, the window keys requests read now (to discover every member).
+        self.windows = windows or dict
+        # The journal's settled counters: the backend is seeded from them before anything is
+        # admitted (a cold Redis must not start every budget from zero).
+        self.journaled = settled or dict
+        self._seeded = False
+        self._seeding = asyncio.Lock()
+        self._view: OrderedDict[CounterKey, CounterState] = OrderedDict()
+        self._holds: dict[str, _Hold] = {}
+        self._pending: deque[tuple[str, _Operation]] = deque()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.available = True
+        self.unchecked = 0  # requests admitted without a hold while the backend was away
+        self.failed_attempts = 0
+
+    # -- reads: the local view ---------------------------------------------------------------
+
+    def read(self, key: CounterKey) -> CounterState:
+        state = self._view.get(key)
+        if state is None:
+            self._remember(key, CounterState())
+            return CounterState()
+        self._view.move_to_end(key)
+        return state
+
+    def read_total(self, keys: Sequence[CounterKey]) -> CounterState:
+        total = CounterState()
+        for key in keys:
+            total = total + self.read(key)
+        return total
+
+    def members(self, policy_id: str, window_keys: Collection[str]) -> set[str]:
+        windows = set(window_keys)
+        return {k.member for k in self._view if k.policy_id == policy_id and k.window in windows}
+
+    # -- the reservation: awaited ------------------------------------------------------------
+
+    async def reserve_async(
+        self,
+        reservation_id: str,
+        lines: Sequence[ReservationLine],
+        now: datetime,
+        ttl: timedelta = DEFAULT_RESERVATION_TTL,
+    ) -> ReserveOutcome:
+        if reservation_id in self._holds:
+            raise ValueError(f"reservation {reservation_id} already exists")
+        try:
+            if not self._seeded:
+                await self._seed()
+            outcome = await self.backend.reserve(reservation_id, lines, now, ttl)
+        except LedgerUnavailableError:
+            self._lost()
+            if self.failure is LedgerFailure.CLOSED:
+                raise
+            self.unchecked += 1
+            return ReserveOutcome(True)
+        self._found()
+        if outcome.ok:
+            amounts: dict[CounterKey, Decimal] = {}
+            for line in lines:
+                key = line.keys[-1]
+                amounts[key] = amounts.get(key, ZERO) + line.amount
+            for key, amount in amounts.items():
+                self._add(key, ZERO, amount)
+            self._holds[reservation_id] = _Hold(amounts, now + ttl)
+        return outcome
+
+    def reserve(
+        self,
+        reservation_id: str,
+        lines: Sequence[ReservationLine],
+        now: datetime,
+        ttl: timedelta = DEFAULT_RESERVATION_TTL,
+    ) -> ReserveOutcome:
+        raise TypeError("a shared ledger answers over the network: await reserve_async")
+
+    # -- the rest: sent in the background, in order --------------------------------------------
+
+    def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None:
+        self._drop_hold(reservation_id)
+        for key, amount in actual.items():
+            self._add(key, amount, ZERO)
+        amounts = dict(actual)
+        self._send("settle", lambda: self.backend.settle(reservation_id, amounts))
+
+    def release(self, reservation_id: str) -> None:
+        if self._drop_hold(reservation_id):
+            self._send("release", lambda: self.backend.release(reservation_id))
+
+    def extend(self, reservation_ids: Collection[str], until: datetime) -> int:
+        ours = [rid for rid in reservation_ids if rid in self._holds]
+        for rid in ours:
+            hold = self._holds[rid]
+            hold.expires_at = max(hold.expires_at, until)
+        if ours:
+            self._send("extend", lambda: self.backend.extend(ours, until))
+        return len(ours)
+
+    def expire(self, now: datetime) -> int:
+        """Forget this process's holds that expired, and have the backend free every expired
+        reservation (of any process: a crashed one's too). Returns the local count."""
+        expired = [rid for rid, hold in self._holds.items() if hold.expires_at <= now]
+        for rid in expired:
+            self._drop_hold(rid)
+        self._send("expire", lambda: self.backend.expire(now))
+        return len(expired)
+
+    def prune(self, live: Mapping[str, str]) -> int:
+        """Drop view entries of windows no policy reads any more (the backend's keys expire
+        by themselves)."""
+        ended = [key for key in self._view if not is_live(live, key.policy_id, key.window)]
+        for key in ended:
+            del self._view[key]
+        return len(ended)
+
+    @property
+    def open_reservations(self) -> int:
+        return len(self._holds)
+
+    @property
+    def pending_operations(self) -> int:
+        return len(self._pending)
+
+    # -- background ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Seed the backend from the journal (if it can be reached now; else before the first
+        reservation), then send operations and refresh the view in the background."""
+        try:
+            await self._seed()
+        except LedgerUnavailableError as error:
+            self._lost(error)
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._send_pending(), name="spendgate-ledger-send"),
+                asyncio.create_task(self._refresh_view(), name="spendgate-ledger-view"),
+            ]
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Send what is queued (within ``timeout``), then stop."""
+        deadline = time.monotonic() + timeout
+        while self._pending and self.available and time.monotonic() < deadline:
+            self._wake.set()
+            await asyncio.sleep(0.01)
+        if self._pending:
+            log.error(
+                "shared ledger: %d operation(s) not sent at shutdown (the journal has the "
+                "settlements: spendgate ledger rebuild restores the counters)",
+                len(self._pending),
+            )
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _seed(self) -> None:
+        async with self._seeding:  # requests arriving together seed once
+            if self._seeded:
+                return
+            settled = await asyncio.to_thread(self.journaled)
+            written = await self.backend.seed(settled)
+            self._seeded = True
+            log.info(
+                "shared ledger: %d counter(s) seeded from the journal (%d already there)",
+                written,
+                len(settled) - written,
+            )
+
+    def _send(self, name: str, operation: _Operation) -> None:
+        self._pending.append((name, operation))
+        self._wake.set()
+
+    async def _send_pending(self) -> None:
+        backoff = _RETRY_FIRST_S
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                name, operation = self._pending[0]
+                try:
+                    await operation()
+                except LedgerUnavailableError as error:
+                    self.failed_attempts += 1
+                    self._lost(error)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _RETRY_MAX_S)
+                    continue
+                except Exception:  # a bug, not an outage: log it, never block the queue
+                    log.exception("shared ledger: %s failed; dropped", name)
+                self._pending.popleft()
+                backoff = _RETRY_FIRST_S
+                self._found()
+
+    async def _refresh_view(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
+            try:
+                await self._discover_members()
+                keys = list(self._view)
+                for start in range(0, len(keys), _READ_CHUNK):
+                    states = await self.backend.read_many(keys[start : start + _READ_CHUNK])
+                    for key, state in states.items():
+                        if key in self._view:
+                            self._view[key] = state
+            except LedgerUnavailableError as error:
+                self._lost(error)
+            except Exception:
+                log.exception("shared ledger: refreshing the view failed")
+
+    async def _discover_members(self) -> None:
+        for policy_id, window_keys in self.windows().items():
+            for member in await self.backend.members(policy_id, window_keys):
+                for window in window_keys:
+                    key = CounterKey(policy_id, member, window)
+                    if key not in self._view:
+                        self._remember(key, CounterState())
+
+    # -- view upkeep ---------------------------------------------------------------------------
+
+    def _add(self, key: CounterKey, settled: Decimal, reserved: Decimal) -> None:
+        previous = self._view.get(key, CounterState())
+        self._remember(
+            key, CounterState(previous.settled + settled, max(previous.reserved + reserved, ZERO))
+        )
+
+    def _remember(self, key: CounterKey, state: CounterState) -> None:
+        self._view[key] = state
+        self._view.move_to_end(key)
+        while len(self._view) > _MAX_VIEW_KEYS:
+            self._view.popitem(last=False)
+
+    def _drop_hold(self, reservation_id: str) -> bool:
+        hold = self._holds.pop(reservation_id, None)
+        if hold is None:
+            return False
+        for key, amount in hold.amounts.items():
+            self._add(key, ZERO, -amount)
+        return True
+
+    def _lost(self, error: BaseException | None = None) -> None:
+        if self.available:
+            log.warning(
+                "shared ledger unreachable (%s): %s",
+                error or "reserve failed",
+                "refusing requests"
+                if self.failure is LedgerFailure.CLOSED
+                else "admitting requests unchecked, operations queued",
+            )
+        self.available = False
+
+    def _found(self) -> None:
+        if not self.available:
+            log.warning(
+                "shared ledger reachable again (%d request(s) admitted unchecked meanwhile)",
+                self.unchecked,
+            )
+        self.available = True
