@@ -233,3 +233,15 @@ def test_members_lists_settled_and_in_flight_members_of_one_policy_and_window() 
     assert ledger.members("cap", [today, yesterday]) == {"acme", "initech", "old"}
     ledger.release("r")
     assert ledger.members("cap", [today]) == {"acme"}
+
+
+def test_zero_holds_on_one_counter_release_one_after_the_other() -> None:
+    # A free model's request holds 0: two such holds, released in turn, must not fail (the
+    # second once crashed the expiry sweep with a KeyError).
+    ledger = MemoryLedger()
+    assert ledger.reserve("a", [line("0")], NOW).ok
+    assert ledger.reserve("b", [line("0")], NOW).ok
+    ledger.release("a")
+    assert ledger.expire(NOW + timedelta(hours=1)) == 1
+    assert ledger.read(KEY) == CounterState()
+    assert ledger.open_reservations == 0

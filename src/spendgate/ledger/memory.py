@@ -129,11 +129,13 @@ class MemoryLedger:
         if reservation is None:
             return
         for key, amount in reservation.amounts.items():
-            remaining = self._reserved[key] - amount
+            # .get: zero holds (a free model's cost) leave nothing to subtract from once an
+            # earlier zero hold on the key was released (found by the Redis ledger's test).
+            remaining = self._reserved.get(key, ZERO) - amount
             if remaining:
                 self._reserved[key] = remaining
             else:
-                del self._reserved[key]
+                self._reserved.pop(key, None)
                 if key not in self._settled:
                     self._unindex(key)
 
