@@ -57,6 +57,10 @@ class Config(Spec):
     # The shared ledger unreachable: refuse requests with 503 (closed), or admit them
     # unchecked, journal them and alert (open).
     ledger_failure: LedgerFailure = LedgerFailure.CLOSED
+    # Prefix of the shared ledger's Redis keys: deployments sharing one Redis stay apart.
+    ledger_prefix: str = Field(
+        default="spendgate", min_length=1, max_length=64, pattern=r"^[\w.-]+$"
+    )
     timezone: TimezoneName = "UTC"  # default timezone of calendar budget windows
     unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE
     # Largest proxied request body: larger ones are refused (413) before they are decoded.

@@ -112,7 +112,8 @@ def _shared_ledger(config: Config) -> SharedLedger | None:
         socket_connect_timeout=1.0,
         socket_timeout=1.0,
     )
-    return SharedLedger(RedisLedger(Redis(connection_pool=pool)), failure=config.ledger_failure)
+    backend = RedisLedger(Redis(connection_pool=pool), prefix=config.ledger_prefix)
+    return SharedLedger(backend, failure=config.ledger_failure)
 
 
 def _mounts(admin: AdminContext | None, env: Mapping[str, str]) -> list[Mount]:

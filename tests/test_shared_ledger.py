@@ -1,0 +1,152 @@
+"""Several gateway processes sharing one budget through the Redis ledger (skipped, saying
+why, without Redis): zero overspend across processes, their journals adding up to the
+ledger, no reservation left behind; an unreachable Redis refuses requests with 503 when
+``ledger_failure`` is ``closed``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from redis_support import REDIS_URL, connect, drop_prefix, fresh_prefix, run
+from serve_support import RunningServe, serve_process
+from spendgate.domain.budgets import CounterKey
+from spendgate.ledger.redis import RedisLedger
+from spendgate.mock_upstream.runner import MockUpstreamThread
+
+KEY = "sg-shared-ledger-acme"
+ENV = {"ACME_KEY": KEY, "SPENDGATE_ADMIN_TOKEN": "sg-shared-ledger-admin"}
+LIMIT = 30
+
+
+def config(mock_url: str, database: str, prefix: str, ledger_url: str = REDIS_URL) -> str:
+    return f"""
+providers: [{{id: alpha, kind: openai, base_url: "{mock_url}", api_key_env: ACME_KEY}}]
+models: [{{id: gpt-4o-mini, provider: alpha}}]
+routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false}}
+keys: [{{id: acme, key_env: ACME_KEY, principal: alice, project: acme}}]
+budgets:
+  - {{id: acme-requests, scope: {{kind: project, id: acme}}, metric: requests,
+     interval: daily, hard_limit: {LIMIT}}}
+database_url: "{database}"
+ledger_url: "{ledger_url}"
+ledger_prefix: "{prefix}"
+"""
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    async def check() -> None:
+        client = await connect()
+        await client.aclose()
+
+    run(check())
+    name = fresh_prefix()
+    yield name
+
+    async def clean() -> None:
+        client = await connect()
+        await drop_prefix(client, name)
+        await client.aclose()
+
+    run(clean())
+
+
+def _chat(url: str) -> int:
+    response = httpx.post(
+        url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {KEY}"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    return response.status_code
+
+
+def test_two_processes_admit_exactly_what_the_budget_allows(tmp_path: Path, prefix: str) -> None:
+    with MockUpstreamThread(latency_ms=20) as mock, ExitStack() as stack:
+        database = f"sqlite:///{tmp_path / 'shared.db'}"
+        text = config(mock.openai_base_url, database, prefix)
+        gateways: list[RunningServe] = []
+        for name in ("a", "b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            gateways.append(stack.enter_context(serve_process(folder, text, ENV)))
+
+        async def flood() -> list[int]:
+            loop = asyncio.get_running_loop()
+            return list(
+                await asyncio.gather(
+                    *(loop.run_in_executor(None, _chat, gateways[i % 2].url) for i in range(100))
+                )
+            )
+
+        statuses = Counter(asyncio.run(flood()))
+        assert statuses == {200: LIMIT, 429: 100 - LIMIT}, statuses
+        # Both journals (one database) hold every decision; the ledger's counter is the
+        # settled count, with nothing left reserved.
+        admin = {"authorization": f"Bearer {ENV['SPENDGATE_ADMIN_TOKEN']}"}
+        for gateway in gateways:
+            summary = httpx.get(
+                gateway.url + "/api/v1/usage/summary", headers=admin, params={"window": "24h"}
+            )
+            assert summary.status_code == 200
+
+    async def counters() -> tuple[Decimal, Decimal, int]:
+        client = await connect()
+        try:
+            ledger = RedisLedger(client, prefix=prefix)
+            members = await ledger.members("acme-requests", [_today()])
+            state = await ledger.read_total([CounterKey("acme-requests", "acme", _today())])
+            return state.settled, state.reserved, len(members)
+        finally:
+            await client.aclose()
+
+    settled, reserved, members = run(counters())  # type: ignore[misc]
+    assert (settled, reserved, members) == (Decimal(LIMIT), Decimal(0), 1)
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
+
+    engine = create_engine(database)
+    with engine.connect() as connection:
+        journaled = connection.execute(
+            sql("SELECT settled_units FROM usage_counters WHERE policy_id = 'acme-requests'")
+        ).scalar_one()
+        decisions = connection.execute(sql("SELECT count(*) FROM routing_decisions")).scalar_one()
+    engine.dispose()
+    assert journaled == LIMIT  # the journal's counter equals the ledger's
+    assert decisions == 100
+
+
+def _today() -> str:
+    from datetime import UTC, datetime
+
+    from spendgate.domain.windows import Interval, IntervalKind, window_for
+
+    return window_for(Interval(IntervalKind.DAILY), datetime.now(UTC)).key
+
+
+def test_an_unreachable_ledger_refuses_with_503_when_closed(tmp_path: Path, prefix: str) -> None:
+    with MockUpstreamThread(latency_ms=0) as mock:
+        text = config(
+            mock.openai_base_url, f"sqlite:///{tmp_path / 'j.db'}", prefix,
+            ledger_url="redis://127.0.0.1:1/0",
+        )  # fmt: skip
+        with serve_process(tmp_path, text, ENV) as gateway:
+            response = httpx.post(
+                gateway.url + "/v1/chat/completions",
+                headers={"authorization": f"Bearer {KEY}"},
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+                timeout=30,
+            )
+            assert response.status_code == 503
+            error = response.json()["error"]
+            assert error["code"] == "ledger_unavailable"
+            assert response.headers["retry-after"] == "1"
+            assert "shared ledger unreachable" in gateway.log()
