@@ -30,6 +30,7 @@ def test_several_workers_on_the_default_sqlite_config_are_refused(tmp_path: Path
     assert result.returncode == 2
     assert "--workers > 1 needs a shared ledger" in result.stderr
     assert "SQLite" in result.stderr
+    assert "ledger_url: redis://" in result.stderr
     assert "--workers 1" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())  # refused before opening (creating) the database

@@ -150,3 +150,22 @@ def test_an_unreachable_ledger_refuses_with_503_when_closed(tmp_path: Path, pref
             assert error["code"] == "ledger_unavailable"
             assert response.headers["retry-after"] == "1"
             assert "shared ledger unreachable" in gateway.log()
+
+
+def test_serve_with_two_workers_shares_the_budget(tmp_path: Path, prefix: str) -> None:
+    with MockUpstreamThread(latency_ms=20) as mock:
+        text = config(mock.openai_base_url, f"sqlite:///{tmp_path / 'w.db'}", prefix)
+        with serve_process(tmp_path, text, ENV, "--workers", "2") as gateway:
+            gateway.wait_for("(worker ", timeout_s=20)
+
+            async def flood() -> list[int]:
+                loop = asyncio.get_running_loop()
+                calls = (loop.run_in_executor(None, _chat, gateway.url) for _ in range(60))
+                return list(await asyncio.gather(*calls))
+
+            statuses = Counter(asyncio.run(flood()))
+            log = gateway.log()
+    assert statuses == {200: LIMIT, 429: 60 - LIMIT}, statuses
+    workers = {line.split("(worker ")[1].split(")")[0] for line in log.splitlines()
+               if "(worker " in line}  # fmt: skip
+    assert len(workers) == 2, log

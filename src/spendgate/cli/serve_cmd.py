@@ -55,21 +55,25 @@ def serve_command(
     except ConfigError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
-    if workers > 1:
-        # The ledger lives in one process's memory: several workers would each admit up to
-        # every limit. Scale-out needs a shared ledger (PostgreSQL or Redis), not built yet;
-        # whatever the database, refuse rather than overspend (or silently run one worker).
-        # The URL is named only for SQLite: a server URL may carry a password.
-        if loaded.database_url.startswith("sqlite"):
-            why = f"this config uses SQLite ({loaded.database_url})"
-        else:
-            why = "this version keeps the ledger in each worker's memory"
+    if workers > 1 and loaded.ledger_url is None:
+        # Each worker would keep its own in-memory ledger and admit up to every limit: refuse
+        # rather than overspend (or silently run one worker). The database URL is named only
+        # for SQLite: a server URL may carry a password.
+        where = (
+            f" (this config's database is SQLite: {loaded.database_url})"
+            if loaded.database_url.startswith("sqlite")
+            else ""
+        )
         typer.echo(
-            f"spendgate: --workers > 1 needs a shared ledger, and {why}: each worker would "
-            "admit requests up to every budget limit. Run one worker (--workers 1).",
+            f"spendgate: --workers > 1 needs a shared ledger{where}: each worker would admit "
+            "requests up to every budget limit. Set ledger_url: redis://… in the config (see "
+            "the README, 'Deploy several replicas'), or run one worker (--workers 1).",
             err=True,
         )
         raise typer.Exit(2)
+    if workers > 1:
+        _serve_workers(loaded.source, host, port, workers, log_level, log_format, access_log)
+        return
     from spendgate.gateway.compose import create_gateway
     from spendgate.gateway.startup import log_startup
     from spendgate.logs import configure
@@ -110,3 +114,39 @@ def serve_command(
 
 def _listen_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _serve_workers(
+    source: str,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: LogLevel,
+    log_format: LogFormat,
+    access_log: bool,
+) -> None:
+    """N worker processes (uvicorn's supervisor), each building its gateway from the config
+    (``gateway.worker``); they share budgets through the config's ledger."""
+    import uvicorn
+
+    from spendgate.config import DEMO_SOURCE
+    from spendgate.gateway.worker import CONFIG_ENV, LISTEN_ENV
+    from spendgate.logs import configure
+
+    if source != DEMO_SOURCE:
+        os.environ[CONFIG_ENV] = str(Path(source).resolve())
+    os.environ[LISTEN_ENV] = _listen_url(host, port)
+    log_config = configure(log_level, log_format, access_log=access_log)
+    uvicorn.run(
+        "spendgate.gateway.worker:create_worker_gateway",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=log_config,
+        log_level=log_level.value,
+    )
