@@ -6,6 +6,7 @@ ledger, no reservation left behind; an unreachable Redis refuses requests with 5
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -169,3 +170,50 @@ def test_serve_with_two_workers_shares_the_budget(tmp_path: Path, prefix: str) -
     workers = {line.split("(worker ")[1].split(")")[0] for line in log.splitlines()
                if "(worker " in line}  # fmt: skip
     assert len(workers) == 2, log
+
+
+def test_a_budget_created_on_one_replica_blocks_on_the_other_within_a_second(
+    tmp_path: Path, prefix: str
+) -> None:
+    with MockUpstreamThread(latency_ms=0) as mock, ExitStack() as stack:
+        text = config(mock.openai_base_url, f"sqlite:///{tmp_path / 'r.db'}", prefix)
+        replicas = []
+        for name in ("a", "b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            replicas.append(stack.enter_context(serve_process(folder, text, ENV)))
+        a, b = replicas
+        assert _chat(b.url) == 200
+        admin = {"authorization": f"Bearer {ENV['SPENDGATE_ADMIN_TOKEN']}"}
+        created = httpx.post(
+            a.url + "/api/v1/budgets",
+            headers=admin,
+            json={"id": "acme-stop", "scope": {"kind": "project", "id": "acme"},
+                  "metric": "requests", "interval": "daily", "hard_limit": 1},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        started = time.monotonic()
+        while _chat(b.url) == 200:
+            assert time.monotonic() - started < 1.5, "replica b never applied the new budget"
+            time.sleep(0.05)
+        assert "runtime records changed" in b.log()
+        # A key revoked through b stops working on a as quickly.
+        made = httpx.post(
+            b.url + "/api/v1/keys", headers=admin,
+            json={"id": "temp", "principal": "bob", "project": "globex"},
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        secret = made.json()["secret"]
+        deadline = time.monotonic() + 1.5
+        while _models(a.url, secret) != 200:
+            assert time.monotonic() < deadline, "replica a never learned the new key"
+            time.sleep(0.05)
+        assert httpx.delete(b.url + "/api/v1/keys/temp", headers=admin).status_code == 200
+        deadline = time.monotonic() + 1.5
+        while _models(a.url, secret) == 200:
+            assert time.monotonic() < deadline, "replica a still accepts a revoked key"
+            time.sleep(0.05)
+
+
+def _models(url: str, secret: str) -> int:
+    return httpx.get(url + "/v1/models", headers={"authorization": f"Bearer {secret}"}).status_code

@@ -19,6 +19,7 @@ from spendgate.gateway.asgi import Receive, Scope, Send, respond
 from spendgate.gateway.auth import KeyRing, digest
 from spendgate.gateway.housekeeping import HousekeepingSettings
 from spendgate.gateway.mounts import App, Mount
+from spendgate.gateway.service import Service
 from spendgate.governor import Governor
 from spendgate.providers.registry import UpstreamRegistry
 from spendgate.store.journal import Journal
@@ -89,8 +90,21 @@ def create_gateway(
         approvals=approvals,
         alerts=_alert_service(config, governor, keys, upstreams, journal, env),
         mounts=_mounts(admin, env),
-        services=[shared] if shared is not None else [],
+        services=_services(shared, admin),
     )
+
+
+def _services(shared: SharedLedger | None, admin: AdminContext | None) -> list[Service]:
+    """With a shared ledger there are other processes: the ledger's background work, and
+    the records they change, watched."""
+    if shared is None:
+        return []
+    services: list[Service] = [shared]
+    if admin is not None:
+        from spendgate.records.watch import RecordsWatcher
+
+        services.append(RecordsWatcher(admin.records, admin.journal.engine))
+    return services
 
 
 def _shared_ledger(config: Config) -> SharedLedger | None:

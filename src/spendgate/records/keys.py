@@ -88,6 +88,13 @@ class KeyRecords:
             self._ring.put(stored.key, stored.secret_digest)
         return skipped
 
+    def drop_revoked(self) -> None:
+        """Take out of the ring the runtime keys revoked since they were put in (by another
+        replica: this one drops a key as it revokes it)."""
+        for stored in self._repository.list_keys(include_revoked=True):
+            if stored.key.id not in self._config_keys and stored.revoked_at is not None:
+                self._ring.drop(stored.key.id)
+
     def find(self, key_id: str) -> ApiKey | None:
         """The key with this id, config or runtime, revoked ones included."""
         if key_id in self._config_keys:

@@ -48,6 +48,21 @@ class RuntimeRecords:
         self.approvals = ApprovalRecords(self._live, journal, desk)
         self.alerts = AlertRecords(journal)
 
+    def reload(self) -> None:
+        """Apply the stored records again, as another replica left them: budgets, prices,
+        keys (revoked ones dropped) and the approved overrides in force."""
+        live = self._live
+        with live.lock:
+            live.api_policies.clear()
+            live.api_prices.clear()
+            live.invalid_policies.clear()
+            self.load()
+            self.keys.drop_revoked()
+            approvals = self._journal.approvals
+            live.governor.grants.replace(
+                filter(None, (a.grant() for a in approvals.active_grants()))
+            )
+
     def load(self) -> None:
         """Apply the stored runtime budgets, price overrides and keys to the running state."""
         live = self._live
