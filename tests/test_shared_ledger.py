@@ -217,3 +217,31 @@ def test_a_budget_created_on_one_replica_blocks_on_the_other_within_a_second(
 
 def _models(url: str, secret: str) -> int:
     return httpx.get(url + "/v1/models", headers={"authorization": f"Bearer {secret}"}).status_code
+
+
+def test_alerts_run_on_one_replica_and_move_when_it_stops(tmp_path: Path, prefix: str) -> None:
+    with MockUpstreamThread(latency_ms=0) as mock:
+        text = config(mock.openai_base_url, f"sqlite:///{tmp_path / 'l.db'}", prefix)
+        first_folder, second_folder = tmp_path / "a", tmp_path / "b"
+        first_folder.mkdir()
+        second_folder.mkdir()
+        with ExitStack() as first_only:
+            first = first_only.enter_context(serve_process(first_folder, text, ENV))
+            first.wait_for("lease alerts: taken")
+            second = first_only.enter_context(serve_process(second_folder, text, ENV))
+            time.sleep(6)  # more than a lease refresh: the second still waits
+            assert "lease alerts: taken" not in second.log()
+            first.process.terminate()  # a clean stop gives the lease up
+            first.process.wait(30)
+            second.wait_for("lease alerts: taken", timeout_s=8)
+
+
+def test_an_unreachable_ledger_admits_unchecked_when_open(tmp_path: Path, prefix: str) -> None:
+    with MockUpstreamThread(latency_ms=0) as mock:
+        text = config(
+            mock.openai_base_url, f"sqlite:///{tmp_path / 'o.db'}", prefix,
+            ledger_url="redis://127.0.0.1:1/0",
+        ) + "ledger_failure: open\n"  # fmt: skip
+        with serve_process(tmp_path, text, ENV) as gateway:
+            assert [_chat(gateway.url) for _ in range(3)] == [200, 200, 200]
+            assert "admitting requests unchecked" in gateway.log()

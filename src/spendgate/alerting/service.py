@@ -83,6 +83,9 @@ class AlertService:
         detector.wake = self._woken.set
 
     async def start(self) -> None:
+        """Take over the open alerts and start; may follow a ``stop`` (a replica that takes
+        the alerts lease again)."""
+        self._stopping = False
         self.detector.resume(await asyncio.to_thread(self._repository.unresolved))
         if self.notifier is not None:
             await self.notifier.start()
@@ -94,6 +97,7 @@ class AlertService:
         self._woken.set()
         if self._task is not None:
             await self._task
+            self._task = None
         if self.notifier is not None:
             await self.notifier.stop()
 

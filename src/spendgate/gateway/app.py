@@ -59,10 +59,13 @@ class Gateway:
         approvals: ApprovalDesk | None = None,
         alerts: AlertService | None = None,
         services: Sequence[Service] = (),
+        run_alerts: bool = True,
     ) -> None:
         self.governor = governor
         # Started before the proxy serves, stopped after it stops (a shared ledger, say).
         self.services = tuple(services)
+        # False: one of ``services`` runs the alert service (on the replica holding its lease).
+        self.run_alerts = run_alerts
         self.keys = keys
         self.upstreams = upstreams
         self.metrics = metrics or GatewayMetrics()
@@ -178,13 +181,13 @@ class Gateway:
                     self.admin.records.approvals.expire_due if self.admin else None,
                 )
                 self._housekeeping.start()
-                if self.alerts is not None:
+                if self.alerts is not None and self.run_alerts:
                     await self.alerts.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._housekeeping is not None:
                     await self._housekeeping.stop()
-                if self.alerts is not None:
+                if self.alerts is not None and self.run_alerts:
                     await self.alerts.stop()
                 for service in reversed(self.services):
                     await service.stop()

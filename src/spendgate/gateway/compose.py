@@ -25,6 +25,8 @@ from spendgate.providers.registry import UpstreamRegistry
 from spendgate.store.journal import Journal
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from spendgate.admin.context import AdminContext
     from spendgate.alerting import AlertService
     from spendgate.ledger.shared import SharedLedger
@@ -63,7 +65,8 @@ def create_gateway(
     from it first."""
     env = os.environ if environ is None else environ
     keys, _missing = KeyRing.from_environment(config.api_keys(), env)
-    shared = _shared_ledger(config)
+    redis = _redis(config)
+    shared = _shared_ledger(config, redis) if redis is not None else None
     governor = Governor.from_config(config, ledger=shared, journal=journal)
     if shared is not None:
         shared.windows = governor.current_windows
@@ -80,6 +83,10 @@ def create_gateway(
         retention_interval_s=retention.prune_every.total_seconds(),
         keep_decisions=retention.keep_decisions,
     )
+    alerts = _alert_service(config, governor, keys, upstreams, journal, env)
+    services: list[Service] = []
+    if redis is not None and shared is not None:
+        services = _replica_services(config, redis, shared, admin, alerts)
     return Gateway(
         governor,
         keys,
@@ -88,33 +95,18 @@ def create_gateway(
         housekeeping=housekeeping,
         admin=admin,
         approvals=approvals,
-        alerts=_alert_service(config, governor, keys, upstreams, journal, env),
+        alerts=alerts,
         mounts=_mounts(admin, env),
-        services=_services(shared, admin),
+        services=services,
+        run_alerts=not services,
     )
 
 
-def _services(shared: SharedLedger | None, admin: AdminContext | None) -> list[Service]:
-    """With a shared ledger there are other processes: the ledger's background work, and
-    the records they change, watched."""
-    if shared is None:
-        return []
-    services: list[Service] = [shared]
-    if admin is not None:
-        from spendgate.records.watch import RecordsWatcher
-
-        services.append(RecordsWatcher(admin.records, admin.journal.engine))
-    return services
-
-
-def _shared_ledger(config: Config) -> SharedLedger | None:
-    """The ledger several processes share (``ledger_url``), or None: this process's own."""
+def _redis(config: Config) -> Redis | None:
+    """The client of the shared ledger's Redis (``ledger_url``), or None: one process."""
     if config.ledger_url is None:
         return None
     from redis.asyncio import BlockingConnectionPool, Redis
-
-    from spendgate.ledger.redis import RedisLedger
-    from spendgate.ledger.shared import SharedLedger
 
     # Short timeouts: an unreachable Redis must turn into ledger_failure's answer within a
     # second, not hold requests for a TCP timeout. Requests beyond the pool wait for a
@@ -126,8 +118,38 @@ def _shared_ledger(config: Config) -> SharedLedger | None:
         socket_connect_timeout=1.0,
         socket_timeout=1.0,
     )
-    backend = RedisLedger(Redis(connection_pool=pool), prefix=config.ledger_prefix)
+    return Redis(connection_pool=pool)
+
+
+def _shared_ledger(config: Config, redis: Redis) -> SharedLedger:
+    from spendgate.ledger.redis import RedisLedger
+    from spendgate.ledger.shared import SharedLedger
+
+    backend = RedisLedger(redis, prefix=config.ledger_prefix)
     return SharedLedger(backend, failure=config.ledger_failure)
+
+
+def _replica_services(
+    config: Config,
+    redis: Redis,
+    shared: SharedLedger,
+    admin: AdminContext | None,
+    alerts: AlertService | None,
+) -> list[Service]:
+    """One of several processes: the ledger's background work, the records others change
+    (watched), and the alerts run by the one replica holding their lease (one detector, one
+    delivery of each webhook)."""
+    services: list[Service] = [shared]
+    if admin is not None:
+        from spendgate.records.watch import RecordsWatcher
+
+        services.append(RecordsWatcher(admin.records, admin.journal.engine))
+    if alerts is not None:
+        from spendgate.coordination.lease import Lease
+        from spendgate.coordination.leased import Leased
+
+        services.append(Leased(alerts, Lease(redis, "alerts", prefix=config.ledger_prefix)))
+    return services
 
 
 def _mounts(admin: AdminContext | None, env: Mapping[str, str]) -> list[Mount]:
