@@ -18,7 +18,7 @@ import pytest
 
 from redis_support import REDIS_URL, connect, drop_prefix, fresh_prefix, run
 from serve_support import RunningServe, serve_process
-from spendgate.domain.budgets import CounterKey
+from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.ledger.redis import RedisLedger
 from spendgate.mock_upstream.runner import MockUpstreamThread
 
@@ -245,3 +245,73 @@ def test_an_unreachable_ledger_admits_unchecked_when_open(tmp_path: Path, prefix
         with serve_process(tmp_path, text, ENV) as gateway:
             assert [_chat(gateway.url) for _ in range(3)] == [200, 200, 200]
             assert "admitting requests unchecked" in gateway.log()
+
+
+def test_four_processes_on_postgresql_with_a_thousand_concurrent_requests(
+    tmp_path: Path, prefix: str
+) -> None:
+    """The issue's acceptance run: 4 gateways, one PostgreSQL journal, one Redis ledger,
+    1,000 concurrent requests (a quarter of them streamed) against a limit admitting 300."""
+    from postgres_support import throwaway_postgres
+    from spendgate.store.migrate import migrate
+
+    limit = 300
+    with (
+        throwaway_postgres() as database,
+        MockUpstreamThread(latency_ms=20) as mock,
+        ExitStack() as stack,
+    ):
+        migrate(database)  # as `spendgate db upgrade` does, before the replicas start
+        text = config(mock.openai_base_url, database, prefix).replace(
+            f"hard_limit: {LIMIT}", f"hard_limit: {limit}"
+        )
+        gateways = []
+        for name in "abcd":
+            folder = tmp_path / name
+            folder.mkdir()
+            gateways.append(stack.enter_context(serve_process(folder, text, ENV)))
+
+        async def flood() -> Counter[int]:
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=0)
+            async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+                async def call(index: int) -> int:
+                    body = {"model": "gpt-4o-mini", "stream": index % 4 == 0,
+                            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+                    response = await client.post(
+                        gateways[index % 4].url + "/v1/chat/completions",
+                        headers={"authorization": f"Bearer {KEY}"},
+                        json=body,
+                    )
+                    return response.status_code
+
+                return Counter(await asyncio.gather(*(call(i) for i in range(1000))))
+
+        statuses = asyncio.run(flood())
+        assert statuses == {200: limit, 429: 1000 - limit}, statuses
+        time.sleep(1.5)  # the background settlements and the journal writers catch up
+        from sqlalchemy import create_engine
+        from sqlalchemy import text as sql
+
+        engine = create_engine(database)
+        with engine.connect() as connection:
+            journaled = connection.execute(
+                sql("SELECT settled_units FROM usage_counters WHERE policy_id = 'acme-requests'")
+            ).scalar_one()
+            decisions = connection.execute(
+                sql("SELECT count(*) FROM routing_decisions")
+            ).scalar_one()
+        engine.dispose()
+
+    async def counters() -> CounterState:
+        client = await connect()
+        try:
+            ledger = RedisLedger(client, prefix=prefix)
+            return await ledger.read_total([CounterKey("acme-requests", "acme", _today())])
+        finally:
+            await client.aclose()
+
+    state = run(counters())
+    assert state == CounterState(Decimal(limit), Decimal(0))  # settled, nothing held
+    assert journaled == limit  # the journal's totals equal the ledger's
+    assert decisions == 1000
