@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from spendgate.config import Config
     from spendgate.domain.keys import ApiKey
 
-__all__ = ["config_app"]
+__all__ = ["ConfigOption", "config_app"]
 
 config_app = typer.Typer(
     help="Validate and inspect the spendgate.yaml config.", no_args_is_help=True

@@ -10,24 +10,14 @@ daemon yet); they never print a password.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
+
+from spendgate.cli.config_cmd import ConfigOption
 
 __all__ = ["db_app"]
 
 db_app = typer.Typer(help="Apply or inspect the database schema.", no_args_is_help=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="SPENDGATE_CONFIG",
-        help="Config file whose database_url to use (default: the built-in demo config).",
-        show_default=False,
-    ),
-]
 
 
 def _database_url(config: Path | None) -> str:
@@ -40,26 +30,42 @@ def _database_url(config: Path | None) -> str:
         raise typer.Exit(1) from None
 
 
-@db_app.command("upgrade")
-def upgrade(config: ConfigOption = None) -> None:
-    """Apply the migrations this version needs (nothing when the schema is current)."""
+def _database(config: Path | None, command: str) -> tuple[str, str, str | None]:
+    """The config's database URL, the same without its password, and its schema revision
+    (exit 1, saying why, when it cannot be read)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from spendgate.store.db import make_engine, safe_url
-    from spendgate.store.migrate import HEAD_REVISION, current_revision, migrate
+    from spendgate.store.migrate import current_revision
 
     url = _database_url(config)
     shown = safe_url(url)
     try:
         engine = make_engine(url)
         try:
-            before = current_revision(engine)
-            if before == HEAD_REVISION:
-                typer.echo(f"{shown}: schema already at revision {HEAD_REVISION}; nothing to do")
-                return
-            migrate(url, engine=engine)
+            return url, shown, current_revision(engine)
         finally:
             engine.dispose()
+    except SQLAlchemyError as error:
+        typer.echo(
+            f"spendgate db {command}: {shown}: {error.__class__.__name__}: {error}", err=True
+        )
+        raise typer.Exit(1) from None
+
+
+@db_app.command("upgrade")
+def upgrade(config: ConfigOption = None) -> None:
+    """Apply the migrations this version needs (nothing when the schema is current)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from spendgate.store.migrate import HEAD_REVISION, migrate
+
+    url, shown, before = _database(config, "upgrade")
+    if before == HEAD_REVISION:
+        typer.echo(f"{shown}: schema already at revision {HEAD_REVISION}; nothing to do")
+        return
+    try:
+        migrate(url)
     except SQLAlchemyError as error:
         typer.echo(f"spendgate db upgrade: {shown}: {error.__class__.__name__}: {error}", err=True)
         raise typer.Exit(1) from None
@@ -71,22 +77,9 @@ def upgrade(config: ConfigOption = None) -> None:
 def status(config: ConfigOption = None) -> None:
     """Show the schema revision of the database and the one this version needs; exit 1 when
     they differ."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from spendgate.store.migrate import HEAD_REVISION
 
-    from spendgate.store.db import make_engine, safe_url
-    from spendgate.store.migrate import HEAD_REVISION, current_revision
-
-    url = _database_url(config)
-    shown = safe_url(url)
-    try:
-        engine = make_engine(url)
-        try:
-            revision = current_revision(engine)
-        finally:
-            engine.dispose()
-    except SQLAlchemyError as error:
-        typer.echo(f"spendgate db status: {shown}: {error.__class__.__name__}: {error}", err=True)
-        raise typer.Exit(1) from None
+    _url, shown, revision = _database(config, "status")
     typer.echo(f"{shown}: schema revision {revision or 'none'}; this version needs {HEAD_REVISION}")
     if revision != HEAD_REVISION:
         typer.echo("run: spendgate db upgrade --config FILE", err=True)
