@@ -32,9 +32,11 @@ URL = os.environ.get("SPENDGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def config_text(policies: int) -> str:
+    # Half calendar windows, half rolling ones (whose buckets a reserve reads one by one).
+    intervals = ("{kind: rolling, duration: 1h}", "daily")
     budgets = "\n".join(
         f"  - {{id: b{i}, scope: {{kind: project, id: acme}}, metric: tokens, "
-        f"interval: {'daily' if i % 2 else '{kind: rolling, duration: 1h}'}, hard_limit: 1000000000000}}"
+        f"interval: {intervals[i % 2]}, hard_limit: 1000000000000}}"
         for i in range(policies)
     )
     return f"""
