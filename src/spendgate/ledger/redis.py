@@ -12,9 +12,10 @@ keys they learn while running):
 * **Holds that free themselves.** Every reservation has an expiry in a sorted set; ``expire``
   (any process may call it, concurrently) frees each expired one exactly once, so a crashed
   process's holds come back one TTL after its last keep-alive.
-* **No reset job.** A counter's key carries its window's key (the window start), so a new
-  window starts at zero; counter keys expire ``counter_ttl`` after their last write (longer
-  than any window).
+* **No reset job.** A counter is a field named by its window's key (the window start) in its
+  policy member's hash, so a new window starts at zero; the fields of windows left behind are
+  dropped when the member's first hold lands in a new bucket, and a member's hash expires
+  ``counter_ttl`` after its last write (longer than any window).
 * **Seeded once.** ``seed`` writes a counter's settled amount from the journal only if Redis
   has none for it: processes starting together, or one starting beside running ones, never
   add the history twice.
@@ -65,10 +66,13 @@ def decode_amount(whole: int, high: int, low: int) -> Decimal:
 
 
 # Shared Lua. An amount is three numbers (whole, high, low), passed as multiple values, never
-# as tables: a reserve reads every bucket of every line, and allocating per addition made it
-# several times slower (measured). Sums of parts stay far below 2^53, so carries can wait for
-# ``norm``. Counters are hashes with fields s0 s1 s2 (settled) and r0 r1 r2 (reserved); each
-# policy window has a set of its members.
+# as tables: allocating per addition made a reserve several times slower (measured). Sums of
+# parts stay far below 2^53, so carries can wait for ``norm``.
+#
+# The counters of one policy member live in one hash, two fields per window bucket:
+# ``s|<window>`` (settled) and ``r|<window>`` (reserved), each "whole:high:low". A line's
+# buckets (a rolling window has ~30) are then read with one HMGET, not one call each. A member
+# index set per policy window lists the members.
 _LIB: Final = """
 local G = 1000000000
 local floor = math.floor
@@ -87,39 +91,30 @@ local function greater(w1, h1, l1, w2, h2, l2)
   if h1 ~= h2 then return h1 > h2 end
   return l1 > l2
 end
-local function num(v) return tonumber(v) or 0 end
-local function read(key, f)
-  local v = redis.call('HMGET', key, f .. '0', f .. '1', f .. '2')
-  return num(v[1]), num(v[2]), num(v[3])
+local function parse(s)
+  if not s then return 0, 0, 0 end
+  local w, h, l = string.match(s, '^(%d+):(%d+):(%d+)$')
+  return tonumber(w), tonumber(h), tonumber(l)
 end
-local function consumed(key)
-  local v = redis.call('HMGET', key, 's0', 's1', 's2', 'r0', 'r1', 'r2')
-  return num(v[1]) + num(v[4]), num(v[2]) + num(v[5]), num(v[3]) + num(v[6])
-end
--- Numbers become strings through %d: Lua's own conversion (%.14g) would round 2^53.
-local function put(key, f, w, h, l)
-  redis.call('HSET', key, f .. '0', string.format('%d', w), f .. '1',
-             string.format('%d', h), f .. '2', string.format('%d', l))
+-- Numbers become text through %d: Lua's own conversion (%.14g) would round 2^53.
+local function show(w, h, l) return string.format('%d:%d:%d', w, h, l) end
+local function field_add(key, field, aw, ah, al)
+  local w, h, l = parse(redis.call('HGET', key, field))
+  redis.call('HSET', key, field, show(norm(w + aw, h + ah, l + al)))
 end
 local function touch(key, ttl, index, member)
   redis.call('PEXPIRE', key, ttl)
   redis.call('SADD', index, member)
   redis.call('PEXPIRE', index, ttl)
 end
-local function parse(s)
-  local w, h, l = string.match(s, '^(%d+):(%d+):(%d+)$')
-  return tonumber(w), tonumber(h), tonumber(l)
-end
-local function show(w, h, l) return string.format('%d:%d:%d', w, h, l) end
--- Free a reservation's holds; true when it existed.
+-- Free a reservation's holds (fields "<hash key>\\n<window>"); true when it existed.
 local function unhold(res, expiries, rid)
   local held = redis.call('HGETALL', res)
   if #held == 0 then return false end
   for i = 1, #held, 2 do
-    local key = held[i]
-    local w, h, l = read(key, 'r')
+    local key, window = string.match(held[i], '^(.*)\\n(.*)$')
     local aw, ah, al = parse(held[i + 1])
-    put(key, 'r', norm(w - aw, h - ah, l - al))
+    field_add(key, 'r|' .. window, -aw, -ah, -al)
   end
   redis.call('DEL', res)
   redis.call('ZREM', expiries, rid)
@@ -127,10 +122,10 @@ local function unhold(res, expiries, rid)
 end
 """
 
-# KEYS: reservation hash, expiries zset, then every counter key of the request.
+# KEYS: reservation hash, expiries zset, then the member hash of every line.
 # ARGV: rid, expires_at_ms, counter_ttl_ms, line count, then per line: policy id, limit
-# ('-' for none, else w:h:l), amount w:h:l, record key's KEYS index, member index key,
-# member, key count, the KEYS indexes of its window buckets.
+# ('-' for none, else w:h:l), amount w:h:l, member index key, member, bucket count, the
+# buckets' window keys (oldest first; the reservation is recorded on the last).
 _RESERVE: Final = (
     _LIB
     + """
@@ -138,18 +133,23 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
 local lines = {}
 local at = 5
 for n = 1, tonumber(ARGV[4]) do
-  local count = tonumber(ARGV[at + 6])
+  local count = tonumber(ARGV[at + 5])
   local aw, ah, al = parse(ARGV[at + 2])
-  lines[n] = {ARGV[at], ARGV[at + 1], aw, ah, al, tonumber(ARGV[at + 3]), ARGV[at + 4],
-              ARGV[at + 5], at + 7, count}
-  at = at + 7 + count
+  lines[n] = {ARGV[at], ARGV[at + 1], aw, ah, al, KEYS[n + 2], ARGV[at + 3], ARGV[at + 4],
+              at + 6, count}
+  at = at + 6 + count
 end
 for _, line in ipairs(lines) do
   if line[2] ~= '-' then
-    local w, h, l = 0, 0, 0
+    local fields = {}
     for k = line[9], line[9] + line[10] - 1 do
-      local cw, ch, cl = consumed(KEYS[tonumber(ARGV[k])])
-      w, h, l = w + cw, h + ch, l + cl
+      fields[#fields + 1] = 's|' .. ARGV[k]
+      fields[#fields + 1] = 'r|' .. ARGV[k]
+    end
+    local w, h, l = 0, 0, 0
+    for _, value in ipairs(redis.call('HMGET', line[6], unpack(fields))) do
+      local vw, vh, vl = parse(value)
+      w, h, l = w + vw, h + vh, l + vl
     end
     local tw, th, tl = norm(w + line[3], h + line[4], l + line[5])
     local lw, lh, ll = parse(line[2])
@@ -161,40 +161,50 @@ end
 local ttl = ARGV[3]
 local holds = {}
 for _, line in ipairs(lines) do
-  local key = KEYS[line[6]]
-  local w, h, l = read(key, 'r')
-  put(key, 'r', norm(w + line[3], h + line[4], l + line[5]))
+  local window = ARGV[line[9] + line[10] - 1]
+  local oldest = ARGV[line[9]]
+  local field = 'r|' .. window
+  local key = line[6]
+  if redis.call('HEXISTS', key, field) == 0 then
+    -- The first hold in a new bucket: drop the fields of buckets the window left behind
+    -- (keys are UTC ISO times: they compare as times).
+    local stale = {}
+    for _, name in ipairs(redis.call('HKEYS', key)) do
+      if string.sub(name, 3) < oldest then stale[#stale + 1] = name end
+    end
+    if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  end
+  field_add(key, field, line[3], line[4], line[5])
   touch(key, ttl, line[7], line[8])
-  local held = holds[key]
+  local name = key .. '\\n' .. window
+  local held = holds[name]
   if held == nil then
-    holds[key] = {line[3], line[4], line[5]}
+    holds[name] = {line[3], line[4], line[5]}
   else
     held[1], held[2], held[3] = norm(held[1] + line[3], held[2] + line[4], held[3] + line[5])
   end
 end
-for key, held in pairs(holds) do
-  redis.call('HSET', KEYS[1], key, show(held[1], held[2], held[3]))
+for name, held in pairs(holds) do
+  redis.call('HSET', KEYS[1], name, show(held[1], held[2], held[3]))
 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return {1}
 """
 )
 
-# KEYS: reservation hash, expiries zset, settled marker, then the counters settled.
-# ARGV: rid, marker ttl ms, counter ttl ms, then per counter: amount w:h:l, member index key,
-# member.
+# KEYS: reservation hash, expiries zset, settled marker, then the member hash of each counter.
+# ARGV: rid, marker ttl ms, counter ttl ms, then per counter: window, amount w:h:l, member
+# index key, member.
 _SETTLE: Final = (
     _LIB
     + """
 if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[2]) == false then return 0 end
 unhold(KEYS[1], KEYS[2], ARGV[1])
 for i = 4, #KEYS do
-  local at = 4 + (i - 4) * 3
-  local key = KEYS[i]
-  local w, h, l = read(key, 's')
-  local aw, ah, al = parse(ARGV[at])
-  put(key, 's', norm(w + aw, h + ah, l + al))
-  touch(key, ARGV[3], ARGV[at + 1], ARGV[at + 2])
+  local at = 4 + (i - 4) * 4
+  local aw, ah, al = parse(ARGV[at + 1])
+  field_add(KEYS[i], 's|' .. ARGV[at], aw, ah, al)
+  touch(KEYS[i], ARGV[3], ARGV[at + 2], ARGV[at + 3])
 end
 return 1
 """
@@ -236,23 +246,21 @@ return {freed, #due}
 """
 )
 
-# KEYS: the counters. ARGV: counter ttl ms, then per counter: amount w:h:l, member index key,
-# member. Writes a counter's settled amount only where Redis has none.
-_SEED: Final = (
-    _LIB
-    + """
+# KEYS: the member hashes. ARGV: counter ttl ms, then per counter: window, amount w:h:l,
+# member index key, member. Writes a counter's settled amount only where Redis has none.
+_SEED: Final = """
 local written = 0
 for i = 1, #KEYS do
-  local at = 2 + (i - 1) * 3
-  if redis.call('HEXISTS', KEYS[i], 's0') == 0 then
-    put(KEYS[i], 's', parse(ARGV[at]))
-    touch(KEYS[i], ARGV[1], ARGV[at + 1], ARGV[at + 2])
+  local at = 2 + (i - 1) * 4
+  if redis.call('HSETNX', KEYS[i], 's|' .. ARGV[at], ARGV[at + 1]) == 1 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    redis.call('SADD', ARGV[at + 2], ARGV[at + 3])
+    redis.call('PEXPIRE', ARGV[at + 2], ARGV[1])
     written = written + 1
   end
 end
 return written
 """
-)
 
 
 def _show(amount: Decimal) -> str:
@@ -290,13 +298,10 @@ class RedisLedger:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def counter_key(self, key: CounterKey) -> str:
-        # ids may hold any character but these separators never split them ambiguously:
-        # the lengths are part of the key.
-        return (
-            f"{self.prefix}:c:{len(key.policy_id)}:{key.policy_id}:{len(key.member)}:"
-            f"{key.member}:{key.window}"
-        )
+    def member_key(self, policy_id: str, member: str) -> str:
+        """The hash holding every window bucket of one policy member. Lengths go into the key,
+        so ids holding the separator cannot collide."""
+        return f"{self.prefix}:c:{len(policy_id)}:{policy_id}:{len(member)}:{member}"
 
     def _index_key(self, policy_id: str, window: str) -> str:
         return f"{self.prefix}:m:{len(policy_id)}:{policy_id}:{window}"
@@ -314,28 +319,18 @@ class RedisLedger:
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
     ) -> ReserveOutcome:
         keys = [self._reservation_key(reservation_id), self._expiries]
-        position: dict[CounterKey, int] = {}
-
-        def index(key: CounterKey) -> int:
-            found = position.get(key)
-            if found is None:
-                keys.append(self.counter_key(key))
-                found = position[key] = len(keys)  # Lua's KEYS are 1-based
-            return found
-
         args: list[Any] = [reservation_id, _ms(now + ttl), self._counter_ttl_ms, len(lines)]
         for line in lines:
             record = line.keys[-1]
-            buckets = [index(key) for key in line.keys]
+            keys.append(self.member_key(record.policy_id, record.member))
             args += [
                 line.policy_id,
                 "-" if line.limit is None else _show(line.limit),
                 _show(line.amount),
-                index(record),
                 self._index_key(record.policy_id, record.window),
                 record.member,
-                len(buckets),
-                *buckets,
+                len(line.keys),
+                *(key.window for key in line.keys),
             ]
         result = await self._call(self._reserve, keys, args)
         if result[0] == -1:
@@ -357,8 +352,13 @@ class RedisLedger:
             self._counter_ttl_ms,
         ]
         for key, amount in actual.items():
-            keys.append(self.counter_key(key))
-            args += [_show(amount), self._index_key(key.policy_id, key.window), key.member]
+            keys.append(self.member_key(key.policy_id, key.member))
+            args += [
+                key.window,
+                _show(amount),
+                self._index_key(key.policy_id, key.window),
+                key.member,
+            ]
         await self._call(self._settle, keys, args)
 
     async def release(self, reservation_id: str) -> None:
@@ -396,11 +396,18 @@ class RedisLedger:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for key in unique:
-                    pipe.hmget(self.counter_key(key), "s0", "s1", "s2", "r0", "r1", "r2")
+                    pipe.hmget(
+                        self.member_key(key.policy_id, key.member),
+                        f"s|{key.window}",
+                        f"r|{key.window}",
+                    )
                 rows = await pipe.execute()
         except _UNAVAILABLE as error:
             raise LedgerUnavailableError(str(error)) from error
-        return {key: _state(row) for key, row in zip(unique, rows, strict=True)}
+        return {
+            key: CounterState(_parse(settled), _parse(reserved))
+            for key, (settled, reserved) in zip(unique, rows, strict=True)
+        }
 
     async def members(self, policy_id: str, window_keys: Collection[str]) -> set[str]:
         if not window_keys:
@@ -422,8 +429,13 @@ class RedisLedger:
             keys: list[str] = []
             args: list[Any] = [self._counter_ttl_ms]
             for key, amount in items[start : start + 1000]:
-                keys.append(self.counter_key(key))
-                args += [_show(amount), self._index_key(key.policy_id, key.window), key.member]
+                keys.append(self.member_key(key.policy_id, key.member))
+                args += [
+                    key.window,
+                    _show(amount),
+                    self._index_key(key.policy_id, key.window),
+                    key.member,
+                ]
             written += int(await self._call(self._seed, keys, args))
         return written
 
@@ -439,15 +451,12 @@ class RedisLedger:
             raise LedgerUnavailableError(str(error)) from error
 
 
-def _parse(text: bytes | str) -> Decimal:
+def _parse(text: bytes | str | None) -> Decimal:
+    if text is None:
+        return Decimal(0)
     raw = text.decode() if isinstance(text, bytes) else text
     whole, high, low = (int(part) for part in raw.split(":"))
     return decode_amount(whole, high, low)
-
-
-def _state(row: Sequence[bytes | None]) -> CounterState:
-    numbers = [int(value) if value is not None else 0 for value in row]
-    return CounterState(decode_amount(*numbers[:3]), decode_amount(*numbers[3:]))
 
 
 def _unavailable_errors() -> tuple[type[BaseException], ...]:
