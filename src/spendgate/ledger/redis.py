@@ -15,7 +15,7 @@ keys they learn while running):
 * **No reset job.** A counter is a field named by its window's key (the window start) in its
   policy member's hash, so a new window starts at zero; the fields of windows left behind are
   dropped when the member's first hold lands in a new bucket, and a member's hash expires
-  ``counter_ttl`` after its last write (longer than any window).
+  ``counter_ttl`` after its newest bucket began (longer than any window).
 * **Seeded once.** ``seed`` writes a counter's settled amount from the journal only if Redis
   has none for it: processes starting together, or one starting beside running ones, never
   add the history twice.
@@ -27,6 +27,7 @@ journal's 18) — added and compared with carries inside the scripts.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -47,6 +48,7 @@ _WHOLE_LIMIT: Final = 2**53
 DEFAULT_COUNTER_TTL: Final = timedelta(days=62)
 _SETTLED_MARK_TTL: Final = timedelta(days=1)
 _EXPIRE_BATCH: Final = 500
+_LINE_MEMO: Final = 10_000
 
 
 def encode_amount(amount: Decimal) -> tuple[int, int, int]:
@@ -98,9 +100,13 @@ local function parse(s)
 end
 -- Numbers become text through %d: Lua's own conversion (%.14g) would round 2^53.
 local function show(w, h, l) return string.format('%d:%d:%d', w, h, l) end
+-- Add to a field; false when the field is new (the caller then refreshes the expiry and
+-- the member index, once per bucket rather than on every write).
 local function field_add(key, field, aw, ah, al)
-  local w, h, l = parse(redis.call('HGET', key, field))
+  local stored = redis.call('HGET', key, field)
+  local w, h, l = parse(stored)
   redis.call('HSET', key, field, show(norm(w + aw, h + ah, l + al)))
+  return stored ~= false
 end
 local function touch(key, ttl, index, member)
   redis.call('PEXPIRE', key, ttl)
@@ -165,17 +171,16 @@ for _, line in ipairs(lines) do
   local oldest = ARGV[line[9]]
   local field = 'r|' .. window
   local key = line[6]
-  if redis.call('HEXISTS', key, field) == 0 then
+  if not field_add(key, field, line[3], line[4], line[5]) then
     -- The first hold in a new bucket: drop the fields of buckets the window left behind
-    -- (keys are UTC ISO times: they compare as times).
+    -- (keys are UTC ISO times: they compare as times), refresh the expiry, index the member.
     local stale = {}
     for _, name in ipairs(redis.call('HKEYS', key)) do
       if string.sub(name, 3) < oldest then stale[#stale + 1] = name end
     end
     if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+    touch(key, ttl, line[7], line[8])
   end
-  field_add(key, field, line[3], line[4], line[5])
-  touch(key, ttl, line[7], line[8])
   local name = key .. '\\n' .. window
   local held = holds[name]
   if held == nil then
@@ -203,8 +208,9 @@ unhold(KEYS[1], KEYS[2], ARGV[1])
 for i = 4, #KEYS do
   local at = 4 + (i - 4) * 4
   local aw, ah, al = parse(ARGV[at + 1])
-  field_add(KEYS[i], 's|' .. ARGV[at], aw, ah, al)
-  touch(KEYS[i], ARGV[3], ARGV[at + 2], ARGV[at + 3])
+  if not field_add(KEYS[i], 's|' .. ARGV[at], aw, ah, al) then
+    touch(KEYS[i], ARGV[3], ARGV[at + 2], ARGV[at + 3])
+  end
 end
 return 1
 """
@@ -268,6 +274,12 @@ def _show(amount: Decimal) -> str:
     return f"{whole}:{high}:{low}"
 
 
+@functools.lru_cache(maxsize=4096)
+def _shown(limit: Decimal) -> str:
+    """``_show`` of a limit: the same few limits come with every request."""
+    return _show(limit)
+
+
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
@@ -295,6 +307,7 @@ class RedisLedger:
         self._extend = client.register_script(_EXTEND)
         self._expire = client.register_script(_EXPIRE)
         self._seed = client.register_script(_SEED)
+        self._lines: dict[tuple[CounterKey, ...], tuple[str, list[str | int]]] = {}
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -302,6 +315,25 @@ class RedisLedger:
         """The hash holding every window bucket of one policy member. Lengths go into the key,
         so ids holding the separator cannot collide."""
         return f"{self.prefix}:c:{len(policy_id)}:{policy_id}:{len(member)}:{member}"
+
+    def _where(self, buckets: tuple[CounterKey, ...]) -> tuple[str, list[str | int]]:
+        """A line's member hash and the arguments naming its buckets, memoised: the same
+        buckets come back with every request of the window (a rolling one has ~30)."""
+        found = self._lines.get(buckets)
+        if found is None:
+            if len(self._lines) >= _LINE_MEMO:
+                self._lines.clear()
+            record = buckets[-1]
+            found = self._lines[buckets] = (
+                self.member_key(record.policy_id, record.member),
+                [
+                    self._index_key(record.policy_id, record.window),
+                    record.member,
+                    len(buckets),
+                    *(key.window for key in buckets),
+                ],
+            )
+        return found
 
     def _index_key(self, policy_id: str, window: str) -> str:
         return f"{self.prefix}:m:{len(policy_id)}:{policy_id}:{window}"
@@ -321,17 +353,10 @@ class RedisLedger:
         keys = [self._reservation_key(reservation_id), self._expiries]
         args: list[Any] = [reservation_id, _ms(now + ttl), self._counter_ttl_ms, len(lines)]
         for line in lines:
-            record = line.keys[-1]
-            keys.append(self.member_key(record.policy_id, record.member))
-            args += [
-                line.policy_id,
-                "-" if line.limit is None else _show(line.limit),
-                _show(line.amount),
-                self._index_key(record.policy_id, record.window),
-                record.member,
-                len(line.keys),
-                *(key.window for key in line.keys),
-            ]
+            member_key, where = self._where(line.keys)
+            keys.append(member_key)
+            limit = "-" if line.limit is None else _shown(line.limit)
+            args += [line.policy_id, limit, _show(line.amount), *where]
         result = await self._call(self._reserve, keys, args)
         if result[0] == -1:
             raise ValueError(f"reservation {reservation_id} already exists")
