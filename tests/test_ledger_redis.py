@@ -328,3 +328,28 @@ def test_an_unreachable_redis_raises_a_clear_error() -> None:
         await client.aclose()
 
     run(scenario())
+
+
+def test_seeding_raises_counters_to_the_journal_and_never_lowers_them() -> None:
+    async def scenario() -> None:
+        client = await connect()
+        prefix = fresh_prefix()
+        try:
+            ledger = RedisLedger(client, prefix=prefix)
+            await ledger.settle("ahead", {key("a"): Decimal(9)})  # Redis counted ahead
+            journal = {key("a"): Decimal(7), key("b"): Decimal("2.5")}
+            assert await ledger.seed(journal) == 1  # b raised; a kept at 9
+            states = await ledger.read_many([key("a"), key("b")])
+            assert {k: s.settled for k, s in states.items()} == {
+                key("a"): Decimal(9), key("b"): Decimal("2.5"),
+            }  # fmt: skip
+            # A Redis that lost everything (restarted empty) gets the history back, once.
+            await drop_prefix(client, prefix)
+            assert await ledger.seed(journal) == 2
+            assert await ledger.seed(journal) == 0
+            assert (await ledger.read_total([key("a")])).settled == 7
+        finally:
+            await drop_prefix(client, prefix)
+            await client.aclose()
+
+    run(scenario())

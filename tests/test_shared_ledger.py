@@ -315,3 +315,42 @@ def test_four_processes_on_postgresql_with_a_thousand_concurrent_requests(
     assert state == CounterState(Decimal(limit), Decimal(0))  # settled, nothing held
     assert journaled == limit  # the journal's totals equal the ledger's
     assert decisions == 1000
+
+
+def test_ledger_rebuild_gives_an_emptied_redis_its_history_back(
+    tmp_path: Path, prefix: str
+) -> None:
+    import os
+    import subprocess
+
+    from admin_support import SPENDGATE
+
+    with MockUpstreamThread(latency_ms=0) as mock:
+        text = config(mock.openai_base_url, f"sqlite:///{tmp_path / 'h.db'}", prefix)
+        with serve_process(tmp_path, text, ENV) as gateway:
+            assert [_chat(gateway.url) for _ in range(5)] == [200] * 5
+    counter = CounterKey("acme-requests", "acme", _today())
+
+    async def settled() -> Decimal:
+        client = await connect()
+        try:
+            return (await RedisLedger(client, prefix=prefix).read_total([counter])).settled
+        finally:
+            await client.aclose()
+
+    async def lose_everything() -> None:
+        client = await connect()
+        await drop_prefix(client, prefix)  # as a Redis restarted without persistence
+        await client.aclose()
+
+    assert run(settled()) == 5
+    run(lose_everything())
+    assert run(settled()) == 0
+    base = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    done = subprocess.run(
+        [SPENDGATE, "ledger", "rebuild", "--config", str(tmp_path / "spendgate.yaml")],
+        capture_output=True, text=True, timeout=60, env={**base, **ENV}, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "1 of 1 live counter(s) raised to the journal's" in done.stdout
+    assert run(settled()) == 5

@@ -20,6 +20,7 @@ from spendgate.cli.db_cmd import db_app
 from spendgate.cli.decisions_cmd import decisions_app
 from spendgate.cli.demo_cmd import demo_command
 from spendgate.cli.keys_cmd import keys_app
+from spendgate.cli.ledger_cmd import ledger_app
 from spendgate.cli.mock_cmd import mock_upstream_command
 from spendgate.cli.models_cmd import models_app
 from spendgate.cli.output import use_utc
@@ -88,6 +89,7 @@ def root(
 
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(ledger_app, name="ledger")
 app.add_typer(models_app, name="models")
 app.add_typer(decisions_app, name="decisions")
 app.add_typer(budgets_app, name="budgets")

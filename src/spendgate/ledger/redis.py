@@ -16,9 +16,10 @@ keys they learn while running):
   policy member's hash, so a new window starts at zero; the fields of windows left behind are
   dropped when the member's first hold lands in a new bucket, and a member's hash expires
   ``counter_ttl`` after its newest bucket began (longer than any window).
-* **Seeded once.** ``seed`` writes a counter's settled amount from the journal only if Redis
-  has none for it: processes starting together, or one starting beside running ones, never
-  add the history twice.
+* **Seeded, never twice.** ``seed`` raises a counter's settled amount to at least the
+  journal's, never adds it: processes starting together, one starting beside running ones,
+  or one reconnecting to a Redis that restarted empty, never count history twice, and never
+  lose what Redis counted ahead of the journal.
 
 Amounts are exact: Lua numbers are doubles, exact only below 2⁵³, so an amount travels and is
 stored as three integers — the whole part, then two groups of nine decimal places (the
@@ -253,20 +254,27 @@ return {freed, #due}
 )
 
 # KEYS: the member hashes. ARGV: counter ttl ms, then per counter: window, amount w:h:l,
-# member index key, member. Writes a counter's settled amount only where Redis has none.
-_SEED: Final = """
-local written = 0
+# member index key, member. Raises a counter's settled amount to at least the given one (the
+# journal's): never lower, so nothing Redis counted is lost, and never added, so history is
+# never counted twice.
+_SEED: Final = (
+    _LIB
+    + """
+local raised = 0
 for i = 1, #KEYS do
   local at = 2 + (i - 1) * 4
-  if redis.call('HSETNX', KEYS[i], 's|' .. ARGV[at], ARGV[at + 1]) == 1 then
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
-    redis.call('SADD', ARGV[at + 2], ARGV[at + 3])
-    redis.call('PEXPIRE', ARGV[at + 2], ARGV[1])
-    written = written + 1
+  local field = 's|' .. ARGV[at]
+  local w, h, l = parse(redis.call('HGET', KEYS[i], field))
+  local jw, jh, jl = parse(ARGV[at + 1])
+  if greater(jw, jh, jl, w, h, l) then
+    redis.call('HSET', KEYS[i], field, ARGV[at + 1])
+    touch(KEYS[i], ARGV[1], ARGV[at + 2], ARGV[at + 3])
+    raised = raised + 1
   end
 end
-return written
+return raised
 """
+)
 
 
 def _show(amount: Decimal) -> str:
@@ -446,8 +454,10 @@ class RedisLedger:
         return {m.decode() if isinstance(m, bytes) else str(m) for m in found}
 
     async def seed(self, settled: Mapping[CounterKey, Decimal]) -> int:
-        """Write each counter's settled amount where Redis has none; returns how many were
-        written (in batches of a thousand counters, each one script)."""
+        """Raise each counter's settled amount to at least ``settled``'s (the journal's):
+        a cold or restarted Redis gets the history, a running one keeps what it counted
+        (the journal trails it by a writer batch). Returns how many were raised (in batches
+        of a thousand counters, each one script)."""
         items = list(settled.items())
         written = 0
         for start in range(0, len(items), 1000):

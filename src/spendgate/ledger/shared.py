@@ -270,9 +270,9 @@ class SharedLedger:
             written = await self.backend.seed(settled)
             self._seeded = True
             log.info(
-                "shared ledger: %d counter(s) seeded from the journal (%d already there)",
+                "shared ledger: %d of %d counter(s) raised to the journal's",
                 written,
-                len(settled) - written,
+                len(settled),
             )
 
     def _send(self, name: str, operation: _Operation) -> None:
@@ -360,7 +360,10 @@ class SharedLedger:
     def _found(self) -> None:
         if not self.available:
             log.warning(
-                "shared ledger reachable again (%d request(s) admitted unchecked meanwhile)",
+                "shared ledger reachable again (%d request(s) admitted unchecked meanwhile); "
+                "reconciling its counters with the journal",
                 self.unchecked,
             )
+            # Redis may have restarted empty: raise its counters to the journal's again.
+            self._seeded = False
         self.available = True
