@@ -29,7 +29,7 @@ journal's 18) — added and compared with carries inside the scripts.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
@@ -384,14 +384,7 @@ class RedisLedger:
             int(_SETTLED_MARK_TTL.total_seconds() * 1000),
             self._counter_ttl_ms,
         ]
-        for key, amount in actual.items():
-            keys.append(self.member_key(key.policy_id, key.member))
-            args += [
-                key.window,
-                _show(amount),
-                self._index_key(key.policy_id, key.window),
-                key.member,
-            ]
+        self._add_counters(actual.items(), keys, args)
         await self._call(self._settle, keys, args)
 
     async def release(self, reservation_id: str) -> None:
@@ -463,14 +456,7 @@ class RedisLedger:
         for start in range(0, len(items), 1000):
             keys: list[str] = []
             args: list[Any] = [self._counter_ttl_ms]
-            for key, amount in items[start : start + 1000]:
-                keys.append(self.member_key(key.policy_id, key.member))
-                args += [
-                    key.window,
-                    _show(amount),
-                    self._index_key(key.policy_id, key.window),
-                    key.member,
-                ]
+            self._add_counters(items[start : start + 1000], keys, args)
             written += int(await self._call(self._seed, keys, args))
         return written
 
@@ -478,6 +464,20 @@ class RedisLedger:
         """Nothing to do: counter keys expire by themselves ``counter_ttl`` after their last
         write."""
         return 0
+
+    def _add_counters(
+        self, amounts: Iterable[tuple[CounterKey, Decimal]], keys: list[str], args: list[Any]
+    ) -> None:
+        """The scripts' per-counter arguments: its member hash in ``keys``; its window, the
+        amount, the member index and the member in ``args``."""
+        for key, amount in amounts:
+            keys.append(self.member_key(key.policy_id, key.member))
+            args += [
+                key.window,
+                _show(amount),
+                self._index_key(key.policy_id, key.window),
+                key.member,
+            ]
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         try:
