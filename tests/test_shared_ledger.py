@@ -151,6 +151,10 @@ def test_an_unreachable_ledger_refuses_with_503_when_closed(tmp_path: Path, pref
             assert error["code"] == "ledger_unavailable"
             assert response.headers["retry-after"] == "1"
             assert "shared ledger unreachable" in gateway.log()
+            health = httpx.get(gateway.url + "/healthz").json()
+            assert health["status"] == "degraded"
+            assert health["ledger"]["available"] is False
+            assert health["ledger"]["failure"] == "closed"
 
 
 def test_serve_with_two_workers_shares_the_budget(tmp_path: Path, prefix: str) -> None:
@@ -245,6 +249,9 @@ def test_an_unreachable_ledger_admits_unchecked_when_open(tmp_path: Path, prefix
         with serve_process(tmp_path, text, ENV) as gateway:
             assert [_chat(gateway.url) for _ in range(3)] == [200, 200, 200]
             assert "admitting requests unchecked" in gateway.log()
+            health = httpx.get(gateway.url + "/healthz").json()
+            assert health["ledger"]["admitted_unchecked"] == 3
+            assert "ledger     shared, Redis redis://127.0.0.1:1/0" in gateway.log()
 
 
 def test_four_processes_on_postgresql_with_a_thousand_concurrent_requests(

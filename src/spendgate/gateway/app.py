@@ -28,6 +28,7 @@ from spendgate.gateway.mounts import Mount
 from spendgate.gateway.proxy import ChatProxy
 from spendgate.gateway.service import Service
 from spendgate.governor import Governor
+from spendgate.ledger.shared import SharedLedger
 from spendgate.providers.registry import UpstreamRegistry
 
 if TYPE_CHECKING:
@@ -160,6 +161,11 @@ class Gateway:
                 "dropped": stats.dropped_items,
             }
             if stats.degraded:  # still serving (200): budgets do not depend on the journal
+                health["status"] = "degraded"
+        ledger = self.governor.ledger
+        if isinstance(ledger, SharedLedger):
+            health["ledger"] = ledger.health()
+            if not ledger.available:  # closed: refusing requests; open: admitting unchecked
                 health["status"] = "degraded"
         await respond(send, 200, orjson.dumps(health))
 

@@ -77,7 +77,7 @@ def startup_block(
         "listen": listen,
         "config": _config_file(config),
         "database": database,
-        "ledger": _ledger(gateway),
+        "ledger": _ledger(gateway, config),
         "routing_mode": settings.mode.value,
         "default_model": settings.default_model,
         "smart_routing": settings.smart_routing,
@@ -146,11 +146,17 @@ def _database(url: str) -> str:
     return safe_url(parsed)
 
 
-def _ledger(gateway: Gateway) -> str:
+def _ledger(gateway: Gateway, config: Config) -> str:
     if isinstance(gateway.governor.ledger, MemoryLedger):
         if gateway.governor.journal is None:
             return "in memory, empty at start"
         return "in memory, rebuilt from the database at start"
+    if config.ledger_url is not None:
+        where = safe_url(config.ledger_url) if "://" in config.ledger_url else config.ledger_url
+        return (
+            f"shared, Redis {where} (prefix {config.ledger_prefix}), "
+            f"unreachable: {config.ledger_failure.value}"
+        )
     return type(gateway.governor.ledger).__name__
 
 

@@ -226,6 +226,17 @@ class SharedLedger:
     def open_reservations(self) -> int:
         return len(self._holds)
 
+    def health(self) -> dict[str, object]:
+        """For ``/healthz``: whether the backend answers, what waits to be sent, and how many
+        requests were admitted unchecked while it did not."""
+        return {
+            "shared": True,
+            "available": self.available,
+            "failure": self.failure.value,
+            "pending_operations": len(self._pending),
+            "admitted_unchecked": self.unchecked,
+        }
+
     @property
     def pending_operations(self) -> int:
         return len(self._pending)
