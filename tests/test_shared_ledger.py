@@ -6,6 +6,7 @@ ledger, no reservation left behind; an unreachable Redis refuses requests with 5
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -361,3 +362,56 @@ def test_ledger_rebuild_gives_an_emptied_redis_its_history_back(
     assert done.returncode == 0, done.stderr
     assert "1 of 1 live counter(s) raised to the journal's" in done.stdout
     assert run(settled()) == 5
+
+
+def test_a_killed_processs_hold_frees_itself_and_the_others_keep_serving(
+    tmp_path: Path, prefix: str
+) -> None:
+    import threading
+
+    counter = CounterKey("acme-requests", "acme", _today())
+
+    async def reserved() -> Decimal:
+        client = await connect()
+        try:
+            return (await RedisLedger(client, prefix=prefix).read_total([counter])).reserved
+        finally:
+            await client.aclose()
+
+    database = f"sqlite:///{tmp_path / 'k.db'}"
+    with (
+        MockUpstreamThread(latency_ms=60_000) as slow,
+        MockUpstreamThread(latency_ms=0) as fast,
+        ExitStack() as stack,
+    ):
+        gateways = []
+        for name, mock in (("doomed", slow), ("survivor", fast)):
+            folder = tmp_path / name
+            folder.mkdir()
+            text = (
+                config(mock.openai_base_url, database, prefix).replace(
+                    f"hard_limit: {LIMIT}", "hard_limit: 2"
+                )
+                + "reservation_ttl: 3s\n"
+            )
+            gateways.append(stack.enter_context(serve_process(folder, text, ENV)))
+        doomed, survivor = gateways
+        threading.Thread(target=lambda: _swallow(doomed.url), daemon=True).start()
+        deadline = time.monotonic() + 10
+        while run(reserved()) != 1:  # the doomed request holds its reservation
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        doomed.process.kill()  # kill -9: no shutdown, its hold stays behind
+        doomed.process.wait(10)
+        assert _chat(survivor.url) == 200  # 1 settled + 1 held of 2
+        assert _chat(survivor.url) == 429  # the dead process's hold still counts...
+        deadline = time.monotonic() + 8
+        while run(reserved()) != 0:  # ...until it expires, a TTL after its last keep-alive
+            assert time.monotonic() < deadline, "the dead process's hold never expired"
+            time.sleep(0.1)
+        assert _chat(survivor.url) == 200
+
+
+def _swallow(url: str) -> None:
+    with contextlib.suppress(httpx.HTTPError):  # its gateway was killed under it
+        _chat(url)

@@ -4,27 +4,28 @@ convert them to domain objects and report what is misconfigured without being in
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Final, TypeVar
 
-from pydantic import BeforeValidator, Field, PrivateAttr
+from pydantic import BeforeValidator, Field, PrivateAttr, field_validator
 
 from spendgate.config import convert
 from spendgate.config.alerts import AlertsSpec
 from spendgate.config.approvals import ApprovalsSpec
 from spendgate.config.budgets import BudgetSpec
+from spendgate.config.errors import invalid
 from spendgate.config.journal import JournalSpec
 from spendgate.config.keys import KeySpec
 from spendgate.config.pricing import PricingSpec
 from spendgate.config.providers import ModelSpec, ProviderSpec
 from spendgate.config.routing import RoutingSpec
-from spendgate.config.values import DatabaseUrl, LedgerUrl, Spec, TimezoneName
+from spendgate.config.values import DatabaseUrl, Duration, LedgerUrl, Spec, TimezoneName
 from spendgate.domain.budgets import BudgetPolicy, UnpricedAction
 from spendgate.domain.keys import ADMIN, ADMIN_TOKEN_ENV, ApiKey
 from spendgate.domain.models import Model, Provider, ProviderKind
 from spendgate.domain.pricing import PriceBook, PricingRecord
 from spendgate.domain.routing import RoutingSettings
-from spendgate.ledger.base import LedgerFailure
+from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, LedgerFailure
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///./spendgate.db"
 # Room for a few base64 images (5 MB each is ~6.7 MB encoded); Anthropic's own request limit.
@@ -57,6 +58,9 @@ class Config(Spec):
     # The shared ledger unreachable: refuse requests with 503 (closed), or admit them
     # unchecked, journal them and alert (open).
     ledger_failure: LedgerFailure = LedgerFailure.CLOSED
+    # A hold nobody keeps alive (its process died) is freed this long after its last
+    # keep-alive; running requests renew theirs every third of it.
+    reservation_ttl: Duration = DEFAULT_RESERVATION_TTL
     # Prefix of the shared ledger's Redis keys: deployments sharing one Redis stay apart.
     ledger_prefix: str = Field(
         default="spendgate", min_length=1, max_length=64, pattern=r"^[\w.-]+$"
@@ -77,6 +81,13 @@ class Config(Spec):
     journal: _Section[JournalSpec] = Field(default_factory=JournalSpec)
 
     _source: str = PrivateAttr(default="<string>")
+
+    @field_validator("reservation_ttl")
+    @classmethod
+    def _reservation_ttl(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=3) <= value <= timedelta(hours=24):
+            raise invalid(f"must be between 3s and 24h (got {value})")
+        return value
 
     @property
     def source(self) -> str:

@@ -29,8 +29,8 @@ from spendgate.domain.keys import PERMISSIONS
 
 _ID_RE = re.compile(r"^\S+$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DURATION_RE = re.compile(r"^(\d+)([mhdw])$")
-_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 class Spec(BaseModel):
@@ -124,7 +124,7 @@ def _duration_input(value: object) -> timedelta:
     match = _DURATION_RE.match(value.strip())
     if match is None:
         raise invalid(
-            f"malformed duration {value!r}; expected a number and a unit: 30m, 12h, 7d or 2w"
+            f"malformed duration {value!r}; expected a number and a unit: 30s, 30m, 12h, 7d or 2w"
         )
     amount = int(match.group(1))
     if amount <= 0:

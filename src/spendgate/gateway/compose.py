@@ -78,8 +78,11 @@ def create_gateway(
         max_wait_s=config.approvals.max_wait_seconds,
     )
     admin = _admin_context(config, governor, keys, upstreams, journal, env, approvals)
+    governor.reservation_ttl = config.reservation_ttl
     retention = config.journal
     housekeeping = HousekeepingSettings(
+        # Holds of running requests are renewed, and dead ones swept, thrice per TTL.
+        hold_interval_s=min(15.0, config.reservation_ttl.total_seconds() / 3),
         retention_interval_s=retention.prune_every.total_seconds(),
         keep_decisions=retention.keep_decisions,
     )

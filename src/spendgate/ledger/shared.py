@@ -142,6 +142,17 @@ class SharedLedger:
         windows = set(window_keys)
         return {k.member for k in self._view if k.policy_id == policy_id and k.window in windows}
 
+    async def refresh(self, keys: Collection[CounterKey]) -> None:
+        """Read ``keys`` from the backend now (before trusting the view to refuse a request:
+        it may be up to ``refresh_seconds`` behind)."""
+        try:
+            states = await self.backend.read_many(list(keys))
+        except LedgerUnavailableError as error:
+            self._lost(error)
+            return
+        for key, state in states.items():
+            self._remember(key, state)
+
     # -- the reservation: awaited ------------------------------------------------------------
 
     async def reserve_async(
