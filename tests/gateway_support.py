@@ -6,11 +6,13 @@ to mock upstreams (``MockUpstreamThread``) over loopback."""
 from __future__ import annotations
 
 import asyncio
+import atexit
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,6 +27,7 @@ import uvicorn
 from aiohttp import web
 from multidict import CIMultiDict
 
+from postgres_support import throwaway_postgres
 from spendgate.config import parse_config
 from spendgate.domain.budgets import CounterState, counters_for
 from spendgate.gateway.app import Gateway
@@ -141,6 +144,20 @@ def serve(
         sock.close()
 
 
+_POSTGRES: dict[Path, str] = {}
+_POSTGRES_DATABASES = ExitStack()
+atexit.register(_POSTGRES_DATABASES.close)
+
+
+def _postgres_for(database: Path) -> str:
+    """A throwaway PostgreSQL database standing for the SQLite file ``database``: the same
+    one each time a test serves that path again (a restart), dropped when the tests end."""
+    url = _POSTGRES.get(database)
+    if url is None:
+        url = _POSTGRES[database] = _POSTGRES_DATABASES.enter_context(throwaway_postgres())
+    return url
+
+
 @contextmanager
 def serve_config(
     config_text: str,
@@ -153,7 +170,14 @@ def serve_config(
     """Parse ``config_text``, build the gateway (with a SQLite journal at ``database`` when
     given) and serve it. The gateway's shutdown closes the journal."""
     config = parse_config(config_text, "test.yaml")
-    journal = Journal(f"sqlite:///{database}") if database is not None else None
+    journal = None
+    if database is not None:
+        # SPENDGATE_TEST_JOURNAL=postgresql runs these gateways on a throwaway PostgreSQL
+        # database instead of the SQLite file (the suite on both databases).
+        if os.environ.get("SPENDGATE_TEST_JOURNAL") == "postgresql":
+            journal = Journal(_postgres_for(database))
+        else:
+            journal = Journal(f"sqlite:///{database}")
     gateway = create_gateway(config, environ, journal=journal)
     with serve(gateway, log_level=log_level, configure_logging=configure_logging) as url:
         yield Served(gateway, url, journal)
