@@ -1,36 +1,54 @@
 """The ledger on Redis: one set of counters for every worker and replica.
 
-What it guarantees (on one Redis node; Redis Cluster is not supported, since scripts touch
-keys they learn while running):
+What it guarantees (on one Redis node, 7.0 or later; **Redis Cluster is not supported**: a
+script frees holds on the member hashes it finds in the reservation's record, keys it was not
+given, and a request's hashes do not share a hash slot):
 
 * **Atomic reserve.** One Lua script checks every line of a request (the sum of its window
   buckets' settled and reserved amounts, plus this request, within the limit) and only if all
-  pass records the holds: all or nothing, never interleaved with another process's.
+  pass records the holds: all or nothing, never interleaved with another process's. An id
+  that is open, or was settled within ``settled_ttl``, is refused (``ValueError``): an id
+  names one request.
+* **Scripts write all or nothing.** Redis does not undo the writes of a script that fails
+  halfway, so every script computes its sums (where one can fail) before its first write.
 * **Idempotent settle.** A settlement replaces the reservation's holds by the actual amounts
-  and leaves a marker under the reservation id (kept a day): settled again, it counts nothing.
-  Usage is counted even when the reservation had already expired.
-* **Holds that free themselves.** Every reservation has an expiry in a sorted set; ``expire``
-  (any process may call it, concurrently) frees each expired one exactly once, so a crashed
-  process's holds come back one TTL after its last keep-alive.
+  and leaves a marker under the reservation id (kept ``settled_ttl``, a day): settled again,
+  it counts nothing. Usage is counted even when the reservation had already expired.
+* **Holds that free themselves.** Every reservation has an expiry (exact microseconds) in a
+  sorted set, the record of which reservations are open; ``expire`` (any process may call it,
+  concurrently) frees each expired one exactly once, in time proportional to the expired
+  ones, so a crashed process's holds come back one TTL after its last keep-alive. A call whose
+  outcome is unknown (a timeout) is reported as unavailable; a hold it may have placed is
+  freed the same way.
 * **No reset job.** A counter is a field named by its window's key (the window start) in its
-  policy member's hash, so a new window starts at zero; the fields of windows left behind are
+  policy member's hash, so a new window starts at zero; the fields of windows left behind
+  (but the newest of them, which a request planned just before the boundary still reads) are
   dropped when the member's first hold lands in a new bucket, and a member's hash expires
-  ``counter_ttl`` after its newest bucket began (longer than any window).
+  ``counter_ttl`` after its newest bucket began (longer than any window): ``prune`` has
+  nothing to do.
 * **Seeded, never twice.** ``seed`` raises a counter's settled amount to at least the
   journal's, never adds it: processes starting together, one starting beside running ones,
   or one reconnecting to a Redis that restarted empty, never count history twice, and never
   lose what Redis counted ahead of the journal.
+* **Exact amounts.** Lua numbers are doubles, exact only below 2⁵³, and 64-bit atto-dollars
+  overflow at $9.2, so an amount travels and is stored as three integers — the whole part
+  (below 2⁵³), then two groups of nine of the journal's 18 decimal places — added and
+  compared with carries inside the scripts. A sum whose whole part would reach 2⁵³ is refused
+  (``ValueError``) before anything is written.
+* **Outages are loud.** A server that cannot be reached, or cannot write (read-only replica,
+  out of memory, busy, loading), raises ``LedgerUnavailableError``; what to do then is the
+  caller's policy (``ledger_failure``).
 
-Amounts are exact: Lua numbers are doubles, exact only below 2⁵³, so an amount travels and is
-stored as three integers — the whole part, then two groups of nine decimal places (the
-journal's 18) — added and compared with carries inside the scripts.
+Besides idempotent settlement (and the ids it spends) and windows left behind, the answers,
+counters and members are those of ``MemoryLedger`` for any sequence of operations
+(tests/test_ledger_redis.py checks it).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -41,26 +59,46 @@ from spendgate.store.money import ATTO, from_atto, to_atto
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
-__all__ = ["RedisLedger", "decode_amount", "encode_amount"]
+__all__ = [
+    "DEFAULT_COUNTER_TTL",
+    "DEFAULT_SETTLED_TTL",
+    "WHOLE_LIMIT",
+    "LedgerUnavailableError",
+    "RedisLedger",
+    "decode_amount",
+    "encode_amount",
+]
 
 _GROUP: Final = 10**9
-_WHOLE_LIMIT: Final = 2**53
+WHOLE_LIMIT: Final = 2**53
 DEFAULT_COUNTER_TTL: Final = timedelta(days=62)
-_SETTLED_MARK_TTL: Final = timedelta(days=1)
+DEFAULT_SETTLED_TTL: Final = timedelta(days=1)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+# How the scripts' own errors start (an amount refused, not an outage).
+_SCRIPT_ERROR: Final = "spendgate:"
 _EXPIRE_BATCH: Final = 500
 _LINE_MEMO: Final = 10_000
 
 
 def encode_amount(amount: Decimal) -> tuple[int, int, int]:
-    """(whole, first nine decimals, next nine) of a non-negative amount, rounded half-even at
-    the 18th place as the journal stores it. Raises ValueError outside what doubles hold."""
-    atto = to_atto(amount)
+    """(whole, first nine decimals, next nine) of a non-negative amount.
+
+    Places past the 18th are rounded half-even, as the journal's counters store them: a cost
+    is a price (up to 18 places) times tokens over a million, so it can have more, and
+    refusing it would fail the request while the journal counts it. Raises ValueError for
+    negative, non-finite or too large amounts (whole part ≥ 2⁵³, beyond Lua's exact range)."""
+    atto = to_atto(amount)  # ValueError for NaN and infinities
     if atto < 0:
         raise ValueError(f"ledger amounts are not negative: {amount}")
     whole, fraction = divmod(atto, ATTO)
-    if whole >= _WHOLE_LIMIT:
-        raise ValueError(f"amount {amount} is too large for the Redis ledger (at most 2**53)")
+    if whole >= WHOLE_LIMIT:
+        raise ValueError(
+            f"amount {amount} is too large for the Redis ledger (its whole part must be below "
+            f"2**53, what Lua numbers hold exactly)"
+        )
     return whole, fraction // _GROUP, fraction % _GROUP
 
 
@@ -78,6 +116,7 @@ def decode_amount(whole: int, high: int, low: int) -> Decimal:
 # index set per policy window lists the members.
 _LIB: Final = """
 local G = 1000000000
+local W = 9007199254740992
 local floor = math.floor
 local function norm(w, h, l)
   local c = floor(l / G)
@@ -87,6 +126,10 @@ local function norm(w, h, l)
   h = h - c * G
   w = w + c
   if w < 0 then return 0, 0, 0 end
+  -- Every stored whole is below 2^53, so a sum's rounding cannot hide that it reached it.
+  if w >= W then
+    error(redis.error_reply('spendgate: a sum reached 2^53, beyond what the ledger holds'))
+  end
   return w, h, l
 end
 local function greater(w1, h1, l1, w2, h2, l2)
@@ -101,48 +144,74 @@ local function parse(s)
 end
 -- Numbers become text through %d: Lua's own conversion (%.14g) would round 2^53.
 local function show(w, h, l) return string.format('%d:%d:%d', w, h, l) end
--- Add to a field; false when the field is new (the caller then refreshes the expiry and
--- the member index, once per bucket rather than on every write).
-local function field_add(key, field, aw, ah, al)
+-- A field plus an amount, and whether the field existed (when new, the caller refreshes the
+-- expiry and the member index: once per bucket rather than on every write). Reads only:
+-- scripts compute every sum (where norm may raise) before their first write, because Redis
+-- does not undo the writes of a script that fails halfway.
+local function field_plus(key, field, aw, ah, al)
   local stored = redis.call('HGET', key, field)
   local w, h, l = parse(stored)
-  redis.call('HSET', key, field, show(norm(w + aw, h + ah, l + al)))
-  return stored ~= false
+  return show(norm(w + aw, h + ah, l + al)), stored ~= false
 end
 local function touch(key, ttl, index, member)
   redis.call('PEXPIRE', key, ttl)
   redis.call('SADD', index, member)
   redis.call('PEXPIRE', index, ttl)
 end
--- Free a reservation's holds (fields "<hash key>\\n<window>"); true when it existed.
+-- A hold: "w:h:l:<n>:" then the n-byte member index key and the member, what freeing it
+-- needs to unindex the counter.
+local function hold(w, h, l, index, member)
+  return show(w, h, l) .. ':' .. #index .. ':' .. index .. member
+end
+-- Free a reservation's holds (fields "<hash key>\\n<window>"); true when it was open (the
+-- expiry set is the record of open reservations, an empty one included). A counter left with
+-- nothing held loses its field, and when nothing is settled there either its member leaves
+-- the window's index, as MemoryLedger forgets it (so members() agree). A field already gone
+-- (a window left behind, or evicted) is not recreated. Nothing here can raise: sub clamps.
 local function unhold(res, expiries, rid)
+  if redis.call('ZREM', expiries, rid) == 0 then return false end
   local held = redis.call('HGETALL', res)
-  if #held == 0 then return false end
   for i = 1, #held, 2 do
     local key, window = string.match(held[i], '^(.*)\\n(.*)$')
-    local aw, ah, al = parse(held[i + 1])
-    field_add(key, 'r|' .. window, -aw, -ah, -al)
+    local value = held[i + 1]
+    local aw, ah, al = parse(string.match(value, '^%d+:%d+:%d+'))
+    local n, at = string.match(value, '^%d+:%d+:%d+:(%d+):()')
+    local field = 'r|' .. window
+    local stored = redis.call('HGET', key, field)
+    if stored then
+      local w, h, l = parse(stored)
+      w, h, l = norm(w - aw, h - ah, l - al)
+      if w == 0 and h == 0 and l == 0 then
+        redis.call('HDEL', key, field)
+        if n and redis.call('HEXISTS', key, 's|' .. window) == 0 then
+          redis.call('SREM', string.sub(value, at, at + n - 1), string.sub(value, at + n))
+        end
+      else
+        redis.call('HSET', key, field, show(w, h, l))
+      end
+    end
   end
   redis.call('DEL', res)
-  redis.call('ZREM', expiries, rid)
   return true
 end
 """
 
-# KEYS: reservation hash, expiries zset, then the member hash of every line.
-# ARGV: rid, expires_at_ms, counter_ttl_ms, line count, then per line: policy id, limit
+# KEYS: reservation hash, expiries zset, settled marker, then the member hash of every line.
+# ARGV: rid, expires_at µs, counter_ttl_ms, line count, then per line: policy id, limit
 # ('-' for none, else w:h:l), amount w:h:l, member index key, member, bucket count, the
 # buckets' window keys (oldest first; the reservation is recorded on the last).
+# Returns {1} admitted, {0, policy, consumed w:h:l} refused, {-1} open id, {-2} settled id.
 _RESERVE: Final = (
     _LIB
     + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {-1} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {-2} end
 local lines = {}
 local at = 5
 for n = 1, tonumber(ARGV[4]) do
   local count = tonumber(ARGV[at + 5])
   local aw, ah, al = parse(ARGV[at + 2])
-  lines[n] = {ARGV[at], ARGV[at + 1], aw, ah, al, KEYS[n + 2], ARGV[at + 3], ARGV[at + 4],
+  lines[n] = {ARGV[at], ARGV[at + 1], aw, ah, al, KEYS[n + 3], ARGV[at + 3], ARGV[at + 4],
               at + 6, count}
   at = at + 6 + count
 end
@@ -165,33 +234,50 @@ for _, line in ipairs(lines) do
     end
   end
 end
-local ttl = ARGV[3]
-local holds = {}
+-- All pass. Sum the holds per counter (a member hash and window), in first-seen order.
+local order, holds = {}, {}
 for _, line in ipairs(lines) do
   local window = ARGV[line[9] + line[10] - 1]
-  local oldest = ARGV[line[9]]
-  local field = 'r|' .. window
-  local key = line[6]
-  if not field_add(key, field, line[3], line[4], line[5]) then
-    -- The first hold in a new bucket: drop the fields of buckets the window left behind
-    -- (keys are UTC ISO times: they compare as times), refresh the expiry, index the member.
-    local stale = {}
-    for _, name in ipairs(redis.call('HKEYS', key)) do
-      if string.sub(name, 3) < oldest then stale[#stale + 1] = name end
-    end
-    if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-    touch(key, ttl, line[7], line[8])
-  end
-  local name = key .. '\\n' .. window
+  local name = line[6] .. '\\n' .. window
   local held = holds[name]
   if held == nil then
-    holds[name] = {line[3], line[4], line[5]}
+    holds[name] = {line[6], window, line[3], line[4], line[5], line[7], line[8], ARGV[line[9]]}
+    order[#order + 1] = name
   else
-    held[1], held[2], held[3] = norm(held[1] + line[3], held[2] + line[4], held[3] + line[5])
+    held[3], held[4], held[5] = norm(held[3] + line[3], held[4] + line[4], held[5] + line[5])
   end
 end
-for name, held in pairs(holds) do
-  redis.call('HSET', KEYS[1], name, show(held[1], held[2], held[3]))
+-- Compute every new total (norm may raise), then write.
+for _, name in ipairs(order) do
+  local held = holds[name]
+  held[9], held[10] = field_plus(held[1], 'r|' .. held[2], held[3], held[4], held[5])
+end
+local ttl = ARGV[3]
+for _, name in ipairs(order) do
+  local key, window, aw, ah, al, index, member, oldest, total, existed = unpack(holds[name])
+  redis.call('HSET', key, 'r|' .. window, total)
+  if not existed then
+    -- The first hold in a new bucket: drop the fields of buckets the window left behind
+    -- (keys are UTC ISO times: they compare as times), but the newest of them: a request
+    -- planned just before a boundary, reserving just after another one's first hold in the
+    -- new bucket, still reads the window it was planned in, whole (else it would pass a
+    -- limit already used up there). Then refresh the expiry and index the member.
+    local names = redis.call('HKEYS', key)
+    local newest = nil
+    for _, field in ipairs(names) do
+      local bucket = string.sub(field, 3)
+      if bucket < oldest and (newest == nil or bucket > newest) then newest = bucket end
+    end
+    if newest ~= nil then
+      local stale = {}
+      for _, field in ipairs(names) do
+        if string.sub(field, 3) < newest then stale[#stale + 1] = field end
+      end
+      if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+    end
+    touch(key, ttl, index, member)
+  end
+  redis.call('HSET', KEYS[1], name, hold(aw, ah, al, index, member))
 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return {1}
@@ -204,14 +290,20 @@ return {1}
 _SETTLE: Final = (
     _LIB
     + """
-if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[2]) == false then return 0 end
-unhold(KEYS[1], KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+-- Compute every new total first (norm may raise), then write.
+local totals, existed = {}, {}
 for i = 4, #KEYS do
   local at = 4 + (i - 4) * 4
   local aw, ah, al = parse(ARGV[at + 1])
-  if not field_add(KEYS[i], 's|' .. ARGV[at], aw, ah, al) then
-    touch(KEYS[i], ARGV[3], ARGV[at + 2], ARGV[at + 3])
-  end
+  totals[i], existed[i] = field_plus(KEYS[i], 's|' .. ARGV[at], aw, ah, al)
+end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+unhold(KEYS[1], KEYS[2], ARGV[1])
+for i = 4, #KEYS do
+  local at = 4 + (i - 4) * 4
+  redis.call('HSET', KEYS[i], 's|' .. ARGV[at], totals[i])
+  if not existed[i] then touch(KEYS[i], ARGV[3], ARGV[at + 2], ARGV[at + 3]) end
 end
 return 1
 """
@@ -226,20 +318,22 @@ return 0
 """
 )
 
-# KEYS: expiries zset. ARGV: until ms, then reservation ids.
+# KEYS: expiries zset. ARGV: until µs, then reservation ids. Never shortens an expiry.
 _EXTEND: Final = """
 local extended = 0
+local until_us = tonumber(ARGV[1])
 for i = 2, #ARGV do
   local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
   if score then
     extended = extended + 1
-    if tonumber(score) < tonumber(ARGV[1]) then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
+    if tonumber(score) < until_us then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
   end
 end
 return extended
 """
 
-# KEYS: expiries zset. ARGV: now ms, batch size, reservation key prefix.
+# KEYS: expiries zset. ARGV: now µs, batch size, reservation key prefix. Each due id is freed
+# here or was freed by a concurrent caller's script before this one ran: never twice.
 _EXPIRE: Final = (
     _LIB
     + """
@@ -247,7 +341,6 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, AR
 local freed = 0
 for _, rid in ipairs(due) do
   if unhold(ARGV[3] .. rid, KEYS[1], rid) then freed = freed + 1 end
-  redis.call('ZREM', KEYS[1], rid)
 end
 return {freed, #due}
 """
@@ -288,15 +381,24 @@ def _shown(limit: Decimal) -> str:
     return _show(limit)
 
 
-def _ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
+def _micros(at: datetime) -> int:
+    """Exact microseconds since the epoch (a naive time is taken as UTC): expiries compare as
+    ``MemoryLedger``'s datetimes do, and stay exact as sorted-set scores until 2255."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def _milliseconds(span: timedelta) -> int:
+    return max(1, span // timedelta(milliseconds=1))
 
 
 class RedisLedger:
     """Counters and reservations in Redis, for every process that shares them (asyncio).
 
-    Connection failures raise ``LedgerUnavailableError``; what to do then is the caller's
-    policy (``ledger_failure``)."""
+    ``client`` is a ``redis.asyncio.Redis`` (bytes or decoded responses); ``prefix`` starts
+    every key, so several deployments (or tests) can share a server. Outages raise
+    ``LedgerUnavailableError``; what to do then is the caller's policy (``ledger_failure``)."""
 
     def __init__(
         self,
@@ -304,11 +406,14 @@ class RedisLedger:
         *,
         prefix: str = "spendgate",
         counter_ttl: timedelta = DEFAULT_COUNTER_TTL,
+        settled_ttl: timedelta = DEFAULT_SETTLED_TTL,
     ) -> None:
         self._client = client
         self.prefix = prefix
-        self._counter_ttl_ms = int(counter_ttl.total_seconds() * 1000)
+        self._counter_ttl_ms = _milliseconds(counter_ttl)
+        self._settled_ttl_ms = _milliseconds(settled_ttl)
         self._expiries = f"{prefix}:expiries"
+        # register_script: EVALSHA, loading the script again if the server lost it.
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
         self._release = client.register_script(_RELEASE)
@@ -349,6 +454,9 @@ class RedisLedger:
     def _reservation_key(self, reservation_id: str) -> str:
         return f"{self.prefix}:r:{reservation_id}"
 
+    def _settled_key(self, reservation_id: str) -> str:
+        return f"{self.prefix}:settled:{reservation_id}"
+
     # -- operations ----------------------------------------------------------------------------
 
     async def reserve(
@@ -358,32 +466,36 @@ class RedisLedger:
         now: datetime,
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
     ) -> ReserveOutcome:
-        keys = [self._reservation_key(reservation_id), self._expiries]
-        args: list[Any] = [reservation_id, _ms(now + ttl), self._counter_ttl_ms, len(lines)]
+        keys = [
+            self._reservation_key(reservation_id),
+            self._expiries,
+            self._settled_key(reservation_id),
+        ]
+        args: list[Any] = [reservation_id, _micros(now + ttl), self._counter_ttl_ms, len(lines)]
         for line in lines:
             member_key, where = self._where(line.keys)
             keys.append(member_key)
             limit = "-" if line.limit is None else _shown(line.limit)
             args += [line.policy_id, limit, _show(line.amount), *where]
         result = await self._call(self._reserve, keys, args)
-        if result[0] == -1:
-            raise ValueError(f"reservation {reservation_id} already exists")
-        if result[0] == 1:
+        status = int(result[0])
+        if status == 1:
             return ReserveOutcome(True)
-        policy = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
-        return ReserveOutcome(False, policy, _parse(result[2]))
+        if status == -1:
+            raise ValueError(f"reservation {reservation_id} already exists")
+        if status == -2:
+            raise ValueError(f"reservation {reservation_id} was already settled")
+        return ReserveOutcome(False, _text(result[1]), _parse(result[2]))
 
     async def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None:
+        """Replace the reservation's holds (if still held) by ``actual``; a second settlement
+        of the same id (a retry) counts nothing."""
         keys = [
             self._reservation_key(reservation_id),
             self._expiries,
-            f"{self.prefix}:settled:{reservation_id}",
+            self._settled_key(reservation_id),
         ]
-        args: list[Any] = [
-            reservation_id,
-            int(_SETTLED_MARK_TTL.total_seconds() * 1000),
-            self._counter_ttl_ms,
-        ]
+        args: list[Any] = [reservation_id, self._settled_ttl_ms, self._counter_ttl_ms]
         self._add_counters(actual.items(), keys, args)
         await self._call(self._settle, keys, args)
 
@@ -392,29 +504,46 @@ class RedisLedger:
         await self._call(self._release, keys, [reservation_id])
 
     async def extend(self, reservation_ids: Collection[str], until: datetime) -> int:
+        """Keep the open ones of ``reservation_ids`` until at least ``until`` (one script);
+        returns how many are open."""
         if not reservation_ids:
             return 0
-        extended = await self._call(self._extend, [self._expiries], [_ms(until), *reservation_ids])
-        return int(extended)
+        args = [_micros(until), *reservation_ids]
+        return int(await self._call(self._extend, [self._expiries], args))
 
     async def expire(self, now: datetime) -> int:
-        """Free every reservation whose expiry passed (in batches, each one script)."""
+        """Free every reservation whose expiry is at or before ``now`` (in batches, each one
+        script); returns how many this call freed."""
         freed = 0
         while True:
             result = await self._call(
                 self._expire,
                 [self._expiries],
-                [_ms(now), _EXPIRE_BATCH, f"{self.prefix}:r:"],
+                [_micros(now), _EXPIRE_BATCH, f"{self.prefix}:r:"],
             )
             freed += int(result[0])
             if int(result[1]) < _EXPIRE_BATCH:
                 return freed
 
+    async def open_reservations(self) -> int:
+        """How many reservations are held (by every process)."""
+        try:
+            return int(await self._client.zcard(self._expiries))
+        except Exception as error:
+            _raise_translated(error)
+            raise
+
+    async def read(self, key: CounterKey) -> CounterState:
+        return (await self.read_many([key]))[key]
+
     async def read_total(self, keys: Sequence[CounterKey]) -> CounterState:
-        total = CounterState()
-        for state in (await self.read_many(keys)).values():
-            total = total + state
-        return total
+        """Settled and reserved summed over ``keys`` (each as often as listed, as
+        ``MemoryLedger`` sums them), in one round trip; in atto units, so exactly (``Decimal``
+        addition keeps 28 digits: 10¹⁰ with 18 places already has 29)."""
+        states = await self.read_many(keys)
+        settled = sum(to_atto(states[key].settled) for key in keys)
+        reserved = sum(to_atto(states[key].reserved) for key in keys)
+        return CounterState(from_atto(settled), from_atto(reserved))
 
     async def read_many(self, keys: Sequence[CounterKey]) -> dict[CounterKey, CounterState]:
         """Every counter of ``keys`` (zero when Redis has none), in one round trip."""
@@ -428,23 +557,27 @@ class RedisLedger:
                         f"r|{key.window}",
                     )
                 rows = await pipe.execute()
-        except _UNAVAILABLE as error:
-            raise LedgerUnavailableError(str(error)) from error
+        except Exception as error:
+            _raise_translated(error)
+            raise
         return {
             key: CounterState(_parse(settled), _parse(reserved))
             for key, (settled, reserved) in zip(unique, rows, strict=True)
         }
 
     async def members(self, policy_id: str, window_keys: Collection[str]) -> set[str]:
+        """The members with a settled or reserved counter of ``policy_id`` in any of
+        ``window_keys`` (one SUNION of the per-window index sets)."""
         if not window_keys:
             return set()
         try:
             found = await self._client.sunion(
                 [self._index_key(policy_id, window) for window in window_keys]
             )
-        except _UNAVAILABLE as error:
-            raise LedgerUnavailableError(str(error)) from error
-        return {m.decode() if isinstance(m, bytes) else str(m) for m in found}
+        except Exception as error:
+            _raise_translated(error)
+            raise
+        return {_text(member) for member in found}
 
     async def seed(self, settled: Mapping[CounterKey, Decimal]) -> int:
         """Raise each counter's settled amount to at least ``settled``'s (the journal's):
@@ -461,8 +594,9 @@ class RedisLedger:
         return written
 
     async def prune(self, live: Mapping[str, str]) -> int:
-        """Nothing to do: counter keys expire by themselves ``counter_ttl`` after their last
-        write."""
+        """Nothing to do, returns 0: member hashes and indexes expire by themselves
+        ``counter_ttl`` after their newest bucket began, and a new bucket's first hold drops
+        the fields of windows left behind."""
         return 0
 
     def _add_counters(
@@ -479,25 +613,52 @@ class RedisLedger:
                 key.member,
             ]
 
-    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    async def _call(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         try:
             return await script(keys=keys, args=args)
-        except _UNAVAILABLE as error:
-            raise LedgerUnavailableError(str(error)) from error
+        except Exception as error:
+            _raise_translated(error)
+            raise
+
+
+def _raise_translated(error: Exception) -> None:
+    """Raise ``LedgerUnavailableError`` for an outage, ``ValueError`` for an amount a script
+    refused; return for anything else (a bug: the caller re-raises it as it is)."""
+    from redis.exceptions import (
+        ConnectionError,
+        MasterDownError,
+        OutOfMemoryError,
+        ReadOnlyError,
+        ResponseError,
+        TimeoutError,
+    )
+
+    # ConnectionError covers refused, reset, authentication and LOADING; OSError what the
+    # socket raises unwrapped. A server that cannot write is as unusable to the caller.
+    outage = (
+        ConnectionError,
+        TimeoutError,
+        OSError,
+        ReadOnlyError,
+        OutOfMemoryError,
+        MasterDownError,
+    )
+    message = str(error)
+    if isinstance(error, outage) or (
+        isinstance(error, ResponseError) and message.startswith("BUSY")
+    ):
+        detail = message or type(error).__name__
+        raise LedgerUnavailableError(f"Redis ledger unavailable: {detail}") from error
+    if isinstance(error, ResponseError) and message.startswith(_SCRIPT_ERROR):
+        raise ValueError(message.split(" script:", 1)[0]) from error
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _parse(text: bytes | str | None) -> Decimal:
     if text is None:
         return Decimal(0)
-    raw = text.decode() if isinstance(text, bytes) else text
-    whole, high, low = (int(part) for part in raw.split(":"))
+    whole, high, low = (int(part) for part in _text(text).split(":"))
     return decode_amount(whole, high, low)
-
-
-def _unavailable_errors() -> tuple[type[BaseException], ...]:
-    from redis.exceptions import ConnectionError, TimeoutError
-
-    return (ConnectionError, TimeoutError, OSError)
-
-
-_UNAVAILABLE: Final = _unavailable_errors()
