@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -18,7 +20,7 @@ import pytest
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["REDIS_URL", "connect", "drop_prefix", "fresh_prefix"]
+__all__ = ["REDIS_URL", "connect", "drop_prefix", "fresh_prefix", "prefixed"]
 
 REDIS_URL = os.environ.get("SPENDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -48,6 +50,19 @@ async def drop_prefix(client: Redis, prefix: str) -> None:
     keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
     if keys:
         await client.delete(*keys)
+
+
+@asynccontextmanager
+async def prefixed(prefix: str | None = None) -> AsyncIterator[tuple[Redis, str]]:
+    """A client and a key prefix of its own (``prefix``, or a fresh one); on exit the
+    prefix's keys are deleted and the client closed."""
+    client = await connect()
+    name = prefix or fresh_prefix()
+    try:
+        yield client, name
+    finally:
+        await drop_prefix(client, name)
+        await client.aclose()
 
 
 def run(coroutine: object) -> object:
