@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from redis_support import connect, drop_prefix, prefixed, run
+from redis_support import REDIS_URL, connect, drop_prefix, prefixed, run
 from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.domain.reservations import ReservationLine
 from spendgate.ledger.base import LedgerUnavailableError, ReserveOutcome
@@ -601,13 +601,11 @@ def test_a_new_window_starts_at_zero_and_counters_expire_by_themselves() -> None
 
 
 def test_the_ledger_works_with_decoded_responses() -> None:
-    from redis.asyncio import Redis
-
-    from redis_support import REDIS_URL, fresh_prefix
+    redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
 
     async def scenario() -> None:
-        async with prefixed(fresh_prefix()) as (_, prefix):
-            client = Redis.from_url(REDIS_URL, decode_responses=True)
+        async with prefixed() as (_, prefix):
+            client = redis_asyncio.Redis.from_url(REDIS_URL, decode_responses=True)
             try:
                 ledger = RedisLedger(client, prefix=prefix)
                 await ledger.settle("s", {key("p"): Decimal("1.5")})
