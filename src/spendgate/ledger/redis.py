@@ -167,7 +167,8 @@ end
 -- expiry set is the record of open reservations, an empty one included). A counter left with
 -- nothing held loses its field, and when nothing is settled there either its member leaves
 -- the window's index, as MemoryLedger forgets it (so members() agree). A field already gone
--- (a window left behind, or evicted) is not recreated. Nothing here can raise: sub clamps.
+-- (a window left behind, or evicted) is not recreated. Nothing here raises: norm clamps a
+-- difference at zero, and a difference cannot reach 2^53.
 local function unhold(res, expiries, rid)
   if redis.call('ZREM', expiries, rid) == 0 then return false end
   local held = redis.call('HGETALL', res)
