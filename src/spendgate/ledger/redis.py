@@ -137,21 +137,19 @@ local function greater(w1, h1, l1, w2, h2, l2)
   if h1 ~= h2 then return h1 > h2 end
   return l1 > l2
 end
+-- A whole amount (tokens, requests: most counters) is stored as its digits alone: a rolling
+-- window's check parses every bucket, and tonumber is five times faster than the pattern.
 local function parse(s)
   if not s then return 0, 0, 0 end
+  local whole = tonumber(s)
+  if whole then return whole, 0, 0 end
   local w, h, l = string.match(s, '^(%d+):(%d+):(%d+)$')
   return tonumber(w), tonumber(h), tonumber(l)
 end
 -- Numbers become text through %d: Lua's own conversion (%.14g) would round 2^53.
-local function show(w, h, l) return string.format('%d:%d:%d', w, h, l) end
--- A field plus an amount, and whether the field existed (when new, the caller refreshes the
--- expiry and the member index: once per bucket rather than on every write). Reads only:
--- scripts compute every sum (where norm may raise) before their first write, because Redis
--- does not undo the writes of a script that fails halfway.
-local function field_plus(key, field, aw, ah, al)
-  local stored = redis.call('HGET', key, field)
-  local w, h, l = parse(stored)
-  return show(norm(w + aw, h + ah, l + al)), stored ~= false
+local function show(w, h, l)
+  if h == 0 and l == 0 then return string.format('%d', w) end
+  return string.format('%d:%d:%d', w, h, l)
 end
 local function touch(key, ttl, index, member)
   redis.call('PEXPIRE', key, ttl)
@@ -161,99 +159,204 @@ end
 -- A hold: "w:h:l:<n>:" then the n-byte member index key and the member, what freeing it
 -- needs to unindex the counter.
 local function hold(w, h, l, index, member)
-  return show(w, h, l) .. ':' .. #index .. ':' .. index .. member
+  return string.format('%d:%d:%d:', w, h, l) .. #index .. ':' .. index .. member
 end
--- Free a reservation's holds (fields "<hash key>\\n<window>"); true when it was open (the
--- expiry set is the record of open reservations, an empty one included). A counter left with
--- nothing held loses its field, and when nothing is settled there either its member leaves
--- the window's index, as MemoryLedger forgets it (so members() agree). A field already gone
--- (a window left behind, or evicted) is not recreated. Nothing here raises: norm clamps a
--- difference at zero, and a difference cannot reach 2^53.
-local function unhold(res, expiries, rid)
-  if redis.call('ZREM', expiries, rid) == 0 then return false end
+-- Changes to counters, gathered per member hash so that applying them reads each hash once
+-- (one HMGET) and writes it once (one HSET, one HDEL): a call from a script costs about as
+-- much as the arithmetic around it, so settling 20 counters one call per field was most of
+-- its time (measured). ``change`` finds (or starts) a counter's entry: amounts to take off
+-- its reserved field (r) and to add to its settled one (s, when ``settles``).
+local function change(changes, key, window, index, member)
+  local hash = changes.by_key[key]
+  if hash == nil then
+    hash = {by_window = {}, list = {}}
+    changes.by_key[key] = hash
+    changes.order[#changes.order + 1] = key
+  end
+  local counter = hash.by_window[window]
+  if counter == nil then
+    counter = {window = window, index = index, member = member,
+               rw = 0, rh = 0, rl = 0, sw = 0, sh = 0, sl = 0, settles = false}
+    hash.by_window[window] = counter
+    hash.list[#hash.list + 1] = counter
+  end
+  return counter
+end
+local function new_changes() return {by_key = {}, order = {}, freed = {}} end
+-- Take a reservation's holds off (fields "<hash key>\\n<window>" of its record), and free it
+-- when the changes are applied; true when it is open (the expiry set is the record of open
+-- reservations, an empty one included). Reads only.
+local function unhold(changes, res, expiries, rid)
+  if not redis.call('ZSCORE', expiries, rid) then return false end
   local held = redis.call('HGETALL', res)
   for i = 1, #held, 2 do
     local key, window = string.match(held[i], '^(.*)\\n(.*)$')
     local value = held[i + 1]
     local aw, ah, al = parse(string.match(value, '^%d+:%d+:%d+'))
     local n, at = string.match(value, '^%d+:%d+:%d+:(%d+):()')
-    local field = 'r|' .. window
-    local stored = redis.call('HGET', key, field)
-    if stored then
-      local w, h, l = parse(stored)
-      w, h, l = norm(w - aw, h - ah, l - al)
-      if w == 0 and h == 0 and l == 0 then
-        redis.call('HDEL', key, field)
-        if n and redis.call('HEXISTS', key, 's|' .. window) == 0 then
-          redis.call('SREM', string.sub(value, at, at + n - 1), string.sub(value, at + n))
-        end
-      else
-        redis.call('HSET', key, field, show(w, h, l))
-      end
+    local index, member = nil, nil
+    if n then
+      index = string.sub(value, at, at + n - 1)
+      member = string.sub(value, at + n)
     end
+    local counter = change(changes, key, window, index, member)
+    counter.rw, counter.rh, counter.rl = counter.rw + aw, counter.rh + ah, counter.rl + al
   end
-  redis.call('DEL', res)
+  changes.freed[#changes.freed + 1] = {expiries, rid, res}
   return true
+end
+-- Apply the changes: compute every new value first (a settled sum may reach 2^53 and raise;
+-- Redis does not undo the writes of a script that fails halfway), then write. A reserved
+-- field with nothing left held goes; one already gone (a window left behind, or evicted) is
+-- not recreated. A counter that gains its first field indexes its member and refreshes the
+-- expiries (``ttl``); one left with neither field leaves the window's member index, as
+-- MemoryLedger forgets it (so members() agree).
+local function apply(changes, ttl)
+  local plans = {}
+  for _, key in ipairs(changes.order) do
+    local hash = changes.by_key[key]
+    local fields = {}
+    for _, counter in ipairs(hash.list) do
+      fields[#fields + 1] = 'r|' .. counter.window
+      fields[#fields + 1] = 's|' .. counter.window
+    end
+    local values = redis.call('HMGET', key, unpack(fields))
+    local sets, dels, touches, gone = {}, {}, {}, {}
+    for i, counter in ipairs(hash.list) do
+      local reserved, settled = values[2 * i - 1], values[2 * i]
+      local had = reserved ~= false or settled ~= false
+      local has_reserved = false
+      if reserved then
+        local w, h, l = parse(reserved)
+        w, h, l = norm(w - counter.rw, h - counter.rh, l - counter.rl)
+        if w == 0 and h == 0 and l == 0 then
+          dels[#dels + 1] = fields[2 * i - 1]
+        else
+          has_reserved = true
+          if counter.rw ~= 0 or counter.rh ~= 0 or counter.rl ~= 0 then
+            sets[#sets + 1] = fields[2 * i - 1]
+            sets[#sets + 1] = show(w, h, l)
+          end
+        end
+      end
+      if counter.settles then
+        local w, h, l = parse(settled)
+        sets[#sets + 1] = fields[2 * i]
+        sets[#sets + 1] = show(norm(w + counter.sw, h + counter.sh, l + counter.sl))
+      end
+      local has = has_reserved or settled ~= false or counter.settles
+      if has and not had then touches[#touches + 1] = counter end
+      if had and not has and counter.index then gone[#gone + 1] = counter end
+    end
+    plans[#plans + 1] = {key, sets, dels, touches, gone}
+  end
+  for _, freed in ipairs(changes.freed) do
+    redis.call('ZREM', freed[1], freed[2])
+    redis.call('DEL', freed[3])
+  end
+  for _, plan in ipairs(plans) do
+    local key, sets, dels, touches, gone = unpack(plan)
+    if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
+    if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
+    for _, counter in ipairs(touches) do touch(key, ttl, counter.index, counter.member) end
+    for _, counter in ipairs(gone) do redis.call('SREM', counter.index, counter.member) end
+  end
+end
+"""
+
+# A request's lines travel as two strings, not as an argument each: packing hundreds of
+# arguments cost a reserve with 20 lines most of its time, in the client and in the server
+# (measured: bench/README.md). ``specs`` is what the lines' windows make the same for every
+# request (memoised by the client), per line "<length>\n<policy>\t<index key>\t<bucket
+# count>\t<window>\t...\t<member>" (windows oldest first; the member last, so it may hold any
+# character; ids hold no whitespace); ``amounts`` is per line "<w:h:l>;<limit>," (the limit
+# '-' for none, else w:h:l).
+_LINES_LIB: Final = r"""
+local function lines_of(specs, amounts, first_key)
+  local lines, pos, n = {}, 1, 0
+  for aw, ah, al, limit in string.gmatch(amounts, '(%d+):(%d+):(%d+);([^,]*),') do
+    n = n + 1
+    local nl = string.find(specs, '\n', pos, true)
+    local stop = nl + tonumber(string.sub(specs, pos, nl - 1))
+    local fields, at = {}, nl + 1
+    for f = 1, 3 do
+      local tab = string.find(specs, '\t', at, true)
+      fields[f] = string.sub(specs, at, tab - 1)
+      at = tab + 1
+    end
+    local windows = {}
+    for w = 1, tonumber(fields[3]) do
+      local tab = string.find(specs, '\t', at, true)
+      windows[w] = string.sub(specs, at, tab - 1)
+      at = tab + 1
+    end
+    lines[n] = {policy = fields[1], index = fields[2], windows = windows,
+                member = string.sub(specs, at, stop), key = KEYS[first_key + n - 1],
+                limit = limit, w = tonumber(aw), h = tonumber(ah), l = tonumber(al)}
+    pos = stop + 1
+  end
+  return lines
 end
 """
 
 # KEYS: reservation hash, expiries zset, settled marker, then the member hash of every line.
-# ARGV: rid, expires_at µs, counter_ttl_ms, line count, then per line: policy id, limit
-# ('-' for none, else w:h:l), amount w:h:l, member index key, member, bucket count, the
-# buckets' window keys (oldest first; the reservation is recorded on the last).
+# ARGV: rid, expires_at µs, counter_ttl_ms, the lines' specs, their amounts (above).
 # Returns {1} admitted, {0, policy, consumed w:h:l} refused, {-1} open id, {-2} settled id.
 _RESERVE: Final = (
     _LIB
+    + _LINES_LIB
     + """
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {-1} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {-2} end
-local lines = {}
-local at = 5
-for n = 1, tonumber(ARGV[4]) do
-  local count = tonumber(ARGV[at + 5])
-  local aw, ah, al = parse(ARGV[at + 2])
-  lines[n] = {ARGV[at], ARGV[at + 1], aw, ah, al, KEYS[n + 3], ARGV[at + 3], ARGV[at + 4],
-              at + 6, count}
-  at = at + 6 + count
-end
+local lines = lines_of(ARGV[4], ARGV[5], 4)
+local seen = {}
 for _, line in ipairs(lines) do
-  if line[2] ~= '-' then
+  if line.limit ~= '-' then
     local fields = {}
-    for k = line[9], line[9] + line[10] - 1 do
-      fields[#fields + 1] = 's|' .. ARGV[k]
-      fields[#fields + 1] = 'r|' .. ARGV[k]
+    for _, window in ipairs(line.windows) do
+      fields[#fields + 1] = 's|' .. window
+      fields[#fields + 1] = 'r|' .. window
     end
     local w, h, l = 0, 0, 0
-    for _, value in ipairs(redis.call('HMGET', line[6], unpack(fields))) do
+    local values = redis.call('HMGET', line.key, unpack(fields))
+    for _, value in ipairs(values) do
       local vw, vh, vl = parse(value)
       w, h, l = w + vw, h + vh, l + vl
     end
-    local tw, th, tl = norm(w + line[3], h + line[4], l + line[5])
-    local lw, lh, ll = parse(line[2])
+    -- The newest bucket's fields, which the write below reads again.
+    seen[line.key .. '\\n' .. line.windows[#line.windows]] = {values[#values], values[#values - 1]}
+    local tw, th, tl = norm(w + line.w, h + line.h, l + line.l)
+    local lw, lh, ll = parse(line.limit)
     if greater(tw, th, tl, lw, lh, ll) then
-      return {0, line[1], show(norm(w, h, l))}
+      return {0, line.policy, show(norm(w, h, l))}
     end
   end
 end
 -- All pass. Sum the holds per counter (a member hash and window), in first-seen order.
 local order, holds = {}, {}
 for _, line in ipairs(lines) do
-  local window = ARGV[line[9] + line[10] - 1]
-  local name = line[6] .. '\\n' .. window
+  local window = line.windows[#line.windows]
+  local name = line.key .. '\\n' .. window
   local held = holds[name]
   if held == nil then
-    holds[name] = {line[6], window, line[3], line[4], line[5], line[7], line[8], ARGV[line[9]]}
+    holds[name] = {line.key, window, line.w, line.h, line.l, line.index, line.member,
+                   line.windows[1]}
     order[#order + 1] = name
   else
-    held[3], held[4], held[5] = norm(held[3] + line[3], held[4] + line[4], held[5] + line[5])
+    held[3], held[4], held[5] = norm(held[3] + line.w, held[4] + line.h, held[5] + line.l)
   end
 end
--- Compute every new total (norm may raise), then write.
+-- Compute every new total (norm may raise), then write. A bucket is new when it has neither
+-- a settled nor a reserved field (a counter's reserved field goes when nothing is held).
 for _, name in ipairs(order) do
   local held = holds[name]
-  held[9], held[10] = field_plus(held[1], 'r|' .. held[2], held[3], held[4], held[5])
+  local found = seen[name] or redis.call('HMGET', held[1], 'r|' .. held[2], 's|' .. held[2])
+  local w, h, l = parse(found[1])
+  held[9] = show(norm(w + held[3], h + held[4], l + held[5]))
+  held[10] = found[1] ~= false or found[2] ~= false
 end
 local ttl = ARGV[3]
+local record = {}
 for _, name in ipairs(order) do
   local key, window, aw, ah, al, index, member, oldest, total, existed = unpack(holds[name])
   redis.call('HSET', key, 'r|' .. window, total)
@@ -278,34 +381,40 @@ for _, name in ipairs(order) do
     end
     touch(key, ttl, index, member)
   end
-  redis.call('HSET', KEYS[1], name, hold(aw, ah, al, index, member))
+  record[#record + 1] = name
+  record[#record + 1] = hold(aw, ah, al, index, member)
 end
+if #record > 0 then redis.call('HSET', KEYS[1], unpack(record)) end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return {1}
 """
 )
 
 # KEYS: reservation hash, expiries zset, settled marker, then the member hash of each counter.
-# ARGV: rid, marker ttl ms, counter ttl ms, then per counter: window, amount w:h:l, member
-# index key, member.
+# ARGV: rid, marker ttl ms, counter ttl ms, the counters' specs, their amounts: per counter
+# "<length>\n<window>\t<member index key>\t<member>" and "<w:h:l>,".
 _SETTLE: Final = (
     _LIB
     + """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
--- Compute every new total first (norm may raise), then write.
-local totals, existed = {}, {}
-for i = 4, #KEYS do
-  local at = 4 + (i - 4) * 4
-  local aw, ah, al = parse(ARGV[at + 1])
-  totals[i], existed[i] = field_plus(KEYS[i], 's|' .. ARGV[at], aw, ah, al)
+local changes = new_changes()
+unhold(changes, KEYS[1], KEYS[2], ARGV[1])
+local specs, pos, i = ARGV[4], 1, 3
+for aw, ah, al in string.gmatch(ARGV[5], '(%d+):(%d+):(%d+),') do
+  i = i + 1
+  local nl = string.find(specs, '\\n', pos, true)
+  local stop = nl + tonumber(string.sub(specs, pos, nl - 1))
+  local tab1 = string.find(specs, '\\t', nl + 1, true)
+  local tab2 = string.find(specs, '\\t', tab1 + 1, true)
+  local counter = change(changes, KEYS[i], string.sub(specs, nl + 1, tab1 - 1),
+                         string.sub(specs, tab1 + 1, tab2 - 1), string.sub(specs, tab2 + 1, stop))
+  counter.sw, counter.sh, counter.sl = norm(counter.sw + tonumber(aw), counter.sh + tonumber(ah),
+                                            counter.sl + tonumber(al))
+  counter.settles = true
+  pos = stop + 1
 end
+apply(changes, ARGV[3])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
-unhold(KEYS[1], KEYS[2], ARGV[1])
-for i = 4, #KEYS do
-  local at = 4 + (i - 4) * 4
-  redis.call('HSET', KEYS[i], 's|' .. ARGV[at], totals[i])
-  if not existed[i] then touch(KEYS[i], ARGV[3], ARGV[at + 2], ARGV[at + 3]) end
-end
 return 1
 """
 )
@@ -314,8 +423,10 @@ return 1
 _RELEASE: Final = (
     _LIB
     + """
-if unhold(KEYS[1], KEYS[2], ARGV[1]) then return 1 end
-return 0
+local changes = new_changes()
+if not unhold(changes, KEYS[1], KEYS[2], ARGV[1]) then return 0 end
+apply(changes, 0)
+return 1
 """
 )
 
@@ -340,9 +451,11 @@ _EXPIRE: Final = (
     + """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local freed = 0
+local changes = new_changes()
 for _, rid in ipairs(due) do
-  if unhold(ARGV[3] .. rid, KEYS[1], rid) then freed = freed + 1 end
+  if unhold(changes, ARGV[3] .. rid, KEYS[1], rid) then freed = freed + 1 end
 end
+apply(changes, 0)
 return {freed, #due}
 """
 )
@@ -361,7 +474,7 @@ for i = 1, #KEYS do
   local w, h, l = parse(redis.call('HGET', KEYS[i], field))
   local jw, jh, jl = parse(ARGV[at + 1])
   if greater(jw, jh, jl, w, h, l) then
-    redis.call('HSET', KEYS[i], field, ARGV[at + 1])
+    redis.call('HSET', KEYS[i], field, show(jw, jh, jl))
     touch(KEYS[i], ARGV[1], ARGV[at + 2], ARGV[at + 3])
     raised = raised + 1
   end
@@ -372,14 +485,17 @@ return raised
 
 
 def _show(amount: Decimal) -> str:
+    """An amount as the scripts take it: "whole:high:low" (they store a whole one as its
+    digits alone, which ``_parse`` reads too)."""
     whole, high, low = encode_amount(amount)
     return f"{whole}:{high}:{low}"
 
 
 @functools.lru_cache(maxsize=4096)
-def _shown(limit: Decimal) -> str:
-    """``_show`` of a limit: the same few limits come with every request."""
-    return _show(limit)
+def _shown(amount: Decimal) -> str:
+    """``_show``, memoised: the same limits come with every request, and the same estimates
+    with every request of one shape."""
+    return _show(amount)
 
 
 def _micros(at: datetime) -> int:
@@ -421,7 +537,8 @@ class RedisLedger:
         self._extend = client.register_script(_EXTEND)
         self._expire = client.register_script(_EXPIRE)
         self._seed = client.register_script(_SEED)
-        self._lines: dict[tuple[CounterKey, ...], tuple[str, list[str | int]]] = {}
+        self._line_specs: dict[tuple[int, str], tuple[tuple[CounterKey, ...], str, str]] = {}
+        self._counter_specs: dict[CounterKey, tuple[str, str]] = {}
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -430,22 +547,37 @@ class RedisLedger:
         so ids holding the separator cannot collide."""
         return f"{self.prefix}:c:{len(policy_id)}:{policy_id}:{len(member)}:{member}"
 
-    def _where(self, buckets: tuple[CounterKey, ...]) -> tuple[str, list[str | int]]:
-        """A line's member hash and the arguments naming its buckets, memoised: the same
-        buckets come back with every request of the window (a rolling one has ~30)."""
-        found = self._lines.get(buckets)
+    def _line_spec(self, line: ReservationLine) -> tuple[str, str]:
+        """A line's member hash and its spec (see ``_LINES_LIB``), memoised by the identity
+        of its bucket tuple (``counters_for`` hands out the same one while a window lasts):
+        the same buckets come back with every request of the window (a rolling one has ~30)."""
+        memo_key = (id(line.keys), line.policy_id)
+        found = self._line_specs.get(memo_key)
+        if found is not None and found[0] is line.keys:
+            return found[1], found[2]
+        if len(self._line_specs) >= _LINE_MEMO:
+            self._line_specs.clear()
+        record = line.keys[-1]
+        windows = "".join(f"{key.window}\t" for key in line.keys)
+        body = (
+            f"{line.policy_id}\t{self._index_key(record.policy_id, record.window)}\t"
+            f"{len(line.keys)}\t{windows}{record.member}"
+        )
+        spec = f"{len(body.encode())}\n{body}"  # Lua counts bytes
+        member_key = self.member_key(record.policy_id, record.member)
+        self._line_specs[memo_key] = (line.keys, member_key, spec)
+        return member_key, spec
+
+    def _counter_spec(self, key: CounterKey) -> tuple[str, str]:
+        """A counter's member hash and its settle spec, memoised."""
+        found = self._counter_specs.get(key)
         if found is None:
-            if len(self._lines) >= _LINE_MEMO:
-                self._lines.clear()
-            record = buckets[-1]
-            found = self._lines[buckets] = (
-                self.member_key(record.policy_id, record.member),
-                [
-                    self._index_key(record.policy_id, record.window),
-                    record.member,
-                    len(buckets),
-                    *(key.window for key in buckets),
-                ],
+            if len(self._counter_specs) >= _LINE_MEMO:
+                self._counter_specs.clear()
+            body = f"{key.window}\t{self._index_key(key.policy_id, key.window)}\t{key.member}"
+            found = self._counter_specs[key] = (
+                self.member_key(key.policy_id, key.member),
+                f"{len(body.encode())}\n{body}",
             )
         return found
 
@@ -472,12 +604,20 @@ class RedisLedger:
             self._expiries,
             self._settled_key(reservation_id),
         ]
-        args: list[Any] = [reservation_id, _micros(now + ttl), self._counter_ttl_ms, len(lines)]
+        specs, amounts = [], []
         for line in lines:
-            member_key, where = self._where(line.keys)
+            member_key, spec = self._line_spec(line)
             keys.append(member_key)
+            specs.append(spec)
             limit = "-" if line.limit is None else _shown(line.limit)
-            args += [line.policy_id, limit, _show(line.amount), *where]
+            amounts.append(f"{_shown(line.amount)};{limit},")
+        args = [
+            reservation_id,
+            _micros(now + ttl),
+            self._counter_ttl_ms,
+            "".join(specs),
+            "".join(amounts),
+        ]
         result = await self._call(self._reserve, keys, args)
         status = int(result[0])
         if status == 1:
@@ -496,8 +636,19 @@ class RedisLedger:
             self._expiries,
             self._settled_key(reservation_id),
         ]
-        args: list[Any] = [reservation_id, self._settled_ttl_ms, self._counter_ttl_ms]
-        self._add_counters(actual.items(), keys, args)
+        specs, amounts = [], []
+        for key, amount in actual.items():
+            member_key, spec = self._counter_spec(key)
+            keys.append(member_key)
+            specs.append(spec)
+            amounts.append(f"{_shown(amount)},")
+        args = [
+            reservation_id,
+            self._settled_ttl_ms,
+            self._counter_ttl_ms,
+            "".join(specs),
+            "".join(amounts),
+        ]
         await self._call(self._settle, keys, args)
 
     async def release(self, reservation_id: str) -> None:
@@ -661,5 +812,8 @@ def _text(value: bytes | str) -> str:
 def _parse(text: bytes | str | None) -> Decimal:
     if text is None:
         return Decimal(0)
-    whole, high, low = (int(part) for part in _text(text).split(":"))
+    parts = _text(text).split(":")
+    if len(parts) == 1:
+        return Decimal(int(parts[0]))
+    whole, high, low = (int(part) for part in parts)
     return decode_amount(whole, high, low)
