@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway_bench import (  # noqa: E402  (the bench folder is not a package)
+from gateway_bench import (  # the bench folder is on sys.path (not a package)
     GATEWAY_CORE,
     GATEWAY_ENV,
     LOAD_CORE,
@@ -84,9 +84,12 @@ def private_redis(workdir: Path) -> Iterator[str]:
     process, _ = spawn("redis", pinned(LOAD_CORE, [*argv, "no", "--dir", str(workdir)]), workdir)
     try:
         deadline = time.monotonic() + 10
-        while subprocess.run(
-            ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True
-        ).stdout.strip() != "PONG":
+        while (
+            subprocess.run(
+                ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True
+            ).stdout.strip()
+            != "PONG"
+        ):
             if time.monotonic() > deadline:
                 raise SystemExit("the bench's redis-server did not start")
             time.sleep(0.05)
