@@ -291,6 +291,21 @@ class SameAsMemory(RuleBasedStateMachine):
         for _ in range(1 + retries):
             self._run(self.redis.settle(rid, actual))
 
+    @rule(picks=st.lists(IDS, min_size=1, max_size=5), data=st.data())
+    def settle_together(self, picks: list[int], data: st.DataObject) -> None:
+        """Settlements queued up and sent in one script (an id repeated within it, or settled
+        before, counts once): as if settled one after another."""
+        keys = st.sampled_from(self._live_keys())
+        batch = []
+        for pick in picks:
+            rid = self._id(pick)
+            actual = data.draw(st.dictionaries(keys, AMOUNTS, max_size=3))
+            if rid not in self.settled_ids:
+                self.memory.settle(rid, actual)
+                self.settled_ids.add(rid)
+            batch.append((rid, actual))
+        self._run(self.redis.settle_many(batch))
+
     @rule(pick=IDS, retries=st.integers(0, 1))
     def release(self, pick: int, retries: int) -> None:
         rid = self._id(pick)
@@ -707,6 +722,35 @@ def test_a_request_planned_before_a_boundary_still_meets_its_windows_limit() -> 
                 older: CounterState(),  # dropped: no request reads it any more
                 yesterday: CounterState(limit, Decimal(0)),
                 today: CounterState(Decimal(0), Decimal(1)),
+            }
+
+    run(scenario())
+
+
+def test_queued_settlements_go_together_and_one_impossible_sum_drops_only_itself() -> None:
+    """SharedLedger sends settlements that queued up in one script; one the ledger cannot
+    hold (a sum reaching 2**53) is dropped alone, its neighbours land."""
+    from spendgate.ledger.shared import SharedLedger
+
+    async def scenario() -> None:
+        async with prefixed() as (client, prefix):
+            redis = RedisLedger(client, prefix=prefix)
+            await redis.settle("full", {key("t"): Decimal(WHOLE_LIMIT - 1)})
+            shared = SharedLedger(redis)
+            await shared.start()
+            try:
+                shared.settle("a", {key("u"): Decimal(2)})
+                shared.settle("too-much", {key("t"): Decimal(1), key("u"): Decimal(5)})
+                shared.settle("b", {key("u"): Decimal(3)})
+                deadline = time.monotonic() + 5
+                while shared.pending_operations and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                assert shared.pending_operations == 0
+            finally:
+                await shared.stop()
+            assert await redis.read_many([key("t"), key("u")]) == {
+                key("t"): CounterState(Decimal(WHOLE_LIMIT - 1)),
+                key("u"): CounterState(Decimal(5)),
             }
 
     run(scenario())

@@ -390,32 +390,50 @@ return {1}
 """
 )
 
-# KEYS: reservation hash, expiries zset, settled marker, then the member hash of each counter.
-# ARGV: rid, marker ttl ms, counter ttl ms, the counters' specs, their amounts: per counter
-# "<length>\n<window>\t<member index key>\t<member>" and "<w:h:l>,".
+# Settlements, several per call (a process sends what queued up meanwhile: the counters they
+# share are read and written once). KEYS: expiries zset, then per settlement its reservation
+# hash and settled marker, then the member hash of every counter of every settlement, in
+# order. ARGV: marker ttl ms, counter ttl ms, then per settlement: rid, counter count, the
+# counters' specs and amounts: per counter "<length>\n<window>\t<member index key>\t<member>"
+# and "<w:h:l>,". A settlement whose marker exists (a retry) counts nothing. Returns how many
+# counted.
 _SETTLE: Final = (
     _LIB
     + """
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local changes = new_changes()
-unhold(changes, KEYS[1], KEYS[2], ARGV[1])
-local specs, pos, i = ARGV[4], 1, 3
-for aw, ah, al in string.gmatch(ARGV[5], '(%d+):(%d+):(%d+),') do
-  i = i + 1
-  local nl = string.find(specs, '\\n', pos, true)
-  local stop = nl + tonumber(string.sub(specs, pos, nl - 1))
-  local tab1 = string.find(specs, '\\t', nl + 1, true)
-  local tab2 = string.find(specs, '\\t', tab1 + 1, true)
-  local counter = change(changes, KEYS[i], string.sub(specs, nl + 1, tab1 - 1),
-                         string.sub(specs, tab1 + 1, tab2 - 1), string.sub(specs, tab2 + 1, stop))
-  counter.sw, counter.sh, counter.sl = norm(counter.sw + tonumber(aw), counter.sh + tonumber(ah),
-                                            counter.sl + tonumber(al))
-  counter.settles = true
-  pos = stop + 1
+local count = (#ARGV - 2) / 4
+local at, first_key = 3, 1 + 2 * count
+local marked, done = {}, {}
+for n = 1, count do
+  local rid, counters, specs = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
+  local res, marker = KEYS[2 * n], KEYS[2 * n + 1]
+  if not done[rid] and redis.call('EXISTS', marker) == 0 then
+    done[rid] = true
+    marked[#marked + 1] = marker
+    unhold(changes, res, KEYS[1], rid)
+    local pos, i = 1, first_key
+    for aw, ah, al in string.gmatch(ARGV[at + 3], '(%d+):(%d+):(%d+),') do
+      i = i + 1
+      local nl = string.find(specs, '\\n', pos, true)
+      local stop = nl + tonumber(string.sub(specs, pos, nl - 1))
+      local tab1 = string.find(specs, '\\t', nl + 1, true)
+      local tab2 = string.find(specs, '\\t', tab1 + 1, true)
+      local counter = change(changes, KEYS[i], string.sub(specs, nl + 1, tab1 - 1),
+                             string.sub(specs, tab1 + 1, tab2 - 1),
+                             string.sub(specs, tab2 + 1, stop))
+      counter.sw, counter.sh, counter.sl = norm(counter.sw + tonumber(aw),
+                                                counter.sh + tonumber(ah),
+                                                counter.sl + tonumber(al))
+      counter.settles = true
+      pos = stop + 1
+    end
+  end
+  first_key = first_key + counters
+  at = at + 4
 end
-apply(changes, ARGV[3])
-redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
-return 1
+apply(changes, ARGV[2])
+for _, marker in ipairs(marked) do redis.call('SET', marker, '1', 'PX', ARGV[1]) end
+return #marked
 """
 )
 
@@ -631,25 +649,26 @@ class RedisLedger:
     async def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None:
         """Replace the reservation's holds (if still held) by ``actual``; a second settlement
         of the same id (a retry) counts nothing."""
-        keys = [
-            self._reservation_key(reservation_id),
-            self._expiries,
-            self._settled_key(reservation_id),
-        ]
-        specs, amounts = [], []
-        for key, amount in actual.items():
-            member_key, spec = self._counter_spec(key)
-            keys.append(member_key)
-            specs.append(spec)
-            amounts.append(f"{_shown(amount)},")
-        args = [
-            reservation_id,
-            self._settled_ttl_ms,
-            self._counter_ttl_ms,
-            "".join(specs),
-            "".join(amounts),
-        ]
-        await self._call(self._settle, keys, args)
+        await self.settle_many([(reservation_id, actual)])
+
+    async def settle_many(
+        self, settlements: Sequence[tuple[str, Mapping[CounterKey, Decimal]]]
+    ) -> int:
+        """``settle`` each of ``settlements`` in one script (all or nothing); returns how many
+        counted (the others were settled before)."""
+        keys = [self._expiries]
+        counters: list[str] = []
+        args: list[Any] = [self._settled_ttl_ms, self._counter_ttl_ms]
+        for reservation_id, actual in settlements:
+            keys += [self._reservation_key(reservation_id), self._settled_key(reservation_id)]
+            specs, amounts = [], []
+            for key, amount in actual.items():
+                member_key, spec = self._counter_spec(key)
+                counters.append(member_key)
+                specs.append(spec)
+                amounts.append(f"{_shown(amount)},")
+            args += [reservation_id, len(actual), "".join(specs), "".join(amounts)]
+        return int(await self._call(self._settle, keys + counters, args))
 
     async def release(self, reservation_id: str) -> None:
         keys = [self._reservation_key(reservation_id), self._expiries]
