@@ -29,6 +29,7 @@ from decimal import Decimal
 from statistics import median
 from typing import NamedTuple
 
+from spendgate.alerting.outcomes import RequestOutcome, refused_outcome, settled_outcome
 from spendgate.config.alerts import AlertsSpec
 from spendgate.domain.alerts import (
     AlertCondition,
@@ -122,23 +123,6 @@ class _Active:
     last_seen: datetime
 
 
-class _Outcome(NamedTuple):
-    """What the detector needs of one request, taken on the request path. Not the decision
-    itself: holding it would move the freeing of every decision into the detector's pass, a
-    burst of work on the event loop (7 ms per 1,000 requests, measured), where the request
-    path frees it bit by bit."""
-
-    budgets: tuple[tuple[str, str], ...]  # (policy id, member) worth a look
-    refusing: tuple[tuple[str, str], ...]  # those that refused it (a refused request only)
-    refused: bool
-    cost: Decimal | None  # None: refused, or unpriced
-    unpriced: bool
-    caller: tuple[str | None, str | None, str | None]  # project, principal, key
-    model: str
-    provider: str
-    decision_id: str
-
-
 class AlertDetector:
     def __init__(
         self,
@@ -153,7 +137,7 @@ class AlertDetector:
         self._health = health
         self._spec = spec
         self._find_key = find_key
-        self._queue: deque[_Outcome] = deque(maxlen=max_queued)
+        self._queue: deque[RequestOutcome] = deque(maxlen=max_queued)
         self.dropped = 0  # outcomes dropped because the detector fell behind
         self.wake: Callable[[], None] = _nothing
         self._active: dict[str, _Active] = {}
@@ -177,34 +161,17 @@ class AlertDetector:
     # -- the request path: record and return ---------------------------------------------
 
     def settled(self, decision: RoutingDecision, cost: Decimal | None, unpriced: bool) -> None:
-        # OK at planning: even its upper bound stayed under every threshold and limit, so
-        # settling it crossed none (a full pass catches an actual above the bound).
-        budgets = tuple(
-            [(e.policy.id, e.member) for e in decision.budget_evaluations if e.status is not _OK]
-        )
-        scopes = decision.scopes
-        caller = (scopes.project, scopes.principal, scopes.api_key)
-        self._push(
-            _Outcome(budgets, (), False, cost, unpriced, caller, decision.target_model,
-                     decision.target_provider, decision.id)
-        )  # fmt: skip
+        self._push(settled_outcome(decision, cost, unpriced))
 
     def refused(self, decision: RoutingDecision, policy_id: str | None) -> None:
-        evaluations = decision.budget_evaluations
-        budgets = tuple((e.policy.id, e.member) for e in evaluations)
-        refusing = tuple(
-            (e.policy.id, e.member)
-            for e in evaluations
-            if e.status.stops_request or e.policy.id == policy_id
-        )
-        scopes = decision.scopes
-        caller = (scopes.project, scopes.principal, scopes.api_key)
-        self._push(
-            _Outcome(budgets, refusing, True, None, False, caller, decision.target_model,
-                     decision.target_provider, decision.id)
-        )  # fmt: skip
+        self._push(refused_outcome(decision, policy_id))
 
-    def _push(self, outcome: _Outcome) -> None:
+    def feed(self, outcomes: Iterable[RequestOutcome]) -> None:
+        """Outcomes of requests served by other replicas (relayed: ``alerting.relay``)."""
+        for outcome in outcomes:
+            self._push(outcome)
+
+    def _push(self, outcome: RequestOutcome) -> None:
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
         self._queue.append(outcome)
@@ -277,7 +244,7 @@ class AlertDetector:
 
     def _outcome(
         self,
-        outcome: _Outcome,
+        outcome: RequestOutcome,
         seen: dict[str, Seen],
         touched: defaultdict[tuple[str, str], int],
         refused: set[tuple[str, str]],

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from spendgate.alerting.detector import AlertDetector, Findings
 from spendgate.alerting.notifier import WebhookNotifier
 from spendgate.alerting.payloads import Announcer
+from spendgate.alerting.relay import OutcomeRelay
+from spendgate.governor import SettleObserver
 from spendgate.store.alerts import AlertRepository
 
 __all__ = ["AlertBook", "AlertService"]
@@ -81,6 +83,21 @@ class AlertService:
         self._counts = Findings()  # occurrences of open alerts, not written yet
         self._flushed = time.monotonic()
         detector.wake = self._woken.set
+        # What the governor reports request outcomes to: the detector, or on replicas the
+        # relay that brings every replica's to the detector (``relay_through``).
+        self.observer: SettleObserver = detector
+        self._relay: OutcomeRelay | None = None
+
+    def relay_through(self, relay: OutcomeRelay) -> None:
+        """Several replicas: requests report to ``relay``, and this service (when it runs,
+        on one replica) takes every replica's outcomes from it before each pass."""
+        self.observer = relay
+        self._relay = relay
+
+    @property
+    def dropped(self) -> int:
+        """Request outcomes the detector never saw (it, or the relay, fell behind)."""
+        return self.detector.dropped + (0 if self._relay is None else self._relay.dropped)
 
     async def start(self) -> None:
         """Take over the open alerts and start; may follow a ``stop`` (a replica that takes
@@ -105,6 +122,8 @@ class AlertService:
         next_full = time.monotonic() + self._every_s
         while True:
             timeout = max(0.0, next_full - time.monotonic())
+            if self._relay is not None:  # other replicas' requests do not wake this one
+                timeout = min(timeout, EVENT_PASS_GAP_SECONDS)
             try:
                 await asyncio.wait_for(self._woken.wait(), timeout)
                 if not self._stopping:  # gather the rest of a burst
@@ -120,6 +139,11 @@ class AlertService:
                 return
 
     async def evaluate(self, *, full: bool) -> None:
+        if self._relay is not None:
+            try:
+                self.detector.feed(await self._relay.pull())
+            except Exception as error:  # Redis away: this pass sees what it has
+                log.warning("alerts: could not take the replicas' request outcomes: %s", error)
         now = datetime.now(UTC)
         try:
             found, counts = self.detector.evaluate(now, full=full).split()

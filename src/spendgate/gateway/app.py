@@ -77,8 +77,8 @@ class Gateway:
         )
         self.alerts = alerts
         if alerts is not None:
-            governor.observer = alerts.detector
-            self.metrics.watch_alerts(alerts.detector.open_alerts, lambda: alerts.detector.dropped)
+            governor.observer = alerts.observer
+            self.metrics.watch_alerts(alerts.detector.open_alerts, lambda: alerts.dropped)
             if alerts.notifier is not None:
                 deliveries = self.metrics.webhook_deliveries
                 alerts.notifier.on_attempt = lambda outcome: deliveries.labels(outcome).inc()

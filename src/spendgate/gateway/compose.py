@@ -148,9 +148,13 @@ def _replica_services(
 
         services.append(RecordsWatcher(admin.records, admin.journal.engine))
     if alerts is not None:
+        from spendgate.alerting.relay import OutcomeRelay
         from spendgate.coordination.lease import Lease
         from spendgate.coordination.leased import Leased
 
+        relay = OutcomeRelay(redis, prefix=config.ledger_prefix)
+        alerts.relay_through(relay)  # every replica's requests reach the one detector
+        services.append(relay)
         services.append(Leased(alerts, Lease(redis, "alerts", prefix=config.ledger_prefix)))
     return services
 

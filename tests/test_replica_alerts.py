@@ -1,0 +1,103 @@
+"""Alerts across replicas (skipped, saying why, without Redis): the detector runs on the one
+replica holding the alerts lease, and sees the requests every replica serves."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from redis_support import REDIS_URL, connect, drop_prefix, fresh_prefix, run
+from serve_support import serve_process
+from spendgate.mock_upstream.runner import MockUpstreamThread
+
+KEY = "sg-replica-alerts-acme"
+ADMIN = "sg-replica-alerts-admin"
+ENV = {"ACME_KEY": KEY, "SPENDGATE_ADMIN_TOKEN": ADMIN}
+
+
+def config(mock_url: str, database: str, prefix: str) -> str:
+    return f"""
+providers: [{{id: alpha, kind: openai, base_url: "{mock_url}", api_key_env: ACME_KEY}}]
+models:
+  - {{id: gpt-4o-mini, provider: alpha}}
+  - {{id: house-llm, provider: alpha, upstream_id: house-llm, cost_tier: low}}
+unpriced_action: alert
+routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false}}
+keys: [{{id: acme, key_env: ACME_KEY, principal: alice, project: acme}}]
+budgets:
+  - {{id: acme-requests, scope: {{kind: project, id: acme}}, metric: requests,
+     interval: daily, hard_limit: 4}}
+alerts: {{evaluate_every_seconds: 0.5}}
+database_url: "{database}"
+ledger_url: "{REDIS_URL}"
+ledger_prefix: "{prefix}"
+"""
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    async def check() -> None:
+        client = await connect()
+        await client.aclose()
+
+    run(check())
+    name = fresh_prefix()
+    yield name
+
+    async def clean() -> None:
+        client = await connect()
+        await drop_prefix(client, name)
+        await client.aclose()
+
+    run(clean())
+
+
+def _chat(url: str, model: str = "gpt-4o-mini") -> int:
+    response = httpx.post(
+        url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {KEY}"},
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    return response.status_code
+
+
+def _alerts(url: str) -> list[dict[str, Any]]:
+    response = httpx.get(url + "/api/v1/alerts", headers={"authorization": f"Bearer {ADMIN}"})
+    response.raise_for_status()
+    alerts: list[dict[str, Any]] = response.json()["data"]
+    return alerts
+
+
+def test_the_detectors_replica_sees_what_the_other_replica_served(
+    tmp_path: Path, prefix: str
+) -> None:
+    """Traffic only through the replica without the lease: an unpriced model (seen only in
+    request outcomes, never in counters) and a budget refusing requests raise their alerts."""
+    with MockUpstreamThread(latency_ms=0) as mock, ExitStack() as stack:
+        text = config(mock.openai_base_url, f"sqlite:///{tmp_path / 'r.db'}", prefix)
+        folders = [tmp_path / "detector", tmp_path / "other"]
+        for folder in folders:
+            folder.mkdir()
+        detector = stack.enter_context(serve_process(folders[0], text, ENV))
+        detector.wait_for("lease alerts: taken")
+        other = stack.enter_context(serve_process(folders[1], text, ENV))
+        assert "lease alerts: taken" not in other.log()
+        statuses = [_chat(other.url, "house-llm"), *(_chat(other.url) for _ in range(5))]
+        assert statuses == [200, 200, 200, 200, 429, 429]
+        deadline = time.monotonic() + 10
+        while True:
+            kinds = {alert["kind"] for alert in _alerts(other.url)}
+            if {"unpriced_model", "budget_exhausted"} <= kinds:
+                break
+            assert time.monotonic() < deadline, f"alerts seen: {kinds}"
+            time.sleep(0.2)
+        metrics = httpx.get(other.url + "/metrics").text
+        assert "spendgate_alert_events_dropped_total 0.0" in metrics
+        assert "lease alerts: taken" not in other.log()
