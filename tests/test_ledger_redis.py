@@ -341,9 +341,12 @@ class SameAsMemory(RuleBasedStateMachine):
 
     @invariant()
     def same_members_and_reservations(self) -> None:
-        for policy in POLICIES:
-            live = self._live(policy)
-            assert self._run(self.redis.members(policy, live)) == self.memory.members(policy, live)
+        windows = {policy: self._live(policy) for policy in POLICIES}
+        everyone = self._run(self.redis.members_many(windows))
+        for policy, live in windows.items():
+            expected = self.memory.members(policy, live)
+            assert self._run(self.redis.members(policy, live)) == expected
+            assert everyone[policy] == expected
         assert self._run(self.redis.open_reservations()) == self.memory.open_reservations
 
 

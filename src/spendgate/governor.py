@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -204,6 +204,18 @@ class Governor:
         when = now or decision.created_at
         outcome = self.ledger.reserve(decision.id, lines, when, self.reservation_ttl)
         return self._reserved(decision, outcome)
+
+    async def recheck(
+        self, decision: RoutingDecision, plan_again: Callable[[], RoutingDecision]
+    ) -> RoutingDecision:
+        """``decision``, unless a budget refused it on counters read from a shared ledger's
+        local view, which may be a second behind (holds freed elsewhere since): a refusal
+        must not stand on it, so those counters are read now and ``plan_again`` decides."""
+        ledger = self.ledger
+        if not decision.blocked or not isinstance(ledger, AsyncReserving):
+            return decision
+        await ledger.refresh({key for e in decision.budget_evaluations for key in e.keys})
+        return plan_again()
 
     async def reserve_async(
         self,

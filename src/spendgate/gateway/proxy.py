@@ -91,7 +91,6 @@ from spendgate.gateway.headers import (
 from spendgate.gateway.metrics import GatewayMetrics
 from spendgate.governor import Governor
 from spendgate.ledger.base import LedgerUnavailableError
-from spendgate.ledger.shared import SharedLedger
 from spendgate.providers.base import UpstreamCall, UpstreamResponse
 from spendgate.providers.errors import UpstreamError
 from spendgate.providers.failover import Attempt, FailoverError, MeteredStream, Target
@@ -327,13 +326,10 @@ class _ProxiedRequest:
         self.grants = self.governor.grants.for_request(
             requester, self.options.session_id, datetime.now(UTC)
         )
-        self.decision = self.planned = self.plan(self.chat, self.key.models)
-        ledger = self.governor.ledger
-        if self.decision.blocked and isinstance(ledger, SharedLedger):
-            # The view planning read may be a second behind the shared ledger (holds freed
-            # elsewhere since): never refuse on it; read those counters now and plan again.
-            await ledger.refresh({k for e in self.decision.budget_evaluations for k in e.keys})
-            self.decision = self.planned = self.plan(self.chat, self.key.models)
+        planned = self.plan(self.chat, self.key.models)
+        self.decision = self.planned = await self.governor.recheck(
+            planned, lambda: self.plan(self.chat, self.key.models)
+        )
         try:
             await self.reserve(self.decision)
         except GatewayError as error:

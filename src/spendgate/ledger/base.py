@@ -91,7 +91,10 @@ class AsyncReserving(Protocol):
     """A ledger whose reserve is answered over the network (shared by several processes):
     the gateway awaits it instead of calling ``reserve``. Settling, releasing and extending
     stay synchronous calls for the caller: the ledger sends them in the background, which is
-    safe for the limits (until they land, the holds they replace stay counted)."""
+    safe for the limits (until they land, the holds they replace stay counted). Its reads
+    come from a local view that may lag: ``refresh`` reads the given counters now."""
+
+    async def refresh(self, keys: Collection[CounterKey]) -> None: ...
 
     async def reserve_async(
         self,

@@ -750,6 +750,23 @@ class RedisLedger:
             raise
         return {_text(member) for member in found}
 
+    async def members_many(self, windows: Mapping[str, Collection[str]]) -> dict[str, set[str]]:
+        """``members`` of every counter id of ``windows`` (with its window keys), in one round
+        trip."""
+        asked = [(policy_id, keys) for policy_id, keys in windows.items() if keys]
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for policy_id, keys in asked:
+                    pipe.sunion([self._index_key(policy_id, window) for window in keys])
+                found = await pipe.execute()
+        except Exception as error:
+            _raise_translated(error)
+            raise
+        result: dict[str, set[str]] = {policy_id: set() for policy_id in windows}
+        for (policy_id, _), members in zip(asked, found, strict=True):
+            result[policy_id] = {_text(member) for member in members}
+        return result
+
     async def seed(self, settled: Mapping[CounterKey, Decimal]) -> int:
         """Raise each counter's settled amount to at least ``settled``'s (the journal's):
         a cold or restarted Redis gets the history, a running one keeps what it counted

@@ -81,6 +81,8 @@ class SharedBackend(Protocol):
 
     async def members(self, policy_id: str, window_keys: Collection[str]) -> set[str]: ...
 
+    async def members_many(self, windows: Mapping[str, Collection[str]]) -> dict[str, set[str]]: ...
+
     async def seed(self, settled: Mapping[CounterKey, Decimal]) -> int: ...
 
 
@@ -395,8 +397,10 @@ class SharedLedger:
                 log.exception("shared ledger: refreshing the view failed")
 
     async def _discover_members(self) -> None:
-        for policy_id, window_keys in self.windows().items():
-            for member in await self.backend.members(policy_id, window_keys):
+        windows = self.windows()
+        found = await self.backend.members_many(windows)  # one round trip for every policy
+        for policy_id, window_keys in windows.items():
+            for member in found.get(policy_id, ()):
                 for window in window_keys:
                     key = CounterKey(policy_id, member, window)
                     if key not in self._view:
