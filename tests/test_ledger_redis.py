@@ -340,6 +340,26 @@ class SameAsMemory(RuleBasedStateMachine):
                 assert got_total == self.memory.read_total(window)
 
     @invariant()
+    def sums_match_their_fields(self) -> None:
+        """Each member hash's S and R (what a reserve checks first) are its bucket fields'
+        sums: never below them, or a limit could be passed."""
+
+        async def hashes() -> list[dict[str, str]]:
+            found = []
+            async for name in self.client.scan_iter(match=f"{self.prefix}:c:*"):
+                fields = await self.client.hgetall(name)
+                found.append({_str(k): _str(v) for k, v in fields.items()})
+            return found
+
+        for fields in self._run(hashes()):
+            for total, kind in (("S", "s|"), ("R", "r|")):
+                parts = [_amount(v) for k, v in fields.items() if k.startswith(kind)]
+                if total in fields:
+                    assert _amount(fields[total]) == sum(parts, Decimal(0))
+                else:
+                    assert not parts
+
+    @invariant()
     def same_members_and_reservations(self) -> None:
         windows = {policy: self._live(policy) for policy in POLICIES}
         everyone = self._run(self.redis.members_many(windows))
@@ -348,6 +368,15 @@ class SameAsMemory(RuleBasedStateMachine):
             assert self._run(self.redis.members(policy, live)) == expected
             assert everyone[policy] == expected
         assert self._run(self.redis.open_reservations()) == self.memory.open_reservations
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _amount(stored: str) -> Decimal:
+    parts = [int(part) for part in stored.split(":")]
+    return Decimal(parts[0]) if len(parts) == 1 else decode_amount(*parts)
 
 
 SameAsMemory.TestCase.settings = settings(

@@ -137,6 +137,14 @@ local function greater(w1, h1, l1, w2, h2, l2)
   if h1 ~= h2 then return h1 > h2 end
   return l1 > l2
 end
+-- Carries without the range check: for a comparison with a limit (below 2^53) only.
+local function loose(w, h, l)
+  local c = floor(l / G)
+  l = l - c * G
+  h = h + c
+  c = floor(h / G)
+  return w + c, h - c * G, l
+end
 -- A whole amount (tokens, requests: most counters) is stored as its digits alone: a rolling
 -- window's check parses every bucket, and tonumber is five times faster than the pattern.
 local function parse(s)
@@ -150,6 +158,46 @@ end
 local function show(w, h, l)
   if h == 0 and l == 0 then return string.format('%d', w) end
   return string.format('%d:%d:%d', w, h, l)
+end
+-- Every member hash also holds S and R: its settled and its reserved fields summed, whatever
+-- their bucket. A window's sum is at most S + R, so a request within its limit by them is
+-- within it by the window's buckets too: the check reads two fields, not two per bucket (a
+-- rolling window has ~30), and only a request near its limit sums its buckets. ``sums``
+-- reads them once per script, as {sw, sh, sl, rw, rh, rl}; a hash without them (new, or
+-- written before they existed) gets them from its fields. Every script that writes bucket
+-- fields writes them too (``sums_fields``).
+local function sums(cache, key, stored_s, stored_r)
+  local t = cache[key]
+  if t then return t end
+  if stored_s == nil then
+    local v = redis.call('HMGET', key, 'S', 'R')
+    stored_s, stored_r = v[1], v[2]
+  end
+  if stored_s and stored_r then
+    local sw, sh, sl = parse(stored_s)
+    local rw, rh, rl = parse(stored_r)
+    t = {sw, sh, sl, rw, rh, rl}
+  else
+    t = {0, 0, 0, 0, 0, 0}
+    local all = redis.call('HGETALL', key)
+    for i = 1, #all, 2 do
+      local kind = string.sub(all[i], 1, 2)
+      if kind == 's|' or kind == 'r|' then
+        local w, h, l = parse(all[i + 1])
+        local at = kind == 's|' and 1 or 4
+        t[at], t[at + 1], t[at + 2] = norm(t[at] + w, t[at + 1] + h, t[at + 2] + l)
+      end
+    end
+  end
+  cache[key] = t
+  return t
+end
+local function sums_fields(t, into)
+  into[#into + 1] = 'S'
+  into[#into + 1] = show(t[1], t[2], t[3])
+  into[#into + 1] = 'R'
+  into[#into + 1] = show(t[4], t[5], t[6])
+  return into
 end
 local function touch(key, ttl, index, member)
   redis.call('PEXPIRE', key, ttl)
@@ -212,7 +260,7 @@ end
 -- expiries (``ttl``); one left with neither field leaves the window's member index, as
 -- MemoryLedger forgets it (so members() agree).
 local function apply(changes, ttl)
-  local plans = {}
+  local plans, cache = {}, {}
   for _, key in ipairs(changes.order) do
     local hash = changes.by_key[key]
     local fields = {}
@@ -220,15 +268,19 @@ local function apply(changes, ttl)
       fields[#fields + 1] = 'r|' .. counter.window
       fields[#fields + 1] = 's|' .. counter.window
     end
+    fields[#fields + 1] = 'S'
+    fields[#fields + 1] = 'R'
     local values = redis.call('HMGET', key, unpack(fields))
+    local t = sums(cache, key, values[#values - 1], values[#values])
     local sets, dels, touches, gone = {}, {}, {}, {}
     for i, counter in ipairs(hash.list) do
       local reserved, settled = values[2 * i - 1], values[2 * i]
       local had = reserved ~= false or settled ~= false
       local has_reserved = false
       if reserved then
-        local w, h, l = parse(reserved)
-        w, h, l = norm(w - counter.rw, h - counter.rh, l - counter.rl)
+        local ow, oh, ol = parse(reserved)
+        local w, h, l = norm(ow - counter.rw, oh - counter.rh, ol - counter.rl)
+        t[4], t[5], t[6] = norm(t[4] - ow + w, t[5] - oh + h, t[6] - ol + l)
         if w == 0 and h == 0 and l == 0 then
           dels[#dels + 1] = fields[2 * i - 1]
         else
@@ -243,11 +295,14 @@ local function apply(changes, ttl)
         local w, h, l = parse(settled)
         sets[#sets + 1] = fields[2 * i]
         sets[#sets + 1] = show(norm(w + counter.sw, h + counter.sh, l + counter.sl))
+        t[1], t[2], t[3] = norm(t[1] + counter.sw, t[2] + counter.sh, t[3] + counter.sl)
       end
       local has = has_reserved or settled ~= false or counter.settles
       if has and not had then touches[#touches + 1] = counter end
       if had and not has and counter.index then gone[#gone + 1] = counter end
     end
+    -- A hash nothing is written to keeps its sums as they are (and one gone stays gone).
+    if #sets > 0 or #dels > 0 then sums_fields(t, sets) end
     plans[#plans + 1] = {key, sets, dels, touches, gone}
   end
   for _, freed in ipairs(changes.freed) do
@@ -309,26 +364,40 @@ _RESERVE: Final = (
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {-1} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {-2} end
 local lines = lines_of(ARGV[4], ARGV[5], 4)
-local seen = {}
+local seen, cache = {}, {}
+-- A line's member hash: its sums, and the fields of the bucket it would hold in (read once,
+-- in one call, for the check and the write).
+local function look(line)
+  local window = line.windows[#line.windows]
+  local name = line.key .. '\\n' .. window
+  if seen[name] == nil then
+    local v = redis.call('HMGET', line.key, 'S', 'R', 'r|' .. window, 's|' .. window)
+    sums(cache, line.key, v[1], v[2])
+    seen[name] = {v[3], v[4]}
+  end
+  return cache[line.key], name
+end
 for _, line in ipairs(lines) do
   if line.limit ~= '-' then
-    local fields = {}
-    for _, window in ipairs(line.windows) do
-      fields[#fields + 1] = 's|' .. window
-      fields[#fields + 1] = 'r|' .. window
-    end
-    local w, h, l = 0, 0, 0
-    local values = redis.call('HMGET', line.key, unpack(fields))
-    for _, value in ipairs(values) do
-      local vw, vh, vl = parse(value)
-      w, h, l = w + vw, h + vh, l + vl
-    end
-    -- The newest bucket's fields, which the write below reads again.
-    seen[line.key .. '\\n' .. line.windows[#line.windows]] = {values[#values], values[#values - 1]}
-    local tw, th, tl = norm(w + line.w, h + line.h, l + line.l)
     local lw, lh, ll = parse(line.limit)
-    if greater(tw, th, tl, lw, lh, ll) then
-      return {0, line.policy, show(norm(w, h, l))}
+    local t = look(line)
+    local uw, uh, ul = loose(t[1] + t[4] + line.w, t[2] + t[5] + line.h, t[3] + t[6] + line.l)
+    if greater(uw, uh, ul, lw, lh, ll) then  -- near the limit: the window's buckets exactly
+      local fields = {}
+      for _, window in ipairs(line.windows) do
+        fields[#fields + 1] = 's|' .. window
+        fields[#fields + 1] = 'r|' .. window
+      end
+      local w, h, l = 0, 0, 0
+      local values = redis.call('HMGET', line.key, unpack(fields))
+      for _, value in ipairs(values) do
+        local vw, vh, vl = parse(value)
+        w, h, l = w + vw, h + vh, l + vl
+      end
+      local tw, th, tl = norm(w + line.w, h + line.h, l + line.l)
+      if greater(tw, th, tl, lw, lh, ll) then
+        return {0, line.policy, show(norm(w, h, l))}
+      end
     end
   end
 end
@@ -336,7 +405,7 @@ end
 local order, holds = {}, {}
 for _, line in ipairs(lines) do
   local window = line.windows[#line.windows]
-  local name = line.key .. '\\n' .. window
+  local _, name = look(line)
   local held = holds[name]
   if held == nil then
     holds[name] = {line.key, window, line.w, line.h, line.l, line.index, line.member,
@@ -350,37 +419,54 @@ end
 -- a settled nor a reserved field (a counter's reserved field goes when nothing is held).
 for _, name in ipairs(order) do
   local held = holds[name]
-  local found = seen[name] or redis.call('HMGET', held[1], 'r|' .. held[2], 's|' .. held[2])
+  local found = seen[name]
   local w, h, l = parse(found[1])
   held[9] = show(norm(w + held[3], h + held[4], l + held[5]))
   held[10] = found[1] ~= false or found[2] ~= false
+  local t = cache[held[1]]
+  t[4], t[5], t[6] = norm(t[4] + held[3], t[5] + held[4], t[6] + held[5])
 end
 local ttl = ARGV[3]
 local record = {}
 for _, name in ipairs(order) do
   local key, window, aw, ah, al, index, member, oldest, total, existed = unpack(holds[name])
-  redis.call('HSET', key, 'r|' .. window, total)
+  local t = cache[key]
   if not existed then
     -- The first hold in a new bucket: drop the fields of buckets the window left behind
     -- (keys are UTC ISO times: they compare as times), but the newest of them: a request
     -- planned just before a boundary, reserving just after another one's first hold in the
     -- new bucket, still reads the window it was planned in, whole (else it would pass a
-    -- limit already used up there). Then refresh the expiry and index the member.
+    -- limit already used up there). Their amounts leave the sums. Then refresh the expiry
+    -- and index the member.
     local names = redis.call('HKEYS', key)
     local newest = nil
     for _, field in ipairs(names) do
       local bucket = string.sub(field, 3)
-      if bucket < oldest and (newest == nil or bucket > newest) then newest = bucket end
+      if string.sub(field, 2, 2) == '|' and bucket < oldest
+         and (newest == nil or bucket > newest) then
+        newest = bucket
+      end
     end
     if newest ~= nil then
       local stale = {}
       for _, field in ipairs(names) do
-        if string.sub(field, 3) < newest then stale[#stale + 1] = field end
+        if string.sub(field, 2, 2) == '|' and string.sub(field, 3) < newest then
+          stale[#stale + 1] = field
+        end
       end
-      if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+      if #stale > 0 then
+        local values = redis.call('HMGET', key, unpack(stale))
+        for i, field in ipairs(stale) do
+          local w, h, l = parse(values[i])
+          local at = string.sub(field, 1, 1) == 's' and 1 or 4
+          t[at], t[at + 1], t[at + 2] = norm(t[at] - w, t[at + 1] - h, t[at + 2] - l)
+        end
+        redis.call('HDEL', key, unpack(stale))
+      end
     end
     touch(key, ttl, index, member)
   end
+  redis.call('HSET', key, unpack(sums_fields(t, {'r|' .. window, total})))
   record[#record + 1] = name
   record[#record + 1] = hold(aw, ah, al, index, member)
 end
@@ -485,19 +571,25 @@ return {freed, #due}
 _SEED: Final = (
     _LIB
     + """
-local raised = 0
+-- Compute every raise and its key's new sums first (norm may raise), then write.
+local raises, cache = {}, {}
 for i = 1, #KEYS do
   local at = 2 + (i - 1) * 4
   local field = 's|' .. ARGV[at]
   local w, h, l = parse(redis.call('HGET', KEYS[i], field))
   local jw, jh, jl = parse(ARGV[at + 1])
   if greater(jw, jh, jl, w, h, l) then
-    redis.call('HSET', KEYS[i], field, show(jw, jh, jl))
-    touch(KEYS[i], ARGV[1], ARGV[at + 2], ARGV[at + 3])
-    raised = raised + 1
+    local t = sums(cache, KEYS[i])
+    t[1], t[2], t[3] = norm(t[1] + jw - w, t[2] + jh - h, t[3] + jl - l)
+    raises[#raises + 1] = {KEYS[i], field, show(jw, jh, jl), ARGV[at + 2], ARGV[at + 3]}
   end
 end
-return raised
+for _, raise in ipairs(raises) do
+  local key, field, value, index, member = unpack(raise)
+  redis.call('HSET', key, unpack(sums_fields(cache[key], {field, value})))
+  touch(key, ARGV[1], index, member)
+end
+return #raises
 """
 )
 
