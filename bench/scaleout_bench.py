@@ -139,10 +139,15 @@ def throwaway_database() -> Iterator[str]:
 
 
 def gateway_config(
-    workdir: Path, upstream_port: int, name: str, ledger_url: str | None, database_url: str | None
+    workdir: Path,
+    upstream_port: int,
+    name: str,
+    ledger_url: str | None,
+    database_url: str | None,
+    policies: int = 20,
 ) -> Path:
     path = render_gateway_config(workdir, upstream_port, name)
-    text = path.read_text()
+    text = _first_budgets(path.read_text(), policies)
     if database_url is not None:
         text = "\n".join(
             f"database_url: {database_url}" if line.startswith("database_url:") else line
@@ -155,6 +160,13 @@ def gateway_config(
         upgrade = [str(VENV_BIN / "spendgate"), "db", "upgrade", "--config", str(path)]
         subprocess.run(upgrade, check=True, capture_output=True, env={**os.environ, **GATEWAY_ENV})
     return path
+
+
+def _first_budgets(text: str, count: int) -> str:
+    """The bench config with only its first ``count`` budgets (it has 20, the last section)."""
+    head, budgets = text.split("\nbudgets:\n", 1)
+    entries = budgets.split("\n  - ")
+    return head + "\nbudgets:\n" + "\n  - ".join(entries[:count]).rstrip("\n") + "\n"
 
 
 def start(workdir: Path, config: Path, name: str, workers: int = 1) -> Server:
@@ -275,7 +287,7 @@ def scaling_phase(
     return result
 
 
-def run(settings: Settings, rate: float, share: float) -> dict[str, Any]:
+def run(settings: Settings, rate: float, share: float, policies: int) -> dict[str, Any]:
     def log(message: str) -> None:
         print(message, flush=True)
 
@@ -285,6 +297,7 @@ def run(settings: Settings, rate: float, share: float) -> dict[str, Any]:
         "quick": settings.quick,
         "loadavg_start": loadavg(),
         "targets": TARGETS,
+        "policies": policies,
         "modes": {},
     }
     with (
@@ -305,7 +318,9 @@ def run(settings: Settings, rate: float, share: float) -> dict[str, Any]:
                 for name, (ledger_url, journal_url) in modes.items():
                     log(f"{name} …")
                     slug = name.replace("+", "-")
-                    config = gateway_config(workdir, nginx.port, slug, ledger_url, journal_url)
+                    config = gateway_config(
+                        workdir, nginx.port, slug, ledger_url, journal_url, policies
+                    )
                     server = start(workdir, config, slug)
                     try:
                         results["modes"][name] = latency_phases(
@@ -317,7 +332,9 @@ def run(settings: Settings, rate: float, share: float) -> dict[str, Any]:
                     log("scaling skipped: capping workers needs root and the cgroup cpu controller")
                 else:
                     log("scaling, redis+postgresql …")
-                    config = gateway_config(workdir, nginx.port, "scale", redis_url, database_url)
+                    config = gateway_config(
+                        workdir, nginx.port, "scale", redis_url, database_url, policies
+                    )
                     results["scaling"] = scaling_phase(
                         workdir, config, nginx, load, settings, share, log
                     )
@@ -331,7 +348,8 @@ def print_table(results: dict[str, Any]) -> None:
     modes = results["modes"]
     memory = modes["memory"]
     print()
-    print(f"{'added over direct (ms)':<34}" + "".join(f"{name:>18}" for name in modes))
+    print(f"{results['policies']} applicable budget policies")
+    print(f"{"added over direct (ms)":<30}" + "".join(f"{name:>16}" for name in modes))
     for label, phase in (
         ("unloaded p50", ("unloaded", "p50_ms")),
         ("unloaded p99", ("unloaded", "p99_ms")),
@@ -339,7 +357,7 @@ def print_table(results: dict[str, Any]) -> None:
         (f"{memory['open_loop']['rate']:g} req/s p99", ("open_loop", "p99_ms")),
     ):
         cells = [modes[name][phase[0]]["added"][phase[1]] for name in modes]
-        print(f"{label:<34}" + "".join(f"{cell:>18.3f}" for cell in cells))
+        print(f"{label:<30}" + "".join(f"{cell:>16.3f}" for cell in cells))
     for name in modes:
         if name == "memory":
             continue
@@ -366,6 +384,9 @@ def main() -> int:
         "--share", type=float, default=0.45, help="CPU share of core 0 for each worker"
     )
     parser.add_argument(
+        "--policies", type=int, default=20, help="applicable budget policies (1-20)"
+    )
+    parser.add_argument(
         "--max-p99-ms", type=float, default=25.0, help="p99 above which a rate is not sustained"
     )
     parser.add_argument(
@@ -380,7 +401,7 @@ def main() -> int:
         )
     )
     settings = replace(base, quiet_wait_s=3 if args.quick else 10)
-    results = run(settings, args.rate, args.share)
+    results = run(settings, args.rate, args.share, args.policies)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
