@@ -349,7 +349,7 @@ def print_table(results: dict[str, Any]) -> None:
     memory = modes["memory"]
     print()
     print(f"{results['policies']} applicable budget policies")
-    print(f"{"added over direct (ms)":<30}" + "".join(f"{name:>16}" for name in modes))
+    print(f"{'added over direct (ms)':<30}" + "".join(f"{name:>16}" for name in modes))
     for label, phase in (
         ("unloaded p50", ("unloaded", "p50_ms")),
         ("unloaded p99", ("unloaded", "p99_ms")),
