@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -132,6 +132,28 @@ def day_key(policy_id: str, member: str = "acme", day: str = "2026-11-25") -> Co
 @pytest.fixture
 def governance() -> GovernanceState:
     return state()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own on the local Redis (the test skips, saying why,
+    without one); its keys are deleted afterwards."""
+    from redis_support import connect, drop_prefix, fresh_prefix, run
+
+    async def check() -> None:
+        client = await connect()
+        await client.aclose()
+
+    run(check())
+    name = fresh_prefix()
+    yield name
+
+    async def clean() -> None:
+        client = await connect()
+        await drop_prefix(client, name)
+        await client.aclose()
+
+    run(clean())
 
 
 __all__ = [

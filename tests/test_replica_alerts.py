@@ -4,7 +4,6 @@ replica holding the alerts lease, and sees the requests every replica serves."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from redis_support import REDIS_URL, connect, drop_prefix, fresh_prefix, run
+from redis_support import REDIS_URL
 from serve_support import serve_process
 from spendgate.mock_upstream.runner import MockUpstreamThread
 
@@ -41,21 +40,8 @@ ledger_prefix: "{prefix}"
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    async def check() -> None:
-        client = await connect()
-        await client.aclose()
-
-    run(check())
-    name = fresh_prefix()
-    yield name
-
-    async def clean() -> None:
-        client = await connect()
-        await drop_prefix(client, name)
-        await client.aclose()
-
-    run(clean())
+def prefix(redis_prefix: str) -> str:
+    return redis_prefix
 
 
 def _chat(url: str, model: str = "gpt-4o-mini") -> int:

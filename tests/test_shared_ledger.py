@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import ExitStack
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from redis_support import REDIS_URL, connect, drop_prefix, fresh_prefix, run
+from redis_support import REDIS_URL, connect, drop_prefix, run
 from serve_support import RunningServe, serve_process
 from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.ledger.redis import RedisLedger
@@ -44,21 +43,8 @@ ledger_prefix: "{prefix}"
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    async def check() -> None:
-        client = await connect()
-        await client.aclose()
-
-    run(check())
-    name = fresh_prefix()
-    yield name
-
-    async def clean() -> None:
-        client = await connect()
-        await drop_prefix(client, name)
-        await client.aclose()
-
-    run(clean())
+def prefix(redis_prefix: str) -> str:
+    return redis_prefix
 
 
 def _chat(url: str) -> int:

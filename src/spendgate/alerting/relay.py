@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from spendgate.alerting.outcomes import RequestOutcome, refused_outcome, settled_outcome
 from spendgate.domain.routing import RoutingDecision
+from spendgate.gateway.service import stop_task
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -69,11 +70,8 @@ class OutcomeRelay:
         self._task = asyncio.create_task(self._send_every_interval(), name="spendgate-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         with contextlib.suppress(Exception):  # the last ones, if Redis answers
             await self.send()
 

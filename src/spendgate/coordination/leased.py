@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from spendgate.coordination.lease import Lease
-from spendgate.gateway.service import Service
+from spendgate.gateway.service import Service, stop_task
 
 __all__ = ["Leased"]
 
@@ -30,11 +29,8 @@ class Leased:
         self._keeper = asyncio.create_task(self._keep(), name=f"spendgate-lease-{self.lease.name}")
 
     async def stop(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
-            self._keeper = None
+        await stop_task(self._keeper)
+        self._keeper = None
         if self.running:
             await self.service.stop()
             self.running = False

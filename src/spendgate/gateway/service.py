@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import contextlib
+from typing import Any, Protocol
 
-__all__ = ["Service"]
+__all__ = ["Service", "stop_task"]
 
 
 class Service(Protocol):
@@ -14,3 +16,12 @@ class Service(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a service's background task (if it has one) and wait until it has stopped."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

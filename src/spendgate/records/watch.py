@@ -10,12 +10,12 @@ one per request. Started only when several processes share a ledger.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from sqlalchemy import Engine
 
+from spendgate.gateway.service import stop_task
 from spendgate.records.service import RuntimeRecords
 from spendgate.store.fingerprint import records_fingerprint
 
@@ -38,11 +38,8 @@ class RecordsWatcher:
         self._task = asyncio.create_task(self._watch(), name="spendgate-records-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     def _read(self) -> tuple[Any, ...]:
         with self._engine.connect() as connection:
