@@ -61,6 +61,7 @@ from gateway_bench import (  # the bench folder is on sys.path (not a package)
     wait_ready,
 )
 
+MODES = ("memory", "redis", "redis+postgresql")
 TARGETS = {  # issue 13's targets
     "redis_added_over_memory_p50_ms": 0.3,
     "two_workers_over_one": 1.8,
@@ -287,7 +288,14 @@ def scaling_phase(
     return result
 
 
-def run(settings: Settings, rate: float, share: float, policies: int) -> dict[str, Any]:
+def run(
+    settings: Settings,
+    rate: float,
+    share: float,
+    policies: int,
+    settings_modes: frozenset[str] = frozenset(MODES),
+    scaling: bool = True,
+) -> dict[str, Any]:
     def log(message: str) -> None:
         print(message, flush=True)
 
@@ -316,6 +324,8 @@ def run(settings: Settings, rate: float, share: float, policies: int) -> dict[st
                     "redis+postgresql": (redis_url, database_url),
                 }
                 for name, (ledger_url, journal_url) in modes.items():
+                    if name not in settings_modes:
+                        continue
                     log(f"{name} …")
                     slug = name.replace("+", "-")
                     config = gateway_config(
@@ -328,7 +338,9 @@ def run(settings: Settings, rate: float, share: float, policies: int) -> dict[st
                         )
                     finally:
                         server.stop()
-                if os.geteuid() != 0 or not (CGROUP_CPU / "tasks").exists():
+                if not scaling:
+                    pass
+                elif os.geteuid() != 0 or not (CGROUP_CPU / "tasks").exists():
                     log("scaling skipped: capping workers needs root and the cgroup cpu controller")
                 else:
                     log("scaling, redis+postgresql …")
@@ -346,20 +358,22 @@ def run(settings: Settings, rate: float, share: float, policies: int) -> dict[st
 
 def print_table(results: dict[str, Any]) -> None:
     modes = results["modes"]
-    memory = modes["memory"]
     print()
     print(f"{results['policies']} applicable budget policies")
-    print(f"{'added over direct (ms)':<30}" + "".join(f"{name:>16}" for name in modes))
-    for label, phase in (
-        ("unloaded p50", ("unloaded", "p50_ms")),
-        ("unloaded p99", ("unloaded", "p99_ms")),
-        (f"{memory['open_loop']['rate']:g} req/s p50", ("open_loop", "p50_ms")),
-        (f"{memory['open_loop']['rate']:g} req/s p99", ("open_loop", "p99_ms")),
-    ):
-        cells = [modes[name][phase[0]]["added"][phase[1]] for name in modes]
-        print(f"{label:<30}" + "".join(f"{cell:>16.3f}" for cell in cells))
+    if modes:
+        print(f"{'added over direct (ms)':<30}" + "".join(f"{name:>16}" for name in modes))
+        rate = next(iter(modes.values()))["open_loop"]["rate"]
+        for label, phase in (
+            ("unloaded p50", ("unloaded", "p50_ms")),
+            ("unloaded p99", ("unloaded", "p99_ms")),
+            (f"{rate:g} req/s p50", ("open_loop", "p50_ms")),
+            (f"{rate:g} req/s p99", ("open_loop", "p99_ms")),
+        ):
+            cells = [modes[name][phase[0]]["added"][phase[1]] for name in modes]
+            print(f"{label:<30}" + "".join(f"{cell:>16.3f}" for cell in cells))
+    memory = modes.get("memory")
     for name in modes:
-        if name == "memory":
+        if name == "memory" or memory is None:
             continue
         over = modes[name]["unloaded"]["added"]["p50_ms"] - memory["unloaded"]["added"]["p50_ms"]
         mark = "met" if over <= TARGETS["redis_added_over_memory_p50_ms"] else "MISSED"
@@ -384,6 +398,10 @@ def main() -> int:
         "--share", type=float, default=0.45, help="CPU share of core 0 for each worker"
     )
     parser.add_argument(
+        "--modes", help=f"comma-separated, of {', '.join(MODES)} (default: all); '' for none"
+    )
+    parser.add_argument("--no-scaling", action="store_true", help="skip the workers' scaling")
+    parser.add_argument(
         "--policies", type=int, default=20, help="applicable budget policies (1-20)"
     )
     parser.add_argument(
@@ -401,7 +419,10 @@ def main() -> int:
         )
     )
     settings = replace(base, quiet_wait_s=3 if args.quick else 10)
-    results = run(settings, args.rate, args.share, args.policies)
+    modes = frozenset(MODES) if args.modes is None else frozenset(args.modes.split(","))
+    results = run(
+        settings, args.rate, args.share, args.policies, modes, scaling=not args.no_scaling
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
