@@ -125,11 +125,10 @@ def _serve_workers(
     log_format: LogFormat,
     access_log: bool,
 ) -> None:
-    """N worker processes (uvicorn's supervisor), each building its gateway from the config
-    (``gateway.worker``); they share budgets through the config's ledger."""
-    import uvicorn
-
+    """N worker processes (``gateway.supervisor``), each building its gateway from the
+    config (``gateway.worker``); they share budgets through the config's ledger."""
     from spendgate.config import DEMO_SOURCE
+    from spendgate.gateway.supervisor import WorkerFailedError, serve_workers
     from spendgate.gateway.worker import CONFIG_ENV, LISTEN_ENV
     from spendgate.logs import configure
 
@@ -137,16 +136,11 @@ def _serve_workers(
         os.environ[CONFIG_ENV] = str(Path(source).resolve())
     os.environ[LISTEN_ENV] = _listen_url(host, port)
     log_config = configure(log_level, log_format, access_log=access_log)
-    uvicorn.run(
-        "spendgate.gateway.worker:create_worker_gateway",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=log_config,
-        log_level=log_level.value,
-    )
+    try:
+        serve_workers(host, port, workers, log_config)
+    except OSError as error:
+        typer.echo(f"spendgate: cannot listen on {_listen_url(host, port)}: {error}", err=True)
+        raise typer.Exit(1) from None
+    except WorkerFailedError as error:
+        typer.echo(f"spendgate: {error}; stopped (the worker's log above says why)", err=True)
+        raise typer.Exit(1) from None

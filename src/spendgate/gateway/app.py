@@ -8,6 +8,7 @@ apps are built on their first request (``Mount``), so this module imports neithe
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -151,7 +152,8 @@ class Gateway:
             }
             for snapshot in snapshots
         }
-        health: dict[str, object] = {"status": "ok", "providers": providers}
+        # The process answering: with ``serve --workers N``, which worker.
+        health: dict[str, object] = {"status": "ok", "pid": os.getpid(), "providers": providers}
         journal = self.governor.journal
         if journal is not None:
             stats = journal.stats()
