@@ -14,9 +14,10 @@ Modes, each measured against a direct call to nginx in the same run:
 
 Per mode: unloaded latency (``wrk -t1 -c1``) and latency at a fixed open-loop rate, as added
 milliseconds over direct. Then scaling: the ``redis+postgresql`` gateway with one worker, and
-with ``--workers 2``, each worker capped by a CPU cgroup to the same share of core 0 (the box
-has two cores and the load needs one); the highest rate each sustains. Two workers with no
-shared bottleneck sustain twice one worker's rate. Writes bench/results/scaleout.json.
+with ``--workers 2``, each worker on a core of its own and capped by a CPU cgroup to the same
+share of it (default 35%: the box has two cores, and the load generator, nginx, Redis and
+PostgreSQL need the rest); the highest rate each sustains. Two workers with no shared
+bottleneck sustain twice one worker's rate. Writes bench/results/scaleout.json.
 """
 
 from __future__ import annotations
@@ -209,10 +210,13 @@ def _cmdline(pid: int) -> bytes:
 
 @contextlib.contextmanager
 def cpu_capped(pids: list[int], share: float) -> Iterator[None]:
-    """Each of ``pids`` in a CPU cgroup of its own, allowed ``share`` of one core."""
+    """Each of ``pids`` on a core of its own (the n-th on core n: the box has two) and in a
+    CPU cgroup of its own, allowed ``share`` of that core."""
     groups = []
     try:
-        for pid in pids:
+        for core, pid in enumerate(pids):
+            for thread in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setaffinity(int(thread), {core})
             group = CGROUP_CPU / f"spendgate-bench-{pid}"
             group.mkdir(exist_ok=True)
             (group / "cpu.cfs_period_us").write_text(str(CGROUP_PERIOD_US))
@@ -275,7 +279,7 @@ def scaling_phase(
             load.openloop(gateway, rate=None, duration_s=3, warmup_s=0)
             with cpu_capped(worker_pids(server, workers), share):
                 wait_quiet(settings.quiet_wait_s)
-                log(f"  {workers} worker(s), each capped at {share:.0%} of a core:")
+                log(f"  {workers} worker(s), each on a core of its own, capped at {share:.0%}:")
                 found = find_max_rate(
                     load, gateway, server, settings, light=50, start=300 * workers, log=log
                 )
@@ -395,7 +399,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short phases (about 4 minutes)")
     parser.add_argument("--rate", type=float, default=300.0, help="the fixed open-loop rate")
     parser.add_argument(
-        "--share", type=float, default=0.45, help="CPU share of core 0 for each worker"
+        "--share", type=float, default=0.35, help="CPU share of its core for each worker"
     )
     parser.add_argument(
         "--modes", help=f"comma-separated, of {', '.join(MODES)} (default: all); '' for none"
