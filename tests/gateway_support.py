@@ -49,6 +49,7 @@ __all__ = [
     "eventually",
     "http",
     "inject_mock_headers",
+    "journal_url_for",
     "last_upstream_body",
     "open_reservations",
     "openai_client",
@@ -158,6 +159,15 @@ def _postgres_for(database: Path) -> str:
     return url
 
 
+def journal_url_for(database: Path) -> str:
+    """The journal's URL for the SQLite file ``database``: that file or, with
+    ``SPENDGATE_TEST_JOURNAL=postgresql`` (the suite's second pass), a throwaway PostgreSQL
+    database standing for it (the same one each time, so a restart finds its data)."""
+    if os.environ.get("SPENDGATE_TEST_JOURNAL") == "postgresql":
+        return _postgres_for(database)
+    return f"sqlite:///{database}"
+
+
 @contextmanager
 def serve_config(
     config_text: str,
@@ -167,17 +177,10 @@ def serve_config(
     log_level: str = "warning",
     configure_logging: bool = True,
 ) -> Iterator[Served]:
-    """Parse ``config_text``, build the gateway (with a SQLite journal at ``database`` when
-    given) and serve it. The gateway's shutdown closes the journal."""
+    """Parse ``config_text``, build the gateway (with a journal at ``database`` when given:
+    ``journal_url_for``) and serve it. The gateway's shutdown closes the journal."""
     config = parse_config(config_text, "test.yaml")
-    journal = None
-    if database is not None:
-        # SPENDGATE_TEST_JOURNAL=postgresql runs these gateways on a throwaway PostgreSQL
-        # database instead of the SQLite file (the suite on both databases).
-        if os.environ.get("SPENDGATE_TEST_JOURNAL") == "postgresql":
-            journal = Journal(_postgres_for(database))
-        else:
-            journal = Journal(f"sqlite:///{database}")
+    journal = None if database is None else Journal(journal_url_for(database))
     gateway = create_gateway(config, environ, journal=journal)
     with serve(gateway, log_level=log_level, configure_logging=configure_logging) as url:
         yield Served(gateway, url, journal)

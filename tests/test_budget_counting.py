@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from admin_support import CONFIG, SPENDGATE, AdminGateway, admin_gateway
+from gateway_support import journal_url_for
 from spendgate.store import schema
 from spendgate.store.journal import Journal
 
@@ -44,7 +45,7 @@ def _config_check(tmp_path: Path, budget: str) -> dict[str, Any]:
     """``spendgate config check --json`` on the config the next start would use."""
     text = _config(budget).format(mock="http://127.0.0.1:9")
     path = tmp_path / "spendgate.yaml"
-    path.write_text(f"database_url: sqlite:///{tmp_path / 'journal.db'}\n{text}")
+    path.write_text(f"database_url: {journal_url_for(tmp_path / 'journal.db')}\n{text}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPENDGATE_")}
     done = subprocess.run(
         [SPENDGATE, "config", "check", "--json", "--config", str(path)],
@@ -90,7 +91,7 @@ def test_a_budget_edited_from_tokens_to_usd_starts_on_fresh_counters(
     with admin_gateway(tmp_path, config=_config(TOKENS)) as gw:
         assert "fresh counters" in caplog.text
         assert Decimal(_acme_spend(gw)["settled"]) == 0
-    with Journal(f"sqlite:///{tmp_path / 'journal.db'}") as journal:
+    with Journal(journal_url_for(tmp_path / "journal.db")) as journal:
         counters = schema.usage_counters
         with journal.engine.connect() as connection:
             ids = set(connection.execute(select(counters.c.policy_id)).scalars())

@@ -19,6 +19,7 @@ from gateway_support import (
     Served,
     counter,
     eventually,
+    journal_url_for,
     openai_client,
     serve,
 )
@@ -54,7 +55,7 @@ def mock() -> Iterator[MockUpstreamThread]:
 @pytest.fixture
 def served(mock: MockUpstreamThread, tmp_path: Path) -> Iterator[Served]:
     config = parse_config(CONFIG.format(mock=mock.base_url), "test.yaml")
-    journal = Journal(f"sqlite:///{tmp_path / 'journal.db'}")
+    journal = Journal(journal_url_for(tmp_path / "journal.db"))
     gateway = create_gateway(config, ENV, journal=journal)
     gateway.housekeeping.prune_interval_s = 0.05
     gateway.housekeeping.retention_interval_s = 0.05

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway_support import journal_url_for
 from spendgate import (
     BudgetPolicy,
     Governor,
@@ -159,7 +160,7 @@ def test_journal_keeps_budgets_across_restarts(demo: Governor, tmp_path: Path) -
     """Settled usage is journaled; a new process rebuilds its ledger from the counters."""
     from spendgate.store.journal import Journal
 
-    url = f"sqlite:///{tmp_path / 'spendgate.db'}"
+    url = journal_url_for(tmp_path / "spendgate.db")
     state = governed(demo, cap("0.006"), smart_routing=False).state
     now = datetime.now(UTC)  # a restart loads the counters of the windows live now
     with Journal(url) as journal:
@@ -189,7 +190,7 @@ def test_start_up_loads_only_the_counters_of_live_windows(demo: Governor, tmp_pa
     retention) but are not loaded; those of runtime policies stored in the journal are."""
     from spendgate.store.journal import Journal
 
-    url = f"sqlite:///{tmp_path / 'spendgate.db'}"
+    url = journal_url_for(tmp_path / "spendgate.db")
     now = datetime.now(UTC)
     runtime = replace(cap("5"), id="runtime", interval=Interval(IntervalKind.MONTHLY))
     (today,), _ = counters_for(cap("5"), "acme", now)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,8 +11,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from admin_support import admin_gateway
+from gateway_support import journal_url_for
 from spendgate.config import load_config
 from spendgate.domain.budgets import CounterState
 from spendgate.domain.consumption import consumption
@@ -25,6 +26,7 @@ from spendgate.records.budget_specs import (
     parse_budget,
 )
 from spendgate.records.errors import RecordInvalidError
+from spendgate.store.journal import Journal
 
 WINDOW = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
 amounts = st.decimals(min_value=0, max_value=10**12, places=9, allow_nan=False)
@@ -143,12 +145,14 @@ def test_rows_edited_by_hand_into_nonsense_do_not_stop_a_restart(
         for key_id in ("k-broken", "k-models", "k-intact"):
             assert gw.post("/keys", json={"id": key_id, "project": "acme"}).status_code == 201
         intact_secret = gw.post("/keys/k-intact/rotate").json()["secret"]
-    database = sqlite3.connect(tmp_path / "journal.db")
-    with database:
-        database.execute("UPDATE budget_policies SET spec = '{\"cut' WHERE id = 'broken'")
-        database.execute("UPDATE api_keys SET permissions = 'nope' WHERE id = 'k-broken'")
-        database.execute("UPDATE api_keys SET models = '{\"a\": 1}' WHERE id = 'k-models'")
-    database.close()
+    # By hand, past the store's own types: SQL on the journal's engine (either database).
+    with (
+        Journal(journal_url_for(tmp_path / "journal.db")) as journal,
+        journal.engine.begin() as connection,
+    ):
+        connection.execute(text("UPDATE budget_policies SET spec = '{\"cut' WHERE id = 'broken'"))
+        connection.execute(text("UPDATE api_keys SET permissions = 'nope' WHERE id = 'k-broken'"))
+        connection.execute(text("UPDATE api_keys SET models = '{\"a\": 1}' WHERE id = 'k-models'"))
     with caplog.at_level(logging.ERROR), admin_gateway(tmp_path) as gw:
         budgets = gw.get("/budgets").json()
         assert "intact" in {row["id"] for row in budgets["data"]}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from gateway_support import journal_url_for
 from spendgate.store import (
     Approval,
     ApprovalError,
@@ -28,7 +29,7 @@ SUBJECT = budget_subject("acme-daily")
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
-    with Journal(f"sqlite:///{tmp_path / 'approvals.db'}") as opened:
+    with Journal(journal_url_for(tmp_path / "approvals.db")) as opened:
         yield opened
 
 
@@ -69,7 +70,7 @@ def test_another_member_or_window_is_another_request(journal: Journal) -> None:
 
 
 def test_concurrent_creates_make_exactly_one_pending_request(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'race.db'}"
+    url = journal_url_for(tmp_path / "race.db")
     journals = [Journal(url) for _ in range(4)]  # separate pools, like separate workers
     results: list[tuple[Approval, bool]] = []
     lock = threading.Lock()

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway_support import journal_url_for
 from spendgate.domain.budgets import CounterKey
 from spendgate.store import Journal, WriterSettings
 from spendgate.store.money import ATTO, from_parts, from_text, to_parts, to_text
@@ -56,7 +57,7 @@ def test_non_finite_amounts_are_refused() -> None:
 @pytest.fixture(scope="module")
 def journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journal]:
     path: Path = tmp_path_factory.mktemp("money") / "money.db"
-    with Journal(f"sqlite:///{path}", settings=WriterSettings(max_batch_wait_ms=1)) as opened:
+    with Journal(journal_url_for(path), settings=WriterSettings(max_batch_wait_ms=1)) as opened:
         yield opened
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway_support import journal_url_for
 from spendgate.domain.budgets import (
     BudgetFilters,
     BudgetPolicy,
@@ -29,7 +30,7 @@ NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
-    with Journal(f"sqlite:///{tmp_path / 'records.db'}") as opened:
+    with Journal(journal_url_for(tmp_path / "records.db")) as opened:
         yield opened
 
 
@@ -180,7 +181,7 @@ def test_a_changed_counting_identity_moves_to_the_next_generation(journal: Journ
 
 
 def test_processes_starting_together_agree_on_the_generation(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = journal_url_for(tmp_path / "shared.db")
     with Journal(url) as journal:
         journal.counting.resolve([_tokens()])
     usd = replace(_tokens(), metric=Metric.USD)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from admin_support import admin_gateway
+from gateway_support import journal_url_for
 from spendgate.store import schema
 from spendgate.store.journal import Journal
 
@@ -38,7 +39,7 @@ BAD_ROWS: dict[str, dict[str, Any]] = {
 def _write_rows(database: Path) -> None:
     """Rows as an older version (or a hand edit) left them, before the gateway starts."""
     now = datetime.now(UTC)
-    with Journal(f"sqlite:///{database}") as journal, journal.engine.begin() as connection:
+    with Journal(journal_url_for(database)) as journal, journal.engine.begin() as connection:
         connection.execute(
             schema.budget_policies.insert(),
             [
