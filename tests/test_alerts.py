@@ -81,6 +81,13 @@ def _wait(check: Callable[[], bool], timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def _caught_up(gw: AdminGateway) -> Callable[[], bool]:
+    """True once the detector has looked at every request so far and written what it found."""
+    service = gw.served.gateway.alerts
+    assert service is not None
+    return service.caught_up
+
+
 def _hi(gw: AdminGateway, key: str = "alice") -> int:
     """One request; ``max_tokens`` keeps its reservation under the small acme budget."""
     return gw.chat(key, "hi", max_tokens=300).status_code
@@ -260,6 +267,19 @@ def test_a_receiver_failing_then_answering_gets_the_same_delivery_id(
         f'spendgate_webhook_deliveries_total{{outcome="delivered"}} {len(deliveries)}.0' in metrics
     )
     assert 'spendgate_alerts_open{kind="budget_threshold",severity="warning"} 1.0' in metrics
+
+
+def test_once_caught_up_the_alerts_of_every_request_so_far_are_written(gw: AdminGateway) -> None:
+    """What ``spendgate demo`` waits for before listing the alerts its traffic raised: not
+    the first alert, which a pass between two refusals opens without the second's."""
+    gw.mock.options.output_tokens = 100
+    _spend_past(gw, 300)
+    # Refused (its worst case does not fit): the detector is told before the answer leaves.
+    assert gw.chat("alice", "hi", max_tokens=2000).status_code == 403
+    _wait(_caught_up(gw))
+    [refused] = _alerts(gw, alert_kind="budget_exhausted")
+    assert refused.summary.endswith("refused a request (worst case over limit)")
+    assert refused.scope == "project:acme"
 
 
 def test_a_receiver_refusing_with_4xx_is_not_retried(gw: AdminGateway, receiver: Receiver) -> None:

@@ -82,6 +82,7 @@ class AlertService:
         self._task: asyncio.Task[None] | None = None
         self._counts = Findings()  # occurrences of open alerts, not written yet
         self._flushed = time.monotonic()
+        self._evaluating = False
         detector.wake = self._woken.set
         # What the governor reports request outcomes to: the detector, or on replicas the
         # relay that brings every replica's to the detector (``relay_through``).
@@ -138,7 +139,21 @@ class AlertService:
             if self._stopping:
                 return
 
+    def caught_up(self) -> bool:
+        """Every request this process observed so far has been looked at, and the alerts it
+        opened are written (read on the event loop this service runs on: a pass takes the
+        queue and writes without that loop seeing anything in between). On replicas, what the
+        relay holds of the others' requests is not counted."""
+        return self.detector.pending == 0 and not self._evaluating
+
     async def evaluate(self, *, full: bool) -> None:
+        self._evaluating = True
+        try:
+            await self._evaluate(full=full)
+        finally:
+            self._evaluating = False
+
+    async def _evaluate(self, *, full: bool) -> None:
         if self._relay is not None:
             try:
                 self.detector.feed(await self._relay.pull())

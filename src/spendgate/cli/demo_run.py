@@ -11,10 +11,11 @@ import secrets
 import shutil
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -31,10 +32,16 @@ from spendgate.gateway.compose import create_gateway
 from spendgate.mock_upstream.runner import MockUpstream
 from spendgate.store.journal import Journal
 
+if TYPE_CHECKING:
+    from spendgate.alerting import AlertService
+
 __all__ = ["run_demo"]
 
 # Piped output is rendered this wide: wider than any line the demo prints, so none is wrapped.
 _PIPED_WIDTH = 400
+# How long the summary waits for the detector to look at the traffic (about a second when
+# the machine is not loaded).
+_ALERTS_WAIT_SECONDS = 15.0
 _LONG_CONTEXT = "The cache layer sits between the API and the database. " * 130
 
 
@@ -151,7 +158,7 @@ async def _demo(port: int, mock_port: int, serve: bool) -> None:
         journal.flush(10)
         _summary(console, results, journal)
         await _approval(console, base, keys["SPENDGATE_DEMO_KEY"], admin_token, port)
-        await _alerts(console, base, admin_token, port)
+        await _alerts(console, base, admin_token, port, gateway.alerts)
         key = keys["SPENDGATE_DEMO_KEY"]
         body = '{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
         _lines(
@@ -309,20 +316,24 @@ async def _approval(console: Console, base: str, key: str, admin_token: str, por
     )
 
 
-async def _alerts(console: Console, base: str, admin_token: str, port: int) -> None:
-    """The alerts the traffic above raised (the detector looks at requests within a second
-    of them, off the request path)."""
+async def _alerts(
+    console: Console, base: str, admin_token: str, port: int, service: AlertService | None
+) -> None:
+    """The alerts the traffic above raised. The detector looks at requests off the request
+    path, a burst at a time (within a second or so of them): wait until it has looked at all
+    of them, not for the first alert, which a pass between the burst and the approval would
+    open without the approval's."""
+    if service is None:
+        return
+    deadline = time.monotonic() + _ALERTS_WAIT_SECONDS
+    while not service.caught_up() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     admin = {"authorization": f"Bearer {admin_token}"}
-    found: list[dict[str, str]] = []
-    async with aiohttp.ClientSession() as session:
-        for _ in range(30):
-            async with session.get(
-                f"{base}/api/v1/alerts", params={"state": "open"}, headers=admin
-            ) as listed:
-                found = orjson.loads(await listed.read())["data"]
-            if found:
-                break
-            await asyncio.sleep(0.1)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{base}/api/v1/alerts", params={"state": "open"}, headers=admin) as listed,
+    ):
+        found: list[dict[str, str]] = orjson.loads(await listed.read())["data"]
     if not found:
         return
     cli = "spendgate " + ("" if port == 8787 else f"--url {base} ")
