@@ -15,8 +15,9 @@ from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 __all__ = ["DEFAULT_SERVER_URL", "throwaway_postgres"]
 
@@ -32,16 +33,23 @@ def throwaway_postgres() -> Iterator[str]:
         pytest.skip("PostgreSQL tests: the psycopg driver is not installed")
     server = make_url(os.environ.get("SPENDGATE_TEST_POSTGRES_URL", DEFAULT_SERVER_URL))
     name = f"spendgate_test_{secrets.token_hex(6)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        _administer(server, f'CREATE DATABASE "{name}"')
     except SQLAlchemyError as error:
-        admin.dispose()
         pytest.skip(f"PostgreSQL tests: no server at {server.render_as_string()} ({error.code})")
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
+        _administer(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _administer(server: URL, statement: str) -> None:
+    """One statement on the server's own database, on a connection closed right after: a
+    database kept for the whole session (``gateway_support.journal_url_for``) must not hold
+    one of the server's connections (100 by default) until it is dropped."""
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(statement))
+    finally:
         admin.dispose()
