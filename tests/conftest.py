@@ -1,11 +1,14 @@
-"""Shared builders for governance-core tests: a small registry of models, prices and policies."""
+"""Shared builders for governance-core tests: a small registry of models, prices and policies;
+and the ``journal`` marker of the tests that the suite's PostgreSQL pass runs again."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -127,6 +130,54 @@ def run_plan(
 
 def day_key(policy_id: str, member: str = "acme", day: str = "2026-11-25") -> CounterKey:
     return CounterKey(policy_id, member, f"{day}T00:00:00Z")
+
+
+# The helpers that give a test its journal on SQLite or, with SPENDGATE_TEST_JOURNAL=postgresql,
+# on a throwaway PostgreSQL database (``gateway_support.journal_url_for``).
+_JOURNAL_HELPERS = frozenset({
+    ("gateway_support", "journal_url_for"),
+    ("gateway_support", "serve_config"),
+    ("admin_support", "admin_gateway"),
+})  # fmt: skip
+
+
+def _follows_the_journal_switch(module: ModuleType) -> bool:
+    return any(
+        (getattr(value, "__module__", None), getattr(value, "__name__", None)) in _JOURNAL_HELPERS
+        for value in vars(module).values()
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "journal: its gateways' journal follows SPENDGATE_TEST_JOURNAL (conftest.py)"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # marked before ``-m journal`` selects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``journal`` the tests of modules using one of ``_JOURNAL_HELPERS``; on PostgreSQL
+    (SPENDGATE_TEST_JOURNAL=postgresql) without a server, skip them, saying why, once."""
+    follows: dict[ModuleType, bool] = {}
+    marked = []
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is None:
+            continue
+        if module not in follows:
+            follows[module] = _follows_the_journal_switch(module)
+        if follows[module]:
+            item.add_marker(pytest.mark.journal)
+            marked.append(item)
+    if marked and os.environ.get("SPENDGATE_TEST_JOURNAL") == "postgresql":
+        from postgres_support import unavailable
+
+        reason = unavailable()
+        if reason is not None:
+            for item in marked:
+                item.add_marker(
+                    pytest.mark.skip(reason=f"SPENDGATE_TEST_JOURNAL=postgresql: {reason}")
+                )
 
 
 @pytest.fixture

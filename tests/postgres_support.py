@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-__all__ = ["DEFAULT_SERVER_URL", "throwaway_postgres"]
+__all__ = ["DEFAULT_SERVER_URL", "throwaway_postgres", "unavailable"]
 
 DEFAULT_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -31,7 +31,7 @@ def throwaway_postgres() -> Iterator[str]:
         import psycopg  # noqa: F401
     except ImportError:
         pytest.skip("PostgreSQL tests: the psycopg driver is not installed")
-    server = make_url(os.environ.get("SPENDGATE_TEST_POSTGRES_URL", DEFAULT_SERVER_URL))
+    server = _server()
     name = f"spendgate_test_{secrets.token_hex(6)}"
     try:
         _administer(server, f'CREATE DATABASE "{name}"')
@@ -41,6 +41,28 @@ def throwaway_postgres() -> Iterator[str]:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         _administer(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def unavailable() -> str | None:
+    """Why the PostgreSQL tests cannot run here, asked once (None: they can)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "PostgreSQL tests: the psycopg driver is not installed"
+    server = _server()
+    probe = create_engine(server, poolclass=NullPool, connect_args={"connect_timeout": 5})
+    try:
+        with probe.connect():
+            pass
+    except SQLAlchemyError as error:
+        return f"PostgreSQL tests: no server at {server.render_as_string()} ({error.code})"
+    finally:
+        probe.dispose()
+    return None
+
+
+def _server() -> URL:
+    return make_url(os.environ.get("SPENDGATE_TEST_POSTGRES_URL", DEFAULT_SERVER_URL))
 
 
 def _administer(server: URL, statement: str) -> None:
