@@ -323,9 +323,15 @@ class _ProxiedRequest:
         """Plan and reserve (with the approved overrides that cover the request); raises
         GatewayError to refuse, ``_ApprovalRequiredError`` when an approval would let it through."""
         requester = requester_of(self.key.principal, self.key.id)
-        self.grants = self.governor.grants.for_request(
-            requester, self.options.session_id, datetime.now(UTC)
-        )
+        book = self.governor.grants
+        self.grants = book.for_request(requester, self.options.session_id, datetime.now(UTC))
+        # The ``once`` grants among them as planning sees them: one that another request
+        # takes while this one reserves (an await) is gone for this one, whatever it planned.
+        once: dict[str, Grant] = {}
+        for override in self.grants.values():
+            grant = book.get(override.approval_id)
+            if grant is not None and _is_once(grant):
+                once[override.approval_id] = grant
         planned = self.plan(self.chat, self.key.models)
         self.decision = self.planned = await self.governor.recheck(
             planned, lambda: self.plan(self.chat, self.key.models)
@@ -339,16 +345,34 @@ class _ProxiedRequest:
             raise _ApprovalRequiredError(
                 error, ApprovalNeeded(self.key, self.options.session_id, self.decision, needs)
             ) from None
-        # A ``once`` grant is used by this request alone: taken now, before any await, so no
-        # other request of this process plans with it.
-        self.once_grants = [
-            evaluation.approval_id
-            for evaluation in self.decision.budget_evaluations
-            if evaluation.approval_id is not None
-            and evaluation.status is BudgetStatus.OVERRIDE_APPLIED
-            and _is_once(self.governor.grants.get(evaluation.approval_id))
-            and self.governor.grants.take(evaluation.approval_id)
-        ]
+        self.once_grants = self._take_once_grants(once) if once else []
+
+    def _take_once_grants(self, once: Mapping[str, Grant]) -> list[str]:
+        """Take the ``once`` grants the reserved decision uses: now, before any await, so no
+        other request of this process plans with them. One that another request took while
+        this one reserved was not this request's to use: it is refused as if another process
+        had used the grant first (``use_once_grants``), and gives back the others it took."""
+        book = self.governor.grants
+        used: list[str] = []
+        for evaluation in self.decision.budget_evaluations:
+            approval_id = evaluation.approval_id
+            if approval_id is None or evaluation.status is not BudgetStatus.OVERRIDE_APPLIED:
+                continue
+            if approval_id in once:
+                used.append(approval_id)
+        taken = [approval_id for approval_id in used if book.take(approval_id)]
+        if len(taken) == len(used):
+            return taken
+        for approval_id in taken:
+            book.put(once[approval_id])
+        self.governor.abandon(self.decision, REFUSED)
+        lost = next(approval_id for approval_id in used if approval_id not in taken)
+        raise approval_required(
+            f"The approval {lost} was already used by another request.",
+            self.decision.id,
+            None,
+            lost,
+        )
 
     async def use_once_grants(self) -> None:
         """Record the ``once`` grants this request used (in the database: across processes
