@@ -35,6 +35,7 @@ from spendgate.gateway.compose import create_gateway
 from spendgate.ledger.memory import MemoryLedger
 from spendgate.mock_upstream.runner import MockUpstreamThread
 from spendgate.store.journal import Journal
+from spendgate.store.migrate import migrate
 from spendgate.store.records import StoredDecision
 
 __all__ = [
@@ -152,10 +153,13 @@ atexit.register(_POSTGRES_DATABASES.close)
 
 def _postgres_for(database: Path) -> str:
     """A throwaway PostgreSQL database standing for the SQLite file ``database``: the same
-    one each time a test serves that path again (a restart), dropped when the tests end."""
+    one each time a test serves that path again (a restart), dropped when the tests end.
+    Migrated, as `spendgate db upgrade` leaves it: `spendgate serve` refuses it otherwise."""
     url = _POSTGRES.get(database)
     if url is None:
-        url = _POSTGRES[database] = _POSTGRES_DATABASES.enter_context(throwaway_postgres())
+        url = _POSTGRES_DATABASES.enter_context(throwaway_postgres())
+        migrate(url)
+        _POSTGRES[database] = url
     return url
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway_support import journal_url_for
 from redis_support import REDIS_URL
 from serve_support import serve_process
 from spendgate.mock_upstream.runner import MockUpstreamThread
@@ -67,7 +68,7 @@ def test_the_detectors_replica_sees_what_the_other_replica_served(
     """Traffic only through the replica without the lease: an unpriced model (seen only in
     request outcomes, never in counters) and a budget refusing requests raise their alerts."""
     with MockUpstreamThread(latency_ms=0) as mock, ExitStack() as stack:
-        text = config(mock.openai_base_url, f"sqlite:///{tmp_path / 'r.db'}", prefix)
+        text = config(mock.openai_base_url, journal_url_for(tmp_path / "r.db"), prefix)
         folders = [tmp_path / "detector", tmp_path / "other"]
         for folder in folders:
             folder.mkdir()
