@@ -70,6 +70,7 @@ TARGETS = {  # issue 13's targets
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
 CGROUP_PERIOD_US = 10_000  # short, so a capped worker waits at most a few ms when throttled
+SATURATION_RPS = 1500.0  # far above what capped workers answer
 
 
 # -- backing services ------------------------------------------------------------------------
@@ -283,12 +284,23 @@ def scaling_phase(
                 found = find_max_rate(
                     load, gateway, server, settings, light=50, start=300 * workers, log=log
                 )
+                # Capacity, whatever the latency: the rate answered when far more is offered
+                # (a capped worker's tail is mostly its CPU quota's throttling).
+                wait_quiet(settings.quiet_wait_s)
+                flood = load.openloop(
+                    gateway, rate=SATURATION_RPS, duration_s=settings.step_s, warmup_s=1.0
+                )
+                found["saturated_rps"] = flood["achieved_rps"]
+                found["saturated_ok"] = flood["ok"]
+                found["saturated_errors"] = flood["errors"]
+                log(f"  offered {SATURATION_RPS:g} req/s: answered {flood['achieved_rps']:.0f}/s")
             result[f"workers_{workers}"] = found
         finally:
             server.stop()
-    one, two = (result[f"workers_{n}"]["sustained_rps"] for n in (1, 2))
-    result["two_over_one"] = round(two / one, 2) if one else float("nan")
-    log(f"  sustained: 1 worker {one:g} req/s, 2 workers {two:g} req/s ({result['two_over_one']}×)")
+    for measure in ("sustained_rps", "saturated_rps"):
+        one, two = (result[f"workers_{n}"][measure] for n in (1, 2))
+        result[f"two_over_one_{measure}"] = round(two / one, 2) if one else float("nan")
+        log(f"  {measure}: 1 worker {one:g}, 2 workers {two:g} ({two / one if one else 0:.2f}×)")
     return result
 
 
@@ -365,7 +377,7 @@ def print_table(results: dict[str, Any]) -> None:
     print()
     print(f"{results['policies']} applicable budget policies")
     if modes:
-        print(f"{'added over direct (ms)':<30}" + "".join(f"{name:>16}" for name in modes))
+        print(f"{'added over direct (ms)':<28}" + "".join(f"{name:>17}" for name in modes))
         rate = next(iter(modes.values()))["open_loop"]["rate"]
         for label, phase in (
             ("unloaded p50", ("unloaded", "p50_ms")),
@@ -374,7 +386,7 @@ def print_table(results: dict[str, Any]) -> None:
             (f"{rate:g} req/s p99", ("open_loop", "p99_ms")),
         ):
             cells = [modes[name][phase[0]]["added"][phase[1]] for name in modes]
-            print(f"{label:<30}" + "".join(f"{cell:>16.3f}" for cell in cells))
+            print(f"{label:<28}" + "".join(f"{cell:>17.3f}" for cell in cells))
     memory = modes.get("memory")
     for name in modes:
         if name == "memory" or memory is None:
@@ -384,14 +396,17 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"  {name} over memory, unloaded p50: {over:+.3f} ms (target ≤ +0.3) {mark}")
     scaling = results.get("scaling")
     if scaling:
-        one = scaling["workers_1"]["sustained_rps"]
-        two = scaling["workers_2"]["sustained_rps"]
-        mark = "met" if scaling["two_over_one"] >= TARGETS["two_workers_over_one"] else "MISSED"
-        print(
-            f"  sustained req/s, each worker capped at {scaling['cpu_share_per_worker']:.0%} "
-            f"of a core: 1 worker {one:g}, 2 workers {two:g} = {scaling['two_over_one']}× "
-            f"(target ≥ 1.8×) {mark}"
-        )
+        share = scaling["cpu_share_per_worker"]
+        print(f"  workers each on a core, capped at {share:.0%} of it (req/s):")
+        for measure, label in (("sustained_rps", "sustained"), ("saturated_rps", "capacity")):
+            one = scaling["workers_1"][measure]
+            two = scaling["workers_2"][measure]
+            ratio = scaling[f"two_over_one_{measure}"]
+            mark = "met" if ratio >= TARGETS["two_workers_over_one"] else "MISSED"
+            print(
+                f"    {label:<10} 1 worker {one:>6g}, 2 workers {two:>6g} = {ratio}× "
+                f"(≥ 1.8×) {mark}"
+            )
 
 
 def main() -> int:
