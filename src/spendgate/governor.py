@@ -121,6 +121,15 @@ class Governor:
         settled = self.journal.load_counters(self._live_windows(self.journal))
         return {key: counter.settled for key, counter in settled.items()}
 
+    def journal_snapshot(self, since: datetime) -> tuple[dict[CounterKey, Decimal], list[str]]:
+        """The journal's settled amount of every counter still read and the ids of the
+        decisions it settled since ``since``, from one snapshot (what a shared ledger that
+        lost its counters is seeded from); empty without a journal."""
+        if self.journal is None:
+            return {}, []
+        counters, recent = self.journal.settled_snapshot(self._live_windows(self.journal), since)
+        return {key: counter.settled for key, counter in counters.items()}, recent
+
     def current_windows(self, now: datetime | None = None) -> dict[str, list[str]]:
         """Per counter id, the window bucket keys a request now reads (a shared ledger
         discovers every member of them)."""
@@ -306,6 +315,11 @@ class Governor:
         increments = settlement(decision, usage, cost)
         self.ledger.settle(decision.id, increments)
         if self.journal is not None:
+            # The counters before the decision: were a writer batch to end between the two,
+            # the journal would hold the amounts without the settled decision, never the
+            # decision without its amounts (what a seed of the shared ledger relies on: it
+            # marks the settled decisions as counted).
+            self.journal.add_to_counters(increments)
             finished = replace(
                 decision,
                 usage=usage,
@@ -315,7 +329,6 @@ class Governor:
                 status=status,
             )
             self.journal.append_decision(finished, usage_estimated=usage_estimated)
-            self.journal.add_to_counters(increments)
         if self.observer is not None:
             self.observer.settled(decision, cost, priced.unpriced)
         return cost

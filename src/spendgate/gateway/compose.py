@@ -70,7 +70,7 @@ def create_gateway(
     governor = Governor.from_config(config, ledger=shared, journal=journal)
     if shared is not None:
         shared.windows = governor.current_windows
-        shared.journaled = governor.journaled_counters
+        shared.journaled = governor.journal_snapshot
     upstreams = UpstreamRegistry(config.providers(), env=env)
     approvals = ApprovalDesk(
         journal.approvals if journal is not None else None,
@@ -128,7 +128,7 @@ def _shared_ledger(config: Config, redis: Redis) -> SharedLedger:
     from spendgate.ledger.redis import RedisLedger
     from spendgate.ledger.shared import SharedLedger
 
-    backend = RedisLedger(redis, prefix=config.ledger_prefix)
+    backend = RedisLedger(redis, prefix=config.ledger_prefix, guarded=True)
     return SharedLedger(backend, failure=config.ledger_failure)
 
 

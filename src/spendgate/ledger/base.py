@@ -18,6 +18,7 @@ __all__ = [
     "Ledger",
     "LedgerFailure",
     "LedgerUnavailableError",
+    "LedgerUnseededError",
     "ReservationLine",
     "ReserveOutcome",
 ]
@@ -36,6 +37,11 @@ class LedgerFailure(StrEnum):
 
 class LedgerUnavailableError(RuntimeError):
     """A shared ledger's backend cannot be reached (connection refused, timed out)."""
+
+
+class LedgerUnseededError(LedgerUnavailableError):
+    """A shared ledger's backend answers but lost its counters (a Redis restarted empty) and
+    has not been seeded from the journal again: nothing can be checked against it yet."""
 
 
 @dataclass(frozen=True, slots=True)

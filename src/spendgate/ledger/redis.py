@@ -47,6 +47,7 @@ counters and members are those of ``MemoryLedger`` for any sequence of operation
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -54,7 +55,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.domain.reservations import ReservationLine
-from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, LedgerUnavailableError, ReserveOutcome
+from spendgate.ledger.base import (
+    DEFAULT_RESERVATION_TTL,
+    LedgerUnavailableError,
+    LedgerUnseededError,
+    ReserveOutcome,
+)
 from spendgate.store.money import ATTO, from_atto, to_atto
 
 if TYPE_CHECKING:
@@ -80,6 +86,8 @@ _MICROSECOND: Final = timedelta(microseconds=1)
 # How the scripts' own errors start (an amount refused, not an outage).
 _SCRIPT_ERROR: Final = "spendgate:"
 _EXPIRE_BATCH: Final = 500
+# How long one process may take to seed before another may (it died meanwhile).
+_SEEDING_MS: Final = 30_000
 _LINE_MEMO: Final = 10_000
 
 
@@ -354,13 +362,17 @@ local function lines_of(specs, amounts, first_key)
 end
 """
 
-# KEYS: reservation hash, expiries zset, settled marker, then the member hash of every line.
-# ARGV: rid, expires_at µs, counter_ttl_ms, the lines' specs, their amounts (above).
-# Returns {1} admitted, {0, policy, consumed w:h:l} refused, {-1} open id, {-2} settled id.
+# KEYS: reservation hash, expiries zset, settled marker, then the member hash of every line,
+# then (guarded) the seed marker.
+# ARGV: rid, expires_at µs, counter_ttl_ms, the lines' specs, their amounts (above), then
+# (guarded) '1'.
+# Returns {1} admitted, {0, policy, consumed w:h:l} refused, {-1} open id, {-2} settled id,
+# {-3} not seeded (guarded: a Redis that lost its data must not admit against zero).
 _RESERVE: Final = (
     _LIB
     + _LINES_LIB
     + """
+if ARGV[6] and redis.call('EXISTS', KEYS[#KEYS]) == 0 then return {-3} end
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {-1} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {-2} end
 local lines = lines_of(ARGV[4], ARGV[5], 4)
@@ -479,20 +491,30 @@ return {1}
 # Settlements, several per call (a process sends what queued up meanwhile: the counters they
 # share are read and written once). KEYS: expiries zset, then per settlement its reservation
 # hash and settled marker, then the member hash of every counter of every settlement, in
-# order. ARGV: marker ttl ms, counter ttl ms, then per settlement: rid, counter count, the
-# counters' specs and amounts: per counter "<length>\n<window>\t<member index key>\t<member>"
-# and "<w:h:l>,". A settlement whose marker exists (a retry) counts nothing. Returns how many
-# counted.
+# order, then (guarded) the seed marker. ARGV: marker ttl ms, counter ttl ms, (guarded) when
+# each settlement was settled, "<µs>," each (else ''), then per settlement: rid, counter count,
+# the counters' specs and amounts: per counter "<length>\n<window>\t<member index
+# key>\t<member>" and "<w:h:l>,". A settlement whose marker exists (a retry) counts nothing;
+# guarded, nor does one settled before the seed marker's instant (the seed counted it: see
+# ``reseed``). Returns how many counted, or -1 when guarded and not seeded.
 _SETTLE: Final = (
     _LIB
     + """
 local changes = new_changes()
-local count = (#ARGV - 2) / 4
-local at, first_key = 3, 1 + 2 * count
+local count = (#ARGV - 3) / 4
+local at, first_key = 4, 1 + 2 * count
 local marked, done = {}, {}
+local since, times = nil, {}
+if ARGV[3] ~= '' then
+  since = redis.call('GET', KEYS[#KEYS])
+  if not since then return -1 end
+  since = tonumber(since)
+  for t in string.gmatch(ARGV[3], '(%d+),') do times[#times + 1] = tonumber(t) end
+end
 for n = 1, count do
   local rid, counters, specs = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
   local res, marker = KEYS[2 * n], KEYS[2 * n + 1]
+  if since and times[n] < since then done[rid] = true end
   if not done[rid] and redis.call('EXISTS', marker) == 0 then
     done[rid] = true
     marked[#marked + 1] = marker
@@ -634,9 +656,16 @@ class RedisLedger:
         prefix: str = "spendgate",
         counter_ttl: timedelta = DEFAULT_COUNTER_TTL,
         settled_ttl: timedelta = DEFAULT_SETTLED_TTL,
+        guarded: bool = False,
     ) -> None:
         self._client = client
         self.prefix = prefix
+        # Guarded (the gateway's): reserve and settle refuse until ``reseed`` has run on this
+        # server (``LedgerUnseededError``), so a Redis that restarted empty never admits
+        # against zero, and a settlement the seed already counted is not counted again.
+        self.guarded = guarded
+        self._seed_key = f"{prefix}:seeded"
+        self._seeding_key = f"{prefix}:seeding"
         self._counter_ttl_ms = _milliseconds(counter_ttl)
         self._settled_ttl_ms = _milliseconds(settled_ttl)
         self._expiries = f"{prefix}:expiries"
@@ -728,29 +757,52 @@ class RedisLedger:
             "".join(specs),
             "".join(amounts),
         ]
+        if self.guarded:
+            keys.append(self._seed_key)
+            args.append("1")
         result = await self._call(self._reserve, keys, args)
         status = int(result[0])
         if status == 1:
             return ReserveOutcome(True)
+        if status == -3:
+            raise LedgerUnseededError("the Redis ledger has not been seeded from the journal")
         if status == -1:
             raise ValueError(f"reservation {reservation_id} already exists")
         if status == -2:
             raise ValueError(f"reservation {reservation_id} was already settled")
         return ReserveOutcome(False, _text(result[1]), _parse(result[2]))
 
-    async def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None:
+    async def settle(
+        self,
+        reservation_id: str,
+        actual: Mapping[CounterKey, Decimal],
+        settled_at: datetime | None = None,
+    ) -> None:
         """Replace the reservation's holds (if still held) by ``actual``; a second settlement
-        of the same id (a retry) counts nothing."""
-        await self.settle_many([(reservation_id, actual)])
+        of the same id (a retry) counts nothing. Guarded, ``settled_at`` (when the gateway
+        settled it, hence journaled it: now if not given) tells whether the seed counted it
+        already: settled before the seed's ``since``, it did."""
+        await self.settle_many(
+            [(reservation_id, actual)], None if settled_at is None else [settled_at]
+        )
 
     async def settle_many(
-        self, settlements: Sequence[tuple[str, Mapping[CounterKey, Decimal]]]
+        self,
+        settlements: Sequence[tuple[str, Mapping[CounterKey, Decimal]]],
+        settled_at: Sequence[datetime] | None = None,
     ) -> int:
         """``settle`` each of ``settlements`` in one script (all or nothing); returns how many
-        counted (the others were settled before)."""
+        counted (the others were settled before, or guarded, counted by the seed). Guarded,
+        ``settled_at`` says when each was settled (now if not given); raises
+        ``LedgerUnseededError`` while the server is not seeded."""
         keys = [self._expiries]
         counters: list[str] = []
-        args: list[Any] = [self._settled_ttl_ms, self._counter_ttl_ms]
+        times = ""
+        if self.guarded:
+            now = datetime.now(UTC)
+            at = settled_at or [now] * len(settlements)
+            times = "".join(f"{_micros(when)}," for when in at)
+        args: list[Any] = [self._settled_ttl_ms, self._counter_ttl_ms, times]
         for reservation_id, actual in settlements:
             keys += [self._reservation_key(reservation_id), self._settled_key(reservation_id)]
             specs, amounts = [], []
@@ -760,7 +812,12 @@ class RedisLedger:
                 specs.append(spec)
                 amounts.append(f"{_shown(amount)},")
             args += [reservation_id, len(actual), "".join(specs), "".join(amounts)]
-        return int(await self._call(self._settle, keys + counters, args))
+        if self.guarded:
+            counters.append(self._seed_key)
+        counted = int(await self._call(self._settle, keys + counters, args))
+        if counted < 0:
+            raise LedgerUnseededError("the Redis ledger has not been seeded from the journal")
+        return counted
 
     async def release(self, reservation_id: str) -> None:
         keys = [self._reservation_key(reservation_id), self._expiries]
@@ -872,6 +929,52 @@ class RedisLedger:
             self._add_counters(items[start : start + 1000], keys, args)
             written += int(await self._call(self._seed, keys, args))
         return written
+
+    async def is_seeded(self) -> bool:
+        """Whether ``reseed`` has run on this server since it last started empty."""
+        try:
+            return bool(await self._client.exists(self._seed_key))
+        except Exception as error:
+            _raise_translated(error)
+            raise
+
+    async def reseed(
+        self, settled: Mapping[CounterKey, Decimal], recent: Collection[str], since: datetime
+    ) -> bool:
+        """Seed a server that has no seed marker (started empty, or never seeded); False when
+        it has one (nothing to do). ``settled``: the journal's counters; ``recent``: the ids
+        of the settlements it journaled from ``since`` on, read in the same snapshot.
+
+        While the marker is missing, guarded reserves and settlements write nothing, so the
+        seed starts from a server holding nothing of them: it raises the counters to the
+        journal's, writes a settled marker for every recent id (a settlement still queued in
+        some process, if the journal has it, is then not counted twice; if not, it counts
+        when it arrives), then sets the marker to ``since`` (a settlement from before it is
+        in the journal's counters). One process seeds at a time (a lock that expires if it
+        dies): another finding it taken gets ``LedgerUnseededError`` and tries again later."""
+        client = self._client
+        token = secrets.token_hex(8)
+        try:
+            if await client.exists(self._seed_key):
+                return False
+            if not await client.set(self._seeding_key, token, nx=True, px=_SEEDING_MS):
+                raise LedgerUnseededError("another process is seeding the Redis ledger")
+            ids = list(recent)
+            for start in range(0, len(ids), 1000):
+                async with client.pipeline(transaction=False) as pipe:
+                    for rid in ids[start : start + 1000]:
+                        pipe.set(self._settled_key(rid), "1", px=self._settled_ttl_ms)
+                    await pipe.execute()
+            await self.seed(settled)
+            await client.set(self._seed_key, str(_micros(since)))
+            if _text(await client.get(self._seeding_key) or b"") == token:
+                await client.delete(self._seeding_key)
+        except LedgerUnseededError:
+            raise
+        except Exception as error:
+            _raise_translated(error)
+            raise
+        return True
 
     async def prune(self, live: Mapping[str, str]) -> int:
         """Nothing to do, returns 0: member hashes and indexes expire by themselves

@@ -19,6 +19,14 @@ answers 503), ``open`` admits without a hold, counts it (``unchecked``) and keep
 background operations queued, retrying, so nothing settled is lost while the process lives;
 the journal has every settlement whatever happens (``spendgate ledger rebuild`` restores the
 counters from it).
+
+A backend that comes back empty (a Redis restarted without persistence) refuses to reserve
+or settle until it is seeded again (``LedgerUnseededError``): the first process to find it so
+seeds it from a snapshot of the journal — its counters, and the ids settled in the last
+``RECENT_SETTLEMENTS`` — before anything else lands there. A settlement still queued here
+then counts exactly once: the seed counted it if the journal had it (it was settled before
+the snapshot's window, or its id is among the recent ones), else it counts when it arrives.
+A backend found unseeded while idle (the view's refresh asks) is seeded then too.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -40,6 +48,7 @@ from spendgate.ledger.base import (
     DEFAULT_RESERVATION_TTL,
     LedgerFailure,
     LedgerUnavailableError,
+    LedgerUnseededError,
     ReserveOutcome,
 )
 
@@ -52,6 +61,17 @@ _MAX_VIEW_KEYS = 50_000  # counters kept in the view (least recently used droppe
 _READ_CHUNK = 1_000  # counters per read_many round trip
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 2.0
+# How far back a seed marks the journal's settlements one by one: longer than the journal
+# takes to commit a settlement (so one settled before it is in the seed's counters) and than
+# the clocks of the processes differ.
+RECENT_SETTLEMENTS = timedelta(seconds=60)
+
+# The journal's settled counters and the ids it settled since a given time, in one snapshot.
+JournalSnapshot = Callable[[datetime], tuple[Mapping[CounterKey, Decimal], Collection[str]]]
+
+
+def _no_journal(since: datetime) -> tuple[Mapping[CounterKey, Decimal], Collection[str]]:
+    return {}, ()
 
 
 class SharedBackend(Protocol):
@@ -65,10 +85,17 @@ class SharedBackend(Protocol):
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
     ) -> ReserveOutcome: ...
 
-    async def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None: ...
+    async def settle(
+        self,
+        reservation_id: str,
+        actual: Mapping[CounterKey, Decimal],
+        settled_at: datetime | None = None,
+    ) -> None: ...
 
     async def settle_many(
-        self, settlements: Sequence[tuple[str, Mapping[CounterKey, Decimal]]]
+        self,
+        settlements: Sequence[tuple[str, Mapping[CounterKey, Decimal]]],
+        settled_at: Sequence[datetime] | None = None,
     ) -> int: ...
 
     async def release(self, reservation_id: str) -> None: ...
@@ -83,7 +110,11 @@ class SharedBackend(Protocol):
 
     async def members_many(self, windows: Mapping[str, Collection[str]]) -> dict[str, set[str]]: ...
 
-    async def seed(self, settled: Mapping[CounterKey, Decimal]) -> int: ...
+    async def is_seeded(self) -> bool: ...
+
+    async def reseed(
+        self, settled: Mapping[CounterKey, Decimal], recent: Collection[str], since: datetime
+    ) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -108,6 +139,9 @@ class _Pending:
     name: str
     operation: _Operation
     settlement: _Settlement | None = None  # a settle, which may go with its neighbours
+    # When it was settled: a retry after the backend was seeded again must know whether the
+    # seed (the journal, which has it from then on) counted it already.
+    settled_at: datetime | None = None
 
 
 class SharedLedger:
@@ -122,17 +156,16 @@ class SharedLedger:
         failure: LedgerFailure = LedgerFailure.CLOSED,
         refresh_seconds: float = 1.0,
         windows: Callable[[], Mapping[str, Collection[str]]] | None = None,
-        settled: Callable[[], Mapping[CounterKey, Decimal]] | None = None,
+        journaled: JournalSnapshot | None = None,
     ) -> None:
         self.backend = backend
         self.failure = failure
         self.refresh_seconds = refresh_seconds
         # Per counter id, the window keys requests read now (to discover every member).
         self.windows = windows or dict
-        # The journal's settled counters: the backend is seeded from them before anything is
-        # admitted (a cold Redis must not start every budget from zero).
-        self.journaled = settled or dict
-        self._seeded = False
+        # The journal's snapshot: the backend is seeded from it before anything is admitted
+        # (a cold Redis must not start every budget from zero).
+        self.journaled = journaled or _no_journal
         self._seeding = asyncio.Lock()
         self._view: OrderedDict[CounterKey, CounterState] = OrderedDict()
         self._holds: dict[str, _Hold] = {}
@@ -186,9 +219,11 @@ class SharedLedger:
         if reservation_id in self._holds:
             raise ValueError(f"reservation {reservation_id} already exists")
         try:
-            if not self._seeded:
+            try:
+                outcome = await self.backend.reserve(reservation_id, lines, now, ttl)
+            except LedgerUnseededError:
                 await self._seed()
-            outcome = await self.backend.reserve(reservation_id, lines, now, ttl)
+                outcome = await self.backend.reserve(reservation_id, lines, now, ttl)
         except LedgerUnavailableError:
             self._lost()
             if self.failure is LedgerFailure.CLOSED:
@@ -222,11 +257,13 @@ class SharedLedger:
         for key, amount in actual.items():
             self._add(key, amount, ZERO)
         amounts = dict(actual)
+        at = datetime.now(UTC)
         self._pending.append(
             _Pending(
                 "settle",
-                lambda: self.backend.settle(reservation_id, amounts),
+                lambda: self.backend.settle(reservation_id, amounts, at),
                 (reservation_id, amounts),
+                at,
             )
         )
         self._wake.set()
@@ -313,17 +350,19 @@ class SharedLedger:
         self._tasks = []
 
     async def _seed(self) -> None:
+        """Seed the backend from the journal if it has not been (it started empty)."""
         async with self._seeding:  # requests arriving together seed once
-            if self._seeded:
+            if await self.backend.is_seeded():
                 return
-            settled = await asyncio.to_thread(self.journaled)
-            written = await self.backend.seed(settled)
-            self._seeded = True
-            log.info(
-                "shared ledger: %d of %d counter(s) raised to the journal's",
-                written,
-                len(settled),
-            )
+            since = datetime.now(UTC) - RECENT_SETTLEMENTS
+            settled, recent = await asyncio.to_thread(self.journaled, since)
+            if await self.backend.reseed(settled, recent, since):
+                log.info(
+                    "shared ledger: seeded from the journal (%d counter(s), %d recent "
+                    "settlement(s))",
+                    len(settled),
+                    len(recent),
+                )
 
     def _send(self, name: str, operation: _Operation) -> None:
         self._pending.append(_Pending(name, operation))
@@ -339,10 +378,11 @@ class SharedLedger:
                     await asyncio.sleep(_SETTLE_GATHER_S)
                 batch = self._next_batch()
                 try:
-                    if len(batch) > 1:
-                        await self._settle_batch(batch)
-                    else:
-                        await batch[0].operation()
+                    try:
+                        await self._send_batch(batch)
+                    except LedgerUnseededError:
+                        await self._seed()
+                        await self._send_batch(batch)
                 except LedgerUnavailableError as error:
                     self.failed_attempts += 1
                     self._lost(error)
@@ -368,9 +408,18 @@ class SharedLedger:
                 batch.append(pending)
         return batch
 
+    async def _send_batch(self, batch: list[_Pending]) -> None:
+        if len(batch) > 1:
+            await self._settle_batch(batch)
+        else:
+            await batch[0].operation()
+
     async def _settle_batch(self, batch: list[_Pending]) -> None:
         try:
-            await self.backend.settle_many([p.settlement for p in batch if p.settlement])
+            await self.backend.settle_many(
+                [p.settlement for p in batch if p.settlement],
+                [p.settled_at or datetime.now(UTC) for p in batch if p.settlement],
+            )
         except ValueError:
             # One settlement the backend cannot hold (a sum beyond its range) must not take
             # its neighbours with it: send them one by one, that one dropped and logged.
@@ -384,6 +433,8 @@ class SharedLedger:
         while True:
             await asyncio.sleep(self.refresh_seconds)
             try:
+                if not await self.backend.is_seeded():
+                    await self._seed()
                 await self._discover_members()
                 keys = list(self._view)
                 for start in range(0, len(keys), _READ_CHUNK):
@@ -391,6 +442,7 @@ class SharedLedger:
                     for key, state in states.items():
                         if key in self._view:
                             self._view[key] = state
+                self._found()  # an idle process learns that the backend is back too
             except LedgerUnavailableError as error:
                 self._lost(error)
             except Exception:
@@ -441,11 +493,9 @@ class SharedLedger:
 
     def _found(self) -> None:
         if not self.available:
-            log.warning(
-                "shared ledger reachable again (%d request(s) admitted unchecked meanwhile); "
-                "reconciling its counters with the journal",
+            log.info(
+                "shared ledger reachable again (%d request(s) admitted unchecked so far); "
+                "settlements queued meanwhile are being sent",
                 self.unchecked,
             )
-            # Redis may have restarted empty: raise its counters to the journal's again.
-            self._seeded = False
         self.available = True

@@ -178,6 +178,21 @@ class Journal:
         with self._engine.connect() as connection:
             return queries.load_counters(connection, live)
 
+    def settled_snapshot(
+        self, live: Mapping[str, str], since: datetime
+    ) -> tuple[dict[CounterKey, CounterState], list[str]]:
+        """The settled counters of ``live`` windows and the ids of the decisions settled since
+        ``since``, from one snapshot of the database (a shared ledger is seeded from both:
+        a settlement is in the counters exactly when its id is in the journal). The ids are
+        read first: on a database that could not give one snapshot, a settlement committed
+        between the two reads would be counted twice, never lost."""
+        with self._engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():  # SQLite (WAL): one read transaction, one snapshot
+                recent = queries.settled_since(connection, since)
+                return queries.load_counters(connection, live), recent
+
     def get_decision(self, decision_id: str) -> StoredDecision | None:
         with self._engine.connect() as connection:
             return queries.get_decision(connection, decision_id)

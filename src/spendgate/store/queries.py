@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -38,11 +38,23 @@ __all__ = [
     "get_decision",
     "list_decisions",
     "load_counters",
+    "settled_since",
     "usage_totals",
 ]
 
 GROUP_DIMENSIONS: Final = ("hour", "day", *DIMENSIONS)
 _HALF = 10**9  # atto sums are split in two halves so that SQL SUM() cannot overflow a BIGINT
+
+
+def settled_since(connection: Connection, since: datetime) -> list[str]:
+    """The ids of the decisions settled (journaled with their usage) at or after ``since``.
+    Bounded by their creation a day earlier, so the creation index narrows the scan (a
+    request lasts less than a day)."""
+    table = schema.routing_decisions
+    query = select(table.c.id).where(
+        table.c.created_at >= since - timedelta(days=1), table.c.settled_at >= since
+    )
+    return list(connection.execute(query).scalars())
 
 
 def load_counters(
