@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -121,8 +122,6 @@ class Traffic:
 
 
 def _today() -> str:
-    from datetime import UTC, datetime
-
     return window_for(Interval(IntervalKind.DAILY), datetime.now(UTC)).key
 
 
@@ -307,3 +306,51 @@ def test_settlements_queued_while_redis_is_down_reach_it_once(
         assert sum(int(_health(g)["pending_operations"]) for g in gateways) >= 6  # type: ignore[call-overload]
         redis_server.start()  # empty
         _reconciled([warm, *gateways], database, redis_server.url, 10)
+
+
+# --- the guard, on the shared test server: what the gateways above rely on ------------------
+
+
+def test_a_guarded_ledger_writes_nothing_until_seeded_then_counts_each_settlement_once() -> None:
+    from redis_support import prefixed
+    from spendgate.domain.reservations import ReservationLine
+    from spendgate.ledger.base import LedgerUnseededError
+
+    counter = CounterKey(POLICY, "acme", "2027-03-01")
+    line = ReservationLine(POLICY, (counter,), Decimal(1), Decimal(10))
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=60)
+
+    async def scenario() -> None:
+        async with prefixed() as (client, prefix):
+            ledger = RedisLedger(client, prefix=prefix, guarded=True)
+            assert not await ledger.is_seeded()
+            with pytest.raises(LedgerUnseededError):
+                await ledger.reserve("r1", [line], now)
+            with pytest.raises(LedgerUnseededError):
+                await ledger.settle("queued", {counter: Decimal(1)}, now)
+            assert await ledger.read(counter) == CounterState()  # nothing landed
+            # Another process holding the seeding lock: this one waits its turn.
+            await client.set(f"{prefix}:seeding", "someone", px=5_000)
+            with pytest.raises(LedgerUnseededError):
+                await ledger.reseed({counter: Decimal(5)}, ["recent"], since)
+            await client.delete(f"{prefix}:seeding")
+            # The journal: 5 settled, "recent" among them (settled within the minute).
+            assert await ledger.reseed({counter: Decimal(5)}, ["recent"], since)
+            assert not await ledger.reseed({counter: Decimal(99)}, [], since)  # seeded once
+            assert await ledger.read(counter) == CounterState(Decimal(5), Decimal(0))
+            # Queued settlements arriving now: the journal's, counted by the seed already...
+            await ledger.settle("recent", {counter: Decimal(1)}, now)
+            await ledger.settle("older", {counter: Decimal(1)}, since - timedelta(seconds=1))
+            assert await ledger.read(counter) == CounterState(Decimal(5), Decimal(0))
+            # ...and one the journal did not have yet: counted, once.
+            await ledger.settle("queued", {counter: Decimal(1)}, now)
+            await ledger.settle("queued", {counter: Decimal(1)}, now)
+            assert await ledger.read(counter) == CounterState(Decimal(6), Decimal(0))
+            assert (await ledger.reserve("r1", [line], now)).ok
+            assert await ledger.read(counter) == CounterState(Decimal(6), Decimal(1))
+        # Unguarded (spendgate ledger rebuild, the scripts' own tests): no marker needed.
+        async with prefixed() as (client, prefix):
+            assert (await RedisLedger(client, prefix=prefix).reserve("r1", [line], now)).ok
+
+    asyncio.run(scenario())
