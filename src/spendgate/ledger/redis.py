@@ -46,6 +46,7 @@ counters and members are those of ``MemoryLedger`` for any sequence of operation
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import secrets
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -850,7 +851,7 @@ class RedisLedger:
         try:
             return int(await self._client.zcard(self._expiries))
         except Exception as error:
-            _raise_translated(error)
+            await self._failed(error)
             raise
 
     async def read(self, key: CounterKey) -> CounterState:
@@ -878,7 +879,7 @@ class RedisLedger:
                     )
                 rows = await pipe.execute()
         except Exception as error:
-            _raise_translated(error)
+            await self._failed(error)
             raise
         return {
             key: CounterState(_parse(settled), _parse(reserved))
@@ -895,7 +896,7 @@ class RedisLedger:
                 [self._index_key(policy_id, window) for window in window_keys]
             )
         except Exception as error:
-            _raise_translated(error)
+            await self._failed(error)
             raise
         return {_text(member) for member in found}
 
@@ -935,7 +936,7 @@ class RedisLedger:
         try:
             return bool(await self._client.exists(self._seed_key))
         except Exception as error:
-            _raise_translated(error)
+            await self._failed(error)
             raise
 
     async def reseed(
@@ -972,7 +973,7 @@ class RedisLedger:
         except LedgerUnseededError:
             raise
         except Exception as error:
-            _raise_translated(error)
+            await self._failed(error)
             raise
         return True
 
@@ -996,11 +997,23 @@ class RedisLedger:
                 key.member,
             ]
 
+    async def _failed(self, error: Exception) -> None:
+        """Raise ``error`` translated (``_raise_translated``); on an outage, first close the
+        pool's idle connections: after a restart of the server each of them would fail its
+        next command once (its socket is dead), which would read as a new outage when the
+        server is back."""
+        try:
+            _raise_translated(error)
+        except LedgerUnavailableError:
+            with contextlib.suppress(Exception):
+                await self._client.connection_pool.disconnect(inuse_connections=False)
+            raise
+
     async def _call(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         try:
             return await script(keys=keys, args=args)
         except Exception as error:
-            _raise_translated(error)
+            await self._failed(error)
             raise
 
 
