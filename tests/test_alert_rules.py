@@ -172,3 +172,20 @@ def test_health_hysteresis_examples() -> None:
         assert state.raised  # not three good in a row yet
     state = state.observe(True)
     assert not state.raised
+
+
+def test_an_unreachable_ledger_is_one_critical_alert_per_ledger_saying_what_requests_get() -> None:
+    from spendgate.domain.alerts import ledger_condition
+
+    admitting = ledger_condition("spendgate", admitting=True)
+    refusing = ledger_condition("spendgate", admitting=False)
+    assert admitting.kind is refusing.kind is AlertKind.LEDGER_UNAVAILABLE
+    assert admitting.severity is refusing.severity is Severity.CRITICAL
+    # The same outage, whatever is counted and whichever mode reports it: one alert.
+    assert admitting.dedupe_key == refusing.dedupe_key == "ledger_unavailable|spendgate"
+    assert ledger_condition("other", admitting=True).dedupe_key != admitting.dedupe_key
+    assert "admitted unchecked" in admitting.summary
+    assert "admitted without a budget check" in admitting.reason
+    assert "503 ledger_unavailable" in refusing.reason
+    assert "refused" in refusing.summary
+    assert admitting.scope == "ledger:spendgate"

@@ -354,3 +354,93 @@ def test_a_guarded_ledger_writes_nothing_until_seeded_then_counts_each_settlemen
             assert (await RedisLedger(client, prefix=prefix).reserve("r1", [line], now)).ok
 
     asyncio.run(scenario())
+
+
+# --- the alert: operators are told while the ledger is away ----------------------------------
+
+
+def _ledger_alerts(gateway: RunningServe) -> list[dict[str, object]]:
+    admin = {"authorization": f"Bearer {ENV['SPENDGATE_ADMIN_TOKEN']}"}
+    response = httpx.get(
+        gateway.url + "/api/v1/alerts",
+        headers=admin,
+        params={"kind": "ledger_unavailable"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    alerts: list[dict[str, object]] = response.json()["data"]
+    return alerts
+
+
+def _until(what: str, found: object, timeout_s: float = 10.0, show: object = None) -> object:
+    deadline = time.monotonic() + timeout_s
+    while not (value := found()):  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"never: {what} {show() if show else ''}"  # type: ignore[operator]
+        time.sleep(0.05)
+    return value
+
+
+def test_an_open_ledger_admitting_unchecked_raises_an_alert_delivered_during_the_outage(
+    tmp_path: Path, redis_server: PrivateRedis
+) -> None:
+    from webhook_support import webhook_receiver
+
+    database = f"sqlite:///{tmp_path / 'journal.db'}"
+    with (
+        MockUpstreamThread(latency_ms=0) as mock,
+        webhook_receiver() as receiver,
+        ExitStack() as stack,
+    ):
+        text = config(mock.openai_base_url, database, redis_server.url, 100, "open") + (
+            f"alerts: {{evaluate_every_seconds: 1, webhooks: [{{id: ops, url: {receiver.url}}}]}}\n"
+        )
+        gateways = _gateways(stack, tmp_path, text)
+        with httpx.Client() as client:
+            assert [_chat(client, g.url).status for g in gateways] == [200, 200]
+            redis_server.kill()
+            # Both replicas admit unchecked: both report the outage, as one alert.
+            answers = [_chat(client, gateways[i % 2].url).status for i in range(6)]
+        assert answers == [200] * 6
+        opened = receiver.wait_for(lambda got: any(r.event == "alert.opened" for r in got))
+        alert = next(r for r in opened if r.event == "alert.opened").json["alert"]
+        assert alert["kind"] == "ledger_unavailable"
+        assert alert["severity"] == "critical"
+        assert alert["state"] == "open"
+        assert "admitted unchecked" in alert["summary"]
+        # Delivered while Redis is still down (the alerts lease lives there: no replica holds
+        # it); listed by the admin API of either replica, once.
+        assert not redis_server.answers()
+        for gateway in gateways:
+            listed = _until("the alert listed", lambda g=gateway: _ledger_alerts(g))
+            assert [(a["id"], a["state"]) for a in listed] == [(alert["id"], "open")]  # type: ignore[union-attr]
+        # Every unchecked admission is counted on it (a replica's count within a pass).
+        _until(
+            "six unchecked admissions counted",
+            lambda: _ledger_alerts(gateways[0])[0]["occurrences"] == 6,
+        )
+        for gateway in gateways:
+            gateway.wait_for("shared ledger unreachable")
+        redis_server.start()
+        with httpx.Client() as client:
+            for gateway in gateways:  # each finds it back (its next request, or its refresh)
+                assert _chat(client, gateway.url).status == 200
+        resolved = receiver.wait_for(lambda got: any(r.event == "alert.resolved" for r in got))
+        assert (
+            next(r for r in resolved if r.event == "alert.resolved").json["alert"]["id"]
+            == (alert["id"])
+        )
+        _until(
+            "the alert resolved",
+            lambda: [a["state"] for a in _ledger_alerts(gateways[1])] == ["resolved"],
+            timeout_s=3,
+            show=lambda: _ledger_alerts(gateways[1]),
+        )
+        for gateway in gateways:
+            gateway.wait_for("shared ledger reachable again")
+        back = [line for line in gateways[0].log().splitlines() if "reachable again" in line]
+        lost = [line for line in gateways[0].log().splitlines() if "ledger unreachable" in line]
+        assert "WARNING" in lost[0], lost
+        assert "INFO" in back[0], back
+        # One delivery of each event: the replicas' notifiers claim each before sending.
+        events = [r.event for r in receiver.received if r.json["alert"]["id"] == alert["id"]]
+        assert sorted(events) == ["alert.opened", "alert.resolved"], events

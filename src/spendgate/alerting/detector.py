@@ -185,6 +185,10 @@ class AlertDetector:
         it is seen healthy."""
         for alert in unresolved:
             kind = AlertKind(alert.alert_kind)
+            if kind is AlertKind.LEDGER_UNAVAILABLE:
+                # The ledger watch's (on every replica): no rule here holds it, so taking it
+                # over would resolve it at the next full pass while a replica is still cut off.
+                continue
             self._active[alert.dedupe_key] = _Active(kind, alert.severity, alert.last_seen)
             if kind is AlertKind.PROVIDER_HEALTH:
                 self._providers[alert.scope.removeprefix("provider:")] = HealthHysteresis(True)

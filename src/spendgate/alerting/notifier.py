@@ -119,9 +119,14 @@ class WebhookNotifier:
         due = await asyncio.to_thread(self._outbox.due, limit=100)
         limit = asyncio.Semaphore(CONCURRENCY)
 
+        # Past this, an attempt that was never recorded (its process died) is due again.
+        claimed_for = timedelta(seconds=self._spec.delivery_timeout_seconds + 30)
+
         async def attempt(delivery: Delivery) -> None:
             async with limit:
-                await self._attempt(delivery)
+                until = datetime.now(UTC) + claimed_for
+                if await asyncio.to_thread(self._outbox.claim, delivery.id, until=until):
+                    await self._attempt(delivery)
 
         await asyncio.gather(*(attempt(delivery) for delivery in due))
         return (await asyncio.to_thread(self._outbox.pending_work))[1]

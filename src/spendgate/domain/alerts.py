@@ -35,6 +35,7 @@ __all__ = [
     "exhaustion_forecast",
     "forecast_condition",
     "is_cost_spike",
+    "ledger_condition",
     "provider_condition",
     "unpriced_condition",
 ]
@@ -48,6 +49,7 @@ class AlertKind(StrEnum):
     FORECAST_EXHAUSTION = "forecast_exhaustion"
     PROVIDER_HEALTH = "provider_health"
     UNPRICED_MODEL = "unpriced_model"
+    LEDGER_UNAVAILABLE = "ledger_unavailable"
 
 
 class Severity(StrEnum):
@@ -255,6 +257,41 @@ def provider_condition(
         recommended_action=(
             f"Check {provider}'s status and credentials (spendgate models status); requests "
             "fail over to other models meanwhile where routing allows."
+        ),
+    )
+
+
+def ledger_condition(ledger: str, *, admitting: bool) -> AlertCondition:
+    """The shared ledger (named ``ledger``: its key prefix) cannot be reached, and requests
+    are affected: ``admitting`` (``ledger_failure: open``) they pass without a budget check,
+    else they are refused. Keyed by the ledger alone: one alert per outage, whichever replicas
+    report it; its occurrences count the requests affected."""
+    if admitting:
+        summary = f"Budget ledger {ledger} is unreachable: requests are admitted unchecked"
+        reason = (
+            "The shared ledger (Redis) cannot be reached and ledger_failure is open: requests "
+            "are admitted without a budget check (the occurrences count them). They are "
+            "journaled and counted against their budgets once the ledger is back; until then "
+            "no budget limits spending."
+        )
+    else:
+        summary = f"Budget ledger {ledger} is unreachable: requests are refused"
+        reason = (
+            "The shared ledger (Redis) cannot be reached and ledger_failure is closed: "
+            "requests are refused with 503 ledger_unavailable (the occurrences count them; "
+            "clients may retry). No budget is overspent, but no request is served."
+        )
+    return AlertCondition(
+        kind=AlertKind.LEDGER_UNAVAILABLE,
+        severity=Severity.CRITICAL,
+        scope=f"ledger:{ledger}",
+        dedupe_key=f"{AlertKind.LEDGER_UNAVAILABLE}|{ledger}",
+        summary=summary,
+        reason=reason,
+        recommended_action=(
+            "Bring Redis (ledger_url) back; the gateways reconnect by themselves, seed an "
+            "emptied Redis from the journal and resolve this alert. /healthz shows each "
+            "replica's view (ledger.available)."
         ),
     )
 

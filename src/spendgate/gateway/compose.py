@@ -89,7 +89,7 @@ def create_gateway(
     alerts = _alert_service(config, governor, keys, upstreams, journal, env)
     services: list[Service] = []
     if redis is not None and shared is not None:
-        services = _replica_services(config, redis, shared, admin, alerts)
+        services = _replica_services(config, redis, shared, admin, alerts, journal, env)
     return Gateway(
         governor,
         keys,
@@ -138,11 +138,16 @@ def _replica_services(
     shared: SharedLedger,
     admin: AdminContext | None,
     alerts: AlertService | None,
+    journal: Journal | None,
+    env: Mapping[str, str],
 ) -> list[Service]:
     """One of several processes: the ledger's background work, the records others change
-    (watched), and the alerts run by the one replica holding their lease (one detector, one
-    delivery of each webhook)."""
+    (watched), the alerts run by the one replica holding their lease (one detector, one
+    delivery of each webhook), and on every replica the ledger watch (its lease lives in the
+    Redis whose outage it reports)."""
     services: list[Service] = [shared]
+    if alerts is not None and journal is not None:
+        services.append(_ledger_watch(config, shared, journal, env))
     if admin is not None:
         from spendgate.records.watch import RecordsWatcher
 
@@ -157,6 +162,28 @@ def _replica_services(
         services.append(relay)
         services.append(Leased(alerts, Lease(redis, "alerts", prefix=config.ledger_prefix)))
     return services
+
+
+def _ledger_watch(
+    config: Config, shared: SharedLedger, journal: Journal, env: Mapping[str, str]
+) -> Service:
+    from spendgate.alerting import AlertBook, Announcer, WebhookNotifier
+    from spendgate.alerting.ledger_watch import LedgerWatch
+
+    spec = config.alerts
+    book = AlertBook(journal.alerts, Announcer(spec), spec.cooldown)
+
+    def notifier() -> WebhookNotifier:
+        return WebhookNotifier(journal.outbox, spec, env)
+
+    return LedgerWatch(
+        shared,
+        config.ledger_prefix,
+        book,
+        journal.alerts,
+        spec.evaluate_every_seconds,
+        notifier if spec.all_webhooks() else None,
+    )
 
 
 def _mounts(admin: AdminContext | None, env: Mapping[str, str]) -> list[Mount]:

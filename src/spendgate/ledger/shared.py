@@ -70,6 +70,10 @@ RECENT_SETTLEMENTS = timedelta(seconds=60)
 JournalSnapshot = Callable[[datetime], tuple[Mapping[CounterKey, Decimal], Collection[str]]]
 
 
+def _nothing() -> None:
+    return None
+
+
 def _no_journal(since: datetime) -> tuple[Mapping[CounterKey, Decimal], Collection[str]]:
     return {}, ()
 
@@ -174,7 +178,11 @@ class SharedLedger:
         self._tasks: list[asyncio.Task[None]] = []
         self.available = True
         self.unchecked = 0  # requests admitted without a hold while the backend was away
+        self.refused = 0  # requests refused (closed) because the backend was away
         self.failed_attempts = 0
+        # Told when ``available`` changes (the ledger watch, which alerts): it must only
+        # record and return, as it may be called on the request path.
+        self.on_change: Callable[[], None] = _nothing
 
     # -- reads: the local view ---------------------------------------------------------------
 
@@ -227,6 +235,7 @@ class SharedLedger:
         except LedgerUnavailableError:
             self._lost()
             if self.failure is LedgerFailure.CLOSED:
+                self.refused += 1
                 raise
             self.unchecked += 1
             return ReserveOutcome(True)
@@ -311,6 +320,7 @@ class SharedLedger:
             "failure": self.failure.value,
             "pending_operations": len(self._pending),
             "admitted_unchecked": self.unchecked,
+            "refused_unavailable": self.refused,
         }
 
     @property
@@ -489,7 +499,8 @@ class SharedLedger:
                 if self.failure is LedgerFailure.CLOSED
                 else "admitting requests unchecked, operations queued",
             )
-        self.available = False
+            self.available = False
+            self.on_change()
 
     def _found(self) -> None:
         if not self.available:
@@ -498,4 +509,5 @@ class SharedLedger:
                 "settlements queued meanwhile are being sent",
                 self.unchecked,
             )
-        self.available = True
+            self.available = True
+            self.on_change()

@@ -134,6 +134,24 @@ class WebhookOutbox:
             due = datetime.fromisoformat(due).replace(tzinfo=UTC)
         return bool(waiting), due
 
+    def claim(self, delivery_id: str, *, until: datetime, now: datetime | None = None) -> bool:
+        """Take a due delivery for one attempt: its next attempt moves to ``until`` (when it
+        is due again should this attempt never be recorded), and only if it was still pending
+        and due. False: another notifier took it (two may run at once while a replica cannot
+        reach the lease that elects one), or it is not due any more."""
+        at = now or datetime.now(UTC)
+        with self._write.begin() as connection:
+            result = connection.execute(
+                _T.update()
+                .where(
+                    _T.c.id == delivery_id,
+                    _T.c.state == DeliveryState.PENDING.value,
+                    _T.c.next_attempt_at <= at,
+                )
+                .values(next_attempt_at=until)
+            )
+            return int(result.rowcount) == 1
+
     def record_attempt(
         self,
         delivery_id: str,
