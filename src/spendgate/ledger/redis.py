@@ -910,7 +910,7 @@ class RedisLedger:
                     pipe.sunion([self._index_key(policy_id, window) for window in keys])
                 found = await pipe.execute()
         except Exception as error:
-            _raise_translated(error)
+            await self._failed(error)
             raise
         result: dict[str, set[str]] = {policy_id: set() for policy_id in windows}
         for (policy_id, _), members in zip(asked, found, strict=True):
