@@ -234,6 +234,18 @@ def test_closed_refuses_during_the_outage_and_reconciles_after_an_empty_restart(
         assert admitted <= limit, admitted
         assert {a.status for a in answers} <= {200, 429, 503}
         _reconciled(gateways, database, redis_server.url, admitted)
+        # Operators were told: one critical alert for the outage (requests refused), resolved.
+        alerts = _until(
+            "the outage's alert resolved",
+            lambda: (
+                (found := _ledger_alerts(gateways[0]))
+                and all(a["state"] == "resolved" for a in found)
+                and found
+            ),
+        )
+        assert len(alerts) == 1, alerts  # type: ignore[arg-type]
+        assert "requests are refused" in alerts[0]["summary"]  # type: ignore[index]
+        assert alerts[0]["severity"] == "critical"  # type: ignore[index]
     assert admitted == limit  # traffic went on until the budget refused: all of it used
 
 

@@ -153,3 +153,24 @@ def test_pending_work_says_what_an_idle_notifier_needs_in_one_query(journal: Jou
     assert journal.outbox.pending_work() == (True, NOW)
     assert journal.outbox.relay_approval_events(lambda a, e: ()) == 1
     assert journal.outbox.pending_work() == (False, NOW)
+
+
+def test_a_due_delivery_is_claimed_by_one_notifier_and_due_again_if_never_recorded(
+    journal: Journal,
+) -> None:
+    from spendgate.store.outbox import OutboxItem
+    from spendgate.store.records import DeliveryState
+
+    journal.outbox.add([OutboxItem("hook", "alert.opened", "alr_1", b"{}")], now=NOW)
+    (delivery,) = journal.outbox.due(NOW)
+    until = NOW + timedelta(seconds=40)
+    # Two notifiers see it due; one attempt is sent.
+    assert journal.outbox.claim(delivery.id, until=until, now=NOW)
+    assert not journal.outbox.claim(delivery.id, until=until, now=NOW)
+    assert journal.outbox.due(NOW + timedelta(seconds=39)) == []
+    # Its process died before recording the attempt: due again once the claim lapses.
+    assert [d.id for d in journal.outbox.due(until)] == [delivery.id]
+    assert journal.outbox.claim(delivery.id, until=until + timedelta(seconds=40), now=until)
+    journal.outbox.record_attempt(delivery.id, state=DeliveryState.DELIVERED, status=200,
+                                  error=None, now=until)  # fmt: skip
+    assert not journal.outbox.claim(delivery.id, until=until + timedelta(days=1), now=until)
