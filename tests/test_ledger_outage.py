@@ -320,6 +320,45 @@ def test_settlements_queued_while_redis_is_down_reach_it_once(
         _reconciled([warm, *gateways], database, redis_server.url, 10)
 
 
+def test_holds_of_requests_running_through_an_empty_restart_are_placed_again(
+    tmp_path: Path, redis_server: PrivateRedis
+) -> None:
+    """Two requests hold 2 of a limit of 3 when Redis restarts empty: their gateway places
+    their holds again, so the other gateway admits one more request, not three."""
+    database = f"sqlite:///{tmp_path / 'journal.db'}"
+    with (
+        MockUpstreamThread(latency_ms=0) as fast,
+        MockUpstreamThread(latency_ms=4000) as slow,
+        ExitStack() as stack,
+    ):
+        (running,) = _gateways(
+            stack, tmp_path, config(slow.openai_base_url, database, redis_server.url, 3, "closed"),
+            ("running",),
+        )  # fmt: skip
+        (other,) = _gateways(
+            stack, tmp_path, config(fast.openai_base_url, database, redis_server.url, 3, "closed"),
+            ("other",),
+        )  # fmt: skip
+
+        def one(_: int) -> int:
+            with httpx.Client() as client:
+                return _chat(client, running.url).status
+
+        with ThreadPoolExecutor(2) as pool:
+            calls = [pool.submit(one, index) for index in range(2)]
+            _until("two holds", lambda: _ledger(redis_server.url).reserved == 2)
+            redis_server.kill()
+            redis_server.start()  # empty: the holds are gone...
+            # ...until the running requests' gateway sees the new seed (within its refresh).
+            _until("the holds placed again", lambda: _ledger(redis_server.url).reserved == 2)
+            with httpx.Client() as client:
+                statuses = [_chat(client, other.url).status for _ in range(3)]
+            assert statuses == [200, 429, 429]
+            assert [call.result(timeout=20) for call in calls] == [200, 200]
+        assert "2 hold(s) of running requests placed again" in running.log()
+        _reconciled([running, other], database, redis_server.url, 3)
+
+
 # --- the guard, on the shared test server: what the gateways above rely on ------------------
 
 

@@ -939,6 +939,16 @@ class RedisLedger:
             await self._failed(error)
             raise
 
+    async def seed_mark(self) -> str | None:
+        """The seed marker (its instant, see ``reseed``): None until seeded, another value
+        after each seed, so a process learns that the server lost its data since it looked."""
+        try:
+            mark = await self._client.get(self._seed_key)
+        except Exception as error:
+            await self._failed(error)
+            raise
+        return None if mark is None else _text(mark)
+
     async def reseed(
         self, settled: Mapping[CounterKey, Decimal], recent: Collection[str], since: datetime
     ) -> bool:

@@ -116,6 +116,8 @@ class SharedBackend(Protocol):
 
     async def is_seeded(self) -> bool: ...
 
+    async def seed_mark(self) -> str | None: ...
+
     async def reseed(
         self, settled: Mapping[CounterKey, Decimal], recent: Collection[str], since: datetime
     ) -> bool: ...
@@ -125,6 +127,7 @@ class SharedBackend(Protocol):
 class _Hold:
     amounts: dict[CounterKey, Decimal]
     expires_at: datetime
+    lines: Sequence[ReservationLine]  # to place it again in a backend that lost it
 
 
 # A background operation: a coroutine factory, so a failed one can be tried again.
@@ -171,6 +174,7 @@ class SharedLedger:
         # (a cold Redis must not start every budget from zero).
         self.journaled = journaled or _no_journal
         self._seeding = asyncio.Lock()
+        self._mark: str | None = None  # the backend's seed, as this process last saw it
         self._view: OrderedDict[CounterKey, CounterState] = OrderedDict()
         self._holds: dict[str, _Hold] = {}
         self._pending: deque[_Pending] = deque()
@@ -247,7 +251,7 @@ class SharedLedger:
                 amounts[key] = amounts.get(key, ZERO) + line.amount
             for key, amount in amounts.items():
                 self._add(key, ZERO, amount)
-            self._holds[reservation_id] = _Hold(amounts, now + ttl)
+            self._holds[reservation_id] = _Hold(amounts, now + ttl, lines)
         return outcome
 
     def reserve(
@@ -360,19 +364,45 @@ class SharedLedger:
         self._tasks = []
 
     async def _seed(self) -> None:
-        """Seed the backend from the journal if it has not been (it started empty)."""
+        """Seed the backend from the journal if it has not been (it started empty); then, if
+        it was seeded since this process last looked, place this process's holds again."""
         async with self._seeding:  # requests arriving together seed once
-            if await self.backend.is_seeded():
-                return
-            since = datetime.now(UTC) - RECENT_SETTLEMENTS
-            settled, recent = await asyncio.to_thread(self.journaled, since)
-            if await self.backend.reseed(settled, recent, since):
-                log.info(
-                    "shared ledger: seeded from the journal (%d counter(s), %d recent "
-                    "settlement(s))",
-                    len(settled),
-                    len(recent),
-                )
+            mark = await self.backend.seed_mark()
+            if mark is None:
+                since = datetime.now(UTC) - RECENT_SETTLEMENTS
+                settled, recent = await asyncio.to_thread(self.journaled, since)
+                if await self.backend.reseed(settled, recent, since):
+                    log.info(
+                        "shared ledger: seeded from the journal (%d counter(s), %d recent "
+                        "settlement(s))",
+                        len(settled),
+                        len(recent),
+                    )
+                mark = await self.backend.seed_mark()
+            if mark is not None and mark != self._mark:
+                await self._hold_again()
+                self._mark = mark
+
+    async def _hold_again(self) -> None:
+        """A new seed means the backend lost what it held, this process's holds too: requests
+        still running here would no longer count against their budgets until they settle, and
+        others could take their room. Each is placed again as it was admitted (no limit
+        check: it was checked then); one settled or released meanwhile is skipped."""
+        now = datetime.now(UTC)
+        placed = 0
+        for rid in list(self._holds):
+            hold = self._holds.get(rid)
+            if hold is None:  # settled or released while an earlier one was placed
+                continue
+            lines = [line._replace(limit=None) for line in hold.lines]
+            ttl = max(hold.expires_at - now, timedelta(seconds=1))
+            try:
+                await self.backend.reserve(rid, lines, now, ttl)
+            except ValueError:  # open already (its own seed kept it), or settled
+                continue
+            placed += 1
+        if placed:
+            log.info("shared ledger: %d hold(s) of running requests placed again", placed)
 
     def _send(self, name: str, operation: _Operation) -> None:
         self._pending.append(_Pending(name, operation))
@@ -443,8 +473,8 @@ class SharedLedger:
         while True:
             await asyncio.sleep(self.refresh_seconds)
             try:
-                if not await self.backend.is_seeded():
-                    await self._seed()
+                if await self.backend.seed_mark() != self._mark:
+                    await self._seed()  # seeded (and this process's holds placed) again
                 await self._discover_members()
                 keys = list(self._view)
                 for start in range(0, len(keys), _READ_CHUNK):
