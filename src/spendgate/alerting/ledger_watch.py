@@ -62,7 +62,11 @@ class LedgerWatch:
     async def start(self) -> None:
         # An alert left open by a replica that stopped during an outage: resolved once this
         # one finds the ledger reachable, counted on if not.
-        unresolved = await asyncio.to_thread(self._repository.unresolved)
+        try:
+            unresolved = await asyncio.to_thread(self._repository.unresolved)
+        except Exception:  # the database away at start must not stop the gateway starting
+            log.exception("ledger watch: reading the open alerts failed")
+            unresolved = []
         self._raised = any(alert.dedupe_key == self._key for alert in unresolved)
         self.ledger.on_change = self._woken.set
         self._woken.set()  # the first pass at once: the ledger may be away already

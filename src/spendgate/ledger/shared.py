@@ -26,7 +26,9 @@ seeds it from a snapshot of the journal — its counters, and the ids settled in
 ``RECENT_SETTLEMENTS`` — before anything else lands there. A settlement still queued here
 then counts exactly once: the seed counted it if the journal had it (it was settled before
 the snapshot's window, or its id is among the recent ones), else it counts when it arrives.
-A backend found unseeded while idle (the view's refresh asks) is seeded then too.
+A backend found unseeded while idle (the view's refresh asks) is seeded then too. A process
+that sees a seed it has not seen places the holds of its running requests again (the backend
+lost them), as they were admitted.
 """
 
 from __future__ import annotations
