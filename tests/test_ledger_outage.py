@@ -242,7 +242,12 @@ def test_closed_refuses_during_the_outage_and_reconciles_after_an_empty_restart(
                 and all(a["state"] == "resolved" for a in found)
                 and found
             ),
-        )
+            show=lambda: (
+                [(a["state"], a["occurrences"]) for a in _ledger_alerts(gateways[0])],
+                [line for g in gateways for line in g.log().splitlines() if "spendgate.a" in line
+                 or "spendgate.ledger" in line],
+            ),
+        )  # fmt: skip
         assert len(alerts) == 1, alerts  # type: ignore[arg-type]
         assert "requests are refused" in alerts[0]["summary"]  # type: ignore[index]
         assert alerts[0]["severity"] == "critical"  # type: ignore[index]

@@ -3,12 +3,13 @@
 It cannot be one of the detector's rules: the detector runs on the replica holding the alerts
 lease, and that lease lives in the same Redis as the ledger, so while Redis is away no replica
 runs the detector or the webhook notifier. The watch therefore runs on every replica. The
-request path only counts (``SharedLedger.unchecked`` / ``refused``) and, when availability
-changes, sets an event; the watch does the writing, off the request path:
+request path only counts (``SharedLedger.unchecked`` / ``refused``) and sets an event (when
+availability changes, and per request affected); the watch does the writing, off the request
+path, at most once a second:
 
 * the ledger lost and a request admitted unchecked (``open``) or refused (``closed``): it opens
   the ``ledger_unavailable`` alert (or counts on the one another replica opened: one alert
-  per ledger and outage), then counts such requests at most every ``every_s``;
+  per ledger and outage), then counts such requests;
 * while it is lost, it runs a webhook notifier of its own, so the alert is delivered during
   the outage (each delivery is claimed in the database before it is sent: the leased
   notifier of a replica that still reaches Redis never sends it too);
@@ -34,6 +35,10 @@ from spendgate.store.alerts import AlertRepository
 __all__ = ["LedgerWatch"]
 
 log = logging.getLogger("spendgate.alerts")
+
+# Passes are at least this far apart: a burst of affected requests (each wakes the watch) is
+# one write, not one per request.
+_PASS_GAP_S = 1.0
 
 
 class LedgerWatch:
@@ -86,40 +91,48 @@ class LedgerWatch:
                 await asyncio.wait_for(self._woken.wait(), self._every_s)
             self._woken.clear()
             try:
-                await self.check()
+                wrote = await self.check()
             except Exception:  # the database may be away too: try again at the next pass
                 log.exception("ledger watch: writing the ledger alert failed; retrying")
+                wrote = True
+            if wrote:  # a pass that wrote nothing (the ledger lost, no request yet) waits not
+                await asyncio.sleep(_PASS_GAP_S)
 
-    async def check(self) -> None:
-        """One pass: open, count or resolve the alert as the ledger's state says."""
+    async def check(self) -> bool:
+        """One pass: open, count or resolve the alert as the ledger's state says; whether it
+        wrote."""
         ledger = self.ledger
         admitting = ledger.failure is LedgerFailure.OPEN
         requests = ledger.unchecked if admitting else ledger.refused
         more = requests - self._counted
         now = datetime.now(UTC)
+        condition = ledger_condition(self.name, admitting=admitting)
         if not ledger.available:
             # Raised by the first request it affects (an idle outage harms nothing: the log
             # and /healthz tell it), counting every one.
-            if more <= 0:
-                return
-            condition = ledger_condition(self.name, admitting=admitting)
-            seen = Seen(condition, None, more, new=not self._raised)
-            await asyncio.to_thread(self._book.write, Findings([seen]), now)
-            self._raised, self._counted = True, requests
-            await self._start_notifier()
-        elif self._raised:
-            # (Requests affected since the last pass are not counted now: the alert may be
-            # resolved already, and a count would open it again.)
-            await asyncio.to_thread(self._book.write, Findings(cleared=[self._key]), now)
-            self._raised, self._counted = False, requests
-            try:
-                if self._notifier is not None:
-                    await self._notifier.send_due()  # the resolution, at once
-            finally:
-                # Whatever is still pending, the leased notifier sends: Redis is back.
-                await self._stop_notifier()
-        else:
+            if more > 0:
+                seen = Seen(condition, None, more, new=not self._raised)
+                await asyncio.to_thread(self._book.write, Findings([seen]), now)
+                self._raised, self._counted = True, requests
+                await self._start_notifier()
+                return True
+            return False
+        if not self._raised:
             self._counted = requests
+            return False
+        if more > 0:
+            # Affected since the last pass: counted on the alert if it is still open, never
+            # opening it again (another replica may have resolved it: the outage is over).
+            await asyncio.to_thread(self._repository.count_on, self._key, more, now=now)
+        await asyncio.to_thread(self._book.write, Findings(cleared=[self._key]), now)
+        self._raised, self._counted = False, requests
+        try:
+            if self._notifier is not None:
+                await self._notifier.send_due()  # the resolution, at once
+        finally:
+            # Whatever is still pending, the leased notifier sends: Redis is back.
+            await self._stop_notifier()
+        return True
 
     async def _start_notifier(self) -> None:
         if self._make_notifier is None:

@@ -970,6 +970,9 @@ class RedisLedger:
                 return False
             if not await client.set(self._seeding_key, token, nx=True, px=_SEEDING_MS):
                 raise LedgerUnseededError("another process is seeding the Redis ledger")
+            if await client.exists(self._seed_key):  # seeded before the lock was free
+                await client.delete(self._seeding_key)
+                return False
             ids = list(recent)
             for start in range(0, len(ids), 1000):
                 async with client.pipeline(transaction=False) as pipe:

@@ -186,8 +186,9 @@ class SharedLedger:
         self.unchecked = 0  # requests admitted without a hold while the backend was away
         self.refused = 0  # requests refused (closed) because the backend was away
         self.failed_attempts = 0
-        # Told when ``available`` changes (the ledger watch, which alerts): it must only
-        # record and return, as it may be called on the request path.
+        # Told when ``available`` changes and when a request is refused or admitted unchecked
+        # for it (the ledger watch, which alerts): it must only record and return, as it is
+        # called on the request path.
         self.on_change: Callable[[], None] = _nothing
 
     # -- reads: the local view ---------------------------------------------------------------
@@ -242,8 +243,10 @@ class SharedLedger:
             self._lost()
             if self.failure is LedgerFailure.CLOSED:
                 self.refused += 1
+                self.on_change()
                 raise
             self.unchecked += 1
+            self.on_change()
             return ReserveOutcome(True)
         self._found()
         if outcome.ok:

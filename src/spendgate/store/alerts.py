@@ -210,6 +210,18 @@ class AlertRepository:
     ) -> bool:
         return self._resolve(_T.c.id == alert_id, now, announce)
 
+    def count_on(self, dedupe_key: str, occurrences: int, *, now: datetime | None = None) -> bool:
+        """Count ``occurrences`` more on the unresolved alert with this key, if there is one
+        (never opening one: for what a condition left over as it cleared). True if counted."""
+        at = now or datetime.now(UTC)
+        with self._write.begin() as connection:
+            result = connection.execute(
+                _T.update()
+                .where(_T.c.dedupe_key == dedupe_key, _T.c.state.in_(_UNRESOLVED))
+                .values(occurrences=_T.c.occurrences + occurrences, last_seen=at)
+            )
+            return int(result.rowcount) > 0
+
     def resolve_key(
         self,
         dedupe_key: str,
