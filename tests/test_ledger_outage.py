@@ -500,3 +500,33 @@ def test_an_open_ledger_admitting_unchecked_raises_an_alert_delivered_during_the
         # One delivery of each event: the replicas' notifiers claim each before sending.
         events = [r.event for r in receiver.received if r.json["alert"]["id"] == alert["id"]]
         assert sorted(events) == ["alert.opened", "alert.resolved"], events
+
+
+def test_a_notifier_started_again_after_a_stop_delivers(tmp_path: Path) -> None:
+    """The alerts lease is lost while Redis is away and taken again when it is back: the
+    notifier stopped then must deliver once started again (it used to stay stopped)."""
+    from spendgate.alerting.notifier import WebhookNotifier
+    from spendgate.config.alerts import AlertsSpec, WebhookSpec
+    from spendgate.store import Journal
+    from spendgate.store.outbox import OutboxItem
+    from webhook_support import webhook_receiver
+
+    with webhook_receiver() as receiver, Journal(f"sqlite:///{tmp_path / 'j.db'}") as journal:
+        spec = AlertsSpec(webhooks=[WebhookSpec(id="ops", url=receiver.url)])
+
+        async def scenario() -> None:
+            notifier = WebhookNotifier(journal.outbox, spec, {})
+            await notifier.start()
+            await notifier.stop()  # the lease lost
+            await notifier.start()  # taken again
+            try:
+                journal.outbox.add([OutboxItem("ops", "alert.opened", "alr_1", b"{}")])
+                notifier.wake()
+                deadline = time.monotonic() + 10
+                while not receiver.events("alert.opened"):
+                    assert time.monotonic() < deadline, "never delivered after a restart"
+                    await asyncio.sleep(0.05)
+            finally:
+                await notifier.stop()
+
+        asyncio.run(scenario())

@@ -75,6 +75,10 @@ class WebhookNotifier:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
+        """Start sending; may follow a ``stop`` (the alerts lease lost while Redis was away,
+        then taken again)."""
+        self._stopping = False
+        self._woken.clear()
         await asyncio.to_thread(self._outbox.start_relay)
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._spec.delivery_timeout_seconds),
@@ -92,8 +96,10 @@ class WebhookNotifier:
         self._woken.set()
         if self._task is not None:
             await self._task
+            self._task = None
         if self._session is not None:
             await self._session.close()
+            self._session = None
 
     async def _run(self) -> None:
         while not self._stopping:
