@@ -28,6 +28,7 @@ from spendgate.alerting.detector import Findings, Seen
 from spendgate.alerting.notifier import WebhookNotifier
 from spendgate.alerting.service import AlertBook
 from spendgate.domain.alerts import ledger_condition
+from spendgate.gateway.service import stop_task
 from spendgate.ledger.base import LedgerFailure
 from spendgate.ledger.shared import SharedLedger
 from spendgate.store.alerts import AlertRepository
@@ -78,11 +79,8 @@ class LedgerWatch:
         self._task = asyncio.create_task(self._run(), name="spendgate-ledger-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self._stop_notifier()
 
     async def _run(self) -> None:

@@ -99,16 +99,15 @@ def serve_command(
     # switch interval the event loop waited up to tens of ms behind it (p99 82 ms measured
     # unloaded); 0.5 ms bounds that wait (p99 20 ms) at a negligible cost in switches.
     sys.setswitchinterval(0.0005)
+    from spendgate.gateway.supervisor import SERVING
+
     uvicorn.run(
         gateway,
         host=host,
         port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,  # uvicorn's; the gateway writes its own (spendgate.access)
         log_config=log_config,
         log_level=log_level.value,
+        **SERVING,
     )
 
 

@@ -17,12 +17,19 @@ import socket
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["WorkerFailedError", "serve_workers"]
+__all__ = ["SERVING", "WorkerFailedError", "serve_workers"]
 
 log = logging.getLogger("spendgate.serve")
 
+# How uvicorn serves the gateway, one process or a worker of several.
+SERVING: Final[dict[str, Any]] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "lifespan": "on",
+    "access_log": False,  # uvicorn's; the gateway writes its own (spendgate.access)
+}
 _CHECK_EVERY_S = 0.5
 _STOP_WITHIN_S = 30.0
 _START_WITHIN_S = 15.0  # a worker failing sooner after its start is not replaced: all stop
@@ -110,10 +117,7 @@ def _run_worker(host: str, port: int, log_config: dict[str, Any]) -> None:
     config = uvicorn.Config(
         "spendgate.gateway.worker:create_worker_gateway",
         factory=True,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,  # uvicorn's; the gateway writes its own (spendgate.access)
         log_config=log_config,
+        **SERVING,
     )
     uvicorn.Server(config).run(sockets=[sock])
