@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,29 @@ def test_the_detectors_replica_sees_what_the_other_replica_served(
         metrics = httpx.get(other.url + "/metrics").text
         assert "spendgate_alert_events_dropped_total 0.0" in metrics
         assert "lease alerts: taken" not in other.log()
+
+
+def test_the_relay_skips_what_is_not_an_outcome_and_counts_it(redis_prefix: str) -> None:
+    """Whatever else lands in the relay's list (another version's format, a stray write) is
+    skipped and counted as dropped; the outcomes around it still reach the detector."""
+    from redis_support import connect, run
+    from spendgate.alerting.outcomes import RequestOutcome
+    from spendgate.alerting.relay import OutcomeRelay
+
+    outcome = RequestOutcome(
+        (("acme-daily", "acme"),), (), False, Decimal("0.000000000000000001"), False,
+        ("acme", "alice", "k1"), "gpt-4o-mini", "alpha", "d1",
+    )  # fmt: skip
+
+    async def scenario() -> list[RequestOutcome]:
+        client = await connect()
+        try:
+            relay = OutcomeRelay(client, prefix=redis_prefix)
+            await client.rpush(relay.key, b"not json", b'{"a": 1}', outcome.encode(), b"[1]")
+            pulled = await relay.pull()
+            assert relay.dropped == 3
+            return pulled
+        finally:
+            await client.aclose()
+
+    assert run(scenario()) == [outcome]
