@@ -55,6 +55,7 @@ ENV = {"UPSTREAM_KEY": "sk-upstream-secret", "ALICE_KEY": "sg-alice"}
 # Generated text that looks like the end of an OpenAI stream, then of an Anthropic one.
 TRICKY = (
     'Look:\n\ndata: [DONE]\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n'
+    "event: response.completed\n\n"
     "The answer goes on after both markers, and on, and on, until it really ends here."
 )
 
@@ -72,11 +73,11 @@ def mocks() -> Iterator[dict[str, MockUpstreamThread]]:
         yield {"cut": cut, "early": early, "paced": paced}
 
 
-@pytest.fixture(scope="module")
-def served(
-    mocks: dict[str, MockUpstreamThread], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
-    database: Path = tmp_path_factory.mktemp("stream-ends") / "journal.db"
+@pytest.fixture
+def served(mocks: dict[str, MockUpstreamThread], tmp_path: Path) -> Iterator[Served]:
+    # One gateway per test: each cut stream counts against its provider's health, and
+    # enough of them in one gateway would open the circuit for the next test.
+    database = tmp_path / "journal.db"
     config = CONFIG.format(**{name: mock.base_url for name, mock in mocks.items()})
     with serve_config(config, ENV, database=database) as served:
         yield served
@@ -121,7 +122,26 @@ def _anthropic_stream(served: Served, model: str) -> tuple[str, str, Exception |
     return raw.headers["x-spendgate-decision-id"], text, None
 
 
-STREAMERS = {Protocol.OPENAI: _openai_stream, Protocol.ANTHROPIC: _anthropic_stream}
+def _responses_stream(served: Served, model: str) -> tuple[str, str, Exception | None]:
+    """Stream with the OpenAI SDK's Responses API: (decision id, text received, error)."""
+    raw = openai_client(served, "sg-alice").responses.with_raw_response.create(
+        model=model, input=HELLO, max_output_tokens=500, stream=True
+    )
+    text = ""
+    try:
+        for event in raw.parse():
+            if event.type == "response.output_text.delta":
+                text += event.delta
+    except openai.APIError as error:
+        return raw.headers["x-spendgate-decision-id"], text, error
+    return raw.headers["x-spendgate-decision-id"], text, None
+
+
+STREAMERS = {
+    Protocol.OPENAI: _openai_stream,
+    Protocol.ANTHROPIC: _anthropic_stream,
+    Protocol.RESPONSES: _responses_stream,
+}
 
 
 @pytest.mark.parametrize("client", list(Protocol))
@@ -185,6 +205,15 @@ def test_text_that_looks_like_the_end_of_a_stream_does_not_end_it(
             if chunk.choices and chunk.choices[0].delta.content:
                 text += chunk.choices[0].delta.content
                 on_text(text)
+    elif client is Protocol.RESPONSES:
+        raw = openai_client(served, "sg-alice").responses.with_raw_response.create(
+            model=model, input=HELLO, max_output_tokens=500, stream=True
+        )
+        text = ""
+        for event in raw.parse():
+            if event.type == "response.output_text.delta":
+                text += event.delta
+                on_text(text)
     else:
         raw = anthropic_client(served, "sg-alice").messages.with_raw_response.create(
             model=model, max_tokens=500, messages=HELLO, stream=True
@@ -212,6 +241,12 @@ def test_the_end_of_a_stream_is_found_at_event_level_in_any_chunking(
     if protocol is Protocol.OPENAI:
         body = b'data: {"choices":[{"delta":{"content":"' + content + b'"}}]}\n\n'
         end = b"data: [DONE]\n\n"
+    elif protocol is Protocol.RESPONSES:
+        body = (
+            b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+            b'"delta":"' + content + b'"}\n\n'
+        )
+        end = b'event: response.completed\ndata: {"type":"response.completed"}\n\n'
     else:
         body = (
             b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":'

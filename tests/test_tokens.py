@@ -205,6 +205,9 @@ def parsed(protocol: Protocol, **body: Any) -> ChatRequest:
     payload.update(body)
     if protocol is Protocol.ANTHROPIC:
         return ChatRequest.from_anthropic({"max_tokens": 100, **payload})
+    if protocol is Protocol.RESPONSES:
+        del payload["messages"]
+        return ChatRequest.from_responses({"input": "Hi", **payload})
     return ChatRequest.from_openai(payload)
 
 
@@ -223,6 +226,8 @@ WEATHER = {
 def test_tools_add_tokens(protocol: Protocol) -> None:
     if protocol is Protocol.OPENAI:
         tools = [{"type": "function", "function": WEATHER}]
+    elif protocol is Protocol.RESPONSES:
+        tools = [{"type": "function", **WEATHER}]
     else:
         tools = [{**WEATHER, "input_schema": WEATHER["parameters"]}]
     plain = estimate_input_tokens(parsed(protocol))

@@ -300,6 +300,23 @@ class _Planner:
                 f"maximum: it is sent a limit of {ceiling}, the ceiling reserved.",
             )
 
+    def note_stateful(self, model: Model) -> None:
+        """A request continuing state its provider holds (Responses API) is passed through
+        to that provider and kept there; earlier context it refers to is billed as input."""
+        fields = ", ".join(self.request.stateful)
+        sentence = (
+            f"The request uses {fields}: it is passed through to {model.provider}, which "
+            "holds that state, and no other provider may serve it."
+        )
+        if self.tokens.unbounded:
+            sentence += (
+                " The earlier context it refers to is billed as input but unknown to the "
+                f"gateway: up to {model.id}'s context window of "
+                f"{self.estimate(model).input_tokens_upper} input tokens is reserved, and the "
+                "request is settled on the provider's usage."
+            )
+        self.note("stateful_passthrough", sentence)
+
     # -- the decision ----------------------------------------------------------------------
 
     def requested_model(self) -> Model:
@@ -329,6 +346,8 @@ class _Planner:
                 reason = "not allowed for this API key"
             elif missing:
                 reason = "lacks " + ", ".join(sorted(c.value for c in missing))
+            elif self.request.stateful and model.provider != requested.provider:
+                reason = f"the request's state is held by {requested.provider}"
             elif model.context_window is not None and self.tokens.lower > model.context_window:
                 reason = (
                     f"context window {model.context_window} < ~{self.tokens.lower} input tokens"
@@ -576,11 +595,14 @@ class _Planner:
             RoutingAction.APPROVAL_REQUIRED,
         ):
             self.note_output_ceiling(actual)
-        if self.tokens.unbounded:
+        if self.request.stateful:
+            self.note_stateful(actual)
+        elif self.tokens.unbounded:
             self.note(
                 "input_size_unknown",
-                "The request holds input whose size it does not state (a PDF, or a file or "
-                f"URL it refers to): up to {actual.id}'s context window of "
+                "The request holds input whose size it does not state (a PDF, a file or URL "
+                "it refers to, or what a hosted tool fetches): up to "
+                f"{actual.id}'s context window of "
                 f"{self.estimate(actual).input_tokens_upper} input tokens is reserved.",
             )
         saving = _saving(self.estimate(requested), self.estimate(target))

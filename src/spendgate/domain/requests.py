@@ -24,6 +24,7 @@ __all__ = ["Attachment", "AttachmentKind", "ChatRequest", "Message", "Protocol",
 class Protocol(StrEnum):
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
+    RESPONSES = "responses"  # OpenAI's Responses API (``POST /v1/responses``)
 
 
 class RequestError(ValueError):
@@ -38,6 +39,9 @@ class AttachmentKind(StrEnum):
     DOCUMENT = "document"  # a binary document (a PDF): billed as its text plus page images
     AUDIO = "audio"  # billed by duration
     OTHER = "other"  # a content part of a type not known here
+    # Input the provider adds from what it holds or fetches (an earlier response, a
+    # conversation, a stored prompt, a hosted tool's results): never sized in the request.
+    STORED = "stored"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,9 @@ class ChatRequest:
     # Non-text input of every message (held per request: the estimate needs no more, and
     # plain-text messages stay as cheap to build as they were).
     attachments: tuple[Attachment, ...] = ()
+    # The fields tying the request to the provider that holds its state (Responses API:
+    # ``previous_response_id``, ``conversation``, ``store``…): it may not move to another one.
+    stateful: tuple[str, ...] = ()
 
     @property
     def image_count(self) -> int:
@@ -149,6 +156,14 @@ class ChatRequest:
             choices=choices,
             attachments=tuple(attachments),
         )
+
+    @classmethod
+    def from_responses(cls, body: Mapping[str, Any]) -> ChatRequest:
+        """An OpenAI Responses API body (``responses_request``; imported here because it
+        builds on this module)."""
+        from spendgate.domain.responses_request import parse_responses
+
+        return parse_responses(body)
 
     @classmethod
     def from_anthropic(cls, body: Mapping[str, Any]) -> ChatRequest:
@@ -263,7 +278,13 @@ def _anthropic_message(
 
 
 # Content parts whose text the model reads, by part type, and the field holding it.
-_TEXT_FIELDS = {"text": "text", "input_text": "text", "refusal": "refusal", "thinking": "thinking"}
+_TEXT_FIELDS = {
+    "text": "text",
+    "input_text": "text",
+    "output_text": "text",
+    "refusal": "refusal",
+    "thinking": "thinking",
+}
 _IMAGE_TYPES = frozenset({"image_url", "image", "input_image"})
 
 
@@ -325,6 +346,8 @@ def _content(content: object, where: str) -> _Content:
         elif kind == "document":
             _anthropic_document(part, here, found)
         elif kind == "file":
+            _openai_file(_object(part, "file", here), f"{here}.file", found)
+        elif kind == "input_file":  # the Responses API's file part: the fields of ``file``
             _openai_file(part, here, found)
         elif kind == "input_audio":
             audio = _object(part, "input_audio", here)
@@ -362,9 +385,9 @@ def _anthropic_document(part: Mapping[str, Any], where: str, found: _Content) ->
         found.attachments.append(Attachment(AttachmentKind.DOCUMENT, None))
 
 
-def _openai_file(part: Mapping[str, Any], where: str, found: _Content) -> None:
-    """An OpenAI ``file`` part: inline ``file_data`` (a base64 data URL) or a ``file_id``."""
-    file = _object(part, "file", where)
+def _openai_file(file: Mapping[str, Any], where: str, found: _Content) -> None:
+    """An OpenAI file (chat's ``file`` part's object, or a Responses ``input_file`` part):
+    inline ``file_data`` (a base64 data URL), or a ``file_id`` / ``file_url`` it refers to."""
     name = file.get("filename")
     if isinstance(name, str):
         found.texts.append(name)
@@ -373,7 +396,7 @@ def _openai_file(part: Mapping[str, Any], where: str, found: _Content) -> None:
         found.attachments.append(Attachment(AttachmentKind.DOCUMENT, None))
         return
     if not isinstance(data, str):
-        raise RequestError(f"{where}.file.file_data: expected a string", f"{where}.file.file_data")
+        raise RequestError(f"{where}.file_data: expected a string", f"{where}.file_data")
     header, comma, payload = data.partition(",")
     if comma and header.startswith("data:"):
         _inline_document(header[5:].partition(";")[0], payload, found)

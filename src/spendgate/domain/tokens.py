@@ -101,7 +101,7 @@ _OTHER_POINT_BYTES_PER_TOKEN = 4
 # them in a terser TypeScript-like form (fewer tokens: the lower bound allows for half), and
 # Anthropic adds a tool-use system prompt (346 tokens for Claude 4 models, 530 at most for older
 # ones, per Anthropic's pricing docs); OpenAI's wrapper is about a dozen tokens.
-_TOOLS_PROMPT = {Protocol.OPENAI: 12, Protocol.ANTHROPIC: 346}
+_TOOLS_PROMPT = {Protocol.OPENAI: 12, Protocol.RESPONSES: 12, Protocol.ANTHROPIC: 346}
 _TOOLS_PROMPT_UPPER = 530
 _TOOLS_LOWER_FRACTION = 0.5
 

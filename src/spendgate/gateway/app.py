@@ -90,6 +90,7 @@ class Gateway:
         self._routes = {
             "/v1/chat/completions": ("POST", Protocol.OPENAI),
             "/v1/messages": ("POST", Protocol.ANTHROPIC),
+            "/v1/responses": ("POST", Protocol.RESPONSES),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -45,13 +45,18 @@ from spendgate.domain.routing import (
 )
 from spendgate.domain.tokens import estimate_text_tokens
 from spendgate.domain.translate import (
+    RESPONSES_TERMINAL_EVENTS,
     AnthropicToOpenAIStream,
+    AnthropicToResponsesStream,
     OpenAIToAnthropicStream,
+    TranslationError,
     anthropic_request_to_openai,
     anthropic_response_to_openai,
+    anthropic_response_to_responses,
     encode_sse,
     openai_request_to_anthropic,
     openai_response_to_anthropic,
+    responses_request_to_anthropic,
 )
 from spendgate.gateway import access
 from spendgate.gateway.approvals import ApprovalDesk, ApprovalNeeded
@@ -220,17 +225,20 @@ class ChatProxy:
         if not isinstance(payload, dict):
             raise bad_request("The body must be a JSON object.")
         try:
-            chat = (
-                ChatRequest.from_openai(payload)
-                if protocol is Protocol.OPENAI
-                else ChatRequest.from_anthropic(payload)
-            )
+            chat = _PARSERS[protocol](payload)
             options = RequestHeaders.parse(headers, key.tenant)
         except RequestError as error:
             raise bad_request(str(error), error.param) from None
         except HeaderError as error:
             raise bad_request(str(error), error.header) from None
         return _ProxiedRequest(self, key, protocol, payload, chat, options)
+
+
+_PARSERS = {
+    Protocol.OPENAI: ChatRequest.from_openai,
+    Protocol.ANTHROPIC: ChatRequest.from_anthropic,
+    Protocol.RESPONSES: ChatRequest.from_responses,
+}
 
 
 class _ApprovalRequiredError(Exception):
@@ -509,6 +517,8 @@ class _ProxiedRequest:
         # generate, and be billed, far beyond it. suggest and dry_run send the request as is.
         ceiling = output_ceiling(model, self.chat.max_tokens)
         enforced = decision.mode is RoutingMode.ENFORCED
+        if self.protocol is Protocol.RESPONSES and self.protocol not in upstream.protocols:
+            return self._responses_elsewhere(upstream.protocols, body, model, ceiling, enforced)
         if self.protocol in upstream.protocols:
             body["model"] = model.upstream_model
             if self.chat.stream and self.protocol is Protocol.OPENAI:
@@ -533,6 +543,28 @@ class _ProxiedRequest:
         if enforced:
             _limit_output(translated, Protocol.OPENAI, ceiling)
         return UpstreamCall(Protocol.OPENAI, body=translated)
+
+    def _responses_elsewhere(
+        self,
+        protocols: frozenset[Protocol],
+        body: dict[str, Any],
+        model: Model,
+        ceiling: int,
+        enforced: bool,
+    ) -> UpstreamCall:
+        """A Responses request for a provider that does not speak the Responses API: an
+        Anthropic one gets it translated; any other cannot take it (a 400, or skipped)."""
+        if Protocol.ANTHROPIC not in protocols:
+            raise TranslationError(
+                f"The Responses API is not available for {model.id} (provider "
+                f"{model.provider}): use /v1/chat/completions"
+            )
+        translated = responses_request_to_anthropic(
+            body, model=model.upstream_model, default_max_tokens=ceiling
+        )
+        if enforced:
+            _limit_output(translated, Protocol.ANTHROPIC, ceiling)
+        return UpstreamCall(Protocol.ANTHROPIC, body=translated)
 
     @property
     def client_wants_usage(self) -> bool:
@@ -685,6 +717,15 @@ class _ProxiedRequest:
         try:
             if response.protocol is self.protocol:
                 body = response.raw
+            elif self.protocol is Protocol.RESPONSES:
+                body = orjson.dumps(
+                    anthropic_response_to_responses(
+                        response.body,
+                        created=int(time.time()),
+                        model=decision.target_model,
+                        request=self.payload,
+                    )
+                )
             elif self.protocol is Protocol.OPENAI:
                 body = orjson.dumps(
                     anthropic_response_to_openai(
@@ -707,18 +748,9 @@ class _ProxiedRequest:
     async def relay_stream(
         self, send: Send, receive: Receive, decision: RoutingDecision, stream: MeteredStream
     ) -> None:
-        translator: AnthropicToOpenAIStream | OpenAIToAnthropicStream | _UsageChunkFilter | None
-        translator = None
+        translator: _Relay | None = None
         if stream.stream.protocol is not self.protocol:
-            translator = (
-                AnthropicToOpenAIStream(
-                    created=int(time.time()),
-                    model=decision.target_model,
-                    include_usage=self.client_wants_usage,
-                )
-                if self.protocol is Protocol.OPENAI
-                else OpenAIToAnthropicStream(model=decision.target_model)
-            )
+            translator = self.stream_translator(decision)
         elif self.protocol is Protocol.OPENAI and not self.client_wants_usage:
             translator = _UsageChunkFilter()
         watch = DisconnectWatch(receive)
@@ -775,6 +807,21 @@ class _ProxiedRequest:
             stream.stream.elapsed_s
         )
 
+    def stream_translator(self, decision: RoutingDecision) -> _Relay:
+        """The translator of an upstream stream of the other protocol into the client's."""
+        created = int(time.time())
+        if self.protocol is Protocol.RESPONSES:
+            return AnthropicToResponsesStream(
+                created=created, model=decision.target_model, request=self.payload
+            )
+        if self.protocol is Protocol.OPENAI:
+            return AnthropicToOpenAIStream(
+                created=created,
+                model=decision.target_model,
+                include_usage=self.client_wants_usage,
+            )
+        return OpenAIToAnthropicStream(model=decision.target_model)
+
     def broken(self, decision: RoutingDecision) -> bytes:
         """The error event that ends a stream the upstream broke off, in the client's
         protocol, as the providers send theirs (the official SDKs raise it)."""
@@ -782,29 +829,34 @@ class _ProxiedRequest:
             "The upstream provider's stream broke off before its end: the answer is incomplete.",
             decision.id,
         ).body(self.protocol)
+        if self.protocol is Protocol.RESPONSES:  # its events name themselves, as OpenAI's do
+            return encode_sse(b'{"type":"error",' + error[1:], "error")
         return encode_sse(error, "error" if self.protocol is Protocol.ANTHROPIC else None)
 
 
 class _StreamEnd:
     """Finds a stream's terminal event (OpenAI's ``data: [DONE]``, Anthropic's
-    ``event: message_stop``) in its raw bytes, as they arrive: only as a line of its own
+    ``event: message_stop``, the Responses API's ``event: response.completed`` and its two
+    siblings) in its raw bytes, as they arrive: only as a line of its own
     (generated text travels JSON-encoded inside a data line, where a line break is always
     escaped, so no content can end the stream), also when cut across two chunks. A plain
     ``find`` per chunk: a regular expression measured ~10 times slower on the hot path."""
 
-    __slots__ = ("_last", "_line", "seen")
+    __slots__ = ("_last", "_lines", "seen")
 
     def __init__(self, protocol: Protocol) -> None:
-        self._line = _STREAM_END[protocol]
+        self._lines = _STREAM_END[protocol]
         self._last = b"\n"  # the end of the previous chunk: the stream starts a line
         self.seen = False
 
     def feed(self, chunk: bytes) -> bool:
         """Whether the terminal event has arrived, in this chunk or before."""
         if not self.seen:
-            line = self._line
             boundary = self._last + chunk[:_END_SPAN]  # a line cut across the two chunks
-            self.seen = _has_line(chunk, *line) or _has_line(boundary, *line)
+            for line in self._lines:
+                if _has_line(chunk, *line) or _has_line(boundary, *line):
+                    self.seen = True
+                    break
             last = chunk if len(chunk) >= _END_SPAN else self._last + chunk
             self._last = last[-_END_SPAN:]
         return self.seen
@@ -823,12 +875,13 @@ def _has_line(data: bytes, field: bytes, value: bytes) -> bool:
     return False
 
 
-# The terminal event's line, as ``field:`` and value.
+# The terminal events' lines, as ``field:`` and value.
 _STREAM_END = {
-    Protocol.OPENAI: (b"data:", b"[DONE]"),
-    Protocol.ANTHROPIC: (b"event:", b"message_stop"),
+    Protocol.OPENAI: ((b"data:", b"[DONE]"),),
+    Protocol.ANTHROPIC: ((b"event:", b"message_stop"),),
+    Protocol.RESPONSES: tuple((b"event:", name.encode()) for name in RESPONSES_TERMINAL_EVENTS),
 }
-_END_SPAN = 24  # longer than any terminal line
+_END_SPAN = 32  # longer than any terminal line
 
 # The field the gateway writes when an OpenAI-protocol request carries no output limit:
 # OpenAI's current one, the only one its reasoning models accept (they reject max_tokens), and
@@ -849,6 +902,10 @@ def _limit_output(body: dict[str, Any], protocol: Protocol, ceiling: int) -> Non
             budget = thinking.get("budget_tokens")
             if isinstance(budget, int) and budget >= ceiling:
                 body["thinking"] = {**thinking, "budget_tokens": ceiling - 1}
+        return
+    if protocol is Protocol.RESPONSES:  # its one limit, reasoning tokens included
+        asked = body.get("max_output_tokens")
+        body["max_output_tokens"] = ceiling if asked is None else min(asked, ceiling)
         return
     present = False
     for field in _OPENAI_LIMIT_FIELDS:
@@ -895,6 +952,15 @@ class _UsageChunkFilter:
     def close(self) -> bytes:
         tail, self._tail = self._tail, b""
         return tail
+
+
+# What stands between an upstream stream and the client: a translator or a filter.
+_Relay = (
+    AnthropicToOpenAIStream
+    | OpenAIToAnthropicStream
+    | AnthropicToResponsesStream
+    | _UsageChunkFilter
+)
 
 
 def _is_usage_only(event: bytes) -> bool:
@@ -949,10 +1015,28 @@ def _response_text(response: UpstreamResponse) -> str:
     if response.protocol is Protocol.ANTHROPIC:
         blocks = body.get("content") or []
         return "".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict))
+    if response.protocol is Protocol.RESPONSES:
+        return _responses_output_text(body.get("output"))
     choices = body.get("choices") or []
     texts = []
     for choice in choices:
         message = choice.get("message") if isinstance(choice, dict) else None
         if isinstance(message, dict):
             texts.append(str(message.get("content") or ""))
+    return "".join(texts)
+
+
+def _responses_output_text(output: object) -> str:
+    """The text of a Responses API ``output``: message parts, and the name and arguments of
+    each function call."""
+    texts: list[str] = []
+    for item in output if isinstance(output, list) else ():
+        if not isinstance(item, dict):
+            continue
+        for key in ("name", "arguments"):
+            if isinstance(item.get(key), str):
+                texts.append(item[key])
+        for part in item.get("content") or ():
+            if isinstance(part, dict):
+                texts.append(str(part.get("text") or part.get("refusal") or ""))
     return "".join(texts)

@@ -15,6 +15,7 @@ class Api(Enum):
 
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
+    RESPONSES = "responses"  # OpenAI's Responses API: OpenAI's envelope
 
 
 _OPENAI_TYPES: dict[int, tuple[str, str | None]] = {
@@ -48,7 +49,7 @@ def error_response(
 ) -> web.Response:
     """The provider's error body. A 404 means an unknown model unless ``route_missing``."""
     body: dict[str, object]
-    if api is Api.OPENAI:
+    if api is not Api.ANTHROPIC:
         kind, code = _OPENAI_TYPES.get(status, ("server_error", None))
         if route_missing:
             code = None

@@ -21,7 +21,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from spendgate.mock_upstream import anthropic_api, openai_api
+from spendgate.mock_upstream import anthropic_api, openai_api, responses_api
 from spendgate.mock_upstream.errors import Api, error_response
 from spendgate.mock_upstream.options import (
     Controls,
@@ -29,7 +29,7 @@ from spendgate.mock_upstream.options import (
     RequestControlError,
     parse_controls,
 )
-from spendgate.mock_upstream.reply import ChatCall, RequestError, plan_reply
+from spendgate.mock_upstream.reply import ChatCall, Reply, RequestError, plan_reply
 
 __all__ = ["MockServer", "MockStats", "RecordedRequest", "fingerprint"]
 
@@ -37,7 +37,11 @@ MAX_BODY_BYTES = 64 * 1024 * 1024  # far above what tests send; the gateway enfo
 _JSON = "application/json"
 _JSON_HEADERS = {"Content-Type": _JSON}
 _SSE = "text/event-stream; charset=utf-8"
-_API_BY_PATH = {"/v1/chat/completions": Api.OPENAI, "/v1/messages": Api.ANTHROPIC}
+_API_BY_PATH = {
+    "/v1/chat/completions": Api.OPENAI,
+    "/v1/messages": Api.ANTHROPIC,
+    "/v1/responses": Api.RESPONSES,
+}
 _CACHED_BODIES = 1024
 _CACHED_BODY_BYTES = 16 * 1024
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
@@ -122,6 +126,7 @@ class MockServer:
         self._ids = itertools.count(1)
         # Benchmarks send the same few bodies again and again: parsing each once is enough.
         self._parsed: dict[tuple[Api, int, bytes], tuple[dict[str, Any], ChatCall]] = {}
+        self._responses = responses_api.ResponseStore()  # for previous_response_id
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
@@ -184,9 +189,13 @@ class MockServer:
             _drop(request)
             return web.Response(status=499)
         if call.stream:
-            return await self._stream(request, api, call, controls, serial, request_id)
+            return await self._stream(request, api, body, call, controls, serial, request_id)
         reply = plan_reply(call, options, controls)
-        if api is Api.OPENAI:
+        if isinstance(call, responses_api.ResponsesCall):
+            payload = responses_api.response_body(body, reply, call, serial, int(time.time()))
+            self._remember(call, serial, reply)
+            headers = {"Content-Type": _JSON, "x-request-id": request_id}
+        elif api is Api.OPENAI:
             payload = openai_api.completion_body(
                 reply, call.model, "chatcmpl-" + serial, int(time.time())
             )
@@ -200,14 +209,23 @@ class MockServer:
         api, seed, raw = key
         if not isinstance(body, dict):  # includes _MALFORMED
             raise RequestError("the request body is not a JSON object")
-        call = (
-            openai_api.parse(body, seed) if api is Api.OPENAI else anthropic_api.parse(body, seed)
-        )
+        call: ChatCall
+        if api is Api.RESPONSES:
+            # Never cached: what previous_response_id names is looked up on each call.
+            return responses_api.parse(body, seed, self._responses)
+        if api is Api.OPENAI:
+            call = openai_api.parse(body, seed)
+        else:
+            call = anthropic_api.parse(body, seed)
         if len(raw) <= _CACHED_BODY_BYTES:
             if len(self._parsed) >= _CACHED_BODIES:
                 self._parsed.clear()  # crude, but a benchmark's working set is tiny
             self._parsed[key] = (body, call)
         return call
+
+    def _remember(self, call: responses_api.ResponsesCall, serial: str, reply: Reply) -> None:
+        if call.store:
+            self._responses.remember(f"resp_{serial}", responses_api.stored_tokens(reply))
 
     def _record(self, request: web.BaseRequest, body: Any) -> str | None:
         """The request's credential; counts its fingerprint and keeps it in the history."""
@@ -231,6 +249,7 @@ class MockServer:
         self,
         request: web.BaseRequest,
         api: Api,
+        body: dict[str, Any],
         call: ChatCall,
         controls: Controls,
         serial: str,
@@ -238,7 +257,13 @@ class MockServer:
     ) -> web.StreamResponse:
         options = self.options
         reply = plan_reply(call, options, controls)
-        if api is Api.OPENAI:
+        if isinstance(call, responses_api.ResponsesCall):
+            created = int(time.time())
+            chunks = options.stream_chunks
+            events = responses_api.response_events(body, reply, call, serial, created, chunks)
+            self._remember(call, serial, reply)
+            id_header = "x-request-id"
+        elif api is Api.OPENAI:
             events = openai_api.completion_events(
                 reply, call, "chatcmpl-" + serial, int(time.time()), options.stream_chunks
             )

@@ -21,7 +21,12 @@ import orjson
 from spendgate.domain.models import Provider
 from spendgate.domain.pricing import Usage
 from spendgate.domain.requests import Protocol
-from spendgate.domain.translate import StreamObserver, usage_from_anthropic, usage_from_openai
+from spendgate.domain.translate import (
+    StreamObserver,
+    usage_from_anthropic,
+    usage_from_openai,
+    usage_from_responses,
+)
 from spendgate.providers.errors import (
     UpstreamBusyError,
     UpstreamError,
@@ -38,6 +43,12 @@ __all__ = ["HttpUpstream", "Upstream", "UpstreamCall", "UpstreamResponse", "Upst
 # TCP connect is bounded separately from the whole call: a dead host should fail over in
 # seconds, not after the provider's full timeout_s.
 _CONNECT_TIMEOUT_S = 10.0
+# How each protocol's answer reports its usage.
+_USAGE_OF = {
+    Protocol.OPENAI: usage_from_openai,
+    Protocol.ANTHROPIC: usage_from_anthropic,
+    Protocol.RESPONSES: usage_from_responses,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,11 +283,7 @@ class HttpUpstream:
             body = None
         if not isinstance(body, dict):
             raise UpstreamProtocolError(self.provider.id, "response body is not a JSON object")
-        usage = (
-            usage_from_anthropic(body)
-            if call.protocol is Protocol.ANTHROPIC
-            else usage_from_openai(body)
-        )
+        usage = _USAGE_OF.get(call.protocol, usage_from_openai)(body)
         return UpstreamResponse(
             self.provider.id, call.protocol, status, headers, body, raw, usage, latency
         )

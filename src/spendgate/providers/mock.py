@@ -16,15 +16,18 @@ _PLACEHOLDER_CREDENTIAL = "spendgate-mock"
 
 
 class MockUpstream(HttpUpstream):
-    """``{base_url}/chat/completions`` and ``{base_url}/messages`` (base_url ends in
-    ``/v1``), ``Authorization: Bearer`` with the configured key or a placeholder."""
+    """``{base_url}/chat/completions``, ``{base_url}/responses`` and ``{base_url}/messages``
+    (base_url ends in ``/v1``), ``Authorization: Bearer`` with the configured key or a
+    placeholder."""
 
-    protocols = frozenset({Protocol.OPENAI, Protocol.ANTHROPIC})
+    protocols = frozenset({Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.RESPONSES})
 
     def url(self, protocol: Protocol) -> str:
         base = (self.provider.base_url or DEFAULT_MOCK_BASE_URL).rstrip("/")
         if protocol is Protocol.ANTHROPIC:
             return messages_url(base)
+        if protocol is Protocol.RESPONSES:
+            return f"{base}/responses"
         return f"{base}/chat/completions"
 
     def auth_headers(self, credential: str | None) -> dict[str, str]:

@@ -11,11 +11,12 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 class OpenAIUpstream(HttpUpstream):
-    """``POST {base_url}/chat/completions`` with ``Authorization: Bearer``. As in the
-    official SDK, ``base_url`` includes the version path (``…/v1``)."""
+    """``POST {base_url}/chat/completions`` (``/responses`` for the Responses API) with
+    ``Authorization: Bearer``. As in the official SDK, ``base_url`` includes the version
+    path (``…/v1``)."""
 
-    protocols = frozenset({Protocol.OPENAI})
+    protocols = frozenset({Protocol.OPENAI, Protocol.RESPONSES})
 
     def url(self, protocol: Protocol) -> str:
         base = (self.provider.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
-        return f"{base}/chat/completions"
+        return f"{base}/responses" if protocol is Protocol.RESPONSES else f"{base}/chat/completions"

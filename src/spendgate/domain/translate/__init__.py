@@ -1,4 +1,5 @@
-"""OpenAI Chat Completions ⇄ Anthropic Messages: requests, responses, streams and usage.
+"""OpenAI Chat Completions ⇄ Anthropic Messages, and OpenAI Responses → Anthropic Messages
+(and its answers back): requests, responses, streams and usage.
 
 Pure: dicts in, dicts (or SSE bytes) out; no clock (``created`` timestamps are passed in).
 Used when a request of one protocol is served by a provider of the other kind. What cannot be
@@ -11,7 +12,7 @@ the coverage and the gaps. How each protocol's usage maps onto ``Usage``: ``usag
 
 from spendgate.domain.translate._common import Json as Json
 from spendgate.domain.translate.errors import TranslationError
-from spendgate.domain.translate.observer import StreamObserver
+from spendgate.domain.translate.observer import RESPONSES_TERMINAL_EVENTS, StreamObserver
 from spendgate.domain.translate.requests_to_anthropic import (
     DEFAULT_MAX_TOKENS,
     openai_request_to_anthropic,
@@ -30,14 +31,25 @@ from spendgate.domain.translate.responses import (
 from spendgate.domain.translate.responses import (
     stop_reason_from_openai as stop_reason_from_openai,
 )
+from spendgate.domain.translate.responses_from_anthropic import (
+    AnthropicToResponsesStream,
+    anthropic_response_to_responses,
+)
+from spendgate.domain.translate.responses_to_anthropic import responses_request_to_anthropic
 from spendgate.domain.translate.sse import SSEDecoder, SSEEvent, encode_sse
 from spendgate.domain.translate.streams_to_anthropic import OpenAIToAnthropicStream
 from spendgate.domain.translate.streams_to_openai import AnthropicToOpenAIStream
-from spendgate.domain.translate.usage import usage_from_anthropic, usage_from_openai
+from spendgate.domain.translate.usage import (
+    usage_from_anthropic,
+    usage_from_openai,
+    usage_from_responses,
+)
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "RESPONSES_TERMINAL_EVENTS",
     "AnthropicToOpenAIStream",
+    "AnthropicToResponsesStream",
     "OpenAIToAnthropicStream",
     "SSEDecoder",
     "SSEEvent",
@@ -47,10 +59,13 @@ __all__ = [
     "anthropic_error_type",
     "anthropic_request_to_openai",
     "anthropic_response_to_openai",
+    "anthropic_response_to_responses",
     "encode_sse",
     "openai_error_to_anthropic",
     "openai_request_to_anthropic",
     "openai_response_to_anthropic",
+    "responses_request_to_anthropic",
     "usage_from_anthropic",
     "usage_from_openai",
+    "usage_from_responses",
 ]

@@ -9,7 +9,11 @@ from spendgate.domain.pricing import Usage
 from spendgate.domain.requests import Protocol
 from spendgate.domain.translate._common import _DONE, _load
 from spendgate.domain.translate.sse import SSEDecoder
-from spendgate.domain.translate.usage import _UsageFields, usage_from_openai
+from spendgate.domain.translate.usage import (
+    _UsageFields,
+    usage_from_openai,
+    usage_from_responses,
+)
 
 
 class StreamObserver:
@@ -65,7 +69,7 @@ class StreamObserver:
     def output_text(self) -> str:
         self._scan()
         parts: list[str] = []
-        extract = _anthropic_text if self.protocol is Protocol.ANTHROPIC else _openai_text
+        extract = _TEXT_OF.get(self.protocol, _openai_text)
         for data in self._content:
             obj = _load(data)
             if isinstance(obj, dict):
@@ -80,6 +84,14 @@ class StreamObserver:
         for event in self._decoder.feed(joined):
             self._event(event.data)
 
+    def _responses_event(self, obj: dict[str, Any]) -> None:
+        """A Responses API event: the terminal ones hold the response and its usage; an
+        ``error`` event carries its fields at the top level."""
+        if obj.get("type") == "error":
+            self._error = obj
+        elif obj.get("type") in RESPONSES_TERMINAL_EVENTS:
+            self._usage = usage_from_responses(obj)
+
     def _event(self, data: bytes) -> None:
         # Substring tests (in C) pick the few events worth decoding.
         if b'"usage"' in data or b'"error"' in data:
@@ -89,7 +101,9 @@ class StreamObserver:
             if isinstance(obj.get("error"), dict):
                 self._error = obj["error"]
                 return
-            if self.protocol is Protocol.ANTHROPIC:
+            if self.protocol is Protocol.RESPONSES:
+                self._responses_event(obj)
+            elif self.protocol is Protocol.ANTHROPIC:
                 message = obj.get("message")
                 if isinstance(message, dict):  # message_start: the input counts only
                     self._anthropic.merge(message.get("usage"))
@@ -117,6 +131,14 @@ def _openai_text(obj: dict[str, Any], parts: list[str]) -> None:
                         parts.append(function[key])
 
 
+def _responses_text(obj: dict[str, Any], parts: list[str]) -> None:
+    """Every streamed delta (output text, function-call arguments, reasoning summaries,
+    kinds added later): what was generated so far, to estimate its tokens."""
+    delta = obj.get("delta")
+    if isinstance(delta, str):
+        parts.append(delta)
+
+
 def _anthropic_text(obj: dict[str, Any], parts: list[str]) -> None:
     if obj.get("type") == "content_block_delta":
         delta = obj.get("delta")
@@ -128,3 +150,14 @@ def _anthropic_text(obj: dict[str, Any], parts: list[str]) -> None:
         block = obj.get("content_block")
         if isinstance(block, dict) and isinstance(block.get("name"), str):
             parts.append(block["name"])
+
+
+_TEXT_OF = {
+    Protocol.OPENAI: _openai_text,
+    Protocol.ANTHROPIC: _anthropic_text,
+    Protocol.RESPONSES: _responses_text,
+}
+# The events that end a Responses stream; each holds the response with its usage.
+RESPONSES_TERMINAL_EVENTS = frozenset(
+    {"response.completed", "response.incomplete", "response.failed"}
+)

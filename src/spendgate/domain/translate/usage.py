@@ -77,6 +77,37 @@ def usage_from_anthropic(obj: object) -> Usage | None:
     )
 
 
+def usage_from_responses(obj: object) -> Usage | None:
+    """Usage of a Responses API response, stream event (``response.completed`` and the other
+    terminal events hold the response) or usage object; None when it reports none.
+
+    ``input_tokens`` includes ``input_tokens_details.cached_tokens``; ``output_tokens``
+    includes ``output_tokens_details.reasoning_tokens`` (billed as output): both as chat."""
+    if _is_map(obj) and _is_map(obj.get("response")):
+        obj = obj["response"]
+    usage = _usage_object(obj)
+    if usage is None or ("input_tokens" not in usage and "output_tokens" not in usage):
+        return None
+    inputs = _count(usage, "input_tokens")
+    details = usage.get("input_tokens_details")
+    cached = _count(details, "cached_tokens") if _is_map(details) else 0
+    return Usage(
+        input_tokens=inputs,
+        output_tokens=_count(usage, "output_tokens"),
+        cached_input_tokens=min(cached, inputs),
+    )
+
+
+def _responses_usage(usage: Usage) -> Json:
+    return {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": usage.total_tokens,
+    }
+
+
 def _openai_usage(usage: Usage) -> Json:
     return {
         "prompt_tokens": usage.input_tokens,
