@@ -42,13 +42,21 @@ routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false, fai
 keys:
   - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
   - {{id: bob, key_env: BOB_KEY, principal: bob, project: poor}}
+  - {{id: carol, key_env: CAROL_KEY, principal: carol, project: once}}
 budgets:
   - {{id: acme-usd, scope: {{kind: project, id: acme}}, metric: usd, interval: daily,
      hard_limit: 100}}
   - {{id: poor-tokens, scope: {{kind: project, id: poor}}, metric: tokens, interval: daily,
      hard_limit: 50}}
+  - {{id: once-requests, scope: {{kind: project, id: once}}, metric: requests,
+     interval: daily, hard_limit: 1}}
 """
-ENV = {"ALPHA_KEY": "sk-alpha", "ALICE_KEY": "sg-alice", "BOB_KEY": "sg-bob"}
+ENV = {
+    "ALPHA_KEY": "sk-alpha",
+    "ALICE_KEY": "sg-alice",
+    "BOB_KEY": "sg-bob",
+    "CAROL_KEY": "sg-carol",
+}
 WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -133,8 +141,10 @@ def test_a_streamed_response_ends_with_its_usage_and_is_settled_on_it(served: Se
             text.append(event.delta)
         elif event.type == "response.completed":
             final = event.response
-    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
-    assert final is not None and final.usage is not None
+    assert kinds[0] == "response.created"
+    assert kinds[-1] == "response.completed"
+    assert final is not None
+    assert final.usage is not None
     assert "".join(text) == final.output_text
     decision_id = stream.response.headers["x-spendgate-decision-id"]
     decision = stored(served, decision_id).decision
@@ -153,7 +163,8 @@ def test_a_function_tool_round_trip(served: Served) -> None:
         model="gpt-4o-mini", input="What is the weather in Paris?", tools=[WEATHER]
     )
     calls = [item for item in first.output if item.type == "function_call"]
-    assert len(calls) == 1 and calls[0].name == "get_weather"
+    assert len(calls) == 1
+    assert calls[0].name == "get_weather"
     assert "city" in json.loads(calls[0].arguments)
     second = client.responses.with_raw_response.create(
         model="gpt-4o-mini",
@@ -172,7 +183,8 @@ def test_a_function_tool_round_trip(served: Served) -> None:
     answer = second.parse()
     assert answer.output_text  # the result was read: a text answer this time
     decision = stored(served, second.headers["x-spendgate-decision-id"]).decision
-    assert decision.usage is not None and decision.usage.input_tokens == answer.usage.input_tokens
+    assert decision.usage is not None
+    assert decision.usage.input_tokens == answer.usage.input_tokens
 
 
 def test_a_budget_blocks_responses_and_the_sdk_does_not_retry(
@@ -182,9 +194,7 @@ def test_a_budget_blocks_responses_and_the_sdk_does_not_retry(
     before = mock.stats.requests_by_path["/v1/responses"]
     for stream in (False, True):
         with pytest.raises(openai.RateLimitError) as caught:
-            client.responses.create(
-                model="gpt-4o-mini", input="Write a long essay.", stream=stream
-            )
+            client.responses.create(model="gpt-4o-mini", input="Write a long essay.", stream=stream)
         assert caught.value.code == "budget_exceeded"
         assert caught.value.response.headers["x-should-retry"] == "false"
         decision_id = caught.value.response.headers["x-spendgate-decision-id"]
@@ -192,15 +202,37 @@ def test_a_budget_blocks_responses_and_the_sdk_does_not_retry(
     assert mock.stats.requests_by_path["/v1/responses"] == before  # never sent upstream
 
 
-def test_the_budget_counts_every_response_until_it_blocks(served: Served) -> None:
-    """The hard limit (tokens) is reached by responses only: the next one is refused."""
-    client = openai_client(served, "sg-alice")
-    spent = Decimal(0)
-    for _ in range(3):
-        response = client.responses.create(model="gpt-4o-mini", input="Hello there.")
-        assert response.usage is not None
-        spent += price(response.usage.input_tokens, CACHED, response.usage.output_tokens)
-    assert counter(served, "acme-usd", "acme").settled == spent
+def _respond(client: openai.OpenAI, kind: str) -> str:
+    """One Responses call of ``kind`` (read to its end); its decision id."""
+    if kind == "streamed":
+        with client.responses.with_streaming_response.create(
+            model="gpt-4o-mini", input="Hello there.", stream=True
+        ) as raw:
+            for _ in raw.iter_lines():
+                pass
+            return raw.headers["x-spendgate-decision-id"]
+    tools = [WEATHER] if kind == "tools" else []
+    raw = client.responses.with_raw_response.create(
+        model="gpt-4o-mini", input="Weather in Rome?", tools=tools
+    )
+    return raw.headers["x-spendgate-decision-id"]
+
+
+@pytest.mark.parametrize("kind", ["plain", "streamed", "tools"])
+def test_each_kind_of_response_counts_against_a_budget_and_is_then_blocked(
+    served: Served, kind: str
+) -> None:
+    client = openai_client(served, "sg-carol", max_retries=2)
+    first = stored(served, _respond(client, kind)).decision
+    assert first.status == "ok"
+    assert first.usage is not None
+    assert first.usage.output_tokens > 0
+    assert counter(served, "once-requests", "once").settled == 1
+    with pytest.raises(openai.RateLimitError) as caught:
+        _respond(client, kind)
+    assert caught.value.code == "budget_exceeded"
+    assert counter(served, "once-requests", "once").settled == 1
+    assert open_reservations(served) == 0
 
 
 @pytest.mark.parametrize(
@@ -208,8 +240,17 @@ def test_the_budget_counts_every_response_until_it_blocks(served: Served) -> Non
     [
         ({"model": "gpt-4o-mini"}, "input"),
         ({"model": "gpt-4o-mini", "input": 3}, "input"),
-        ({"model": "gpt-4o-mini", "input": [{"type": "message", "role": "robot", "content": "x"}]}, "input[0].role"),
-        ({"model": "gpt-4o-mini", "input": [{"type": "function_call", "name": "f"}]}, "input[0].arguments"),
+        (
+            {
+                "model": "gpt-4o-mini",
+                "input": [{"type": "message", "role": "robot", "content": "x"}],
+            },
+            "input[0].role",
+        ),
+        (
+            {"model": "gpt-4o-mini", "input": [{"type": "function_call", "name": "f"}]},
+            "input[0].arguments",
+        ),
         ({"model": "gpt-4o-mini", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
         ({"model": "gpt-4o-mini", "input": "x", "text": {"format": "json"}}, "text.format.type"),
         ({"model": "gpt-4o-mini", "input": "x", "background": True}, "background"),
@@ -220,9 +261,7 @@ def test_the_budget_counts_every_response_until_it_blocks(served: Served) -> Non
 def test_malformed_bodies_get_a_400_naming_the_param(
     served: Served, body: dict[str, object], param: str
 ) -> None:
-    reply = http(
-        "POST", served.url + "/v1/responses", json=body, authorization="Bearer sg-alice"
-    )
+    reply = http("POST", served.url + "/v1/responses", json=body, authorization="Bearer sg-alice")
     assert reply.status_code == 400
     error = reply.json()["error"]
     assert error["param"] == param

@@ -71,9 +71,7 @@ def _serve(mock: MockUpstreamThread, database: Path, *, smart: bool) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def served(
-    mock: MockUpstreamThread, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
+def served(mock: MockUpstreamThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     yield from _serve(mock, tmp_path_factory.mktemp("plain") / "journal.db", smart=False)
 
 
@@ -109,11 +107,13 @@ def test_a_response_from_an_anthropic_model_is_translated_both_ways(
     assert sent["system"] == "Answer briefly.\n\nBe kind."
     assert sent["messages"] == [{"role": "user", "content": "Say hello."}]
     assert sent["max_tokens"] == 300
-    assert response.object == "response" and response.status == "completed"
+    assert response.object == "response"
+    assert response.status == "completed"
     assert response.output_text
     assert response.usage is not None
     decision = stored(served, raw.headers["x-spendgate-decision-id"]).decision
-    assert decision.target_provider == "claude" and decision.status == "ok"
+    assert decision.target_provider == "claude"
+    assert decision.status == "ok"
     assert decision.usage is not None
     assert decision.usage.input_tokens == response.usage.input_tokens
     assert decision.usage.output_tokens == response.usage.output_tokens
@@ -144,7 +144,8 @@ def test_a_streamed_response_from_an_anthropic_model_has_the_responses_events(
     assert [event.sequence_number for event in events] == list(range(len(events)))
     text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
     final = events[-1].response  # type: ignore[union-attr]
-    assert text and final.output_text == text
+    assert text
+    assert final.output_text == text
     assert final.usage is not None
     decision_id = stream.response.headers["x-spendgate-decision-id"]
     decision = stored(served, decision_id).decision
@@ -154,9 +155,7 @@ def test_a_streamed_response_from_an_anthropic_model_has_the_responses_events(
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_an_anthropic_tool_call_comes_back_as_a_function_call(
-    served: Served, stream: bool
-) -> None:
+def test_an_anthropic_tool_call_comes_back_as_a_function_call(served: Served, stream: bool) -> None:
     client = openai_client(served, "sg-alice")
     if stream:
         events = list(
@@ -189,16 +188,21 @@ def test_a_function_call_round_trip_is_translated_to_tool_use_and_tool_result(
         tool_choice={"type": "function", "name": "get_weather"},
         input=[
             {"role": "user", "content": "Weather in Oslo?"},
-            {"type": "function_call", "call_id": "c1", "name": "get_weather",
-             "arguments": '{"city":"Oslo"}'},
+            {
+                "type": "function_call",
+                "call_id": "c1",
+                "name": "get_weather",
+                "arguments": '{"city":"Oslo"}',
+            },
             {"type": "function_call_output", "call_id": "c1", "output": "Snow"},
         ],
     )
     sent = last_upstream_body(mock)
     assert sent["messages"][1] == {
         "role": "assistant",
-        "content": [{"type": "tool_use", "id": "c1", "name": "get_weather",
-                     "input": {"city": "Oslo"}}],
+        "content": [
+            {"type": "tool_use", "id": "c1", "name": "get_weather", "input": {"city": "Oslo"}}
+        ],
     }
     assert sent["messages"][2]["content"] == [
         {"type": "tool_result", "tool_use_id": "c1", "content": "Snow"}
@@ -215,12 +219,18 @@ def test_a_function_call_round_trip_is_translated_to_tool_use_and_tool_result(
         ({"store": True}, "store"),
         ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
-        ({"input": [{"type": "web_search_call", "id": "ws_1", "status": "completed"}]},
-         "input[0].type"),
-        ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
-         "input[0].content[0]"),
-        ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
-         "input[0].content[0]"),
+        (
+            {"input": [{"type": "web_search_call", "id": "ws_1", "status": "completed"}]},
+            "input[0].type",
+        ),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
+            "input[0].content[0]",
+        ),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+            "input[0].content[0]",
+        ),
     ],
 )
 def test_what_anthropic_cannot_take_is_a_400_naming_the_field(
@@ -284,7 +294,8 @@ def test_previous_response_id_is_passed_through_kept_on_its_provider_and_reserve
     assert decision.fallbacks == ()  # failover may not move it either
     assert decision.estimate.input_tokens_upper == CONTEXT
     beta = next(c for c in decision.candidates if c.model == "gpt-4o-mini")
-    assert not beta.eligible and "state" in beta.reason
+    assert not beta.eligible
+    assert "state" in beta.reason
     # Settled on the provider's usage, which bills the earlier response again as input.
     assert later.usage is not None
     earlier_tokens = earlier.usage.input_tokens + earlier.usage.output_tokens
@@ -371,4 +382,3 @@ def test_unknown_items_are_counted_never_free(served: Served) -> None:
         decision = stored(served, reply.headers["x-spendgate-decision-id"]).decision
         uppers.append(decision.estimate.input_tokens_upper)
     assert uppers[1] - uppers[0] >= len(blob)  # one token per byte at most
-

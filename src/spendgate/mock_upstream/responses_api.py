@@ -184,7 +184,7 @@ def _usage(reply: Reply, call: ResponsesCall) -> dict[str, Any] | None:
     output = reply.completion_tokens + call.reasoning_tokens
     return {
         "input_tokens": reply.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": reply.cached_tokens},
+        "input_tokens_details": {"cached_tokens": reply.cached_tokens, "cache_write_tokens": 0},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": call.reasoning_tokens},
         "total_tokens": reply.prompt_tokens + output,

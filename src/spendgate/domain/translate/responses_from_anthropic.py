@@ -35,6 +35,8 @@ def anthropic_response_to_responses(
         elif block.get("type") == "tool_use":
             arguments = _dump(block.get("input", {}))
             output.append(_call_item(block, arguments))
+    usage = body.get("usage")
+    written = usage.get("cache_creation_input_tokens") if isinstance(usage, Mapping) else None
     return _response(
         message_id,
         created,
@@ -43,6 +45,7 @@ def anthropic_response_to_responses(
         output,
         usage_from_anthropic(body),
         body.get("stop_reason"),
+        cache_write=written if isinstance(written, int) else 0,
     )
 
 
@@ -56,6 +59,7 @@ def _response(
     stop_reason: object,
     *,
     status: str | None = None,
+    cache_write: int = 0,
 ) -> Json:
     incomplete = stop_reason in ("max_tokens", "model_context_window_exceeded")
     if status is None:
@@ -81,7 +85,7 @@ def _response(
         "tools": request.get("tools", []),
         "top_p": request.get("top_p", 1.0),
         "truncation": "disabled",
-        "usage": _responses_usage(usage) if usage is not None else None,
+        "usage": _responses_usage(usage, cache_write) if usage is not None else None,
         "metadata": request.get("metadata") or {},
     }
 
@@ -165,6 +169,7 @@ class AnthropicToResponsesStream:
             self.usage if status != "in_progress" else None,
             self.stop_reason,
             status=None if status == "done" else status,
+            cache_write=self._usage.fields.get("cache_creation_input_tokens", 0),
         )
 
     def _event(self, kind: str, obj: dict[str, Any], out: list[bytes]) -> None:
@@ -227,7 +232,8 @@ class AnthropicToResponsesStream:
         if item["type"] == "message" and isinstance(delta.get("text"), str):
             pieces.append(delta["text"])
             fields = {"item_id": item["id"], "output_index": position, "content_index": 0}
-            self._emit(out, "response.output_text.delta", {**fields, "delta": delta["text"]})
+            text = {"delta": delta["text"], "logprobs": []}
+            self._emit(out, "response.output_text.delta", {**fields, **text})
         elif item["type"] == "function_call" and isinstance(delta.get("partial_json"), str):
             pieces.append(delta["partial_json"])
             fields = {"item_id": item["id"], "output_index": position}
@@ -243,7 +249,7 @@ class AnthropicToResponsesStream:
         if item["type"] == "message":
             done = _message_item(item["id"].removeprefix("msg_"), text)
             fields = {"item_id": item["id"], "output_index": position, "content_index": 0}
-            self._emit(out, "response.output_text.done", {**fields, "text": text})
+            self._emit(out, "response.output_text.done", {**fields, "text": text, "logprobs": []})
             self._emit(out, "response.content_part.done", {**fields, "part": _text_part(text)})
         else:
             arguments = text or "{}"  # a call without arguments streams none

@@ -98,10 +98,13 @@ def usage_from_responses(obj: object) -> Usage | None:
     )
 
 
-def _responses_usage(usage: Usage) -> Json:
+def _responses_usage(usage: Usage, cache_write: int = 0) -> Json:
+    """``usage`` in the Responses API's shape; ``cache_write``: input tokens written to the
+    cache (part of the input; ``Usage`` does not keep them apart)."""
+    details = {"cached_tokens": usage.cached_input_tokens, "cache_write_tokens": cache_write}
     return {
         "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "input_tokens_details": details,
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,
