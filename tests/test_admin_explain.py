@@ -168,3 +168,17 @@ def test_explain_says_which_output_limit_the_provider_would_be_sent(gw: AdminGat
     data = _explain(gw, project="acme", principal="alice").json()
     assert "output_ceiling_applied" in data["reason_codes"]
     assert any("limit of 16384 output tokens" in s for s in data["explanation"])
+
+
+def test_explain_takes_a_responses_body_and_says_it_is_stateful(gw: AdminGateway) -> None:
+    request = {"model": "gpt-4o", "input": "Say hi.", "previous_response_id": "resp_1"}
+    response = gw.post("/explain", json={"request": request, "protocol": "responses"})
+    assert response.status_code == 200
+    data = response.json()
+    assert "stateful_passthrough" in data["reason_codes"]
+    assert any("previous_response_id" in sentence for sentence in data["explanation"])
+    chosen = next(c for c in data["candidates"] if c["chosen"])
+    assert all(c["provider"] == chosen["provider"] for c in data["candidates"] if c["eligible"])
+    bad = gw.post("/explain", json={"request": {"model": "gpt-4o"}, "protocol": "responses"})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["param"] == "body.request.input"

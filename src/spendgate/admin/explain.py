@@ -29,6 +29,11 @@ from spendgate.domain.scopes import RequestScopes
 __all__ = ["ExplainRequest", "router"]
 
 router = APIRouter(tags=["explain"])
+_PARSERS = {
+    "openai": ChatRequest.from_openai,
+    "anthropic": ChatRequest.from_anthropic,
+    "responses": ChatRequest.from_responses,
+}
 
 _EXAMPLE: JsonDict = {
     "request": {
@@ -47,9 +52,12 @@ class ExplainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
     request: dict[str, Any] = Field(
-        description="An OpenAI chat completions body or an Anthropic messages body."
+        description=(
+            "An OpenAI chat completions body, an Anthropic messages body or an OpenAI "
+            "Responses API body."
+        )
     )
-    protocol: Literal["openai", "anthropic"] = "openai"
+    protocol: Literal["openai", "anthropic", "responses"] = "openai"
     project: str | None = None
     principal: str | None = None
     api_key: str | None = Field(default=None, description="The API key id the request uses.")
@@ -93,11 +101,7 @@ async def explain(
     # mutates; on the loop it sees them consistently (and it does no I/O).
     scopes, may_relax, allowed = _scopes(viewer, body)
     try:
-        chat = (
-            ChatRequest.from_openai(body.request)
-            if body.protocol == "openai"
-            else ChatRequest.from_anthropic(body.request)
-        )
+        chat = _PARSERS[body.protocol](body.request)
         decision = ctx.governor.plan(
             chat,
             scopes,
