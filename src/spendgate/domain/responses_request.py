@@ -67,8 +67,7 @@ def parse_responses(body: Mapping[str, Any]) -> ChatRequest:
         stateful.append(field)
         attachments.append(_STORED)
         referenced = True
-    store = _optional_bool(body, "store") if body.get("store") is not None else None
-    if store:
+    if _optional_bool(body, "store"):
         stateful.append("store")  # a later request may continue from it, on this provider
     messages: list[Message] = []
     instructions = body.get("instructions")

@@ -81,6 +81,16 @@ def _oa_sampling_to_anthropic(body: Mapping[str, Any], out: Json) -> None:
             "response_format: JSON mode is not supported by Anthropic upstreams",
             "response_format",
         )
+    _oa_sampling(body, out, body.get("user"))
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        out["stop_sequences"] = [stop]
+    elif isinstance(stop, list) and stop:
+        out["stop_sequences"] = [_str(item, "stop") for item in stop]
+
+
+def _oa_sampling(body: Mapping[str, Any], out: Json, user: object) -> None:
+    """``temperature``, ``top_p``, ``stream`` and the end user, as both OpenAI APIs send them."""
     temperature = body.get("temperature")
     if isinstance(temperature, int | float) and not isinstance(temperature, bool):
         # OpenAI's range is 0..2, Anthropic's 0..1: clamp rather than fail the request.
@@ -88,19 +98,14 @@ def _oa_sampling_to_anthropic(body: Mapping[str, Any], out: Json) -> None:
     top_p = body.get("top_p")
     if isinstance(top_p, int | float) and not isinstance(top_p, bool):
         out["top_p"] = top_p
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        out["stop_sequences"] = [stop]
-    elif isinstance(stop, list) and stop:
-        out["stop_sequences"] = [_str(item, "stop") for item in stop]
     if body.get("stream") is True:
         out["stream"] = True
-    user = body.get("user")
     if isinstance(user, str) and user:
         out["metadata"] = {"user_id": user}
 
 
 def _oa_content_blocks(content: object, where: str) -> list[Json]:
+    """Chat content (a string or parts) as Anthropic blocks; the Responses API's parts too."""
     if content is None:
         return []
     if isinstance(content, str):
@@ -110,16 +115,20 @@ def _oa_content_blocks(content: object, where: str) -> list[Json]:
         here = f"{where}[{index}]"
         part = _mapping(raw, here)
         kind = part.get("type")
-        if kind in ("text", "input_text"):
+        if kind in ("text", "input_text", "output_text"):
             text = _str(part.get("text"), f"{here}.text")
             if text:
                 blocks.append({"type": "text", "text": text})
         elif kind == "refusal":
             blocks.append({"type": "text", "text": _str(part.get("refusal"), f"{here}.refusal")})
-        elif kind == "image_url":
-            blocks.append(_oa_image(part.get("image_url"), f"{here}.image_url"))
+        elif kind in ("image_url", "input_image"):  # the Responses API's: a URL string
+            if part.get("image_url") is None:
+                raise TranslationError(f"{here}: only an image_url can go to Anthropic", here)
+            blocks.append(_oa_image(part["image_url"], f"{here}.image_url"))
         elif kind == "file":
             blocks.append(_oa_file(part.get("file"), f"{here}.file"))
+        elif kind == "input_file":  # the Responses API's: the fields of ``file``
+            blocks.append(_oa_file(part, here))
         else:
             raise TranslationError(f"{here}: content type {kind!r} is not supported", here)
     return blocks

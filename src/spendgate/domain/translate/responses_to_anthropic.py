@@ -18,13 +18,14 @@ from typing import Any
 from spendgate.domain.translate._common import Json, _list, _mapping, _parse_arguments, _str
 from spendgate.domain.translate.errors import TranslationError
 from spendgate.domain.translate.requests_to_anthropic import (
-    _TOOL_CHOICE_TO_ANTHROPIC,
     _all_text,
     _append,
     _finish_anthropic_message,
     _join_text,
-    _oa_file,
-    _oa_image,
+    _oa_content_blocks,
+    _oa_function,
+    _oa_sampling,
+    _oa_tool_choice,
 )
 
 __all__ = ["responses_request_to_anthropic"]
@@ -97,24 +98,14 @@ def _options(body: Mapping[str, Any], out: Json) -> None:
             "text.format: JSON output formats are not supported by Anthropic models",
             "text.format",
         )
-    temperature = body.get("temperature")
-    if isinstance(temperature, int | float) and not isinstance(temperature, bool):
-        out["temperature"] = min(float(temperature), 1.0)  # OpenAI's range is 0..2
-    top_p = body.get("top_p")
-    if isinstance(top_p, int | float) and not isinstance(top_p, bool):
-        out["top_p"] = top_p
-    if body.get("stream") is True:
-        out["stream"] = True
-    user = body.get("safety_identifier") or body.get("user")
-    if isinstance(user, str) and user:
-        out["metadata"] = {"user_id": user}
+    _oa_sampling(body, out, body.get("safety_identifier") or body.get("user"))
 
 
 def _item(item: Mapping[str, Any], where: str, system: list[Json], messages: list[Json]) -> None:
     kind = item.get("type", "message" if "role" in item else None)
     if kind == "message":
         role = item.get("role")
-        blocks = _blocks(item.get("content"), f"{where}.content")
+        blocks = _oa_content_blocks(item.get("content"), f"{where}.content")
         if role in _SYSTEM_ROLES:
             system.extend(blocks)  # Anthropic has one top-level system prompt
         elif role in ("user", "assistant"):
@@ -131,7 +122,7 @@ def _item(item: Mapping[str, Any], where: str, system: list[Json], messages: lis
         _append(messages, "assistant", [block])
     elif kind == "function_call_output":
         output = item.get("output")
-        blocks = _blocks(output, f"{where}.output")
+        blocks = _oa_content_blocks(output, f"{where}.output")
         content: str | list[Json] = _join_text(blocks) if _all_text(blocks) else blocks
         result = {
             "type": "tool_result",
@@ -145,36 +136,6 @@ def _item(item: Mapping[str, Any], where: str, system: list[Json], messages: lis
         )
 
 
-def _blocks(content: object, where: str) -> list[Json]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    blocks: list[Json] = []
-    for index, raw in enumerate(_list(content, where)):
-        here = f"{where}[{index}]"
-        part = _mapping(raw, here)
-        kind = part.get("type")
-        if kind in ("input_text", "output_text"):
-            text = _str(part.get("text"), f"{here}.text")
-            if text:
-                blocks.append({"type": "text", "text": text})
-        elif kind == "refusal":
-            blocks.append({"type": "text", "text": _str(part.get("refusal"), f"{here}.refusal")})
-        elif kind == "input_image":
-            if part.get("image_url") is None:
-                raise TranslationError(
-                    f"{here}: only images given by image_url can go to an Anthropic model", here
-                )
-            blocks.append(_oa_image(part.get("image_url"), f"{here}.image_url"))
-        elif kind == "input_file":
-            blocks.append(_oa_file(part, here))
-        else:
-            raise TranslationError(
-                f"{here}.type: content type {kind!r} cannot be sent to an Anthropic model",
-                f"{here}.type",
-            )
-    return blocks
-
-
 def _tool(raw: object, where: str) -> Json:
     tool = _mapping(raw, where)
     if tool.get("type") != "function":
@@ -183,31 +144,13 @@ def _tool(raw: object, where: str) -> Json:
             f"{tool.get('type')!r})",
             f"{where}.type",
         )
-    out: Json = {"name": _str(tool.get("name"), f"{where}.name")}
-    description = tool.get("description")
-    if isinstance(description, str) and description:
-        out["description"] = description
-    parameters = tool.get("parameters")
-    no_parameters = {"type": "object", "properties": {}}
-    out["input_schema"] = dict(parameters) if isinstance(parameters, Mapping) else no_parameters
-    return out
+    return _oa_function(tool, where)  # a chat tool's ``function``, flattened
 
 
 def _tool_choice(body: Mapping[str, Any]) -> Json | None:
     raw = body.get("tool_choice")
-    choice: Json | None = None
-    if isinstance(raw, str):
-        if raw not in _TOOL_CHOICE_TO_ANTHROPIC:
-            raise TranslationError(f"tool_choice: unsupported value {raw!r}", "tool_choice")
-        choice = {"type": _TOOL_CHOICE_TO_ANTHROPIC[raw]}
-    elif isinstance(raw, Mapping):
-        if raw.get("type") != "function":
-            raise TranslationError(
-                "tool_choice: only a function can be forced on an Anthropic model", "tool_choice"
-            )
-        choice = {"type": "tool", "name": _str(raw.get("name"), "tool_choice.name")}
-    if body.get("parallel_tool_calls") is False:
-        choice = choice or {"type": "auto"}
-        if choice["type"] != "none":
-            choice["disable_parallel_tool_use"] = True
-    return choice
+    if isinstance(raw, Mapping) and raw.get("type") != "function":
+        raise TranslationError(
+            "tool_choice: only a function can be forced on an Anthropic model", "tool_choice"
+        )
+    return _oa_tool_choice(body)
