@@ -830,7 +830,7 @@ class _ProxiedRequest:
             decision.id,
         ).body(self.protocol)
         if self.protocol is Protocol.RESPONSES:  # its events name themselves, as OpenAI's do
-            return encode_sse(b'{"type":"error",' + error[1:], "error")
+            return encode_sse({"type": "error", **orjson.loads(error)}, "error")
         return encode_sse(error, "error" if self.protocol is Protocol.ANTHROPIC else None)
 
 
