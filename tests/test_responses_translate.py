@@ -210,9 +210,22 @@ def test_a_native_stream_is_observed_for_usage_text_and_errors() -> None:
     assert observer.usage == Usage(230, 25, 200)
     assert observer.output_text == 'Hello{"city": "Paris"}'
     assert observer.error is None
+    broken = StreamObserver(Protocol.RESPONSES)
+    broken.feed(b'event: error\ndata: {"type":"error","code":"x","message":"boom"}\n\n')
+    broken.close()
+    assert broken.error is not None
+    assert broken.error["message"] == "boom"
+    # A response that failed is billed for what it used, and is an error all the same.
     failed = StreamObserver(Protocol.RESPONSES)
-    failed.feed(b'event: error\ndata: {"type":"error","code":"x","message":"boom"}\n\n')
+    response = {
+        "status": "failed",
+        "error": {"code": "server_error", "message": "boom"},
+        "usage": {"input_tokens": 9, "output_tokens": 2},
+    }
+    event = {"type": "response.failed", "response": response}
+    failed.feed(b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n")
     failed.close()
+    assert failed.usage == Usage(9, 2, 0)
     assert failed.error is not None
     assert failed.error["message"] == "boom"
 

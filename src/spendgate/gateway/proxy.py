@@ -780,7 +780,8 @@ class _ProxiedRequest:
             if gone:
                 status, tail = "client_disconnected", held
             elif end.seen:
-                status = "ok"
+                # A Responses stream may end in ``response.failed``: billed, but no answer.
+                status = "ok" if stream.stream.observer.error is None else "upstream_error"
                 tail = held + (translator.close() if translator is not None else b"")
             else:
                 # Cut (or ended) before its terminal event: the client must not take the

@@ -87,10 +87,15 @@ class StreamObserver:
     def _responses_event(self, obj: dict[str, Any]) -> None:
         """A Responses API event: the terminal ones hold the response and its usage; an
         ``error`` event carries its fields at the top level."""
-        if obj.get("type") == "error":
+        kind = obj.get("type")
+        if kind == "error":
             self._error = obj
-        elif obj.get("type") in RESPONSES_TERMINAL_EVENTS:
+        elif kind in RESPONSES_TERMINAL_EVENTS:
             self._usage = usage_from_responses(obj)
+            response = obj.get("response")
+            if kind == "response.failed" and isinstance(response, dict):
+                error = response.get("error")
+                self._error = error if isinstance(error, dict) else {"message": "failed"}
 
     def _event(self, data: bytes) -> None:
         # Substring tests (in C) pick the few events worth decoding.
