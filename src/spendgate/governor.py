@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from spendgate.config import Config
     from spendgate.store.journal import Journal
 
-__all__ = ["Governor", "SettleObserver"]
+__all__ = ["CallRecorder", "Governor", "SettleObserver"]
 
 
 class SettleObserver(Protocol):
@@ -56,6 +56,18 @@ class SettleObserver(Protocol):
 
     def refused(self, decision: RoutingDecision, policy_id: str | None) -> None:
         """A budget refused the request (``policy_id``: which, when the ledger said so)."""
+
+
+class CallRecorder(Protocol):
+    """Told of each request as it is planned and of each decision as it ends (the trace
+    exporter): both calls must only record and return."""
+
+    def planned(self, request: ChatRequest) -> None:
+        """A request was planned (again, for each failover candidate)."""
+
+    def ended(self, decision: RoutingDecision) -> None:
+        """A decision ended as journaled: settled (usage, cost, status filled), refused or
+        abandoned (status filled)."""
 
 
 class Governor:
@@ -88,6 +100,8 @@ class Governor:
         )
         # Told of every settled and refused request (the alert detector; it only queues).
         self.observer: SettleObserver | None = None
+        # Told of every plan and ended decision (the trace exporter, when tracing is on).
+        self.recorder: CallRecorder | None = None
         # How long a reservation outlives its last keep-alive (``keep_alive``).
         self.reservation_ttl = DEFAULT_RESERVATION_TTL
         self._health: dict[str, HealthState] = {}
@@ -177,6 +191,8 @@ class Governor:
         for callers that track health themselves (the gateway).
         """
         chat = request if isinstance(request, ChatRequest) else ChatRequest.from_openai(request)
+        if self.recorder is not None:
+            self.recorder.planned(chat)
         call = PlanCall(
             request=chat,
             scopes=scopes or RequestScopes(),
@@ -258,8 +274,8 @@ class Governor:
 
     def _reserved(self, decision: RoutingDecision, outcome: ReserveOutcome) -> ReserveOutcome:
         if not outcome.ok:
-            if self.journal is not None:
-                self.journal.append_decision(replace(decision, status=REFUSED))
+            if self.journal is not None or self.recorder is not None:
+                self._ended(replace(decision, status=REFUSED))
             if self.observer is not None:
                 self.observer.refused(decision, outcome.refused_policy)
         return outcome
@@ -295,8 +311,14 @@ class Governor:
         """The call never happened (e.g. every upstream failed before answering): release the
         reservation and journal the decision with ``status``."""
         self.ledger.release(decision.id)
+        if self.journal is not None or self.recorder is not None:
+            self._ended(replace(decision, status=status))
+
+    def _ended(self, decision: RoutingDecision, usage_estimated: bool = False) -> None:
         if self.journal is not None:
-            self.journal.append_decision(replace(decision, status=status))
+            self.journal.append_decision(decision, usage_estimated=usage_estimated)
+        if self.recorder is not None:
+            self.recorder.ended(decision)
 
     def settle(
         self,
@@ -320,6 +342,7 @@ class Governor:
             # decision without its amounts (what a seed of the shared ledger relies on: it
             # marks the settled decisions as counted).
             self.journal.add_to_counters(increments)
+        if self.journal is not None or self.recorder is not None:
             finished = replace(
                 decision,
                 usage=usage,
@@ -328,7 +351,7 @@ class Governor:
                 latency_ms=latency_ms,
                 status=status,
             )
-            self.journal.append_decision(finished, usage_estimated=usage_estimated)
+            self._ended(finished, usage_estimated)
         if self.observer is not None:
             self.observer.settled(decision, cost, priced.unpriced)
         return cost

@@ -19,6 +19,7 @@ from spendgate.config.keys import KeySpec
 from spendgate.config.pricing import PricingSpec
 from spendgate.config.providers import ModelSpec, ProviderSpec
 from spendgate.config.routing import RoutingSpec
+from spendgate.config.tracing import TracingSpec
 from spendgate.config.values import DatabaseUrl, Duration, LedgerUrl, Spec, TimezoneName
 from spendgate.domain.budgets import BudgetPolicy, UnpricedAction
 from spendgate.domain.keys import ADMIN, ADMIN_TOKEN_ENV, ApiKey
@@ -79,6 +80,8 @@ class Config(Spec):
     alerts: _Section[AlertsSpec] = Field(default_factory=AlertsSpec)
     approvals: _Section[ApprovalsSpec] = Field(default_factory=ApprovalsSpec)
     journal: _Section[JournalSpec] = Field(default_factory=JournalSpec)
+    # OpenTelemetry export of one span per proxied call; None (absent): off.
+    tracing: TracingSpec | None = None
 
     _source: str = PrivateAttr(default="<string>")
 
@@ -217,4 +220,5 @@ class Config(Spec):
             *self.key_problems(environ),
             *self.webhook_problems(environ),
             *self.model_problems(),
+            *(self.tracing.problems(environ) if self.tracing is not None else ()),
         ]

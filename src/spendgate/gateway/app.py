@@ -35,6 +35,7 @@ from spendgate.providers.registry import UpstreamRegistry
 if TYPE_CHECKING:
     from spendgate.admin.context import AdminContext
     from spendgate.alerting import AlertService
+    from spendgate.tracing.calls import CallTracer
 
 __all__ = ["Gateway"]
 
@@ -62,6 +63,7 @@ class Gateway:
         alerts: AlertService | None = None,
         services: Sequence[Service] = (),
         run_alerts: bool = True,
+        tracer: CallTracer | None = None,
     ) -> None:
         self.governor = governor
         # Started before the proxy serves, stopped after it stops (a shared ledger, say).
@@ -83,6 +85,10 @@ class Gateway:
             if alerts.notifier is not None:
                 deliveries = self.metrics.webhook_deliveries
                 alerts.notifier.on_attempt = lambda outcome: deliveries.labels(outcome).inc()
+        # Tracing on: wraps every proxied call, and hears of its decisions from the governor.
+        self.tracer = tracer
+        if tracer is not None:
+            governor.recorder = tracer
         self.housekeeping = housekeeping or HousekeepingSettings()
         self._housekeeping: Housekeeping | None = None
         self.admin = admin
@@ -106,7 +112,13 @@ class Gateway:
             if method != route[0]:
                 await respond(send, 405, _METHOD_NOT_ALLOWED, [(b"allow", b"POST")])
                 return
-            await self.proxy.handle(scope, receive, send, route[1])
+            protocol = route[1]
+            if self.tracer is None:
+                await self.proxy.handle(scope, receive, send, protocol)
+            else:
+                await self.tracer.trace(
+                    scope, send, lambda traced: self.proxy.handle(scope, receive, traced, protocol)
+                )
         elif path == "/v1/models" and method == "GET":
             await self._models(scope, send)
         elif path == "/healthz":

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from spendgate.admin.context import AdminContext
     from spendgate.alerting import AlertService
     from spendgate.ledger.shared import SharedLedger
+    from spendgate.tracing.calls import CallTracer
+    from spendgate.tracing.otlp import OtlpSpans
 
 __all__ = ["DEFAULT_ADMIN_MAX_BODY", "create_gateway"]
 
@@ -90,7 +92,11 @@ def create_gateway(
     services: list[Service] = []
     if redis is not None and shared is not None:
         services = _replica_services(config, redis, shared, admin, alerts, journal, env)
-    return Gateway(
+    run_alerts = not services  # else a replica service runs them, on the one holding a lease
+    tracing = _tracing(config, upstreams, env)
+    if tracing is not None:
+        services.append(tracing[1])
+    gateway = Gateway(
         governor,
         keys,
         upstreams,
@@ -101,8 +107,35 @@ def create_gateway(
         alerts=alerts,
         mounts=_mounts(admin, env),
         services=services,
-        run_alerts=not services,
+        run_alerts=run_alerts,
+        tracer=tracing[0] if tracing is not None else None,
     )
+    if tracing is not None:
+        gateway.metrics.watch_traces(tracing[1].counts)
+    return gateway
+
+
+def _tracing(
+    config: Config, upstreams: UpstreamRegistry, env: Mapping[str, str]
+) -> tuple[CallTracer, OtlpSpans] | None:
+    """The call tracer and its OTLP exporter when ``tracing`` is configured: only then is
+    OpenTelemetry imported."""
+    spec = config.tracing
+    if spec is None:
+        return None
+    from spendgate.admin.discovery import public_url
+    from spendgate.tracing.calls import CallTracer
+    from spendgate.tracing.otlp import OtlpSpans
+    from spendgate.tracing.spans import provider_endpoint
+
+    providers = {
+        provider_id: provider_endpoint(
+            upstream.provider.kind.value, upstream.url(min(upstream.protocols))
+        )
+        for provider_id, upstream in upstreams.items()
+    }
+    spans = OtlpSpans(spec, env, providers, public_url(spec.otlp_endpoint) or "")
+    return CallTracer(spans), spans
 
 
 def _redis(config: Config) -> Redis | None:

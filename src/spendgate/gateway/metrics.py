@@ -91,6 +91,10 @@ class GatewayMetrics:
         """Export the journal writer's backlog, read when scraped (nothing per request)."""
         self.registry.register(_JournalCollector(stats))
 
+    def watch_traces(self, counts: Callable[[], tuple[int, int]]) -> None:
+        """Export the trace exporter's spans sent and lost (``counts``), read when scraped."""
+        self.registry.register(_TracesCollector(counts))
+
     def record_usage(self, model: str, usage: Usage, cost_usd: Decimal | None) -> None:
         self.tokens.labels(model, "input").inc(usage.input_tokens)
         self.tokens.labels(model, "output").inc(usage.output_tokens)
@@ -154,4 +158,23 @@ class _AlertsCollector(Collector):
             "spendgate_alert_events_dropped",
             "Request outcomes the alert detector dropped because it fell behind.",
             value=self._dropped(),
+        )
+
+
+class _TracesCollector(Collector):
+    def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        exported, failed = self._counts()
+        yield CounterMetricFamily(
+            "spendgate_trace_spans_exported",
+            "Spans the OTLP collector accepted.",
+            value=exported,
+        )
+        yield CounterMetricFamily(
+            "spendgate_trace_spans_failed",
+            "Spans dropped because the OTLP collector did not take them (down, refusing, or "
+            "slower than the export timeout).",
+            value=failed,
         )

@@ -90,6 +90,7 @@ def startup_block(
         "admin_keys": admin_keys,
         "providers": providers,
         "alerts": _alerts(gateway, config),
+        "tracing": _tracing(config, environ),
     }
     lines = [f"spendgate {__version__} serving"]
     lines += _row("listen", listen)
@@ -107,6 +108,7 @@ def startup_block(
         lines += _row("unusable", f"keys whose variable is unset: {', '.join(unusable)}")
     lines += _row("admin API", _admin(gateway, token_set, admin_keys))
     lines += _row("alerts", fields["alerts"])
+    lines += _row("tracing", fields["tracing"])
     for provider in providers:
         lines += _row("provider", f"{provider['id']}: {provider['kind']} at {provider['base_url']}")
         lines += _row("", _credential(provider))
@@ -168,6 +170,27 @@ def _alerts(gateway: Gateway, config: Config) -> str:
     if not hooks:
         return f"on, evaluated every {every}, no webhooks"
     return f"on, evaluated every {every}, webhooks: {', '.join(hook.id for hook in hooks)}"
+
+
+def _tracing(config: Config, environ: Mapping[str, str]) -> str:
+    """Where spans go; header values are never shown (only the variables they come from)."""
+    spec = config.tracing
+    if spec is None:
+        return "off"
+    text = (
+        f"on, OTLP/HTTP to {public_url(spec.otlp_endpoint)}, service {spec.service_name}, "
+        f"sampling {spec.sample_ratio * 100:g}%"
+    )
+    named = [
+        *spec.headers,
+        *(
+            f"{name} from {env}" + ("" if environ.get(env) else " (unset: not sent)")
+            for name, env in spec.headers_env.items()
+        ),
+    ]
+    if named:
+        text += f", headers: {', '.join(named)}"
+    return text
 
 
 def _admin(gateway: Gateway, token_set: bool, admin_keys: int) -> str:
