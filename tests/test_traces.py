@@ -202,9 +202,7 @@ def test_a_callers_traceparent_makes_the_span_join_its_trace(
     assert span.span_id != parent_id
 
 
-def test_a_malformed_traceparent_starts_a_trace_of_its_own(
-    served: Served, stub: Collector
-) -> None:
+def test_a_malformed_traceparent_starts_a_trace_of_its_own(served: Served, stub: Collector) -> None:
     raw = openai_client(served, "sg-alice").chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=HELLO, extra_headers={"traceparent": "00-zz-bad-01"}
     )
