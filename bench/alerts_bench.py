@@ -15,11 +15,9 @@ latency of each and the difference on − off.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,35 +46,17 @@ def render(workdir: Path, upstream_port: int, name: str, enabled: bool) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
-    parser.add_argument("--rate", type=float, default=500.0, help="open-loop req/s")
-    args = parser.parse_args(argv)
+    args = onoff.arguments(__doc__ or "", 500.0, argv)
     with tempfile.TemporaryDirectory(prefix="spendgate-alerts-bench-") as tmp:
         workdir = Path(tmp)
         nginx = gb.start_nginx(workdir, 0)
-        gateways = {}
         try:
-            for name, enabled in ((ON, True), (OFF, False)):
-                config = render(workdir, nginx.port, name, enabled)
-                gateways[name], _ = gb.start_gateway(workdir, config, 0, name)
-            load = gb.Load(workdir, 0)
-            targets = {
-                "direct": gb.endpoints(nginx, gateways[ON].port, None)["direct"],
-                **{
-                    name: gb.endpoints(nginx, server.port, None)["spendgate"]
-                    for name, server in gateways.items()
-                },
-            }
-            for target in targets.values():  # warm up, and pass the alerting budget's limit
-                load.wrk(target, 3)
-            unloaded, fixed = onoff.measure(load, targets, args.rounds, args.duration, args.rate)
-            time.sleep(2)
-            results = onoff.summarize(unloaded, fixed, ON, OFF, args.rate)
+            # The warm-up also passes the alerting budget's limit.
+            configs = {name: render(workdir, nginx.port, name, name == ON) for name in (ON, OFF)}
+            with onoff.gateways(workdir, configs) as servers:
+                results = onoff.compare(workdir, nginx, servers, ON, OFF, args)
         finally:
-            for server in (*gateways.values(), nginx):
-                server.stop()
+            nginx.stop()
     out = gb.RESULTS / "alerts.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -7,15 +7,60 @@ ratio on / off of the added latency."""
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import gateway_bench as gb  # the sibling module (bench/ is on the importing script's path)
 
-__all__ = ["measure", "print_table", "summarize"]
+__all__ = ["arguments", "compare", "gateways", "measure", "print_table", "summarize"]
 
 Runs = dict[str, list[dict[str, Any]]]
+
+
+def arguments(doc: str, rate: float, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--rate", type=float, default=rate, help="open-loop req/s")
+    return parser.parse_args(argv)
+
+
+@contextmanager
+def gateways(workdir: Path, configs: dict[str, Path]) -> Iterator[dict[str, gb.Server]]:
+    """A gateway per named config on the gateway core, stopped when the block ends."""
+    servers: dict[str, gb.Server] = {}
+    try:
+        for name, config in configs.items():
+            servers[name], _ = gb.start_gateway(workdir, config, 0, name)
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def compare(
+    workdir: Path,
+    nginx: gb.Server,
+    servers: dict[str, gb.Server],
+    on: str,
+    off: str,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Warm up, measure direct, ``on`` and ``off`` in alternating rounds, summarize."""
+    load = gb.Load(workdir, 0)
+    targets = {
+        "direct": gb.endpoints(nginx, servers[on].port, None)["direct"],
+        **{name: gb.endpoints(nginx, servers[name].port, None)["spendgate"] for name in (on, off)},
+    }
+    for target in targets.values():
+        load.wrk(target, 3)
+    unloaded, fixed = measure(load, targets, args.rounds, args.duration, args.rate)
+    return summarize(unloaded, fixed, on, off, args.rate)
 
 
 def measure(

@@ -15,7 +15,6 @@ collector received a span for every call the traced gateway answered.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -51,37 +50,23 @@ def start_collector(workdir: Path) -> gb.Server:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
-    parser.add_argument("--rate", type=float, default=300.0, help="open-loop req/s")
-    args = parser.parse_args(argv)
+    args = onoff.arguments(__doc__ or "", 300.0, argv)
     with tempfile.TemporaryDirectory(prefix="spendgate-traces-bench-") as tmp:
         workdir = Path(tmp)
         nginx = gb.start_nginx(workdir, 0)
         sink = start_collector(workdir)
-        gateways: dict[str, gb.Server] = {}
         try:
-            for name, collector in ((ON, sink.port), (OFF, None)):
-                config = render(workdir, nginx.port, name, collector)
-                gateways[name], _ = gb.start_gateway(workdir, config, 0, name)
-            load = gb.Load(workdir, 0)
-            targets = {
-                "direct": gb.endpoints(nginx, gateways[ON].port, None)["direct"],
-                **{
-                    name: gb.endpoints(nginx, server.port, None)["spendgate"]
-                    for name, server in gateways.items()
-                },
+            configs = {
+                ON: render(workdir, nginx.port, ON, sink.port),
+                OFF: render(workdir, nginx.port, OFF, None),
             }
-            for target in targets.values():  # warm up
-                load.wrk(target, 3)
-            unloaded, fixed = onoff.measure(load, targets, args.rounds, args.duration, args.rate)
-            results = onoff.summarize(unloaded, fixed, ON, OFF, args.rate)
-            results["spans"] = _spans_check(gateways[ON], sink)
-            results["loadavg"] = gb.loadavg()
+            with onoff.gateways(workdir, configs) as servers:
+                results = onoff.compare(workdir, nginx, servers, ON, OFF, args)
+                results["spans"] = _spans_check(servers[ON], sink)
+                results["loadavg"] = gb.loadavg()
         finally:
-            for server in (*gateways.values(), sink, nginx):
-                server.stop()
+            sink.stop()
+            nginx.stop()
     out = gb.RESULTS / "traces.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -18,6 +18,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from webhook_support import serving
+
 __all__ = ["Collector", "ReceivedSpan", "collector"]
 
 SPAN_KIND_CLIENT = 3
@@ -127,14 +129,8 @@ def collector(port: int = 0) -> Iterator[Collector]:
     server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
     stub = Collector(server)
     server.collector = stub  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield stub
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 class _Handler(BaseHTTPRequestHandler):

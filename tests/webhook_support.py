@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Received", "Receiver", "webhook_receiver"]
+__all__ = ["Received", "Receiver", "serving", "webhook_receiver"]
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,18 @@ def webhook_receiver(port: int = 0) -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    with serving(server):
+        yield receiver
+
+
+@contextmanager
+def serving(server: ThreadingHTTPServer) -> Iterator[None]:
+    """Serve ``server`` in a thread until the block ends, then close it."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield receiver
+        yield
     finally:
         server.shutdown()
         server.server_close()
+        thread.join(10)

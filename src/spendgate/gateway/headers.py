@@ -9,7 +9,7 @@ from spendgate.domain.budgets import BudgetStatus, most_severe
 from spendgate.domain.routing import RoutingDecision, RoutingMode, TaskClass
 from spendgate.domain.scopes import member_room
 
-__all__ = ["HeaderError", "RequestHeaders", "decision_headers", "mode_headers"]
+__all__ = ["HeaderError", "RequestHeaders", "budget_status", "decision_headers", "mode_headers"]
 
 _MODES = {mode.value: mode for mode in RoutingMode}
 _TASKS = {task.value: task for task in TaskClass}
@@ -93,10 +93,15 @@ def mode_headers(decision: RoutingDecision) -> tuple[tuple[str, str], ...]:
     return (mode,)
 
 
+def budget_status(decision: RoutingDecision) -> BudgetStatus:
+    """What ``x-spendgate-budget-status`` says: the most severe evaluation's status."""
+    worst = most_severe(decision.budget_evaluations)
+    return worst.status if worst is not None else BudgetStatus.OK
+
+
 def decision_headers(decision: RoutingDecision) -> list[tuple[bytes, bytes]]:
     """The response headers that tell a client what spendgate decided."""
-    worst = most_severe(decision.budget_evaluations)
-    status = worst.status if worst is not None else BudgetStatus.OK
+    status = budget_status(decision)
     upper = decision.estimate.upper_usd
     return [
         *((name.encode(), value.encode()) for name, value in mode_headers(decision)),

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from spendgate.domain.budgets import BudgetStatus, most_severe
 from spendgate.domain.routing import RoutingDecision, UpstreamAttempt
+from spendgate.gateway.headers import budget_status
 
 __all__ = [
     "AttributeValue",
@@ -108,7 +108,7 @@ def call_attributes(
         "spendgate.decision_id": decision.id,
         "spendgate.routing_action": decision.routing_action.value,
         "spendgate.routing_mode": decision.mode.value,
-        "spendgate.budget_status": _budget_status(decision).value,
+        "spendgate.budget_status": budget_status(decision).value,
         "spendgate.reason_codes": list(decision.reason_codes),
         "spendgate.task_class": decision.task_class.value,
         "spendgate.target_model": decision.target_model,
@@ -170,12 +170,6 @@ def attempt_event(attempt: UpstreamAttempt) -> dict[str, AttributeValue]:
         event["spendgate.decision_id"] = attempt.decision_id
     _money(event, "spendgate.cost_usd", attempt.cost_usd)
     return event
-
-
-def _budget_status(decision: RoutingDecision) -> BudgetStatus:
-    """What ``x-spendgate-budget-status`` says: the most severe evaluation's status."""
-    worst = most_severe(decision.budget_evaluations)
-    return worst.status if worst is not None else BudgetStatus.OK
 
 
 def _money(attributes: dict[str, AttributeValue], name: str, amount: Decimal | None) -> None:
