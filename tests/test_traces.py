@@ -6,10 +6,13 @@ that is down never felt by a request."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -38,12 +41,20 @@ routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false, fai
 keys:
   - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
   - {{id: bob, key_env: BOB_KEY, principal: bob, project: frugal}}
+  - {{id: carol, key_env: CAROL_KEY, principal: carol, project: gated}}
 budgets:
   - {{id: frugal-daily, scope: {{kind: project, id: frugal}}, metric: usd, interval: daily,
      hard_limit: 0.000001}}
+  - {{id: gated-daily, scope: {{kind: project, id: gated}}, metric: usd, interval: daily,
+     hard_limit: 0.000001, hard_action: require_approval}}
 tracing: {{otlp_endpoint: "{endpoint}", export_every_s: 0.05, timeout_s: 1{more}}}
 """
-ENV = {**ONE_PROVIDER_ENV, "BOB_KEY": "sg-bob", "OTLP_TOKEN": "otlp-secret-token"}
+ENV = {
+    **ONE_PROVIDER_ENV,
+    "BOB_KEY": "sg-bob",
+    "CAROL_KEY": "sg-carol",
+    "OTLP_TOKEN": "otlp-secret-token",
+}
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
@@ -336,3 +347,81 @@ def test_the_anthropic_sdk_sees_a_blocked_call_as_usual(served: Served, stub: Co
         )
     (span,) = stub.wait_for(1)
     assert span.attributes["error.type"] == "budget_exceeded"
+
+
+def test_a_call_needing_approval_has_a_span_saying_so(served: Served, stub: Collector) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        openai_client(served, "sg-carol").chat.completions.create(
+            model="gpt-4o-mini", messages=HELLO, max_tokens=50
+        )
+    span = stub.span_of(refused.value.response.headers["x-spendgate-decision-id"])
+    assert span.status_code == STATUS_ERROR
+    assert span.attributes["error.type"] == "approval_required"
+    assert span.attributes["spendgate.routing_action"] == "approval_required"
+    assert span.attributes["spendgate.budget_status"] == "approval_required"
+    assert span.attributes["spendgate.http_status"] == 403
+
+
+def test_concurrent_calls_each_get_their_own_span(served: Served, stub: Collector) -> None:
+    """Each request's decisions reach its own span (a context per request), never another's."""
+    sdk = openai_client(served, "sg-alice")
+
+    def call(index: int) -> tuple[str, str]:
+        trace_id = f"{index + 1:032x}"
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "word " * (index + 1)}],
+            max_tokens=10 + index,
+            extra_headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        )
+        return trace_id, raw.headers["x-spendgate-decision-id"]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        calls = list(pool.map(call, range(40)))
+    spans = {span.trace_id: span for span in stub.wait_for(len(calls))}
+    assert len(spans) == len(calls)
+    for index, (trace_id, decision_id) in enumerate(calls):
+        span = spans[trace_id]
+        assert span.attributes["spendgate.decision_id"] == decision_id
+        assert span.attributes["gen_ai.request.max_tokens"] == 10 + index
+        usage = stored(served, decision_id).decision.usage
+        assert usage is not None
+        assert span.attributes["gen_ai.usage.input_tokens"] == usage.input_tokens
+
+
+def test_a_client_gone_mid_stream_has_a_span_saying_so(
+    served: Served, stub: Collector, mock: MockUpstreamThread
+) -> None:
+    async def leave_after_first_event() -> str:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                served.url + "/v1/chat/completions",
+                json={
+                    "model": "gpt-4o-mini",
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "Tell a long story. " * 50}],
+                    "max_tokens": 2000,
+                },
+                headers={"authorization": "Bearer sg-alice"},
+            ) as response,
+        ):
+            decision_id = response.headers["x-spendgate-decision-id"]
+            async for line in response.content:
+                if line.startswith(b"data: {"):
+                    break
+            response.close()  # drops the connection mid-stream
+            return decision_id
+
+    mock.options.chunk_delay_ms = 10
+    try:
+        decision_id = asyncio.run(leave_after_first_event())
+        span = stub.span_of(decision_id)
+    finally:
+        mock.options.chunk_delay_ms = 0
+    assert span.attributes["error.type"] == "client_disconnected"
+    assert span.attributes["spendgate.status"] == "client_disconnected"
+    assert span.attributes["spendgate.http_status"] == 200  # the stream had started
+    journaled = stored(served, decision_id).decision
+    assert journaled.usage is not None
+    assert span.attributes["gen_ai.usage.output_tokens"] == journaled.usage.output_tokens

@@ -5,20 +5,29 @@ span: provider endpoints and error types."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway_support import HELLO, ONE_PROVIDER, ONE_PROVIDER_ENV
 from serve_support import serve_process
 from spendgate.config import ConfigError, parse_config
+from spendgate.domain.pricing import Usage
+from spendgate.domain.routing import RoutingDecision
+from spendgate.governor import Governor
 from spendgate.mock_upstream.runner import MockUpstreamThread
-from spendgate.tracing.spans import error_code, provider_endpoint
+from spendgate.tracing.spans import CallOutcome, call_attributes, error_code, provider_endpoint
 from trace_support import collector
 
 BASE = ONE_PROVIDER.format(mock="http://127.0.0.1:9")
+_GOVERNOR = Governor.from_config(parse_config(BASE, "spendgate.yaml"))
+_PLANNED = _GOVERNOR.plan({"model": "gpt-4o-mini", "messages": HELLO})
+_ENDPOINTS = {"alpha": provider_endpoint("openai", "http://127.0.0.1:9/v1/chat/completions")}
 
 
 def _parse(tracing: str) -> object:
@@ -80,14 +89,7 @@ def test_provider_endpoints_name_the_provider_and_its_host_and_port() -> None:
 
 
 def test_the_error_type_is_the_gateways_error_code_in_either_envelope() -> None:
-    from dataclasses import replace
-
-    from spendgate.domain.routing import RoutingDecision
-    from spendgate.governor import Governor
-    from spendgate.tracing.spans import CallOutcome
-
-    governor = Governor.from_config(parse_config(BASE, "spendgate.yaml"))
-    decision: RoutingDecision = governor.plan({"model": "gpt-4o-mini", "messages": HELLO})
+    decision: RoutingDecision = _PLANNED
 
     def outcome(status: int | None, body: bytes | None, ended: str | None) -> CallOutcome:
         return CallOutcome("/v1/messages", replace(decision, status=ended), None, status, body)
@@ -101,7 +103,6 @@ def test_the_error_type_is_the_gateways_error_code_in_either_envelope() -> None:
     assert error_code(outcome(200, None, "ok")) is None
     assert error_code(outcome(200, None, "client_disconnected")) == "client_disconnected"
     assert error_code(outcome(None, None, "gateway_error")) == "gateway_error"
-    assert decision.estimate.upper_usd is None or decision.estimate.upper_usd > Decimal(0)
 
 
 def test_serve_says_where_spans_go_without_secrets_and_exports_them(tmp_path: Path) -> None:
@@ -131,3 +132,51 @@ def test_serve_says_where_spans_go_without_secrets_and_exports_them(tmp_path: Pa
             (span,) = stub.wait_for(1)
         assert span.attributes["spendgate.decision_id"] == reply.headers["x-spendgate-decision-id"]
         assert stub.headers[0]["x-otlp-token"] == "Bearer otlp-secret-token"
+
+
+@given(
+    tokens=st.tuples(st.integers(0, 10**9), st.integers(0, 10**9), st.integers(0, 10**9)),
+    cost=st.one_of(st.none(), st.decimals(0, 10**6, places=12, allow_nan=False)),
+    status=st.sampled_from(["ok", "refused", "upstream_error", "client_disconnected", None]),
+    http_status=st.one_of(st.none(), st.sampled_from([200, 403, 429, 499, 502])),
+    max_tokens=st.one_of(st.none(), st.integers(1, 10**6)),
+    settled=st.booleans(),
+)
+def test_span_attributes_are_valid_and_say_what_the_decision_says(
+    tokens: tuple[int, int, int],
+    cost: Decimal | None,
+    status: str | None,
+    http_status: int | None,
+    max_tokens: int | None,
+    settled: bool,
+) -> None:
+    usage = Usage(*tokens) if settled else None
+    decision = replace(_PLANNED, usage=usage, actual_cost_usd=cost, status=status)
+    outcome = CallOutcome("/v1/chat/completions", decision, max_tokens, http_status, None)
+    attributes = call_attributes(outcome, _ENDPOINTS)
+    for value in attributes.values():  # what OpenTelemetry accepts: no None, flat values
+        assert isinstance(value, str | bool | int | float) or (
+            isinstance(value, list) and all(isinstance(item, str) for item in value)
+        )
+    assert attributes["spendgate.decision_id"] == decision.id
+    assert ("gen_ai.request.max_tokens" in attributes) == (max_tokens is not None)
+    assert ("server.address" in attributes) == (decision.provider is not None)
+    if usage is None:
+        assert "gen_ai.usage.input_tokens" not in attributes
+        assert "spendgate.cost_usd" not in attributes
+        assert "gen_ai.response.model" not in attributes
+    else:
+        assert attributes["gen_ai.usage.input_tokens"] == usage.input_tokens
+        assert attributes["gen_ai.usage.output_tokens"] == usage.output_tokens
+        assert attributes["spendgate.unpriced"] is (cost is None)
+        if cost is not None:  # a double within a part in 10^15 of the Decimal
+            assert abs(Decimal(str(attributes["spendgate.cost_usd"])) - cost) <= cost * Decimal(
+                "1e-15"
+            )
+    error = attributes.get("error.type")
+    if http_status is not None and http_status >= 400:
+        assert error == str(http_status)  # no body: the status
+    elif status not in (None, "ok"):
+        assert error == status
+    else:
+        assert error is None
