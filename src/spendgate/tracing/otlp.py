@@ -89,8 +89,11 @@ class OtlpSpans:
         environ: Mapping[str, str],
         providers: Mapping[str, ProviderEndpoint],
         where: str,
+        exporter: SpanExporter | None = None,
     ) -> None:
         self._spec = spec
+        # Where spans go instead of the OTLP/HTTP exporter (bench/span_cost.py's encoder).
+        self._replacement = exporter
         self._headers = spec.export_headers(environ)
         self._providers = providers
         self._where = where  # the endpoint as it may be logged
@@ -107,7 +110,7 @@ class OtlpSpans:
     async def start(self) -> None:
         spec = self._spec
         logging.getLogger(_EXPORTER_LOGGER).setLevel(logging.CRITICAL)
-        exporter = OTLPSpanExporter(
+        exporter = self._replacement or OTLPSpanExporter(
             endpoint=spec.otlp_endpoint, headers=self._headers, timeout=spec.timeout_s
         )
         self._exporter = _WatchedExporter(exporter, self._where)
