@@ -92,12 +92,13 @@ class CallTracer:
         finally:
             _CURRENT.reset(token)
             if call.decision is not None:
-                self._emit(scope, call, start_ns)
+                self._emit(scope, call, call.decision, start_ns)
 
-    def _emit(self, scope: Scope, call: _TracedCall, start_ns: int) -> None:
-        assert call.decision is not None
+    def _emit(
+        self, scope: Scope, call: _TracedCall, decision: RoutingDecision, start_ns: int
+    ) -> None:
         outcome = CallOutcome(
-            scope["path"], call.decision, call.max_tokens, call.status, call.error_body
+            scope["path"], decision, call.max_tokens, call.status, call.error_body
         )
         carrier = {
             name.decode("latin-1"): value.decode("latin-1")
@@ -107,4 +108,4 @@ class CallTracer:
         try:
             self.sink.emit(outcome, start_ns, time.time_ns(), carrier)
         except Exception:  # a span is never worth a request: the answer was already sent
-            log.exception("tracing: no span for decision %s", outcome.decision.id)
+            log.exception("tracing: no span for decision %s", decision.id)
