@@ -425,3 +425,19 @@ def test_a_client_gone_mid_stream_has_a_span_saying_so(
     journaled = stored(served, decision_id).decision
     assert journaled.usage is not None
     assert span.attributes["gen_ai.usage.output_tokens"] == journaled.usage.output_tokens
+
+
+def test_a_responses_api_call_is_a_chat_span_with_its_usage(
+    served: Served, stub: Collector
+) -> None:
+    raw = openai_client(served, "sg-alice").responses.with_raw_response.create(
+        model="gpt-4o-mini", input="Say hello to the budget team.", max_output_tokens=60
+    )
+    response = raw.parse()
+    span = stub.span_of(raw.headers["x-spendgate-decision-id"])
+    assert span.name == "chat gpt-4o-mini"
+    assert span.attributes["gen_ai.operation.name"] == "chat"
+    assert span.attributes["gen_ai.request.max_tokens"] == 60
+    assert response.usage is not None
+    assert span.attributes["gen_ai.usage.input_tokens"] == response.usage.input_tokens
+    assert span.attributes["gen_ai.usage.output_tokens"] == response.usage.output_tokens
