@@ -19,6 +19,7 @@ import pytest
 
 from gateway_support import (
     HELLO,
+    ONE_PROVIDER,
     ONE_PROVIDER_ENV,
     Served,
     anthropic_client,
@@ -32,14 +33,10 @@ from serve_support import free_port
 from spendgate.mock_upstream.runner import MockUpstreamThread
 from trace_support import SPAN_KIND_CLIENT, STATUS_ERROR, Collector, collector
 
-CONFIG = """
-providers:
-  - {{id: alpha, kind: openai, base_url: "{mock}/v1", api_key_env: ALPHA_KEY}}
-models:
-  - {{id: gpt-4o-mini, provider: alpha, cost_tier: low, max_output_tokens: 16384}}
-routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false, failover: false}}
-keys:
-  - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
+# ONE_PROVIDER ends with its keys: two more keys continue that list, then budgets and tracing.
+CONFIG = (
+    ONE_PROVIDER
+    + """\
   - {{id: bob, key_env: BOB_KEY, principal: bob, project: frugal}}
   - {{id: carol, key_env: CAROL_KEY, principal: carol, project: gated}}
 budgets:
@@ -49,6 +46,7 @@ budgets:
      hard_limit: 0.000001, hard_action: require_approval}}
 tracing: {{otlp_endpoint: "{endpoint}", export_every_s: 0.05, timeout_s: 1{more}}}
 """
+)
 ENV = {
     **ONE_PROVIDER_ENV,
     "BOB_KEY": "sg-bob",
