@@ -27,6 +27,14 @@ from spendgate.domain.budgets import CounterKey, OverrideGrant, live_windows, mo
 from spendgate.domain.estimates import actual_cost
 from spendgate.domain.planner import GovernanceState, ModelNotFoundError, PlanCall, plan
 from spendgate.domain.pricing import PricingEstimate, Usage
+from spendgate.domain.rate_limits import (
+    RateLine,
+    RateMetric,
+    RateRefund,
+    RateVerdict,
+    oversized,
+    rate_lines,
+)
 from spendgate.domain.requests import ChatRequest
 from spendgate.domain.reservations import ReservationLine, reservation_lines, settlement
 from spendgate.domain.routing import REFUSED, HealthState, RoutingDecision, RoutingMode, TaskClass
@@ -109,6 +117,9 @@ class Governor:
         # a syscall; next() on itertools.count is atomic, so threads get distinct ids.
         self._id_prefix = os.urandom(6).hex()
         self._id_counter = itertools.count(1)
+        # Per reservation, the rate limits' token lines it took from: what was not used goes
+        # back when it settles, all of it when it is released or abandoned.
+        self._token_holds: dict[str, tuple[RateLine, ...]] = {}
 
     @classmethod
     def from_config(
@@ -123,6 +134,7 @@ class Governor:
             models={model.id: model for model in models},
             prices=prices,
             policies=config.budget_policies(),
+            rate_limits=config.rate_limit_list(),
             unpriced_action=config.unpriced_action,
         )
         return cls(state, ledger, journal)
@@ -223,12 +235,13 @@ class Governor:
         Refused (``ok`` false) when the decision itself blocks, or when a hard limit would be
         crossed now (usage may have moved since planning). For a ledger in this process; a
         shared one answers over the network: ``reserve_async``."""
-        lines = self._lines(decision, grants)
-        if isinstance(lines, ReserveOutcome):
-            return self._reserved(decision, lines)
+        asked = self._lines(decision, grants)
+        if isinstance(asked, ReserveOutcome):
+            return self._reserved(decision, asked)
+        lines, rates = asked
         when = now or decision.created_at
-        outcome = self.ledger.reserve(decision.id, lines, when, self.reservation_ttl)
-        return self._reserved(decision, outcome)
+        outcome = self.ledger.reserve(decision.id, lines, when, self.reservation_ttl, rates)
+        return self._reserved(decision, outcome, rates)
 
     async def recheck(
         self, decision: RoutingDecision, plan_again: Callable[[], RoutingDecision]
@@ -251,33 +264,67 @@ class Governor:
         """``reserve``, awaiting a shared ledger's answer (the event loop serves other
         requests meanwhile); with a ledger in this process it never suspends, so it stays
         atomic under asyncio."""
-        lines = self._lines(decision, grants)
-        if isinstance(lines, ReserveOutcome):
-            return self._reserved(decision, lines)
+        asked = self._lines(decision, grants)
+        if isinstance(asked, ReserveOutcome):
+            return self._reserved(decision, asked)
+        lines, rates = asked
         when = now or decision.created_at
+        ttl = self.reservation_ttl
         shared = self.ledger
         if isinstance(shared, AsyncReserving):
-            outcome = await shared.reserve_async(decision.id, lines, when, self.reservation_ttl)
+            outcome = await shared.reserve_async(decision.id, lines, when, ttl, rates)
         else:
-            outcome = shared.reserve(decision.id, lines, when, self.reservation_ttl)
-        return self._reserved(decision, outcome)
+            outcome = shared.reserve(decision.id, lines, when, ttl, rates)
+        return self._reserved(decision, outcome, rates)
 
     def _lines(
         self, decision: RoutingDecision, grants: Mapping[str, OverrideGrant] | None
-    ) -> Sequence[ReservationLine] | ReserveOutcome:
-        """What to reserve, or the outcome when there is nothing to ask the ledger."""
+    ) -> tuple[Sequence[ReservationLine], Sequence[RateLine]] | ReserveOutcome:
+        """What to reserve and which rate limits to take from (in every mode: a rate limit
+        protects the platform, it is not advice), or the outcome when there is nothing to ask
+        the ledger."""
         if decision.blocked:
             worst = most_severe(decision.budget_evaluations)
             return ReserveOutcome(False, worst.policy_id if worst else None)
         lines = reservation_lines(decision, grants)
-        return lines if lines else ReserveOutcome(True)
+        rates = self._rate_lines(decision)
+        if rates:
+            never = oversized(rates)
+            if never is not None:
+                return ReserveOutcome(False, never.limit_id, rate=RateVerdict((), never))
+        return (lines, rates) if lines or rates else ReserveOutcome(True)
 
-    def _reserved(self, decision: RoutingDecision, outcome: ReserveOutcome) -> ReserveOutcome:
-        if not outcome.ok:
-            if self.journal is not None or self.recorder is not None:
-                self._ended(replace(decision, status=REFUSED))
-            if self.observer is not None:
-                self.observer.refused(decision, outcome.refused_policy)
+    def _rate_lines(self, decision: RoutingDecision) -> tuple[RateLine, ...]:
+        limits = self.state.rate_limits
+        if not limits:
+            return ()
+        estimate = decision.estimate
+        tokens = estimate.input_tokens_upper + estimate.output_tokens_upper
+        return rate_lines(limits, decision.scopes, decision.target_model, tokens)
+
+    def _reserved(
+        self,
+        decision: RoutingDecision,
+        outcome: ReserveOutcome,
+        rates: Sequence[RateLine] = (),
+    ) -> ReserveOutcome:
+        if outcome.ok:
+            tokens = tuple(line for line in rates if line.metric is RateMetric.TOKENS)
+            if tokens and outcome.rate is not None:  # taken (not admitted unchecked)
+                self._token_holds[decision.id] = tokens
+            return outcome
+        refused = replace(decision, status=REFUSED)
+        if outcome.rate is not None:
+            # A rate-limited request is neither journaled nor an alert's business: under a
+            # flood, writing each 429 would load the journal the limit protects (/metrics
+            # counts them). A trace, sampled and batched, still shows it.
+            if self.recorder is not None:
+                self.recorder.ended(refused)
+            return outcome
+        if self.journal is not None or self.recorder is not None:
+            self._ended(refused)
+        if self.observer is not None:
+            self.observer.refused(decision, outcome.refused_policy)
         return outcome
 
     def keep_alive(self, decision_ids: Collection[str], now: datetime | None = None) -> int:
@@ -307,10 +354,28 @@ class Governor:
             requested, usage, self.state.prices, decision.created_at, self.state.unpriced_action
         ).upper_usd
 
+    def release(self, decision_id: str) -> None:
+        """Release a reservation whose call was not made (its rate-limit tokens go back; the
+        request it counted stays counted)."""
+        self.ledger.release(decision_id)
+        self._give_back(decision_id, 0)
+
+    def _give_back(self, decision_id: str, used_tokens: int) -> None:
+        lines = self._token_holds.pop(decision_id, None)
+        if lines is None:
+            return
+        refunds = [
+            RateRefund(line.bucket, line.per_minute, line.amount - used_tokens)
+            for line in lines
+            if line.amount > used_tokens
+        ]
+        if refunds:
+            self.ledger.refund(refunds, datetime.now(UTC))
+
     def abandon(self, decision: RoutingDecision, status: str) -> None:
         """The call never happened (e.g. every upstream failed before answering): release the
         reservation and journal the decision with ``status``."""
-        self.ledger.release(decision.id)
+        self.release(decision.id)
         if self.journal is not None or self.recorder is not None:
             self._ended(replace(decision, status=status))
 
@@ -336,6 +401,8 @@ class Governor:
         cost = priced.upper_usd
         increments = settlement(decision, usage, cost)
         self.ledger.settle(decision.id, increments)
+        if self._token_holds:
+            self._give_back(decision.id, usage.total_tokens)
         if self.journal is not None:
             # The counters before the decision: were a writer batch to end between the two,
             # the journal would hold the amounts without the settled decision, never the

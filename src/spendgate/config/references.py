@@ -42,6 +42,7 @@ def reference_problems(
     models = unique("models", "id", "duplicate id {0!r} (also models[{1}])")
     unique("keys", "id", "duplicate id {0!r} (also keys[{1}])")
     unique("budgets", "id", "duplicate id {0!r} (also budgets[{1}])")
+    unique("rate_limits", "id", "duplicate id {0!r} (also rate_limits[{1}])")
     unique("keys", "key_env", "{0} is also the key_env of keys[{1}]; each key needs its own secret")
     upstream = [item.get("upstream_id") for _, item in _items(data, "models")]
 
@@ -89,6 +90,9 @@ def reference_problems(
                 check_model(("budgets", index, "filters", "models", position), name)
             for position, name in _names(filters.get("providers")):
                 check_provider(("budgets", index, "filters", "providers", position), name)
+    for index, item in _items(data, "rate_limits"):
+        for position, name in _names(item.get("models")):
+            check_model(("rate_limits", index, "models", position), name)
 
     first_row: dict[tuple[str, str], int] = {}
     for index, item in _items(data, "pricing"):

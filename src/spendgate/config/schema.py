@@ -18,6 +18,7 @@ from spendgate.config.journal import JournalSpec
 from spendgate.config.keys import KeySpec
 from spendgate.config.pricing import PricingSpec
 from spendgate.config.providers import ModelSpec, ProviderSpec
+from spendgate.config.rate_limits import RateLimitSpec
 from spendgate.config.routing import RoutingSpec
 from spendgate.config.tracing import TracingSpec
 from spendgate.config.values import DatabaseUrl, Duration, LedgerUrl, Spec, TimezoneName
@@ -25,6 +26,7 @@ from spendgate.domain.budgets import BudgetPolicy, UnpricedAction
 from spendgate.domain.keys import ADMIN, ADMIN_TOKEN_ENV, ApiKey
 from spendgate.domain.models import Model, Provider, ProviderKind
 from spendgate.domain.pricing import PriceBook, PricingRecord
+from spendgate.domain.rate_limits import RateLimit
 from spendgate.domain.routing import RoutingSettings
 from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, LedgerFailure
 
@@ -77,6 +79,7 @@ class Config(Spec):
     routing: _Section[RoutingSpec] = Field(default_factory=RoutingSpec)
     keys: _Entries[KeySpec] = Field(default_factory=list)
     budgets: _Entries[BudgetSpec] = Field(default_factory=list)
+    rate_limits: _Entries[RateLimitSpec] = Field(default_factory=list)
     alerts: _Section[AlertsSpec] = Field(default_factory=AlertsSpec)
     approvals: _Section[ApprovalsSpec] = Field(default_factory=ApprovalsSpec)
     journal: _Section[JournalSpec] = Field(default_factory=JournalSpec)
@@ -121,6 +124,9 @@ class Config(Spec):
 
     def budget_policies(self) -> tuple[BudgetPolicy, ...]:
         return tuple(convert.budget_policy(spec, self.timezone) for spec in self.budgets)
+
+    def rate_limit_list(self) -> tuple[RateLimit, ...]:
+        return tuple(spec.rate_limit() for spec in self.rate_limits)
 
     def routing_settings(self) -> RoutingSettings:
         """Routing settings; the default model falls back to the first enabled model.

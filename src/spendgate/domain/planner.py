@@ -32,6 +32,7 @@ from spendgate.domain.estimates import effective_record, estimate_cost, output_c
 from spendgate.domain.models import Capability, Model
 from spendgate.domain.modes import ModeResolution, resolve_mode
 from spendgate.domain.pricing import PriceBook, PricingEstimate
+from spendgate.domain.rate_limits import RateLimit
 from spendgate.domain.requests import ChatRequest
 from spendgate.domain.routing import (
     Candidate,
@@ -97,6 +98,8 @@ class GovernanceState:
     prices: PriceBook
     policies: tuple[BudgetPolicy, ...]
     unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE
+    # Checked when a decision is reserved, not by planning: they admit, they never route.
+    rate_limits: tuple[RateLimit, ...] = ()
     # Which policies apply to a (scopes, model, provider, task class): the same few
     # combinations recur request after request, and matching every policy each time cost
     # ~10% of planning. Owned by the state, so a new state (changed policies) starts empty.

@@ -53,6 +53,13 @@ class GatewayMetrics:
             ["model"],
             registry=self.registry,
         )
+        # Limit ids are configured by the operator: bounded, unlike the members they limit.
+        self.rate_limited = Counter(
+            "spendgate_rate_limited",
+            "Requests refused (429) by a rate limit, by its id.",
+            ["limit_id"],
+            registry=self.registry,
+        )
         self.decisions = Counter(
             "spendgate_routing_decisions",
             "Routing decisions by applied action (proceed, degrade, escalate, failover, block, "

@@ -35,6 +35,7 @@ from spendgate.domain.keys import ApiKey
 from spendgate.domain.models import Model
 from spendgate.domain.planner import ModelNotAllowedError, ModelNotFoundError
 from spendgate.domain.pricing import Usage
+from spendgate.domain.rate_limits import RateVerdict
 from spendgate.domain.requests import ChatRequest, Protocol, RequestError
 from spendgate.domain.routing import (
     REFUSED,
@@ -94,6 +95,7 @@ from spendgate.gateway.headers import (
     mode_headers,
 )
 from spendgate.gateway.metrics import GatewayMetrics
+from spendgate.gateway.rate_limits import rate_headers, rate_limited
 from spendgate.governor import Governor
 from spendgate.ledger.base import LedgerUnavailableError
 from spendgate.providers.base import UpstreamCall, UpstreamResponse
@@ -324,6 +326,7 @@ class _ProxiedRequest:
         self.upstream_s: float | None = None  # non-stream upstream latency, for the metric
         self.grants: Mapping[str, OverrideGrant] = _NO_GRANTS  # the overrides covering it
         self.once_grants: list[str] = []  # ``once`` grants it took
+        self.rates: RateVerdict | None = None  # the rate limits' state, when any applied
 
     # -- governance ----------------------------------------------------------------------
 
@@ -425,6 +428,11 @@ class _ProxiedRequest:
             self.journaled.add(decision.id)
             raise ledger_unavailable(decision.id) from None
         self.proxy.metrics.decisions.labels(decision.routing_action.value).inc()
+        if outcome.rate is not None:
+            self.rates = outcome.rate
+            if outcome.rate.refused is not None:
+                self.proxy.metrics.rate_limited.labels(outcome.rate.refused.limit_id).inc()
+                raise rate_limited(outcome.rate, decision.id)
         if outcome.ok:
             return
         worst = most_severe(decision.budget_evaluations)
@@ -445,6 +453,13 @@ class _ProxiedRequest:
             else budget_exceeded(message, decision.id, policy_id)
         )
         raise replace(error, headers=(*error.headers, *mode_headers(decision)))
+
+    def headers(self, decision: RoutingDecision) -> list[tuple[bytes, bytes]]:
+        """The answer's headers: the decision's, and the rate limits' when any applied."""
+        headers = decision_headers(decision)
+        if self.rates is not None:
+            headers += [(k.encode(), v.encode()) for k, v in rate_headers(self.rates)]
+        return headers
 
     def reservation_ids(self) -> list[str]:
         """The decisions that may hold a reservation: the planned one and any fallback's."""
@@ -490,7 +505,7 @@ class _ProxiedRequest:
             # Anthropic): a 400 for the model asked for, a candidate skipped for a fallback.
             if target == planned:
                 raise bad_request(str(error), error.param) from None
-            self.governor.ledger.release(self.decisions.pop(target).id)
+            self.governor.release(self.decisions.pop(target).id)
             return None
 
     def as_failover(self, decision: RoutingDecision, failed: Target) -> RoutingDecision:
@@ -579,7 +594,7 @@ class _ProxiedRequest:
         served = self.decisions.get(used) if used is not None else None
         for decision in (self.decision, *self.decisions.values()):
             if decision is not served:
-                self.governor.ledger.release(decision.id)
+                self.governor.release(decision.id)
 
     def settle(
         self,
@@ -743,7 +758,7 @@ class _ProxiedRequest:
             self.settle(decision, response.usage, text, response.latency_s, status)
         self.proxy.metrics.upstream_latency.labels(response.provider).observe(response.latency_s)
         self.upstream_s = response.latency_s
-        await respond(send, 200, body, decision_headers(decision))
+        await respond(send, 200, body, self.headers(decision))
 
     async def relay_stream(
         self, send: Send, receive: Receive, decision: RoutingDecision, stream: MeteredStream
@@ -759,7 +774,7 @@ class _ProxiedRequest:
         held = b""
         try:
             await start_response(
-                send, 200, [*decision_headers(decision), *_SSE_HEADERS], b"text/event-stream"
+                send, 200, [*self.headers(decision), *_SSE_HEADERS], b"text/event-stream"
             )
             gone = False
             try:

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from spendgate.domain.budgets import CounterKey, CounterState
+from spendgate.domain.rate_limits import RateLine, RateRefund, RateVerdict
 from spendgate.domain.reservations import ReservationLine
 
 __all__ = [
@@ -49,6 +50,9 @@ class ReserveOutcome:
     ok: bool
     refused_policy: str | None = None
     consumed: Decimal | None = None  # the refusing counter's consumption when refused
+    # What the rate limits said, when any applied (refused by one: ``refused_policy`` is its
+    # id and ``rate.refused`` its line).
+    rate: RateVerdict | None = None
 
 
 class Ledger(Protocol):
@@ -64,7 +68,15 @@ class Ledger(Protocol):
         lines: Sequence[ReservationLine],
         now: datetime,
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
-    ) -> ReserveOutcome: ...
+        rates: Sequence[RateLine] = (),
+    ) -> ReserveOutcome:
+        """Reserve every line and take every rate line, all or nothing, in one atomic pass
+        (a budget refusal is reported before a rate limit's: retrying cannot help it)."""
+        ...
+
+    def refund(self, refunds: Sequence[RateRefund], now: datetime) -> None:
+        """Give rate-limit tokens reserved but not used back to their buckets."""
+        ...
 
     def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None: ...
 
@@ -108,4 +120,5 @@ class AsyncReserving(Protocol):
         lines: Sequence[ReservationLine],
         now: datetime,
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
+        rates: Sequence[RateLine] = (),
     ) -> ReserveOutcome: ...

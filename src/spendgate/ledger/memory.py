@@ -16,6 +16,14 @@ from decimal import Decimal
 from itertools import repeat
 
 from spendgate.domain.budgets import CounterKey, CounterState, is_live
+from spendgate.domain.rate_limits import (
+    Bucket,
+    RateLine,
+    RateRefund,
+    check_rates,
+    epoch_ms,
+    refunded,
+)
 from spendgate.domain.reservations import ReservationLine
 from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, ReserveOutcome
 
@@ -41,6 +49,7 @@ class MemoryLedger:
         self._reservations: dict[str, _Reservation] = {}
         # policy id → window key → members with a settled or reserved counter there.
         self._members: dict[str, dict[str, set[str]]] = {}
+        self._buckets: dict[str, Bucket] = {}  # rate limits' buckets, by key
         for key in self._settled:
             self._index(key)
         self._lock = threading.Lock()
@@ -67,12 +76,18 @@ class MemoryLedger:
         lines: Sequence[ReservationLine],
         now: datetime,
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
+        rates: Sequence[RateLine] = (),
     ) -> ReserveOutcome:
         with self._lock:
-            return self._reserve(reservation_id, lines, now + ttl)
+            return self._reserve(reservation_id, lines, now, now + ttl, rates)
 
     def _reserve(
-        self, reservation_id: str, lines: Sequence[ReservationLine], expires_at: datetime
+        self,
+        reservation_id: str,
+        lines: Sequence[ReservationLine],
+        now: datetime,
+        expires_at: datetime,
+        rates: Sequence[RateLine],
     ) -> ReserveOutcome:
         if reservation_id in self._reservations:
             raise ValueError(f"reservation {reservation_id} already exists")
@@ -91,6 +106,11 @@ class MemoryLedger:
                 )
             if consumed + line.amount > line.limit:
                 return ReserveOutcome(False, line.policy_id, consumed)
+        verdict = None
+        if rates:  # checked last, taken first: nothing can refuse the holds after them
+            verdict = check_rates(self._buckets, rates, epoch_ms(now))
+            if verdict.refused is not None:
+                return ReserveOutcome(False, verdict.refused.limit_id, rate=verdict)
         amounts: dict[CounterKey, Decimal] = {}
         for line in lines:
             key = line.keys[-1]
@@ -104,7 +124,18 @@ class MemoryLedger:
             else:
                 reserved[key] = previous + amount
         self._reservations[reservation_id] = _Reservation(amounts, expires_at)
-        return ReserveOutcome(True)
+        return ReserveOutcome(True, rate=verdict)
+
+    def refund(self, refunds: Sequence[RateRefund], now: datetime) -> None:
+        at = epoch_ms(now)
+        with self._lock:
+            buckets = self._buckets
+            for refund in refunds:
+                bucket = refunded(buckets.get(refund.bucket), refund, at)
+                if bucket is None:
+                    buckets.pop(refund.bucket, None)
+                else:
+                    buckets[refund.bucket] = bucket
 
     def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None:
         """Release the reservation and add the actual usage (even if the reservation expired:
@@ -150,10 +181,15 @@ class MemoryLedger:
         return extended
 
     def expire(self, now: datetime) -> int:
+        """Free the expired reservations (returns how many) and forget empty rate buckets."""
+        at = epoch_ms(now)
         with self._lock:
             expired = [rid for rid, res in self._reservations.items() if res.expires_at <= now]
             for reservation_id in expired:
                 self._release(reservation_id)
+            empty = [key for key, bucket in self._buckets.items() if bucket.empty_at_ms() <= at]
+            for key in empty:
+                del self._buckets[key]
             return len(expired)
 
     def members(self, policy_id: str, window_keys: Collection[str]) -> set[str]:

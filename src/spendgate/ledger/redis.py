@@ -55,6 +55,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 from spendgate.domain.budgets import CounterKey, CounterState
+from spendgate.domain.rate_limits import RateLine, RateRefund, epoch_ms, rate_verdict
 from spendgate.domain.reservations import ReservationLine
 from spendgate.ledger.base import (
     DEFAULT_RESERVATION_TTL,
@@ -364,16 +365,19 @@ end
 """
 
 # KEYS: reservation hash, expiries zset, settled marker, then the member hash of every line,
-# then (guarded) the seed marker.
-# ARGV: rid, expires_at µs, counter_ttl_ms, the lines' specs, their amounts (above), then
-# (guarded) '1'.
-# Returns {1} admitted, {0, policy, consumed w:h:l} refused, {-1} open id, {-2} settled id,
-# {-3} not seeded (guarded: a Redis that lost its data must not admit against zero).
+# then the bucket of every rate line, then (guarded) the seed marker.
+# ARGV: rid, expires_at µs, counter_ttl_ms, the lines' specs, their amounts (above), '1' when
+# guarded (else ''), the rate lines ("<per minute>:<amount>:<limit id>\n" each, see
+# ``domain.rate_limits``), the time in ms ('': the server's, one clock for every replica).
+# Returns {1, levels...} admitted (each rate bucket's level after), {0, policy, consumed
+# w:h:l} refused, {-1} open id, {-2} settled id, {-3} not seeded (guarded: a Redis that lost
+# its data must not admit against zero), {-4, index, levels...} refused by rate line
+# ``index`` (levels: those before it after admission, then its own as it is).
 _RESERVE: Final = (
     _LIB
     + _LINES_LIB
     + """
-if ARGV[6] and redis.call('EXISTS', KEYS[#KEYS]) == 0 then return {-3} end
+if ARGV[6] == '1' and redis.call('EXISTS', KEYS[#KEYS]) == 0 then return {-3} end
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {-1} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {-2} end
 local lines = lines_of(ARGV[4], ARGV[5], 4)
@@ -414,6 +418,39 @@ for _, line in ipairs(lines) do
     end
   end
 end
+-- Rate limits: checked after the budgets (a budget's refusal is final, theirs is not), before
+-- any write. A bucket is "<level>:<at ms>", its level drained by <per minute> each ms since.
+local rates, levels = {}, {}
+if ARGV[7] ~= '' then
+  local now = tonumber(ARGV[8])
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+  end
+  local k = 4 + #lines
+  for per, amount in string.gmatch(ARGV[7], '(%d+):(%d+):[^\\n]*\\n') do
+    per, amount = tonumber(per), tonumber(amount)
+    local key, level, at = KEYS[k], 0, now
+    k = k + 1
+    local stored = redis.call('GET', key)
+    if stored then
+      local l, a = string.match(stored, '^(%d+):(%d+)$')
+      level, at = tonumber(l), tonumber(a)
+      local elapsed = now - at
+      if elapsed < 0 then elapsed = 0 end
+      level = level - elapsed * per
+      if level < 0 then level = 0 end
+      if at < now then at = now end
+    end
+    local after = level + amount * 60000
+    if after > per * 60000 then
+      levels[#levels + 1] = string.format('%d', level)
+      return {-4, #rates + 1, unpack(levels)}
+    end
+    levels[#levels + 1] = string.format('%d', after)
+    rates[#rates + 1] = {key, after, at, per}
+  end
+end
 -- All pass. Sum the holds per counter (a member hash and window), in first-seen order.
 local order, holds = {}, {}
 for _, line in ipairs(lines) do
@@ -438,6 +475,11 @@ for _, name in ipairs(order) do
   held[10] = found[1] ~= false or found[2] ~= false
   local t = cache[held[1]]
   t[4], t[5], t[6] = norm(t[4] + held[3], t[5] + held[4], t[6] + held[5])
+end
+for _, rate in ipairs(rates) do
+  local key, after, at, per = unpack(rate)
+  -- Kept until it is empty again (and a second more): no bucket outlives its use.
+  redis.call('SET', key, string.format('%d:%d', after, at), 'PX', math.ceil(after / per) + 1000)
 end
 local ttl = ARGV[3]
 local record = {}
@@ -485,7 +527,7 @@ for _, name in ipairs(order) do
 end
 if #record > 0 then redis.call('HSET', KEYS[1], unpack(record)) end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return {1}
+return {1, unpack(levels)}
 """
 )
 
@@ -556,6 +598,36 @@ apply(changes, 0)
 return 1
 """
 )
+
+# KEYS: rate buckets. ARGV: the time in ms ('': the server's), then per bucket
+# "<per minute>:<amount>". Gives tokens back (a bucket never goes below empty: then it goes).
+_REFUND: Final = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+for i = 1, #KEYS do
+  local per, amount = string.match(ARGV[i + 1], '^(%d+):(%d+)$')
+  per, amount = tonumber(per), tonumber(amount)
+  local stored = redis.call('GET', KEYS[i])
+  if stored then
+    local l, a = string.match(stored, '^(%d+):(%d+)$')
+    local level, at = tonumber(l), tonumber(a)
+    local elapsed = now - at
+    if elapsed < 0 then elapsed = 0 end
+    level = level - elapsed * per - amount * 60000
+    if at < now then at = now end
+    if level > 0 then
+      redis.call('SET', KEYS[i], string.format('%d:%d', level, at), 'PX',
+                 math.ceil(level / per) + 1000)
+    else
+      redis.call('DEL', KEYS[i])
+    end
+  end
+end
+return 0
+"""
 
 # KEYS: expiries zset. ARGV: until µs, then reservation ids. Never shortens an expiry.
 _EXTEND: Final = """
@@ -658,8 +730,12 @@ class RedisLedger:
         counter_ttl: timedelta = DEFAULT_COUNTER_TTL,
         settled_ttl: timedelta = DEFAULT_SETTLED_TTL,
         guarded: bool = False,
+        server_clock: bool = True,
     ) -> None:
         self._client = client
+        # Rate limits' buckets drain by Redis's clock (TIME), so replicas whose clocks differ
+        # agree; without it, by the ``now`` each call passes (to compare with MemoryLedger).
+        self.server_clock = server_clock
         self.prefix = prefix
         # Guarded (the gateway's): reserve and settle refuse until ``reseed`` has run on this
         # server (``LedgerUnseededError``), so a Redis that restarted empty never admits
@@ -677,6 +753,7 @@ class RedisLedger:
         self._extend = client.register_script(_EXTEND)
         self._expire = client.register_script(_EXPIRE)
         self._seed = client.register_script(_SEED)
+        self._refund = client.register_script(_REFUND)
         self._line_specs: dict[tuple[int, str], tuple[tuple[CounterKey, ...], str, str]] = {}
         self._counter_specs: dict[CounterKey, tuple[str, str]] = {}
 
@@ -730,6 +807,12 @@ class RedisLedger:
     def _settled_key(self, reservation_id: str) -> str:
         return f"{self.prefix}:settled:{reservation_id}"
 
+    def _bucket_key(self, bucket: str) -> str:
+        return f"{self.prefix}:rl:{bucket}"
+
+    def _clock(self, now: datetime) -> str:
+        return "" if self.server_clock else str(epoch_ms(now))
+
     # -- operations ----------------------------------------------------------------------------
 
     async def reserve(
@@ -738,6 +821,7 @@ class RedisLedger:
         lines: Sequence[ReservationLine],
         now: datetime,
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
+        rates: Sequence[RateLine] = (),
     ) -> ReserveOutcome:
         keys = [
             self._reservation_key(reservation_id),
@@ -757,14 +841,23 @@ class RedisLedger:
             self._counter_ttl_ms,
             "".join(specs),
             "".join(amounts),
+            "1" if self.guarded else "",
+            "".join(f"{r.per_minute}:{r.amount}:{r.limit_id}\n" for r in rates),
+            self._clock(now),
         ]
+        keys += [self._bucket_key(rate.bucket) for rate in rates]
         if self.guarded:
             keys.append(self._seed_key)
-            args.append("1")
         result = await self._call(self._reserve, keys, args)
         status = int(result[0])
         if status == 1:
-            return ReserveOutcome(True)
+            if not rates:
+                return ReserveOutcome(True)
+            return ReserveOutcome(True, rate=rate_verdict(rates, [int(v) for v in result[1:]]))
+        if status == -4:
+            index = int(result[1]) - 1
+            verdict = rate_verdict(rates, [int(v) for v in result[2:]], index)
+            return ReserveOutcome(False, rates[index].limit_id, rate=verdict)
         if status == -3:
             raise LedgerUnseededError("the Redis ledger has not been seeded from the journal")
         if status == -1:
@@ -819,6 +912,11 @@ class RedisLedger:
         if counted < 0:
             raise LedgerUnseededError("the Redis ledger has not been seeded from the journal")
         return counted
+
+    async def refund(self, refunds: Sequence[RateRefund], now: datetime) -> None:
+        keys = [self._bucket_key(refund.bucket) for refund in refunds]
+        args = [self._clock(now), *(f"{r.per_minute}:{r.amount}" for r in refunds)]
+        await self._call(self._refund, keys, args)
 
     async def release(self, reservation_id: str) -> None:
         keys = [self._reservation_key(reservation_id), self._expiries]

@@ -45,6 +45,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from spendgate.domain.budgets import CounterKey, CounterState, is_live
+from spendgate.domain.rate_limits import RateLine, RateRefund
 from spendgate.domain.reservations import ReservationLine
 from spendgate.ledger.base import (
     DEFAULT_RESERVATION_TTL,
@@ -89,7 +90,10 @@ class SharedBackend(Protocol):
         lines: Sequence[ReservationLine],
         now: datetime,
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
+        rates: Sequence[RateLine] = (),
     ) -> ReserveOutcome: ...
+
+    async def refund(self, refunds: Sequence[RateRefund], now: datetime) -> None: ...
 
     async def settle(
         self,
@@ -230,15 +234,16 @@ class SharedLedger:
         lines: Sequence[ReservationLine],
         now: datetime,
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
+        rates: Sequence[RateLine] = (),
     ) -> ReserveOutcome:
         if reservation_id in self._holds:
             raise ValueError(f"reservation {reservation_id} already exists")
         try:
             try:
-                outcome = await self.backend.reserve(reservation_id, lines, now, ttl)
+                outcome = await self.backend.reserve(reservation_id, lines, now, ttl, rates)
             except LedgerUnseededError:
                 await self._seed()
-                outcome = await self.backend.reserve(reservation_id, lines, now, ttl)
+                outcome = await self.backend.reserve(reservation_id, lines, now, ttl, rates)
         except LedgerUnavailableError:
             self._lost()
             if self.failure is LedgerFailure.CLOSED:
@@ -265,8 +270,15 @@ class SharedLedger:
         lines: Sequence[ReservationLine],
         now: datetime,
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
+        rates: Sequence[RateLine] = (),
     ) -> ReserveOutcome:
         raise TypeError("a shared ledger answers over the network: await reserve_async")
+
+    def refund(self, refunds: Sequence[RateRefund], now: datetime) -> None:
+        """Sent in the background: until it lands, the tokens stay taken (stricter, never
+        looser)."""
+        given = list(refunds)
+        self._send("refund", lambda: self.backend.refund(given, now))
 
     # -- the rest: sent in the background, in order --------------------------------------------
 
