@@ -22,6 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from redis_support import REDIS_URL, connect, drop_prefix, prefixed, run
 from spendgate.domain.budgets import CounterKey, CounterState
+from spendgate.domain.rate_limits import RateLine, RateMetric, RateRefund, bucket_key
 from spendgate.domain.reservations import ReservationLine
 from spendgate.ledger.base import LedgerUnavailableError, ReserveOutcome
 from spendgate.ledger.memory import MemoryLedger
@@ -192,6 +193,24 @@ LINES = st.lists(
     min_size=0,
     max_size=4,
 )
+# Rate lines: limit, metric, member, per minute, amount (small: buckets fill and refuse).
+RATES = st.lists(
+    st.tuples(
+        st.sampled_from(("l0", "l1:é")),
+        st.sampled_from(tuple(RateMetric)),
+        st.sampled_from(MEMBERS),
+        st.integers(1, 8),
+        st.integers(0, 9),
+    ),
+    max_size=3,
+    unique_by=lambda rate: rate[:3],
+)
+
+
+def rate_line(limit: str, metric: RateMetric, member: str, per: int, amount: int) -> RateLine:
+    return RateLine(limit, metric, bucket_key(limit, metric, member), per, amount)
+
+
 # A fresh id, or one used before (open, settled, released, expired), or one never reserved.
 IDS = st.integers(-1, 30)
 
@@ -208,7 +227,7 @@ class SameAsMemory(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.session = prefixed()
         self.client, self.prefix = self.loop.run_until_complete(self.session.__aenter__())
-        self.redis = RedisLedger(self.client, prefix=self.prefix)
+        self.redis = RedisLedger(self.client, prefix=self.prefix, server_clock=False)
         self.memory = MemoryLedger()
         self.now = NOW
         self.current = 2  # the index of the current window in WINDOWS
@@ -258,27 +277,40 @@ class SameAsMemory(RuleBasedStateMachine):
         keys = st.sampled_from(self._live_keys())
         self._seed_both(data.draw(st.dictionaries(keys, AMOUNTS, max_size=3)))
 
-    @rule(pick=IDS, lines=LINES, ttl_us=st.integers(1, 5_000_000))
-    def reserve(self, pick: int, lines: list[tuple[Any, ...]], ttl_us: int) -> None:
+    @rule(pick=IDS, lines=LINES, ttl_us=st.integers(1, 5_000_000), rated=RATES)
+    def reserve(
+        self, pick: int, lines: list[tuple[Any, ...]], ttl_us: int, rated: list[Any]
+    ) -> None:
         rid = self._id(pick)
         request = [
             line(p, amount, limit, member=m, last=max(0, self.current - late))
             for p, amount, limit, m, late in lines
         ]
+        rates = [rate_line(*rate) for rate in rated]
         ttl = timedelta(microseconds=ttl_us)
         if rid in self.settled_ids:
             with pytest.raises(ValueError, match="already settled"):
-                self._run(self.redis.reserve(rid, request, self.now, ttl))
+                self._run(self.redis.reserve(rid, request, self.now, ttl, rates))
             return
         try:
-            expected: ReserveOutcome | str = self.memory.reserve(rid, request, self.now, ttl)
+            expected: ReserveOutcome | str = self.memory.reserve(rid, request, self.now, ttl, rates)
         except ValueError as error:
             expected = str(error)
         try:
-            got: ReserveOutcome | str = self._run(self.redis.reserve(rid, request, self.now, ttl))
+            got: ReserveOutcome | str = self._run(
+                self.redis.reserve(rid, request, self.now, ttl, rates)
+            )
         except ValueError as error:
             got = str(error)
         assert got == expected
+
+    @rule(rated=RATES)
+    def refund(self, rated: list[Any]) -> None:
+        """Tokens given back (a bucket never goes below empty)."""
+        refunds = [rate_line(*rate) for rate in rated]
+        given = [RateRefund(r.bucket, r.per_minute, r.amount) for r in refunds]
+        self.memory.refund(given, self.now)
+        self._run(self.redis.refund(given, self.now))
 
     @rule(pick=IDS, data=st.data(), retries=st.integers(0, 2))
     def settle(self, pick: int, data: st.DataObject, retries: int) -> None:

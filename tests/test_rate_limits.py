@@ -79,17 +79,16 @@ def test_a_flood_of_200_admits_no_more_than_the_bucket(mock: MockUpstreamThread)
     with _served(mock, limits) as served:
         client = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key=ALICE, max_retries=0)
 
-        async def one() -> tuple[int, httpx.Headers]:
+        async def one() -> tuple[int, str | None, httpx.Headers]:
             try:
                 raw = await client.chat.completions.with_raw_response.create(
                     model="gpt-4o-mini", messages=HELLO, max_tokens=8
                 )
-                return 200, raw.headers
             except openai.RateLimitError as error:
-                assert error.code == "rate_limited"
-                return 429, error.response.headers
+                return 429, error.code, error.response.headers
+            return 200, None, raw.headers
 
-        async def flood() -> list[tuple[int, httpx.Headers]]:
+        async def flood() -> list[tuple[int, str | None, httpx.Headers]]:
             try:
                 return list(await asyncio.gather(*(one() for _ in range(200))))
             finally:
@@ -98,14 +97,15 @@ def test_a_flood_of_200_admits_no_more_than_the_bucket(mock: MockUpstreamThread)
         started = time.monotonic()
         results = asyncio.run(flood())
         elapsed = time.monotonic() - started
-        statuses = Counter(status for status, _ in results)
+        statuses = Counter(status for status, _, _ in results)
         refilled = int(rpm * elapsed / 60)
         assert rpm <= statuses[200] <= rpm + refilled, (statuses, elapsed)
         assert statuses[200] + statuses[429] == 200
-        for status, headers in results:
+        for status, code, headers in results:
             assert headers["x-ratelimit-limit-requests"] == str(rpm)
             assert "x-ratelimit-limit-tokens" not in headers  # no tokens limit applies
             if status == 429:
+                assert code == "rate_limited"
                 assert int(headers["retry-after-ms"]) <= 2000  # ~1 request's refill: 2 s
                 assert headers["x-ratelimit-remaining-requests"] == "0"
         # Refused requests hold nothing; admitted ones settled.
@@ -132,7 +132,8 @@ def test_the_sdk_waits_retry_after_then_succeeds(mock: MockUpstreamThread) -> No
                 waited = time.monotonic() - started
                 if seen[0] == 429:
                     break
-            assert seen[0] == 429 and seen[-1] == 200, seen
+            assert seen[0] == 429, seen
+            assert seen[-1] == 200, seen
             assert completion.choices[0].message.content
             assert waited < 10  # about a second per retry (rpm 60), never a minute
 
@@ -192,7 +193,8 @@ def test_a_request_that_can_never_fit_is_refused_without_retry(mock: MockUpstrea
         reply = _chat(served, ALICE, max_tokens=4000)
         assert reply.status_code == 429
         error = reply.json()["error"]
-        assert error["code"] == "rate_limited" and error["type"] == "tokens"
+        assert error["code"] == "rate_limited"
+        assert error["type"] == "tokens"
         assert "can never be admitted" in error["message"]
         assert reply.headers["x-should-retry"] == "false"
         assert "retry-after" not in reply.headers

@@ -478,8 +478,9 @@ for _, name in ipairs(order) do
 end
 for _, rate in ipairs(rates) do
   local key, after, at, per = unpack(rate)
-  -- Kept until it is empty again (and a second more): no bucket outlives its use.
-  redis.call('SET', key, string.format('%d:%d', after, at), 'PX', math.ceil(after / per) + 1000)
+  -- Kept until it is empty again, and a minute more (calls may pass their own clock, which
+  -- may trail the server's): no bucket outlives its use for long.
+  redis.call('SET', key, string.format('%d:%d', after, at), 'PX', math.ceil(after / per) + 60000)
 end
 local ttl = ARGV[3]
 local record = {}
@@ -620,7 +621,7 @@ for i = 1, #KEYS do
     if at < now then at = now end
     if level > 0 then
       redis.call('SET', KEYS[i], string.format('%d:%d', level, at), 'PX',
-                 math.ceil(level / per) + 1000)
+                 math.ceil(level / per) + 60000)
     else
       redis.call('DEL', KEYS[i])
     end
