@@ -32,6 +32,7 @@ from spendgate.admin import (
     keys,
     models,
     pricing,
+    rate_limits,
     usage,
 )
 from spendgate.admin.context import AdminContext
@@ -97,7 +98,8 @@ def create_admin_app(context: AdminContext) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.admin_context = context
-    for module in (budgets, pricing, keys, usage, models, explain, decisions, approvals, alerts):
+    routers = (budgets, rate_limits, pricing, keys, usage, models, explain, decisions, approvals)
+    for module in (*routers, alerts):
         app.include_router(
             module.router, prefix=PREFIX, responses=_ERRORS, dependencies=_CREDENTIALS
         )

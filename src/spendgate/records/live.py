@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from spendgate.config import Config
 from spendgate.config.convert import price_book
+from spendgate.config.rate_limits import RateLimitSpec
 from spendgate.domain.budgets import BudgetPolicy
 from spendgate.domain.pricing import PricingRecord
 from spendgate.governor import Governor
@@ -37,6 +38,8 @@ class LiveState:
         self.api_prices: dict[int, StoredPrice] = {}
         # Stored runtime budgets that fail validation: not applied, shown so they can be deleted.
         self.invalid_policies: dict[str, InvalidPolicy] = {}
+        # Runtime rate limits (source "api"), by id, in creation order.
+        self.api_rate_limits: dict[str, RateLimitSpec] = {}
         self.lock = threading.RLock()
 
     def policy(self, policy_id: str) -> BudgetPolicy | None:
@@ -50,6 +53,11 @@ class LiveState:
 
     def apply_policies(self) -> None:
         self.governor.state = replace(self.governor.state, policies=self.policies())
+
+    def apply_rate_limits(self) -> None:
+        specs = (*self.config.rate_limits, *self.api_rate_limits.values())
+        limits = tuple(spec.rate_limit() for spec in specs)
+        self.governor.state = replace(self.governor.state, rate_limits=limits)
 
     def apply_prices(self) -> None:
         """New price book (catalog + config + api rows) and the cost tiers it derives, the

@@ -1,4 +1,4 @@
-"""``RuntimeRecords``: budgets, prices and keys managed while the gateway runs.
+"""``RuntimeRecords``: budgets, rate limits, prices and keys managed while the gateway runs.
 
 Records created through the admin API live in the database with source "api" and are applied
 to the running gateway at once (``governor.state`` for budgets and prices, the ``KeyRing`` for
@@ -22,8 +22,10 @@ from spendgate.records.budgets import BudgetRecords
 from spendgate.records.keys import KeyRecords
 from spendgate.records.live import LiveState
 from spendgate.records.pricing import PriceRecords
+from spendgate.records.rate_limits import RateLimitRecords
 from spendgate.store.journal import Journal
 from spendgate.store.keys import KeyRepository
+from spendgate.store.rate_limits import RateLimitRepository
 
 __all__ = ["RuntimeRecords"]
 
@@ -43,6 +45,7 @@ class RuntimeRecords:
         self._live = LiveState(config, governor, catalog)
         self._journal = journal
         self.budgets = BudgetRecords(self._live, journal)
+        self.rate_limits = RateLimitRecords(self._live, RateLimitRepository(journal.engine))
         self.pricing = PriceRecords(self._live, journal)
         self.keys = KeyRecords(config, keys, KeyRepository(journal.engine))
         self.approvals = ApprovalRecords(self._live, journal, desk)
@@ -95,6 +98,7 @@ class RuntimeRecords:
                 live.api_prices[stored.id] = stored
             live.apply_policies()
             live.apply_prices()
+            self.rate_limits.load()
         for key_id in self.keys.load():
             log.warning(
                 "runtime API key %s ignored: the config file now defines a key with that id",

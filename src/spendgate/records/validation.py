@@ -16,12 +16,19 @@ from spendgate.config.budgets import BudgetSpec
 from spendgate.config.errors import Loc
 from spendgate.config.messages import messages
 from spendgate.config.pricing import PricingSpec
+from spendgate.config.rate_limits import RateLimitSpec
 from spendgate.config.references import reference_problems
 from spendgate.records.errors import Problem, RecordInvalidError
 
-__all__ = ["exact_json", "render_path", "validate_budgets", "validate_prices"]
+__all__ = [
+    "exact_json",
+    "render_path",
+    "validate_budgets",
+    "validate_prices",
+    "validate_rate_limit",
+]
 
-Section = Literal["budgets", "pricing"]
+Section = Literal["budgets", "pricing", "rate_limits"]
 
 
 def exact_json(text: str | bytes) -> Any:
@@ -85,3 +92,8 @@ def validate_budgets(config: Config, budget: object) -> BudgetSpec:
 def validate_prices(config: Config, rows: Sequence[object], *, indexed: bool) -> list[PricingSpec]:
     specs: list[PricingSpec] = _validate(config, "pricing", rows, indexed=indexed)
     return specs
+
+
+def validate_rate_limit(config: Config, entry: object) -> RateLimitSpec:
+    specs: list[RateLimitSpec] = _validate(config, "rate_limits", [entry], indexed=False)
+    return specs[0]

@@ -44,6 +44,7 @@ __all__ = [
     "outbox_cursors",
     "policy_snapshots",
     "pricing_rows",
+    "rate_limits",
     "routing_decisions",
     "usage_counters",
     "usage_rollups",
@@ -102,6 +103,18 @@ budget_policies = Table(
     Column("spec", CompactJson, nullable=False),  # everything but id / source / enabled
     Column("source", String(TAG), nullable=False),
     Column("enabled", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Rate limits created at runtime (admin API / CLI); config ones live in the YAML. ``spec`` is the
+# ``rate_limits`` entry without its id.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("id", String(NAME), primary_key=True),
+    Column("spec", CompactJson, nullable=False),
+    Column("source", String(TAG), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
