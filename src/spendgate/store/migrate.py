@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 # The newest migration script's revision: update it with each new script.
-HEAD_REVISION: Final = "0008"
+HEAD_REVISION: Final = "0009"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Alembic's ``context``/``op`` proxies are module globals: one migration at a time per process.
