@@ -115,3 +115,31 @@ def test_only_admins_manage_rate_limits(tmp_path: Path) -> None:
         body = {"id": "mine", "scope": {"kind": "model", "id": "*"}, "requests_per_minute": 1}
         assert gateway.post("/rate-limits", token=secret, json=body).status_code == 403
         assert gateway.get("/rate-limits", token=None).status_code == 401
+
+
+def test_the_cli_lists_creates_and_deletes(tmp_path: Path) -> None:
+    with admin_gateway(tmp_path, LIMITED) as gateway:
+        created = gateway.cli(
+            "rate-limits", "create", "--id", "cli-rpm", "--scope", "api_key:*", "--rpm", "1",
+            "--models", "gpt-4o-mini",
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        assert "Created rate limit cli-rpm" in created.stdout
+        assert gateway.chat("dave", model="gpt-4o-mini").status_code == 200
+        assert gateway.chat("dave", model="gpt-4o-mini").status_code == 429
+        listed = gateway.cli("rate-limits", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "cli-rpm" in listed.stdout
+        assert "api_key:*" in listed.stdout
+        assert "config-rpm" in listed.stdout
+        as_json = gateway.cli("rate-limits", "list", "--json")
+        assert '"requests_per_minute": 1' in as_json.stdout
+        refused = gateway.cli(
+            "rate-limits", "create", "--id", "bad", "--scope", "team:x", "--rpm", "1"
+        )
+        assert refused.returncode != 0
+        assert "scope.kind" in refused.stderr + refused.stdout
+        assert gateway.cli("rate-limits", "delete", "cli-rpm").returncode == 0
+        assert gateway.chat("dave", model="gpt-4o-mini").status_code == 200
+        managed = gateway.cli("rate-limits", "delete", "config-rpm")
+        assert managed.returncode != 0

@@ -25,6 +25,7 @@ from spendgate.cli.mock_cmd import mock_upstream_command
 from spendgate.cli.models_cmd import models_app
 from spendgate.cli.output import use_utc
 from spendgate.cli.pricing_cmd import pricing_app
+from spendgate.cli.rate_limits_cmd import rate_limits_app
 from spendgate.cli.serve_cmd import serve_command
 from spendgate.cli.usage_cmd import usage_app
 
@@ -80,8 +81,8 @@ def root(
 ) -> None:
     """Usage-governance gateway for LLM traffic: budgets, smart routing, approvals, alerts.
 
-    The admin commands (models, decisions, budgets, usage, pricing, keys) talk to a running
-    gateway's admin API at --url; they never open its database.
+    The admin commands (models, decisions, budgets, rate-limits, usage, pricing, keys) talk
+    to a running gateway's admin API at --url; they never open its database.
     """
     ctx.obj = Remote(url=url, token=token or None)
     use_utc(utc or time is TimeZoneChoice.UTC)
@@ -93,6 +94,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(models_app, name="models")
 app.add_typer(decisions_app, name="decisions")
 app.add_typer(budgets_app, name="budgets")
+app.add_typer(rate_limits_app, name="rate-limits")
 app.add_typer(pricing_app, name="pricing")
 app.add_typer(keys_app, name="keys")
 app.add_typer(approvals_app, name="approvals")
