@@ -309,9 +309,10 @@ class Governor:
         rates: Sequence[RateLine] = (),
     ) -> ReserveOutcome:
         if outcome.ok:
-            tokens = tuple(line for line in rates if line.metric is RateMetric.TOKENS)
-            if tokens and outcome.rate is not None:  # taken (not admitted unchecked)
-                self._token_holds[decision.id] = tokens
+            if rates and outcome.rate is not None:  # taken (not admitted unchecked)
+                tokens = tuple(line for line in rates if line.metric is RateMetric.TOKENS)
+                if tokens:
+                    self._token_holds[decision.id] = tokens
             return outcome
         refused = replace(decision, status=REFUSED)
         if outcome.rate is not None:

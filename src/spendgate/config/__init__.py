@@ -11,8 +11,8 @@ Secrets are never in the file: providers and keys name the environment variables
 them, and a missing variable is a *problem* to report (``provider_problems``), not a crash.
 
 Modules: ``errors`` (problems and their wording), ``values`` (value types), one module per
-section (``providers``, ``pricing``, ``routing``, ``keys``, ``budgets``, ``alerts``,
-``journal``),
+section (``providers``, ``pricing``, ``routing``, ``keys``, ``budgets``, ``rate_limits``,
+``alerts``, ``journal``),
 ``schema`` (the top-level ``Config``), ``convert`` (to domain objects), ``yaml_source``
 (YAML with line numbers), ``messages`` (pydantic errors in operator terms), ``references``
 (checks across sections) and ``loader`` (``load_config``, ``parse_config``).
