@@ -2,7 +2,7 @@
 serve`` processes on one PostgreSQL database and one Redis ledger (skipped, saying why,
 without either). A budget disabled, enabled again and deleted; a price set and deleted; an
 approval granted; an ``approve once`` grant that requests on both replicas race for, used by
-exactly one of them."""
+exactly one of them; a rate limit created and deleted."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ SECRETS = {
     "amy": "sg-replica-amy",  # an approval granted
     "rita": "sg-replica-rita",  # an approve-once grant raced for
     "sam": "sg-replica-sam",  # the sentinel of rita's grant
+    "rose": "sg-replica-rose",  # a rate limit created and deleted
 }
 ENV = {
     "SPENDGATE_ADMIN_TOKEN": ADMIN["authorization"].removeprefix("Bearer "),
@@ -137,6 +138,20 @@ def test_a_budget_disabled_or_deleted_on_one_replica_stops_blocking_on_the_other
     assert _admin(a, "DELETE", "/budgets/dora-cap").status_code == 204
     _within(lambda: _chat(b, "dora").status_code == 200, "b dropping the deleted budget")
     assert [_chat(b, "dora").status_code for _ in range(3)] == [200] * 3
+
+
+def test_a_rate_limit_created_on_one_replica_limits_the_other(
+    replicas: tuple[RunningServe, RunningServe],
+) -> None:
+    a, b = replicas
+    limit = {"id": "rose-rpm", "scope": {"kind": "project", "id": "rose"},
+             "requests_per_minute": 1}  # fmt: skip
+    assert _admin(a, "POST", "/rate-limits", json=limit).status_code == 201
+    _within(lambda: _chat(b, "rose").status_code == 429, "b applying the new rate limit")
+    # One bucket for both (in Redis): a's next request finds it as b left it.
+    assert _chat(a, "rose").status_code == 429
+    assert _admin(a, "DELETE", "/rate-limits/rose-rpm").status_code == 204
+    _within(lambda: _chat(b, "rose").status_code == 200, "b dropping the deleted rate limit")
 
 
 def _recorded_cost(replica: RunningServe, reply: httpx.Response) -> tuple[Decimal, Decimal]:
