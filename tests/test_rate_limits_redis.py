@@ -11,7 +11,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import openai
-import pytest
 
 from gateway_support import HELLO
 from redis_support import REDIS_URL
@@ -37,14 +36,9 @@ ledger_prefix: "{prefix}"
 """
 
 
-@pytest.fixture
-def prefix(redis_prefix: str) -> str:
-    return redis_prefix
-
-
-def test_two_processes_share_one_bucket(tmp_path: Path, prefix: str) -> None:
+def test_two_processes_share_one_bucket(tmp_path: Path, redis_prefix: str) -> None:
     with MockUpstreamThread(latency_ms=5) as mock, ExitStack() as stack:
-        text = config(mock.openai_base_url, f"sqlite:///{tmp_path / 'shared.db'}", prefix)
+        text = config(mock.openai_base_url, f"sqlite:///{tmp_path / 'shared.db'}", redis_prefix)
         gateways: list[RunningServe] = []
         for name in ("a", "b"):
             folder = tmp_path / name

@@ -364,6 +364,36 @@ local function lines_of(specs, amounts, first_key)
 end
 """
 
+# Rate limits' buckets (``domain.rate_limits``: the same integer arithmetic): a bucket is the
+# string "<level>:<at ms>", its level drained by <per minute> each millisecond since.
+_RATE_LIB: Final = """
+-- The time in ms: the caller's, or ('') the server's, one clock for every replica.
+local function rate_clock(given)
+  local now = tonumber(given)
+  if now then return now end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- A bucket's level at ``now`` and the time to store with it (never moving backwards).
+local function rate_level(key, per, now)
+  local stored = redis.call('GET', key)
+  if not stored then return 0, now end
+  local l, a = string.match(stored, '^(%d+):(%d+)$')
+  local level, at = tonumber(l), tonumber(a)
+  local elapsed = now - at
+  if elapsed < 0 then elapsed = 0 end
+  level = level - elapsed * per
+  if level < 0 then level = 0 end
+  if at < now then at = now end
+  return level, at
+end
+-- Kept until it is empty again, and a minute more (calls may pass their own clock, which may
+-- trail the server's): no bucket outlives its use for long.
+local function rate_store(key, level, at, per)
+  redis.call('SET', key, string.format('%d:%d', level, at), 'PX', math.ceil(level / per) + 60000)
+end
+"""
+
 # KEYS: reservation hash, expiries zset, settled marker, then the member hash of every line,
 # then the bucket of every rate line, then (guarded) the seed marker.
 # ARGV: rid, expires_at µs, counter_ttl_ms, the lines' specs, their amounts (above), '1' when
@@ -376,6 +406,7 @@ end
 _RESERVE: Final = (
     _LIB
     + _LINES_LIB
+    + _RATE_LIB
     + """
 if ARGV[6] == '1' and redis.call('EXISTS', KEYS[#KEYS]) == 0 then return {-3} end
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {-1} end
@@ -419,29 +450,16 @@ for _, line in ipairs(lines) do
   end
 end
 -- Rate limits: checked after the budgets (a budget's refusal is final, theirs is not), before
--- any write. A bucket is "<level>:<at ms>", its level drained by <per minute> each ms since.
+-- any write.
 local rates, levels = {}, {}
 if ARGV[7] ~= '' then
-  local now = tonumber(ARGV[8])
-  if not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
-  end
+  local now = rate_clock(ARGV[8])
   local k = 4 + #lines
   for per, amount in string.gmatch(ARGV[7], '(%d+):(%d+):[^\\n]*\\n') do
     per, amount = tonumber(per), tonumber(amount)
-    local key, level, at = KEYS[k], 0, now
+    local key = KEYS[k]
     k = k + 1
-    local stored = redis.call('GET', key)
-    if stored then
-      local l, a = string.match(stored, '^(%d+):(%d+)$')
-      level, at = tonumber(l), tonumber(a)
-      local elapsed = now - at
-      if elapsed < 0 then elapsed = 0 end
-      level = level - elapsed * per
-      if level < 0 then level = 0 end
-      if at < now then at = now end
-    end
+    local level, at = rate_level(key, per, now)
     local after = level + amount * 60000
     if after > per * 60000 then
       levels[#levels + 1] = string.format('%d', level)
@@ -476,12 +494,7 @@ for _, name in ipairs(order) do
   local t = cache[held[1]]
   t[4], t[5], t[6] = norm(t[4] + held[3], t[5] + held[4], t[6] + held[5])
 end
-for _, rate in ipairs(rates) do
-  local key, after, at, per = unpack(rate)
-  -- Kept until it is empty again, and a minute more (calls may pass their own clock, which
-  -- may trail the server's): no bucket outlives its use for long.
-  redis.call('SET', key, string.format('%d:%d', after, at), 'PX', math.ceil(after / per) + 60000)
-end
+for _, rate in ipairs(rates) do rate_store(unpack(rate)) end
 local ttl = ARGV[3]
 local record = {}
 for _, name in ipairs(order) do
@@ -602,33 +615,20 @@ return 1
 
 # KEYS: rate buckets. ARGV: the time in ms ('': the server's), then per bucket
 # "<per minute>:<amount>". Gives tokens back (a bucket never goes below empty: then it goes).
-_REFUND: Final = """
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+_REFUND: Final = (
+    _RATE_LIB
+    + """
+local now = rate_clock(ARGV[1])
 for i = 1, #KEYS do
   local per, amount = string.match(ARGV[i + 1], '^(%d+):(%d+)$')
   per, amount = tonumber(per), tonumber(amount)
-  local stored = redis.call('GET', KEYS[i])
-  if stored then
-    local l, a = string.match(stored, '^(%d+):(%d+)$')
-    local level, at = tonumber(l), tonumber(a)
-    local elapsed = now - at
-    if elapsed < 0 then elapsed = 0 end
-    level = level - elapsed * per - amount * 60000
-    if at < now then at = now end
-    if level > 0 then
-      redis.call('SET', KEYS[i], string.format('%d:%d', level, at), 'PX',
-                 math.ceil(level / per) + 60000)
-    else
-      redis.call('DEL', KEYS[i])
-    end
-  end
+  local level, at = rate_level(KEYS[i], per, now)
+  level = level - amount * 60000
+  if level > 0 then rate_store(KEYS[i], level, at, per) else redis.call('DEL', KEYS[i]) end
 end
 return 0
 """
+)
 
 # KEYS: expiries zset. ARGV: until µs, then reservation ids. Never shortens an expiry.
 _EXTEND: Final = """
