@@ -17,7 +17,15 @@ import httpx
 import openai
 import pytest
 
-from gateway_support import HELLO, Served, anthropic_client, http, openai_client, serve_config
+from gateway_support import (
+    HELLO,
+    Served,
+    anthropic_client,
+    http,
+    inject_mock_headers,
+    openai_client,
+    serve_config,
+)
 from spendgate.config import ConfigError, parse_config
 from spendgate.mock_upstream.runner import MockUpstreamThread
 
@@ -250,3 +258,49 @@ def test_duplicate_ids_are_refused() -> None:
     text = config("http://127.0.0.1:9", f"  - {one}\n  - {one}")
     with pytest.raises(ConfigError, match=r"rate_limits\[1\].*duplicate id 'r'"):
         parse_config(text, "test.yaml")
+
+
+FAILOVER = """
+providers:
+  - {{id: alpha, kind: openai, base_url: "{alpha}/v1", api_key_env: ALPHA_KEY}}
+  - {{id: beta, kind: openai, base_url: "{beta}/v1", api_key_env: ALPHA_KEY}}
+models:
+  - {{id: gpt-4o-mini, provider: alpha, max_output_tokens: 16384}}
+  - {{id: gpt-4o, provider: beta, max_output_tokens: 16384}}
+routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false, failover: true}}
+keys: [{{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}]
+rate_limits:
+  - {{id: two, scope: {{kind: api_key, id: alice}}, requests_per_minute: 2,
+     tokens_per_minute: 60000}}
+"""
+
+
+def test_a_failover_is_not_rate_limited_again_and_settles_the_hold() -> None:
+    """The client's request is admitted once: its failover to another model carries the hold
+    on (not refused by the request's own limit), and the tokens settle against it."""
+    long_answers = MockUpstreamThread()
+    inject_mock_headers(long_answers, {"x-mock-output-tokens": "3000"})
+    with MockUpstreamThread() as alpha, long_answers as beta:
+        alpha.options.forced_status = 500
+        text = FAILOVER.format(
+            alpha=alpha.openai_base_url.removesuffix("/v1"),
+            beta=beta.openai_base_url.removesuffix("/v1"),
+        )
+        with serve_config(text, ENV) as served:
+            started = time.monotonic()  # the bucket refills from the first reservation on
+            first = _chat(served, ALICE, max_tokens=5000)
+            assert first.status_code == 200, first.text
+            assert first.headers["x-spendgate-model"] == "gpt-4o"
+            assert first.headers["x-ratelimit-remaining-requests"] == "1"
+            used = first.json()["usage"]["total_tokens"]
+            assert used > 3000
+            second = _chat(served, ALICE, max_tokens=5000)
+            refill = int((time.monotonic() - started) * 1000) + 1  # 1 token per ms
+            assert second.status_code == 200
+            upper = 60_000 - int(first.headers["x-ratelimit-remaining-tokens"])
+            # The first request's actual use is still counted (its hold was settled by the
+            # fallback that served it, not dropped with the failed attempt), no more.
+            remaining = int(second.headers["x-ratelimit-remaining-tokens"])
+            assert 60_000 - used - upper - 1 <= remaining <= 60_000 - used - upper + refill
+            _assert_rate_limited(_chat(served, ALICE), "two")
+            assert served.ledger.open_reservations == 0

@@ -260,25 +260,38 @@ class Governor:
         decision: RoutingDecision,
         now: datetime | None = None,
         grants: Mapping[str, OverrideGrant] | None = None,
+        *,
+        takes_over: str | None = None,
     ) -> ReserveOutcome:
         """``reserve``, awaiting a shared ledger's answer (the event loop serves other
         requests meanwhile); with a ledger in this process it never suspends, so it stays
-        atomic under asyncio."""
-        asked = self._lines(decision, grants)
+        atomic under asyncio. ``takes_over``: the decision of the same request (a failover)
+        whose rate-limit hold this one carries on, admitted, instead of being rate-limited
+        again: a client's request is admitted by the rate limits once, and the tokens it uses
+        settle against that hold whichever decision serves it."""
+        asked = self._lines(decision, grants, rated=takes_over is None)
+        rates: Sequence[RateLine] = ()
         if isinstance(asked, ReserveOutcome):
-            return self._reserved(decision, asked)
-        lines, rates = asked
-        when = now or decision.created_at
-        ttl = self.reservation_ttl
-        shared = self.ledger
-        if isinstance(shared, AsyncReserving):
-            outcome = await shared.reserve_async(decision.id, lines, when, ttl, rates)
+            outcome = asked
         else:
-            outcome = shared.reserve(decision.id, lines, when, ttl, rates)
+            lines, rates = asked
+            when = now or decision.created_at
+            ttl = self.reservation_ttl
+            shared = self.ledger
+            if isinstance(shared, AsyncReserving):
+                outcome = await shared.reserve_async(decision.id, lines, when, ttl, rates)
+            else:
+                outcome = shared.reserve(decision.id, lines, when, ttl, rates)
+        if outcome.ok and takes_over in self._token_holds:
+            self._token_holds[decision.id] = self._token_holds.pop(takes_over)
         return self._reserved(decision, outcome, rates)
 
     def _lines(
-        self, decision: RoutingDecision, grants: Mapping[str, OverrideGrant] | None
+        self,
+        decision: RoutingDecision,
+        grants: Mapping[str, OverrideGrant] | None,
+        *,
+        rated: bool = True,
     ) -> tuple[Sequence[ReservationLine], Sequence[RateLine]] | ReserveOutcome:
         """What to reserve and which rate limits to take from (in every mode: a rate limit
         protects the platform, it is not advice), or the outcome when there is nothing to ask
@@ -287,7 +300,7 @@ class Governor:
             worst = most_severe(decision.budget_evaluations)
             return ReserveOutcome(False, worst.policy_id if worst else None)
         lines = reservation_lines(decision, grants)
-        rates = self._rate_lines(decision)
+        rates = self._rate_lines(decision) if rated else ()
         if rates:
             never = oversized(rates)
             if never is not None:

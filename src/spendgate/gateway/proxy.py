@@ -327,6 +327,7 @@ class _ProxiedRequest:
         self.grants: Mapping[str, OverrideGrant] = _NO_GRANTS  # the overrides covering it
         self.once_grants: list[str] = []  # ``once`` grants it took
         self.rates: RateVerdict | None = None  # the rate limits' state, when any applied
+        self.rate_holder = ""  # the decision carrying its rate-limit hold (failover moves it)
 
     # -- governance ----------------------------------------------------------------------
 
@@ -347,6 +348,7 @@ class _ProxiedRequest:
         self.decision = self.planned = await self.governor.recheck(
             planned, lambda: self.plan(self.chat, self.key.models)
         )
+        self.rate_holder = self.decision.id
         try:
             await self.reserve(self.decision)
         except GatewayError as error:
@@ -418,10 +420,13 @@ class _ProxiedRequest:
         except ModelNotAllowedError as error:
             raise model_not_allowed(error.model) from None
 
-    async def reserve(self, decision: RoutingDecision) -> None:
-        """Reserve the decision's upper bound, or refuse with the contract's error."""
+    async def reserve(self, decision: RoutingDecision, takes_over: str | None = None) -> None:
+        """Reserve the decision's upper bound, or refuse with the contract's error (a
+        failover ``takes_over`` the rate-limit hold of the decision it replaces)."""
         try:
-            outcome = await self.governor.reserve_async(decision, grants=self.grants)
+            outcome = await self.governor.reserve_async(
+                decision, grants=self.grants, takes_over=takes_over
+            )
         except LedgerUnavailableError:
             # Journaled like any refusal: the audit trail shows what was turned away.
             self.governor.abandon(decision, "ledger_unavailable")
@@ -495,9 +500,10 @@ class _ProxiedRequest:
             self.decisions[target] = decision
             if decision is not self.decision:
                 try:
-                    await self.reserve(decision)
+                    await self.reserve(decision, takes_over=self.rate_holder)
                 except GatewayError:
                     return None
+                self.rate_holder = decision.id
         try:
             return self.upstream_call(self.governor.state.models[target.model], decision)
         except RequestError as error:
