@@ -127,6 +127,11 @@ def worst_case_note(estimate: PricingEstimate, max_tokens: int | None, choices: 
     """Why a refused request counted as much as it did, and how to ask for less: a budget
     reserves a request's worst case, whose output part is ``max_tokens`` or, without it, the
     model's whole maximum output (per choice, when ``n`` asks for several)."""
+    if not choices:  # embeddings: input only
+        return (
+            f"The amount is this request's worst case: up to {estimate.input_tokens_upper:,} "
+            "input tokens (it generates no output)."
+        )
     bound = (
         f"max_tokens {max_tokens:,}"
         if max_tokens is not None

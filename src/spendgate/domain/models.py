@@ -18,6 +18,9 @@ class Capability(StrEnum):
     JSON = "json"
     VISION = "vision"
     TOOLS = "tools"
+    # An embeddings model (``POST /v1/embeddings``): it serves only embeddings requests, and
+    # embeddings requests go only to such models (docs/embeddings.md).
+    EMBEDDINGS = "embeddings"
 
 
 class Tier(StrEnum):

@@ -33,7 +33,7 @@ from spendgate.domain.models import Capability, Model
 from spendgate.domain.modes import ModeResolution, resolve_mode
 from spendgate.domain.pricing import PriceBook, PricingEstimate
 from spendgate.domain.rate_limits import RateLimit
-from spendgate.domain.requests import ChatRequest
+from spendgate.domain.requests import ChatRequest, Protocol
 from spendgate.domain.routing import (
     Candidate,
     HealthState,
@@ -52,6 +52,7 @@ __all__ = [
     "GovernanceState",
     "ModelNotAllowedError",
     "ModelNotFoundError",
+    "ModelUnsuitedError",
     "PlanCall",
     "plan",
     "required_capabilities",
@@ -86,6 +87,15 @@ class ModelNotFoundError(LookupError):
 class ModelNotAllowedError(PermissionError):
     def __init__(self, model: str) -> None:
         super().__init__(f"This API key may not use the model {model!r}.")
+        self.model = model
+
+
+class ModelUnsuitedError(ValueError):
+    """The model asked for cannot serve this kind of request: an embeddings request for a
+    chat model, or a chat request for an embeddings model."""
+
+    def __init__(self, model: str, message: str) -> None:
+        super().__init__(message)
         self.model = model
 
 
@@ -147,7 +157,13 @@ def required_capabilities(request: ChatRequest) -> frozenset[Capability]:
         needs.add(Capability.VISION)
     if request.needs_tools:
         needs.add(Capability.TOOLS)
+    if request.protocol is Protocol.EMBEDDINGS:
+        needs.add(Capability.EMBEDDINGS)
     return frozenset(needs)
+
+
+def is_embeddings_model(model: Model) -> bool:
+    return Capability.EMBEDDINGS in model.capabilities
 
 
 def plan(
@@ -183,6 +199,9 @@ class _Planner:
         self.health = health
         self.grants = grants
         self.tokens: TokenEstimate = estimate_input_tokens(call.request)
+        # Embeddings keep the model asked for: vectors of different models are not
+        # comparable, so no routing, degrade, escalation or failover to another model.
+        self.pinned = call.request.protocol is Protocol.EMBEDDINGS
         self._estimates: dict[str, PricingEstimate] = {}
         self._unit_prices: dict[str, Decimal] = {}
         self._evaluations: dict[str, tuple[BudgetEvaluation, ...]] = {}
@@ -333,7 +352,27 @@ class _Planner:
         allowed = self.call.allowed_models
         if allowed is not None and model.id not in allowed:
             raise ModelNotAllowedError(model.id)
+        if self.pinned != is_embeddings_model(model):
+            raise ModelUnsuitedError(model.id, self.unsuited(model))
         return model
+
+    def unsuited(self, model: Model) -> str:
+        kind = "an embeddings model" if self.pinned else "a chat model"
+        others = sorted(
+            m.id
+            for m in self.state.models.values()
+            if m.enabled and is_embeddings_model(m) == self.pinned
+        )
+        listed = f" Configured {kind}s: {', '.join(others)}." if others else ""
+        if self.pinned:
+            return (
+                f"The model {model.id!r} cannot create embeddings: it is not declared with the "
+                f"capability 'embeddings'. /v1/embeddings needs {kind}.{listed}"
+            )
+        return (
+            f"The model {model.id!r} is an embeddings model: it only serves /v1/embeddings, "
+            f"not this {self.request.protocol.value} request.{listed}"
+        )
 
     def candidates(self, requested: Model) -> tuple[list[Candidate], list[Model]]:
         needs = required_capabilities(self.request)
@@ -351,6 +390,10 @@ class _Planner:
                 reason = "lacks " + ", ".join(sorted(c.value for c in missing))
             elif self.request.stateful and model.provider != requested.provider:
                 reason = f"the request's state is held by {requested.provider}"
+            elif self.pinned and model is not requested:
+                reason = "embeddings keep the model asked for"
+            elif not self.pinned and is_embeddings_model(model):
+                reason = "an embeddings model"
             elif model.context_window is not None and self.tokens.lower > model.context_window:
                 reason = (
                     f"context window {model.context_window} < ~{self.tokens.lower} input tokens"
@@ -524,6 +567,14 @@ class _Planner:
             replacement: Model | None = preferred
         else:
             replacement = min(cheaper, key=self.cheapness) if cheaper else None
+        if replacement is None and self.pinned:
+            verdict = "it is blocked" if over_hard else f"{target.id} is kept"
+            self.note(
+                "embeddings_not_degraded",
+                f"{worst.message} An embeddings request keeps its model (vectors of different "
+                f"models are not comparable), so {verdict} instead of being degraded.",
+            )
+            return target, RoutingAction.BLOCK if over_hard else action
         if replacement is None:
             if over_hard:
                 self.note(
@@ -572,6 +623,12 @@ class _Planner:
         mode = self.resolve_mode(requested)
         self.codes.extend(mode.reason_codes)
         self.why.append(mode.explanation)
+        if self.pinned:
+            self.note(
+                "embeddings_model_kept",
+                f"Embeddings keep {requested.id}: vectors of different models are not "
+                "comparable, so no routing, degrade, escalation or failover changes it.",
+            )
 
         target, action = self.choose_by_task(requested, eligible, complexity)
         target, action = self.failover(target, eligible, action)
@@ -593,9 +650,10 @@ class _Planner:
                     f"Dry run: enforcement would {action.value} (model {target.id}); "
                     f"{requested.id} is called as asked.",
                 )
-        if mode.mode is RoutingMode.ENFORCED and applied not in (
-            RoutingAction.BLOCK,
-            RoutingAction.APPROVAL_REQUIRED,
+        if (
+            mode.mode is RoutingMode.ENFORCED
+            and self.request.choices
+            and applied not in (RoutingAction.BLOCK, RoutingAction.APPROVAL_REQUIRED)
         ):
             self.note_output_ceiling(actual)
         if self.request.stateful:

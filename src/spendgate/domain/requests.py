@@ -25,6 +25,10 @@ class Protocol(StrEnum):
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
     RESPONSES = "responses"  # OpenAI's Responses API (``POST /v1/responses``)
+    # OpenAI's other request shapes (domain/endpoints.py): served by OpenAI-kind providers
+    # only, never translated.
+    EMBEDDINGS = "embeddings"
+    COMPLETIONS = "completions"  # legacy text completions
 
 
 class RequestError(ValueError):
@@ -73,6 +77,7 @@ class ChatRequest:
     stream: bool = False
     protocol: Protocol = Protocol.OPENAI
     # OpenAI ``n``: completions generated (and billed) per request; output bounds scale by it.
+    # 0: the request generates no output at all (embeddings).
     choices: int = 1
     # Non-text input of every message (held per request: the estimate needs no more, and
     # plain-text messages stay as cheap to build as they were).
@@ -80,6 +85,8 @@ class ChatRequest:
     # The fields tying the request to the provider that holds its state (Responses API:
     # ``previous_response_id``, ``conversation``, ``store``…): it may not move to another one.
     stateful: tuple[str, ...] = ()
+    # Input given as token ids (embeddings, legacy completions): counted exactly, unframed.
+    token_ids: int = 0
 
     @property
     def image_count(self) -> int:

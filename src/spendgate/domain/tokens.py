@@ -103,6 +103,8 @@ _OTHER_POINT_BYTES_PER_TOKEN = 4
 # ones, per Anthropic's pricing docs); OpenAI's wrapper is about a dozen tokens.
 _TOOLS_PROMPT = {Protocol.OPENAI: 12, Protocol.RESPONSES: 12, Protocol.ANTHROPIC: 346}
 _TOOLS_PROMPT_UPPER = 530
+# Request shapes whose input is raw text (and token ids), with no chat framing.
+_UNFRAMED = frozenset({Protocol.EMBEDDINGS, Protocol.COMPLETIONS})
 _TOOLS_LOWER_FRACTION = 0.5
 
 # --- the fitted model (bench/token_estimate.py --fit prints these) ----------------------------
@@ -161,13 +163,17 @@ def estimate_text_tokens(text: str) -> int:
 def estimate_input_tokens(request: ChatRequest) -> TokenEstimate:
     """Bounds of the input tokens of ``request``: messages with their chat framing, images,
     attachments (documents, audio, unknown parts; rules in docs/token-estimate.md) and tool
-    definitions. Each text gets its own margin, so many short messages stay covered."""
-    point = lower = upper = float(REPLY_PRIMING)
+    definitions. Each text gets its own margin, so many short messages stay covered.
+    Embeddings and legacy completions read their texts unframed, and their token ids
+    (``ChatRequest.token_ids``) exactly."""
+    framing = request.protocol not in _UNFRAMED
+    point = lower = upper = float(REPLY_PRIMING if framing else request.token_ids)
+    overhead = MESSAGE_OVERHEAD if framing else 0
     unbounded = False
     for message in request.messages:
-        point += MESSAGE_OVERHEAD
-        lower += MESSAGE_OVERHEAD
-        upper += MESSAGE_OVERHEAD
+        point += overhead
+        lower += overhead
+        upper += overhead
         if message.text:
             text = _point(message.text)
             point += text

@@ -26,6 +26,7 @@ __all__ = [
     "ledger_unavailable",
     "model_not_allowed",
     "model_not_found",
+    "model_unsuited",
     "upstream_error",
 ]
 
@@ -112,6 +113,11 @@ def model_not_allowed(model: str) -> GatewayError:
         type="permission_error",
         param="model",
     )
+
+
+def model_unsuited(message: str) -> GatewayError:
+    """An embeddings request for a chat model, or the reverse."""
+    return GatewayError(400, "model_not_supported", message, param="model")
 
 
 def body_too_large(limit: int) -> GatewayError:

@@ -30,10 +30,16 @@ from spendgate.domain.budgets import (
     OverrideGrant,
     most_severe,
 )
+from spendgate.domain.endpoints import parse_completion, parse_embeddings
 from spendgate.domain.estimates import output_ceiling, worst_case_note
 from spendgate.domain.keys import ApiKey
 from spendgate.domain.models import Model
-from spendgate.domain.planner import ModelNotAllowedError, ModelNotFoundError
+from spendgate.domain.planner import (
+    AUTO_MODEL,
+    ModelNotAllowedError,
+    ModelNotFoundError,
+    ModelUnsuitedError,
+)
 from spendgate.domain.pricing import Usage
 from spendgate.domain.rate_limits import RateVerdict
 from spendgate.domain.requests import ChatRequest, Protocol, RequestError
@@ -76,6 +82,12 @@ from spendgate.gateway.asgi import (
 )
 from spendgate.gateway.auth import KeyRing, presented_key
 from spendgate.gateway.body import JsonShapeError, check_json_shape
+from spendgate.gateway.endpoints import (
+    OPENAI_ONLY,
+    embeddings_usage,
+    openai_only_body,
+    unserved,
+)
 from spendgate.gateway.errors import (
     GatewayError,
     approval_required,
@@ -86,6 +98,7 @@ from spendgate.gateway.errors import (
     ledger_unavailable,
     model_not_allowed,
     model_not_found,
+    model_unsuited,
     upstream_error,
 )
 from spendgate.gateway.headers import (
@@ -128,6 +141,19 @@ class ChatProxy:
         self.max_body = max_body
         # Admitted requests still running: their reservations are kept alive (``in_flight``).
         self._running: set[_ProxiedRequest] = set()
+        # Per request shape that cannot be translated: the models whose provider speaks it.
+        self._served: dict[Protocol, frozenset[str]] = {}
+
+    def served_models(self, protocol: Protocol) -> frozenset[str]:
+        served = self._served.get(protocol)
+        if served is None:
+            served = frozenset(
+                model.id
+                for model in self.governor.state.models.values()
+                if protocol in self.upstreams[model.provider].protocols
+            )
+            self._served[protocol] = served
+        return served
 
     def in_flight(self) -> list[str]:
         """The reservation (decision) ids of every request still running."""
@@ -229,17 +255,35 @@ class ChatProxy:
         try:
             chat = _PARSERS[protocol](payload)
             options = RequestHeaders.parse(headers, key.tenant)
+            allowed = key.models
+            if protocol in OPENAI_ONLY:
+                allowed = self._only_served(chat, allowed)
         except RequestError as error:
             raise bad_request(str(error), error.param) from None
         except HeaderError as error:
             raise bad_request(str(error), error.header) from None
-        return _ProxiedRequest(self, key, protocol, payload, chat, options)
+        return _ProxiedRequest(self, key, protocol, payload, chat, options, allowed)
+
+    def _only_served(self, chat: ChatRequest, allowed: frozenset[str] | None) -> frozenset[str]:
+        """The models a request that cannot be translated may be planned on: those whose
+        provider speaks it (and the key allows). Raises RequestError when the model asked for
+        is not one of them, so the client learns why rather than reading "not allowed"."""
+        served = self.served_models(chat.protocol)
+        state = self.governor.state
+        name = state.settings.default_model if chat.model == AUTO_MODEL else chat.model
+        model = state.models.get(name)
+        if model is not None and model.id not in served:
+            kind = self.upstreams[model.provider].provider.kind
+            raise unserved(model, kind, chat.protocol)
+        return served if allowed is None else served & allowed
 
 
 _PARSERS = {
     Protocol.OPENAI: ChatRequest.from_openai,
     Protocol.ANTHROPIC: ChatRequest.from_anthropic,
     Protocol.RESPONSES: ChatRequest.from_responses,
+    Protocol.EMBEDDINGS: parse_embeddings,
+    Protocol.COMPLETIONS: parse_completion,
 }
 
 
@@ -309,6 +353,7 @@ class _ProxiedRequest:
         payload: dict[str, Any],
         chat: ChatRequest,
         options: RequestHeaders,
+        allowed: frozenset[str] | None,
     ) -> None:
         self.proxy = proxy
         self.governor = proxy.governor
@@ -317,6 +362,7 @@ class _ProxiedRequest:
         self.payload = payload
         self.chat = chat
         self.options = options
+        self.allowed = allowed  # the models it may be planned on (None: any)
         self.decision: RoutingDecision
         self.planned: RoutingDecision | None = None  # ``decision``, once planned
         # The last settlement (the decision the request ended with), for the access log.
@@ -344,9 +390,9 @@ class _ProxiedRequest:
             grant = book.get(override.approval_id)
             if grant is not None and _is_once(grant):
                 once[override.approval_id] = grant
-        planned = self.plan(self.chat, self.key.models)
+        planned = self.plan(self.chat, self.allowed)
         self.decision = self.planned = await self.governor.recheck(
-            planned, lambda: self.plan(self.chat, self.key.models)
+            planned, lambda: self.plan(self.chat, self.allowed)
         )
         self.rate_holder = self.decision.id
         try:
@@ -419,6 +465,8 @@ class _ProxiedRequest:
             raise model_not_found(error.model) from None
         except ModelNotAllowedError as error:
             raise model_not_allowed(error.model) from None
+        except ModelUnsuitedError as error:
+            raise model_unsuited(str(error)) from None
 
     async def reserve(self, decision: RoutingDecision, takes_over: str | None = None) -> None:
         """Reserve the decision's upper bound, or refuse with the contract's error (a
@@ -540,6 +588,13 @@ class _ProxiedRequest:
         enforced = decision.mode is RoutingMode.ENFORCED
         if self.protocol is Protocol.RESPONSES and self.protocol not in upstream.protocols:
             return self._responses_elsewhere(upstream.protocols, body, model, ceiling, enforced)
+        if self.protocol in OPENAI_ONLY:
+            if self.protocol not in upstream.protocols:
+                raise unserved(model, upstream.provider.kind, self.protocol)
+            body = openai_only_body(
+                self.payload, self.chat, model, ceiling=ceiling if enforced else None
+            )
+            return UpstreamCall(self.protocol, body=body)
         if self.protocol in upstream.protocols:
             body["model"] = model.upstream_model
             if self.chat.stream and self.protocol is Protocol.OPENAI:
@@ -759,9 +814,12 @@ class _ProxiedRequest:
                 )
             status = "ok"
         finally:
+            usage = response.usage
+            if usage is None and self.protocol is Protocol.EMBEDDINGS:
+                usage = embeddings_usage(response.body)
             # The text is only needed to estimate output tokens when the provider gave none.
-            text = _response_text(response) if response.usage is None else ""
-            self.settle(decision, response.usage, text, response.latency_s, status)
+            text = _response_text(response) if usage is None else ""
+            self.settle(decision, usage, text, response.latency_s, status)
         self.proxy.metrics.upstream_latency.labels(response.provider).observe(response.latency_s)
         self.upstream_s = response.latency_s
         await respond(send, 200, body, self.headers(decision))
@@ -772,7 +830,7 @@ class _ProxiedRequest:
         translator: _Relay | None = None
         if stream.stream.protocol is not self.protocol:
             translator = self.stream_translator(decision)
-        elif self.protocol is Protocol.OPENAI and not self.client_wants_usage:
+        elif self.protocol in _USAGE_CHUNKS and not self.client_wants_usage:
             translator = _UsageChunkFilter()
         watch = DisconnectWatch(receive)
         status = "gateway_error"  # unless the relay ends in one of the ways below
@@ -902,7 +960,10 @@ _STREAM_END = {
     Protocol.OPENAI: ((b"data:", b"[DONE]"),),
     Protocol.ANTHROPIC: ((b"event:", b"message_stop"),),
     Protocol.RESPONSES: tuple((b"event:", name.encode()) for name in RESPONSES_TERMINAL_EVENTS),
+    Protocol.COMPLETIONS: ((b"data:", b"[DONE]"),),
 }
+# Streams the gateway asks a usage chunk for (``stream_options.include_usage``).
+_USAGE_CHUNKS = frozenset({Protocol.OPENAI, Protocol.COMPLETIONS})
 _END_SPAN = 32  # longer than any terminal line
 
 # The field the gateway writes when an OpenAI-protocol request carries no output limit:
@@ -1042,9 +1103,13 @@ def _response_text(response: UpstreamResponse) -> str:
     choices = body.get("choices") or []
     texts = []
     for choice in choices:
-        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message")
         if isinstance(message, dict):
             texts.append(str(message.get("content") or ""))
+        elif isinstance(choice.get("text"), str):  # a legacy completion
+            texts.append(choice["text"])
     return "".join(texts)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from spendgate.domain.requests import Protocol
 from spendgate.providers.anthropic import messages_url
 from spendgate.providers.base import HttpUpstream
+from spendgate.providers.openai import OPENAI_PATHS, OpenAIUpstream
 
 __all__ = ["DEFAULT_MOCK_BASE_URL", "MockUpstream"]
 
@@ -16,19 +17,17 @@ _PLACEHOLDER_CREDENTIAL = "spendgate-mock"
 
 
 class MockUpstream(HttpUpstream):
-    """``{base_url}/chat/completions``, ``{base_url}/responses`` and ``{base_url}/messages``
+    """``{base_url}/chat/completions`` (and OpenAI's other paths) and ``{base_url}/messages``
     (base_url ends in ``/v1``), ``Authorization: Bearer`` with the configured key or a
     placeholder."""
 
-    protocols = frozenset({Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.RESPONSES})
+    protocols = frozenset({*OpenAIUpstream.protocols, Protocol.ANTHROPIC})
 
     def url(self, protocol: Protocol) -> str:
         base = (self.provider.base_url or DEFAULT_MOCK_BASE_URL).rstrip("/")
         if protocol is Protocol.ANTHROPIC:
             return messages_url(base)
-        if protocol is Protocol.RESPONSES:
-            return f"{base}/responses"
-        return f"{base}/chat/completions"
+        return f"{base}/{OPENAI_PATHS[protocol]}"
 
     def auth_headers(self, credential: str | None) -> dict[str, str]:
         return super().auth_headers(credential or _PLACEHOLDER_CREDENTIAL)

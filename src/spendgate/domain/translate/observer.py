@@ -125,6 +125,8 @@ def _openai_text(obj: dict[str, Any], parts: list[str]) -> None:
     for choice in obj.get("choices") or ():
         delta = choice.get("delta") if isinstance(choice, dict) else None
         if not isinstance(delta, dict):
+            if isinstance(choice, dict) and isinstance(choice.get("text"), str):
+                parts.append(choice["text"])  # a legacy completion's chunk
             continue
         if isinstance(delta.get("content"), str):
             parts.append(delta["content"])
