@@ -22,12 +22,14 @@ from spendgate.domain.requests import Protocol
 from spendgate.gateway.approvals import ApprovalDesk
 from spendgate.gateway.asgi import HeaderEncodingError, Receive, Scope, Send, header_map, respond
 from spendgate.gateway.auth import KeyRing, presented_key
+from spendgate.gateway.count_tokens import COUNT_TOKENS_ROUTE, TokenCounter
 from spendgate.gateway.errors import bad_request, invalid_api_key
 from spendgate.gateway.housekeeping import Housekeeping, HousekeepingSettings
 from spendgate.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from spendgate.gateway.mounts import Mount
 from spendgate.gateway.proxy import ChatProxy
 from spendgate.gateway.service import Service
+from spendgate.gateway.unknown_routes import route_missing
 from spendgate.governor import Governor
 from spendgate.ledger.shared import SharedLedger
 from spendgate.providers.registry import UpstreamRegistry
@@ -39,12 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Gateway"]
 
-_NOT_FOUND = orjson.dumps(
-    {"error": {"message": "Not found.", "type": "invalid_request_error", "code": "not_found"}}
-)
-_METHOD_NOT_ALLOWED = orjson.dumps(
-    {"error": {"message": "Method not allowed.", "type": "invalid_request_error", "code": None}}
-)
+_MODELS_ROUTE = "/v1/models"
 
 
 class Gateway:
@@ -97,6 +94,15 @@ class Gateway:
             "/v1/chat/completions": ("POST", Protocol.OPENAI),
             "/v1/messages": ("POST", Protocol.ANTHROPIC),
             "/v1/responses": ("POST", Protocol.RESPONSES),
+            "/v1/embeddings": ("POST", Protocol.EMBEDDINGS),
+            "/v1/completions": ("POST", Protocol.COMPLETIONS),
+        }
+        self.token_counter = TokenCounter(governor, keys, upstreams, self.metrics, max_body)
+        # Every proxy route and its method, named by the 404 and 405 answers.
+        self._served = {
+            **{path: method for path, (method, _) in self._routes.items()},
+            COUNT_TOKENS_ROUTE: "POST",
+            _MODELS_ROUTE: "GET",
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,10 +114,10 @@ class Gateway:
         path: str = scope["path"]
         method: str = scope["method"]
         route = self._routes.get(path)
-        if route is not None:
-            if method != route[0]:
-                await respond(send, 405, _METHOD_NOT_ALLOWED, [(b"allow", b"POST")])
-                return
+        allowed = self._served.get(path)
+        if allowed is not None and method != allowed:
+            await route_missing(scope, send, self._route_names(), allow=allowed)
+        elif route is not None:
             protocol = route[1]
             if self.tracer is None:
                 await self.proxy.handle(scope, receive, send, protocol)
@@ -119,7 +125,9 @@ class Gateway:
                 await self.tracer.trace(
                     scope, send, lambda traced: self.proxy.handle(scope, receive, traced, protocol)
                 )
-        elif path == "/v1/models" and method == "GET":
+        elif path == COUNT_TOKENS_ROUTE:
+            await self.token_counter.handle(scope, receive, send)
+        elif path == _MODELS_ROUTE:
             await self._models(scope, send)
         elif path == "/healthz":
             await self._health(send)
@@ -132,7 +140,10 @@ class Gateway:
                 if mount.matches(path):
                     await mount(scope, receive, send)
                     return
-            await respond(send, 404, _NOT_FOUND)
+            await route_missing(scope, send, self._route_names())
+
+    def _route_names(self) -> list[tuple[str, str]]:
+        return [(method, path) for path, method in self._served.items()]
 
     async def _models(self, scope: Scope, send: Send) -> None:
         try:

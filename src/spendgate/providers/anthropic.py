@@ -27,6 +27,10 @@ class AnthropicUpstream(HttpUpstream):
     def url(self, protocol: Protocol) -> str:
         return messages_url(self.provider.base_url or DEFAULT_ANTHROPIC_BASE_URL)
 
+    def count_tokens_url(self) -> str:
+        """Anthropic's token counting (free, exact for its models)."""
+        return self.url(Protocol.ANTHROPIC) + "/count_tokens"
+
     def auth_headers(self, credential: str | None) -> dict[str, str]:
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if credential:
