@@ -53,7 +53,7 @@ from spendgate.providers.registry import UpstreamRegistry
 __all__ = ["COUNT_TOKENS_ROUTE", "TokenCounter"]
 
 COUNT_TOKENS_ROUTE = "/v1/messages/count_tokens"
-_SOURCE = "x-spendgate-token-count"
+_SOURCE = b"x-spendgate-token-count"
 # Client headers passed on to the provider: beta features change what is counted.
 _FORWARDED = ("anthropic-beta",)
 
@@ -119,19 +119,12 @@ class TokenCounter:
             counted = await self._provider_count(upstream, model, payload, headers)
             if counted is not None:
                 status, body = counted
-                await respond(send, status, body, [(_SOURCE.encode(), b"provider")])
+                await respond(send, status, body, [(_SOURCE, b"provider")])
                 return status
         estimate = estimate_input_tokens(chat)
         body = orjson.dumps({"input_tokens": estimate.point})
-        await respond(
-            send,
-            200,
-            body,
-            [
-                (_SOURCE.encode(), b"estimate"),
-                (f"{_SOURCE}-upper".encode(), b"%d" % estimate.upper),
-            ],
-        )
+        upper = (b"x-spendgate-token-count-upper", b"%d" % estimate.upper)
+        await respond(send, 200, body, [(_SOURCE, b"estimate"), upper])
         return 200
 
     def _model(self, name: str, key: ApiKey) -> Model:
