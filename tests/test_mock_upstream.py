@@ -677,7 +677,7 @@ def test_invalid_fields_are_400(oai: openai.OpenAI) -> None:
 
 def test_unknown_route_is_404(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
-        oai.embeddings.create(model="m", input="x")
+        oai.images.generate(model="m", prompt="x")
 
 
 def drain(stream: Iterable[T], sink: list[T]) -> None:

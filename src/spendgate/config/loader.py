@@ -10,6 +10,7 @@ from typing import Final
 
 from pydantic import ValidationError
 
+from spendgate.config.capabilities import capability_problems
 from spendgate.config.errors import ConfigError, ConfigProblem, describe
 from spendgate.config.messages import messages
 from spendgate.config.references import reference_problems
@@ -68,6 +69,7 @@ def parse_config(text: str, source: str, *, known_models: Collection[str] | None
     except ValidationError as error:
         found.extend(messages(error))
     found.extend(reference_problems(data, _lazy_known_models(known_models)))
+    found.extend(capability_problems(data))
     if found:
         ordered = sorted(
             enumerate(found), key=lambda item: (line_of(item[1][0], lines) or 0, item[0])

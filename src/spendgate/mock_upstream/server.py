@@ -14,6 +14,7 @@ import random
 import secrets
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,14 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from spendgate.mock_upstream import anthropic_api, openai_api, responses_api
+from spendgate.mock_upstream import (
+    anthropic_api,
+    completions_api,
+    count_tokens_api,
+    embeddings_api,
+    openai_api,
+    responses_api,
+)
 from spendgate.mock_upstream.errors import Api, error_response
 from spendgate.mock_upstream.options import (
     Controls,
@@ -41,6 +49,13 @@ _API_BY_PATH = {
     "/v1/chat/completions": Api.OPENAI,
     "/v1/messages": Api.ANTHROPIC,
     "/v1/responses": Api.RESPONSES,
+    "/v1/completions": Api.OPENAI,
+}
+_LEGACY = "/v1/completions"
+# Answers with no text to generate: request body → response body.
+_ANSWERS: dict[str, tuple[Api, Callable[[dict[str, Any], int], bytes]]] = {
+    "/v1/embeddings": (Api.OPENAI, embeddings_api.answer),
+    "/v1/messages/count_tokens": (Api.ANTHROPIC, count_tokens_api.answer),
 }
 _CACHED_BODIES = 1024
 _CACHED_BODY_BYTES = 16 * 1024
@@ -125,7 +140,7 @@ class MockServer:
         self._prefix = secrets.token_hex(4)  # ids stay unique across restarts
         self._ids = itertools.count(1)
         # Benchmarks send the same few bodies again and again: parsing each once is enough.
-        self._parsed: dict[tuple[Api, int, bytes], tuple[dict[str, Any], ChatCall]] = {}
+        self._parsed: dict[tuple[str, int, bytes], tuple[dict[str, Any], ChatCall]] = {}
         self._responses = responses_api.ResponseStore()  # for previous_response_id
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -143,6 +158,8 @@ class MockServer:
                 response = await self._complete(request, api)
             finally:
                 stats.in_flight -= 1
+        elif path in _ANSWERS and request.method == "POST":
+            response = await self._answer(request, *_ANSWERS[path])
         elif path == "/v1/models" and request.method == "GET":
             response = self._models(request)
         else:
@@ -161,7 +178,7 @@ class MockServer:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return error_response(api, 413, "request body too large", request_id)
-        key = (api, options.seed, raw)
+        key = (request.path, options.seed, raw)
         parsed = self._parsed.get(key)
         body = _loads(raw) if parsed is None else parsed[0]
         credential = self._record(request, body)
@@ -195,6 +212,11 @@ class MockServer:
             payload = responses_api.response_body(body, reply, call, serial, int(time.time()))
             self._remember(call, serial, reply)
             headers = {"Content-Type": _JSON, "x-request-id": request_id}
+        elif request.path == _LEGACY:
+            payload = completions_api.completion_body(
+                reply, call.model, "cmpl-" + serial, int(time.time())
+            )
+            headers = {"Content-Type": _JSON, "x-request-id": request_id}
         elif api is Api.OPENAI:
             payload = openai_api.completion_body(
                 reply, call.model, "chatcmpl-" + serial, int(time.time())
@@ -205,18 +227,47 @@ class MockServer:
             headers = {"Content-Type": _JSON, "request-id": request_id}
         return web.Response(body=payload, headers=headers)
 
-    def _parse(self, key: tuple[Api, int, bytes], body: Any) -> ChatCall:
-        api, seed, raw = key
+    async def _answer(
+        self,
+        request: web.BaseRequest,
+        api: Api,
+        render: Callable[[dict[str, Any], int], bytes],
+    ) -> web.Response:
+        """A request answered at once from its body (embeddings, token counts): with the
+        credential check, the latency and the status injection of completions."""
+        request_id = self._request_id()
+        raw = await request.read()
+        body = _loads(raw)
+        if self._record(request, body) is None and self.options.require_auth:
+            return error_response(api, 401, "missing credential: send an API key", request_id)
+        try:
+            controls = parse_controls(request.headers)
+            if not isinstance(body, dict):
+                raise RequestError("the request body is not a JSON object")
+            payload = render(body, self.options.seed)
+        except RequestControlError as error:
+            return error_response(api, 400, str(error), request_id)
+        except RequestError as error:
+            return error_response(api, 400, str(error), request_id, error.param)
+        self.stats.requests_by_model[str(body.get("model"))] += 1
+        latency_ms = self.options.latency_ms if controls.latency_ms is None else controls.latency_ms
+        if latency_ms > 0:
+            await asyncio.sleep(latency_ms / 1000)
+        status = controls.status or self.options.forced_status
+        if status is not None:
+            return error_response(api, status, f"mock upstream error {status}", request_id)
+        return web.Response(
+            body=payload, headers={"Content-Type": _JSON, "x-request-id": request_id}
+        )
+
+    def _parse(self, key: tuple[str, int, bytes], body: Any) -> ChatCall:
+        path, seed, raw = key
         if not isinstance(body, dict):  # includes _MALFORMED
             raise RequestError("the request body is not a JSON object")
-        call: ChatCall
-        if api is Api.RESPONSES:
+        if path == "/v1/responses":
             # Never cached: what previous_response_id names is looked up on each call.
             return responses_api.parse(body, seed, self._responses)
-        if api is Api.OPENAI:
-            call = openai_api.parse(body, seed)
-        else:
-            call = anthropic_api.parse(body, seed)
+        call = _PARSERS[path](body, seed)
         if len(raw) <= _CACHED_BODY_BYTES:
             if len(self._parsed) >= _CACHED_BODIES:
                 self._parsed.clear()  # crude, but a benchmark's working set is tiny
@@ -262,6 +313,11 @@ class MockServer:
             chunks = options.stream_chunks
             events = responses_api.response_events(body, reply, call, serial, created, chunks)
             self._remember(call, serial, reply)
+            id_header = "x-request-id"
+        elif request.path == _LEGACY:
+            events = completions_api.completion_events(
+                reply, call, "cmpl-" + serial, int(time.time()), options.stream_chunks
+            )
             id_header = "x-request-id"
         elif api is Api.OPENAI:
             events = openai_api.completion_events(
@@ -322,6 +378,13 @@ class MockServer:
             api = Api.ANTHROPIC if "anthropic-version" in request.headers else Api.OPENAI
         message = f"Invalid URL ({request.method} {request.path})"
         return error_response(api, 404, message, self._request_id(), route_missing=True)
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any], int], ChatCall]] = {
+    "/v1/chat/completions": openai_api.parse,
+    "/v1/messages": anthropic_api.parse,
+    _LEGACY: completions_api.parse,
+}
 
 
 def _loads(raw: bytes) -> Any:
