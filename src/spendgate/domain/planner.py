@@ -48,6 +48,8 @@ from spendgate.domain.tokens import TokenEstimate, estimate_input_tokens
 
 __all__ = [
     "AUTO_MODEL",
+    "EMBEDDINGS_BLOCKED",
+    "EMBEDDINGS_NOT_DEGRADED",
     "CounterReader",
     "GovernanceState",
     "ModelNotAllowedError",
@@ -74,6 +76,12 @@ _LOW_COST_TASKS = frozenset(
     }
 )
 _NO_GRANTS: Mapping[str, OverrideGrant] = {}
+# A budget would degrade an embeddings request, which keeps its model.
+EMBEDDINGS_NOT_DEGRADED = "embeddings_not_degraded"
+EMBEDDINGS_BLOCKED = (
+    "An embeddings request keeps its model (vectors of different models are not comparable), "
+    "so it is blocked instead of being degraded."
+)
 _UNKNOWN_PRICE = Decimal("Infinity")
 _NO_HEALTH: Mapping[str, HealthState] = {}
 
@@ -568,13 +576,15 @@ class _Planner:
         else:
             replacement = min(cheaper, key=self.cheapness) if cheaper else None
         if replacement is None and self.pinned:
-            verdict = "it is blocked" if over_hard else f"{target.id} is kept"
+            if over_hard:
+                self.note(EMBEDDINGS_NOT_DEGRADED, f"{worst.message} {EMBEDDINGS_BLOCKED}")
+                return target, RoutingAction.BLOCK
             self.note(
-                "embeddings_not_degraded",
+                EMBEDDINGS_NOT_DEGRADED,
                 f"{worst.message} An embeddings request keeps its model (vectors of different "
-                f"models are not comparable), so {verdict} instead of being degraded.",
+                f"models are not comparable): {target.id} is kept.",
             )
-            return target, RoutingAction.BLOCK if over_hard else action
+            return target, action
         if replacement is None:
             if over_hard:
                 self.note(

@@ -36,6 +36,8 @@ from spendgate.domain.keys import ApiKey
 from spendgate.domain.models import Model
 from spendgate.domain.planner import (
     AUTO_MODEL,
+    EMBEDDINGS_BLOCKED,
+    EMBEDDINGS_NOT_DEGRADED,
     ModelNotAllowedError,
     ModelNotFoundError,
     ModelUnsuitedError,
@@ -494,6 +496,8 @@ class _ProxiedRequest:
             if worst is not None and decision.blocked
             else f"Budget {outcome.refused_policy} has no room left for this request."
         )
+        if decision.blocked and EMBEDDINGS_NOT_DEGRADED in decision.reason_codes:
+            message += " " + EMBEDDINGS_BLOCKED
         policy_id = outcome.refused_policy or (worst.policy_id if worst else None)
         metrics = {e.metric for e in decision.budget_evaluations if e.policy_id == policy_id}
         if metrics - {Metric.REQUESTS}:  # a count of requests has no worst case
