@@ -66,7 +66,7 @@ def parse_prompt(value: object, field: str, *, allow_empty_text: bool) -> Prompt
             raise RequestError(f"{field}: an empty string has nothing to read", field)
         return PromptInput(tuple(value), 0, len(value))
     if type(first) is int:
-        return PromptInput((), _token_ids(value, field), 1)
+        return PromptInput((), _token_ids(value, field, field), 1)
     if isinstance(first, list):
         total = 0
         for index, ids in enumerate(value):
@@ -74,7 +74,7 @@ def parse_prompt(value: object, field: str, *, allow_empty_text: bool) -> Prompt
                 raise RequestError(
                     f"{field}[{index}]: expected a non-empty list of token ids", field
                 )
-            total += _token_ids(ids, f"{field}[{index}]")
+            total += _token_ids(ids, f"{field}[{index}]", field)
         return PromptInput((), total, len(value))
     raise RequestError(
         f"{field}: expected strings or token ids (non-negative integers), not "
@@ -83,10 +83,10 @@ def parse_prompt(value: object, field: str, *, allow_empty_text: bool) -> Prompt
     )
 
 
-def _token_ids(ids: list[Any], field: str) -> int:
+def _token_ids(ids: list[Any], where: str, field: str) -> int:
     # ``type(x) is int``: a boolean is not a token id. ``min`` runs in C.
     if not all(type(item) is int for item in ids) or min(ids) < 0:
-        raise RequestError(f"{field}: token ids must be non-negative integers", field)
+        raise RequestError(f"{where}: token ids must be non-negative integers", field)
     return len(ids)
 
 
