@@ -19,7 +19,7 @@ class Capability(StrEnum):
     VISION = "vision"
     TOOLS = "tools"
     # An embeddings model (``POST /v1/embeddings``): it serves only embeddings requests, and
-    # embeddings requests go only to such models (docs/embeddings.md).
+    # embeddings requests go only to such models (docs/endpoints.md).
     EMBEDDINGS = "embeddings"
 
 

@@ -6,7 +6,7 @@ provider is counted by the provider (exact, and free at Anthropic); any other mo
 Anthropic provider that cannot be reached, is counted locally from the gateway's calibrated
 estimate (``domain/tokens.py``). The header ``x-spendgate-token-count`` says which:
 ``provider`` or ``estimate`` (then ``x-spendgate-token-count-upper`` gives the estimate's
-upper bound, the figure budgets reserve). docs/count-tokens.md.
+upper bound, the figure budgets reserve). See docs/endpoints.md.
 """
 
 from __future__ import annotations

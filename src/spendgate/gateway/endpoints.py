@@ -1,6 +1,6 @@
 """What the proxy does differently for OpenAI's embeddings and legacy completions: both are
 passed through untranslated, to providers that speak them (OpenAI-kind ones), and settled
-from the provider's usage like chat (docs/embeddings.md, docs/completions.md)."""
+from the provider's usage like chat (docs/endpoints.md)."""
 
 from __future__ import annotations
 
