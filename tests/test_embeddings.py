@@ -5,6 +5,7 @@ chat model (and a chat request for an embeddings model)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterator
 from decimal import Decimal
@@ -50,6 +51,7 @@ keys:
   - {{id: dave, key_env: DAVE_KEY, principal: dave, project: acme}}
   - {{id: erin, key_env: ERIN_KEY, principal: erin, project: acme}}
   - {{id: frank, key_env: FRANK_KEY, principal: frank, project: acme}}
+  - {{id: grace, key_env: GRACE_KEY, principal: grace, project: acme}}
 budgets:
   - {{id: alice-usd, scope: {{kind: principal, id: alice}}, metric: usd, interval: daily,
      hard_limit: 10}}
@@ -67,12 +69,14 @@ budgets:
   - {{id: frank-hard-degrade, scope: {{kind: principal, id: frank}}, metric: usd,
      interval: daily, hard_limit: 0.0000001, hard_action: degrade,
      degrade_to: text-embedding-3-small}}
+  - {{id: grace-tokens, scope: {{kind: principal, id: grace}}, metric: tokens,
+     interval: daily, hard_limit: 1000}}
 """
 ENV = {
     "ALPHA_KEY": "sk-alpha-upstream-secret",
     "SPENDGATE_ADMIN_TOKEN": ADMIN,
     **{f"{name.upper()}_KEY": f"sg-{name}" for name in ("alice", "bob", "carol", "dave")},
-    **{f"{name.upper()}_KEY": f"sg-{name}" for name in ("erin", "frank")},
+    **{f"{name.upper()}_KEY": f"sg-{name}" for name in ("erin", "frank", "grace")},
 }
 SMALL_PRICE = Decimal("0.02")  # genai-prices: USD per 1M input tokens
 LARGE_PRICE = Decimal("0.13")
@@ -313,3 +317,32 @@ models:
         parse_config(text, "test.yaml")
     assert "has no embeddings API" in str(refused.value)
     assert "models[0]" in str(refused.value)
+
+
+def test_concurrent_embeddings_never_overspend(served: Served, mock: MockUpstreamThread) -> None:
+    """40 requests of exactly 100 token ids at once against 1,000 tokens: token ids are
+    reserved exactly, so exactly 10 pass and the budget ends exactly full."""
+
+    async def run() -> list[int]:
+        client = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="sg-grace", max_retries=0)
+
+        async def one() -> int:
+            try:
+                await client.embeddings.create(
+                    model="text-embedding-3-small", input=[5] * 100, encoding_format="float"
+                )
+            except openai.RateLimitError:
+                return 429
+            return 200
+
+        try:
+            return await asyncio.gather(*(one() for _ in range(40)))
+        finally:
+            await client.close()
+
+    statuses = asyncio.run(run())
+    assert statuses.count(200) == 10
+    assert statuses.count(429) == 30
+    state = counter(served, "grace-tokens", "grace")
+    assert state.settled == 1000
+    assert state.reserved == 0

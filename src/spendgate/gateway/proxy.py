@@ -143,18 +143,21 @@ class ChatProxy:
         self.max_body = max_body
         # Admitted requests still running: their reservations are kept alive (``in_flight``).
         self._running: set[_ProxiedRequest] = set()
-        # Per request shape that cannot be translated: the models whose provider speaks it.
-        self._served: dict[Protocol, frozenset[str]] = {}
+        # Per request shape that cannot be translated: the models whose provider speaks it
+        # (worked out again when the governance state's models change).
+        self._served: dict[Protocol, tuple[Mapping[str, Model], frozenset[str]]] = {}
 
     def served_models(self, protocol: Protocol) -> frozenset[str]:
-        served = self._served.get(protocol)
-        if served is None:
-            served = frozenset(
-                model.id
-                for model in self.governor.state.models.values()
-                if protocol in self.upstreams[model.provider].protocols
-            )
-            self._served[protocol] = served
+        models = self.governor.state.models
+        known = self._served.get(protocol)
+        if known is not None and known[0] is models:
+            return known[1]
+        served = frozenset(
+            model.id
+            for model in models.values()
+            if protocol in self.upstreams[model.provider].protocols
+        )
+        self._served[protocol] = (models, served)
         return served
 
     def in_flight(self) -> list[str]:
