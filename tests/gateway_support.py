@@ -54,6 +54,7 @@ __all__ = [
     "last_upstream_body",
     "open_reservations",
     "openai_client",
+    "quiet_mock",
     "serve",
     "serve_config",
     "settled",
@@ -271,3 +272,10 @@ def inject_mock_headers(mock: MockUpstreamThread, headers: Mapping[str, str]) ->
         return await handle(request.clone(headers=merged))
 
     server.handle = with_headers  # type: ignore[method-assign]
+
+
+def quiet_mock() -> MockUpstreamThread:
+    """A mock (to start) that reports no usage at all, as some OpenAI-compatible servers do."""
+    mock = MockUpstreamThread(latency_ms=0)
+    inject_mock_headers(mock, {"x-mock-no-usage": "1"})
+    return mock

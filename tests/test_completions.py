@@ -20,13 +20,14 @@ from gateway_support import (
     Served,
     counter,
     eventually,
-    inject_mock_headers,
     last_upstream_body,
     open_reservations,
     openai_client,
+    quiet_mock,
     serve_config,
     stored,
 )
+from serve_support import free_port
 from spendgate.domain.tokens import estimate_text_tokens
 from spendgate.mock_upstream.runner import MockUpstreamThread
 
@@ -60,14 +61,6 @@ ENV = {"ALPHA_KEY": "sk-alpha-upstream-secret", "ALICE_KEY": "sg-alice", "BOB_KE
 INSTRUCT_IN, INSTRUCT_OUT = Decimal("1.5"), Decimal("2")  # genai-prices, USD per 1M tokens
 
 
-def _dead_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # closed again: nothing listens there
-
-
 @pytest.fixture(scope="module")
 def mock() -> Iterator[MockUpstreamThread]:
     with MockUpstreamThread(latency_ms=0, stream_chunks=200, output_tokens=2000) as mock:
@@ -77,9 +70,7 @@ def mock() -> Iterator[MockUpstreamThread]:
 @pytest.fixture(scope="module")
 def quiet() -> Iterator[MockUpstreamThread]:
     """A mock that reports no usage (as some OpenAI-compatible servers do)."""
-    mock = MockUpstreamThread(latency_ms=0)
-    inject_mock_headers(mock, {"x-mock-no-usage": "1"})
-    with mock:
+    with quiet_mock() as mock:
         yield mock
 
 
@@ -88,7 +79,7 @@ def served(
     mock: MockUpstreamThread, quiet: MockUpstreamThread, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     database: Path = tmp_path_factory.mktemp("completions") / "journal.db"
-    text = CONFIG.format(mock=mock.base_url, quiet=quiet.base_url, dead=_dead_port())
+    text = CONFIG.format(mock=mock.base_url, quiet=quiet.base_url, dead=free_port())
     with serve_config(text, ENV, database=database) as served:
         yield served
 

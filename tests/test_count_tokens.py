@@ -19,6 +19,7 @@ from gateway_support import (
     open_reservations,
     serve_config,
 )
+from serve_support import free_port
 from spendgate.domain.requests import ChatRequest
 from spendgate.domain.tokens import estimate_input_tokens
 from spendgate.mock_upstream.runner import MockUpstreamThread
@@ -47,14 +48,6 @@ ENV = {"CLAUDE_KEY": "sk-ant-upstream-secret", "ALICE_KEY": "sg-alice", "LIMITED
 COUNT = "/v1/messages/count_tokens"
 
 
-def _dead_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def mock() -> Iterator[MockUpstreamThread]:
     with MockUpstreamThread(latency_ms=0) as mock:
@@ -63,7 +56,7 @@ def mock() -> Iterator[MockUpstreamThread]:
 
 @pytest.fixture(scope="module")
 def served(mock: MockUpstreamThread) -> Iterator[Served]:
-    with serve_config(CONFIG.format(mock=mock.base_url, dead=_dead_port()), ENV) as served:
+    with serve_config(CONFIG.format(mock=mock.base_url, dead=free_port()), ENV) as served:
         yield served
 
 

@@ -21,10 +21,10 @@ from gateway_support import (
     anthropic_client,
     counter,
     eventually,
-    inject_mock_headers,
     last_upstream_body,
     open_reservations,
     openai_client,
+    quiet_mock,
     serve_config,
     stored,
 )
@@ -71,9 +71,7 @@ def mock() -> Iterator[MockUpstreamThread]:
 @pytest.fixture(scope="module")
 def quiet() -> Iterator[MockUpstreamThread]:
     """A mock that reports no usage at all (as some OpenAI-compatible servers do)."""
-    mock = MockUpstreamThread(latency_ms=0)
-    inject_mock_headers(mock, {"x-mock-no-usage": "1"})
-    with mock:
+    with quiet_mock() as mock:
         yield mock
 
 

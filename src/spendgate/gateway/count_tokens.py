@@ -23,27 +23,21 @@ from spendgate.domain.planner import AUTO_MODEL, is_embeddings_model
 from spendgate.domain.requests import ChatRequest, Protocol, RequestError
 from spendgate.domain.tokens import estimate_input_tokens
 from spendgate.gateway.asgi import (
-    BodyTooLargeError,
     ClientDisconnectedError,
-    HeaderEncodingError,
     Receive,
     Scope,
     Send,
-    header_map,
-    read_body,
     respond,
 )
-from spendgate.gateway.auth import KeyRing, presented_key
-from spendgate.gateway.body import JsonShapeError, check_json_shape
+from spendgate.gateway.auth import KeyRing
 from spendgate.gateway.errors import (
     GatewayError,
     bad_request,
-    body_too_large,
-    invalid_api_key,
     model_not_allowed,
     model_not_found,
     model_unsuited,
 )
+from spendgate.gateway.intake import read_request
 from spendgate.gateway.metrics import GatewayMetrics
 from spendgate.governor import Governor
 from spendgate.providers.anthropic import AnthropicUpstream
@@ -85,28 +79,7 @@ class TokenCounter:
         self.metrics.requests.labels(COUNT_TOKENS_ROUTE, str(status)).inc()
 
     async def _count(self, scope: Scope, receive: Receive, send: Send) -> int:
-        try:
-            headers = header_map(scope)
-        except HeaderEncodingError as error:
-            raise bad_request(str(error), error.header) from None
-        key = self.keys.authenticate(
-            presented_key(headers.get("authorization"), headers.get("x-api-key"))
-        )
-        if key is None:
-            raise invalid_api_key()
-        try:
-            raw = await read_body(receive, self.max_body)
-        except BodyTooLargeError:
-            raise body_too_large(self.max_body) from None
-        try:
-            check_json_shape(raw)
-            payload = orjson.loads(raw)
-        except JsonShapeError as error:
-            raise bad_request(str(error)) from None
-        except orjson.JSONDecodeError as error:
-            raise bad_request(f"The body is not valid JSON: {error}.") from None
-        if not isinstance(payload, dict):
-            raise bad_request("The body must be a JSON object.")
+        headers, key, payload = await read_request(scope, receive, self.keys, self.max_body)
         try:
             # The Messages shape, checked as /v1/messages checks it (max_tokens is not part
             # of a count: a placeholder satisfies the parser).

@@ -70,20 +70,15 @@ from spendgate.domain.translate import (
 from spendgate.gateway import access
 from spendgate.gateway.approvals import ApprovalDesk, ApprovalNeeded
 from spendgate.gateway.asgi import (
-    BodyTooLargeError,
     ClientDisconnectedError,
     DisconnectWatch,
-    HeaderEncodingError,
     Receive,
     Scope,
     Send,
-    header_map,
-    read_body,
     respond,
     start_response,
 )
-from spendgate.gateway.auth import KeyRing, presented_key
-from spendgate.gateway.body import JsonShapeError, check_json_shape
+from spendgate.gateway.auth import KeyRing
 from spendgate.gateway.endpoints import (
     OPENAI_ONLY,
     embeddings_usage,
@@ -94,9 +89,7 @@ from spendgate.gateway.errors import (
     GatewayError,
     approval_required,
     bad_request,
-    body_too_large,
     budget_exceeded,
-    invalid_api_key,
     ledger_unavailable,
     model_not_allowed,
     model_not_found,
@@ -109,6 +102,7 @@ from spendgate.gateway.headers import (
     decision_headers,
     mode_headers,
 )
+from spendgate.gateway.intake import read_request
 from spendgate.gateway.metrics import GatewayMetrics
 from spendgate.gateway.rate_limits import rate_headers, rate_limited
 from spendgate.governor import Governor
@@ -235,28 +229,7 @@ class ChatProxy:
     async def _parse(self, scope: Scope, receive: Receive, protocol: Protocol) -> _ProxiedRequest:
         """Authenticate and parse: everything before the budget; raises GatewayError to
         refuse."""
-        try:
-            headers = header_map(scope)
-        except HeaderEncodingError as error:
-            raise bad_request(str(error), error.header) from None
-        key = self.keys.authenticate(
-            presented_key(headers.get("authorization"), headers.get("x-api-key"))
-        )
-        if key is None:
-            raise invalid_api_key()
-        try:
-            body = await read_body(receive, self.max_body)
-        except BodyTooLargeError:
-            raise body_too_large(self.max_body) from None
-        try:
-            check_json_shape(body)
-            payload = orjson.loads(body)
-        except JsonShapeError as error:
-            raise bad_request(str(error)) from None
-        except orjson.JSONDecodeError as error:
-            raise bad_request(f"The body is not valid JSON: {error}.") from None
-        if not isinstance(payload, dict):
-            raise bad_request("The body must be a JSON object.")
+        headers, key, payload = await read_request(scope, receive, self.keys, self.max_body)
         try:
             chat = _PARSERS[protocol](payload)
             options = RequestHeaders.parse(headers, key.tenant)
