@@ -269,6 +269,9 @@ def test_embeddings_for_a_chat_model_and_chat_for_an_embeddings_model_are_refuse
     assert "capability 'embeddings'" in refused.value.message
     assert "text-embedding-3-small" in refused.value.message  # names the ones that can
     with pytest.raises(openai.BadRequestError) as refused:
+        client.embeddings.create(model="claude-sonnet-4", input="x")
+    assert "cannot create embeddings" in refused.value.message
+    with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(model="text-embedding-3-small", messages=HELLO)
     assert "is an embeddings model" in refused.value.message
     with pytest.raises(anthropic.BadRequestError) as rejected:

@@ -234,7 +234,9 @@ class ChatProxy:
             chat = _PARSERS[protocol](payload)
             options = RequestHeaders.parse(headers, key.tenant)
             allowed = key.models
-            if protocol in OPENAI_ONLY:
+            # Embeddings need no such filter: they keep an embeddings model, which the config
+            # only allows on providers with an embeddings API.
+            if protocol is Protocol.COMPLETIONS:
                 allowed = self._only_served(chat, allowed)
         except RequestError as error:
             raise bad_request(str(error), error.param) from None
@@ -560,7 +562,6 @@ class _ProxiedRequest:
 
     def upstream_call(self, model: Model, decision: RoutingDecision) -> UpstreamCall:
         upstream = self.proxy.upstreams[model.provider]
-        body = dict(self.payload)
         # Enforced, the provider is held to the output ceiling this model's reservation was
         # made for: otherwise a request without max_tokens (or above the model's maximum) may
         # generate, and be billed, far beyond it. suggest and dry_run send the request as is.
@@ -575,6 +576,7 @@ class _ProxiedRequest:
                 self.payload, self.chat, model, ceiling=ceiling if enforced else None
             )
             return UpstreamCall(self.protocol, body=body)
+        body = dict(self.payload)
         if self.protocol in upstream.protocols:
             body["model"] = model.upstream_model
             if self.chat.stream and self.protocol is Protocol.OPENAI:
