@@ -76,6 +76,11 @@ _LOW_COST_TASKS = frozenset(
     }
 )
 _NO_GRANTS: Mapping[str, OverrideGrant] = {}
+_REQUEST_KINDS = {
+    Protocol.OPENAI: "chat completions",
+    Protocol.ANTHROPIC: "messages",
+    Protocol.COMPLETIONS: "legacy completions",
+}
 # A budget would degrade an embeddings request, which keeps its model.
 EMBEDDINGS_NOT_DEGRADED = "embeddings_not_degraded"
 EMBEDDINGS_BLOCKED = (
@@ -379,7 +384,7 @@ class _Planner:
             )
         return (
             f"The model {model.id!r} is an embeddings model: it only serves /v1/embeddings, "
-            f"not this {self.request.protocol.value} request.{listed}"
+            f"not this {_REQUEST_KINDS.get(self.request.protocol, 'chat')} request.{listed}"
         )
 
     def candidates(self, requested: Model) -> tuple[list[Candidate], list[Model]]:
