@@ -349,3 +349,19 @@ def test_concurrent_embeddings_never_overspend(served: Served, mock: MockUpstrea
     state = counter(served, "grace-tokens", "grace")
     assert state.settled == 1000
     assert state.reserved == 0
+
+
+def test_huge_token_id_input_is_bounded_before_it_is_decoded(
+    served: Served, mock: MockUpstreamThread
+) -> None:
+    sent = mock.requests_by_path["/v1/embeddings"]
+    reply = http(
+        "POST",
+        served.url + "/v1/embeddings",
+        json={"model": "text-embedding-3-small", "input": [1] * 100_001},
+        authorization="Bearer sg-alice",
+    )
+    assert reply.status_code == 400
+    assert "split the request" in reply.json()["error"]["message"]
+    assert mock.requests_by_path["/v1/embeddings"] == sent
+    assert open_reservations(served) == 0
