@@ -40,6 +40,8 @@ providers:
 models:
   - {{id: text-embedding-3-small, provider: alpha, capabilities: [embeddings]}}
   - {{id: text-embedding-3-large, provider: alpha, capabilities: [embeddings]}}
+  # Priced by the config, not the catalog.
+  - {{id: house-embedder, provider: alpha, upstream_id: bge-m3, capabilities: [embeddings]}}
   - {{id: gpt-4o-mini, provider: alpha, cost_tier: low, max_output_tokens: 16384}}
   - {{id: gpt-4o, provider: alpha, cost_tier: medium, max_output_tokens: 16384}}
   - {{id: claude-sonnet-4, provider: claude, cost_tier: high, max_output_tokens: 8192}}
@@ -52,6 +54,7 @@ keys:
   - {{id: erin, key_env: ERIN_KEY, principal: erin, project: acme}}
   - {{id: frank, key_env: FRANK_KEY, principal: frank, project: acme}}
   - {{id: grace, key_env: GRACE_KEY, principal: grace, project: acme}}
+  - {{id: heidi, key_env: HEIDI_KEY, principal: heidi, project: acme}}
 budgets:
   - {{id: alice-usd, scope: {{kind: principal, id: alice}}, metric: usd, interval: daily,
      hard_limit: 10}}
@@ -71,12 +74,16 @@ budgets:
      degrade_to: text-embedding-3-small}}
   - {{id: grace-tokens, scope: {{kind: principal, id: grace}}, metric: tokens,
      interval: daily, hard_limit: 1000}}
+  - {{id: heidi-approval, scope: {{kind: principal, id: heidi}}, metric: usd,
+     interval: daily, hard_limit: 0.0000001, hard_action: require_approval}}
+pricing:
+  - {{model: house-embedder, input_per_mtok: 0.05, output_per_mtok: 0}}
 """
 ENV = {
     "ALPHA_KEY": "sk-alpha-upstream-secret",
     "SPENDGATE_ADMIN_TOKEN": ADMIN,
     **{f"{name.upper()}_KEY": f"sg-{name}" for name in ("alice", "bob", "carol", "dave")},
-    **{f"{name.upper()}_KEY": f"sg-{name}" for name in ("erin", "frank", "grace")},
+    **{f"{name.upper()}_KEY": f"sg-{name}" for name in ("erin", "frank", "grace", "heidi")},
 }
 SMALL_PRICE = Decimal("0.02")  # genai-prices: USD per 1M input tokens
 LARGE_PRICE = Decimal("0.13")
@@ -364,4 +371,25 @@ def test_huge_token_id_input_is_bounded_before_it_is_decoded(
     assert reply.status_code == 400
     assert "split the request" in reply.json()["error"]["message"]
     assert mock.requests_by_path["/v1/embeddings"] == sent
+    assert open_reservations(served) == 0
+
+
+def test_a_config_price_prices_an_embeddings_model(served: Served) -> None:
+    raw = openai_client(served, "sg-alice").embeddings.with_raw_response.create(
+        model="house-embedder", input="priced by the operator", encoding_format="float"
+    )
+    prompt = raw.parse().usage.prompt_tokens
+    decision = stored(served, raw.headers["x-spendgate-decision-id"]).decision
+    assert decision.actual_cost_usd == Decimal(prompt) * Decimal("0.05") / 1_000_000
+    assert decision.estimate.source is not None
+    assert decision.estimate.source.value == "config"
+
+
+def test_an_approval_budget_refuses_embeddings_with_403(served: Served) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        openai_client(served, "sg-heidi").embeddings.create(
+            model="text-embedding-3-small", input="needs an approval"
+        )
+    assert refused.value.code == "approval_required"
+    assert refused.value.response.headers["x-should-retry"] == "false"
     assert open_reservations(served) == 0
