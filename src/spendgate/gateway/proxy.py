@@ -567,8 +567,6 @@ class _ProxiedRequest:
         # generate, and be billed, far beyond it. suggest and dry_run send the request as is.
         ceiling = output_ceiling(model, self.chat.max_tokens)
         enforced = decision.mode is RoutingMode.ENFORCED
-        if self.protocol is Protocol.RESPONSES and self.protocol not in upstream.protocols:
-            return self._responses_elsewhere(upstream.protocols, body, model, ceiling, enforced)
         if self.protocol in OPENAI_ONLY:
             if self.protocol not in upstream.protocols:
                 raise unserved(model, upstream.provider.kind, self.protocol)
@@ -577,6 +575,8 @@ class _ProxiedRequest:
             )
             return UpstreamCall(self.protocol, body=body)
         body = dict(self.payload)
+        if self.protocol is Protocol.RESPONSES and self.protocol not in upstream.protocols:
+            return self._responses_elsewhere(upstream.protocols, body, model, ceiling, enforced)
         if self.protocol in upstream.protocols:
             body["model"] = model.upstream_model
             if self.chat.stream and self.protocol is Protocol.OPENAI:
