@@ -231,7 +231,7 @@ def test_text_that_looks_like_the_end_of_a_stream_does_not_end_it(
     assert open_reservations(served) == 0
 
 
-@pytest.mark.parametrize("protocol", [Protocol.OPENAI, Protocol.ANTHROPIC])
+@pytest.mark.parametrize("protocol", [Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.RESPONSES])
 def test_the_end_of_a_stream_is_found_at_event_level_in_any_chunking(
     protocol: Protocol,
 ) -> None:

@@ -222,7 +222,7 @@ WEATHER = {
 }
 
 
-@pytest.mark.parametrize("protocol", [Protocol.OPENAI, Protocol.ANTHROPIC])
+@pytest.mark.parametrize("protocol", [Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.RESPONSES])
 def test_tools_add_tokens(protocol: Protocol) -> None:
     if protocol is Protocol.OPENAI:
         tools = [{"type": "function", "function": WEATHER}]
