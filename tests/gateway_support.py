@@ -52,6 +52,7 @@ __all__ = [
     "inject_mock_headers",
     "journal_url_for",
     "last_upstream_body",
+    "leave_stream",
     "open_reservations",
     "openai_client",
     "quiet_mock",
@@ -279,3 +280,27 @@ def quiet_mock() -> MockUpstreamThread:
     mock = MockUpstreamThread(latency_ms=0)
     inject_mock_headers(mock, {"x-mock-no-usage": "1"})
     return mock
+
+
+def leave_stream(
+    served: Served, path: str, body: Mapping[str, Any], events: int | None, key: str = "sg-alice"
+) -> str:
+    """POST a streamed request to ``path``, read ``events`` SSE data events (all when None),
+    then drop the connection (a client that leaves mid-stream). Returns the decision id."""
+
+    async def run() -> str:
+        headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            response = await session.post(served.url + path, data=orjson.dumps(body))
+            assert response.status == 200
+            decision_id = response.headers["x-spendgate-decision-id"]
+            seen = 0
+            async for line in response.content:
+                if line.startswith(b"data: {"):
+                    seen += 1
+                    if events is not None and seen >= events:
+                        break
+            response.close()  # drops the connection if the stream is not over
+            return decision_id
+
+    return asyncio.run(run())

@@ -6,14 +6,11 @@ client leaves mid-stream."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import aiohttp
 import openai
-import orjson
 import pytest
 
 from gateway_support import (
@@ -21,6 +18,7 @@ from gateway_support import (
     counter,
     eventually,
     last_upstream_body,
+    leave_stream,
     open_reservations,
     openai_client,
     quiet_mock,
@@ -185,26 +183,11 @@ def test_a_client_gone_mid_stream_is_charged_for_input_and_output_so_far(
         "stream": True,
     }
 
-    async def leave_after(events: int) -> str:
-        headers = {"authorization": "Bearer sg-alice", "content-type": "application/json"}
-        async with aiohttp.ClientSession(headers=headers) as session:
-            response = await session.post(served.url + "/v1/completions", data=orjson.dumps(body))
-            assert response.status == 200
-            decision_id = response.headers["x-spendgate-decision-id"]
-            seen = 0
-            async for line in response.content:
-                if line.startswith(b"data: {"):
-                    seen += 1
-                    if seen >= events:
-                        break
-            response.close()
-            return decision_id
-
     mock.options.chunk_delay_ms = 10
     disconnects = mock.stats.client_disconnects
     try:
         before = _tokens(served)
-        decision_id = asyncio.run(leave_after(3))
+        decision_id = leave_stream(served, "/v1/completions", body, events=3)
         assert eventually(lambda: _tokens(served) > before and open_reservations(served) == 0)
     finally:
         mock.options.chunk_delay_ms = 0

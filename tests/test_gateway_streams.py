@@ -6,13 +6,10 @@ usage chunk."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import aiohttp
-import orjson
 import pytest
 
 from gateway_support import (
@@ -22,6 +19,7 @@ from gateway_support import (
     counter,
     eventually,
     last_upstream_body,
+    leave_stream,
     open_reservations,
     openai_client,
     quiet_mock,
@@ -89,34 +87,12 @@ def _tokens(served: Served) -> Decimal:
     return counter(served, "acme-tokens", "acme").settled
 
 
-def _read_stream(served: Served, body: dict[str, object], events: int | None) -> str:
-    """POST a streamed request; read ``events`` SSE events (all when None), then close the
-    connection. Returns the decision id."""
-
-    async def run() -> str:
-        headers = {"authorization": "Bearer sg-alice", "content-type": "application/json"}
-        async with aiohttp.ClientSession(headers=headers) as session:
-            response = await session.post(served.url + CHAT, data=orjson.dumps(body))
-            assert response.status == 200
-            decision_id = response.headers["x-spendgate-decision-id"]
-            seen = 0
-            async for line in response.content:
-                if line.startswith(b"data: {"):
-                    seen += 1
-                    if events is not None and seen >= events:
-                        break
-            response.close()  # drops the connection if the stream is not over
-            return decision_id
-
-    return asyncio.run(run())
-
-
 def test_a_client_gone_mid_stream_is_charged_for_input_and_output_so_far(
     served: Served, mock: MockUpstreamThread
 ) -> None:
     # The whole stream first (no pacing): what the provider bills for the full answer.
     before = _tokens(served)
-    full_id = _read_stream(served, LONG, events=None)
+    full_id = leave_stream(served, CHAT, LONG, events=None)
     full = stored(served, full_id).decision
     assert full.usage is not None
     assert full.status == "ok"
@@ -129,7 +105,7 @@ def test_a_client_gone_mid_stream_is_charged_for_input_and_output_so_far(
     disconnects = mock.stats.client_disconnects
     try:
         before = _tokens(served)
-        partial_id = _read_stream(served, LONG, events=3)
+        partial_id = leave_stream(served, CHAT, LONG, events=3)
         assert eventually(lambda: _tokens(served) > before and open_reservations(served) == 0)
     finally:
         mock.options.chunk_delay_ms = 0

@@ -6,14 +6,11 @@ provider's usage, never moved elsewhere), a client gone mid-stream, and unknown 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import openai
-import orjson
 import pytest
 
 from gateway_support import (
@@ -22,6 +19,7 @@ from gateway_support import (
     eventually,
     http,
     last_upstream_body,
+    leave_stream,
     open_reservations,
     openai_client,
     serve_config,
@@ -317,27 +315,6 @@ def test_an_unknown_previous_response_is_the_providers_400(smart: Served) -> Non
 # -- streams and input the gateway cannot read --------------------------------------------------
 
 
-def _read_events(served: Served, body: dict[str, object], events: int) -> str:
-    """POST a streamed Responses request, read ``events`` events, then drop the connection.
-    Returns the decision id."""
-
-    async def run() -> str:
-        headers = {"authorization": "Bearer sg-alice", "content-type": "application/json"}
-        async with aiohttp.ClientSession(headers=headers) as session:
-            response = await session.post(served.url + "/v1/responses", data=orjson.dumps(body))
-            assert response.status == 200
-            seen = 0
-            async for line in response.content:
-                if line.startswith(b"data: {"):
-                    seen += 1
-                    if seen >= events:
-                        break
-            response.close()
-            return response.headers["x-spendgate-decision-id"]
-
-    return asyncio.run(run())
-
-
 @pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4"])
 def test_a_client_gone_mid_stream_pays_for_the_input_and_the_output_so_far(
     served: Served, mock: MockUpstreamThread, model: str
@@ -347,7 +324,7 @@ def test_a_client_gone_mid_stream_pays_for_the_input_and_the_output_so_far(
     disconnects = mock.stats.client_disconnects
     try:
         before = _tokens(served)
-        decision_id = _read_events(served, body, events=6)
+        decision_id = leave_stream(served, "/v1/responses", body, events=6)
         assert eventually(lambda: _tokens(served) > before and open_reservations(served) == 0)
     finally:
         mock.options.stream_chunks, mock.options.chunk_delay_ms = 5, 0
