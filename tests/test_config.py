@@ -569,7 +569,7 @@ BAD = [
     ("type_id", "models.1.id", 4, "models[1].id", "expected a string, got 4"),
     # missing required fields
     ("missing_metric", "budgets.0.metric", DELETE, "budgets[0] (acme-daily).metric", "required key is missing"),  # noqa: E501
-    ("missing_provider", "models.1.provider", DELETE, "models[1] (gpt-4o).provider", "required key is missing"),  # noqa: E501
+    ("missing_provider", "models.1.provider", DELETE, "models[1] (gpt-4o).provider", "a model needs a provider, or deployments"),  # noqa: E501
     ("missing_key_env", "keys.0.key_env", DELETE, "keys[0] (alice).key_env", "required key is missing"),  # noqa: E501
     # limits
     ("negative_limit", "budgets.0.hard_limit", -10, "budgets[0] (acme-daily).hard_limit", "must be greater than 0"),  # noqa: E501
@@ -701,7 +701,7 @@ def test_every_problem_reported_at_once_with_lines() -> None:
         parse(text, "f.yaml")
     assert caught.value.lines == [
         "f.yaml:2: providers[0] (oa).kind: unknown value 'openia' (did you mean 'openai'?); "
-        "expected one of: openai, anthropic, mock",
+        "expected one of: openai, anthropic, mock, azure, gemini",
         "f.yaml:4: models[0] (m).provider: unknown provider 'nope'; configured providers: oa",
         "f.yaml:10: budgets[0] (b).hard_limit: must be greater than 0 (got -1)",
         "f.yaml:11: budgets[0] (b).hard_limt: unknown key 'hard_limt' (did you mean 'hard_limit'?)",

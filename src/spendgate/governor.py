@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -193,6 +194,8 @@ class Governor:
         grants: Mapping[str, OverrideGrant] | None = None,
         explain: bool = False,
         health: Mapping[str, HealthState] | None = None,
+        provider: str | None = None,
+        draw: float | None = None,
     ) -> RoutingDecision:
         """Decide how to serve ``request`` (a ChatRequest or an OpenAI chat body).
 
@@ -200,7 +203,9 @@ class Governor:
         ``RequestError``. ``grants`` are the approved budget overrides that cover this
         request, by policy id. ``explain`` prices every candidate model, not only those
         planning needs. ``health`` (provider → state) replaces what ``set_health`` recorded,
-        for callers that track health themselves (the gateway).
+        for callers that track health themselves (the gateway). ``provider`` plans on that
+        deployment of the model only (a failover step); ``draw`` (uniform in [0, 1), default
+        random) picks a model's deployment by weight.
         """
         chat = request if isinstance(request, ChatRequest) else ChatRequest.from_openai(request)
         if self.recorder is not None:
@@ -213,6 +218,8 @@ class Governor:
             may_relax_mode=may_relax_mode,
             allowed_models=allowed_models,
             explain=explain,
+            draw=random.random() if draw is None else draw,
+            provider=provider,
         )
         return plan(
             self.state,

@@ -14,7 +14,7 @@ from spendgate.config.providers import ModelSpec, ProviderSpec
 from spendgate.config.routing import RoutingSpec
 from spendgate.domain.budgets import BudgetFilters, BudgetPolicy
 from spendgate.domain.keys import ApiKey
-from spendgate.domain.models import Model, Provider, Tier
+from spendgate.domain.models import Deployment, Model, Provider, Tier
 from spendgate.domain.pricing import (
     Precision,
     PriceBook,
@@ -36,6 +36,7 @@ def providers(specs: Iterable[ProviderSpec]) -> tuple[Provider, ...]:
             api_key_env=spec.api_key_env,
             max_concurrency=spec.max_concurrency,
             timeout_s=spec.timeout_s,
+            api_version=spec.api_version,
         )
         for spec in specs
     )
@@ -45,16 +46,17 @@ def models(specs: Iterable[ModelSpec], prices: PriceBook, at: datetime | None) -
     when = at or datetime.now(UTC)
     result: list[Model] = []
     for spec in specs:
-        upstream = spec.upstream_id or spec.id
         tier = spec.cost_tier
         if tier is None:
-            record = prices.price_for(spec.id, when) or prices.price_for(upstream, when)
+            record = next(
+                filter(None, (prices.price_for(m, when) for m in (spec.id, *spec.upstream_ids()))),
+                None,
+            )
             tier = Tier.MEDIUM if record is None else tier_for_price(record)
         result.append(
             Model(
                 id=spec.id,
-                provider=spec.provider,
-                upstream_id=upstream,
+                deployments=_deployments(spec),
                 capabilities=frozenset(spec.capabilities),
                 context_window=spec.context_window,
                 max_output_tokens=spec.max_output_tokens,
@@ -64,6 +66,15 @@ def models(specs: Iterable[ModelSpec], prices: PriceBook, at: datetime | None) -
             )
         )
     return tuple(result)
+
+
+def _deployments(spec: ModelSpec) -> tuple[Deployment, ...]:
+    if spec.deployments is None:
+        assert spec.provider is not None  # ModelSpec's validator: one form or the other
+        return (Deployment(spec.provider, spec.upstream_id or spec.id),)
+    return tuple(
+        Deployment(d.provider, d.upstream_id or spec.id, d.weight) for d in spec.deployments
+    )
 
 
 def pricing_records(specs: Iterable[PricingSpec]) -> tuple[PricingRecord, ...]:
@@ -91,8 +102,14 @@ def price_book(
     book = PriceBook((*catalog, *pricing_records(pricing_specs)))
     aliases: list[PricingRecord] = []
     for spec in model_specs:
-        if spec.upstream_id and spec.upstream_id != spec.id and not book.rows(spec.id):
-            aliases.extend(replace(record, model=spec.id) for record in book.rows(spec.upstream_id))
+        if book.rows(spec.id):
+            continue
+        # The first deployment whose upstream id has prices (an Azure deployment name
+        # rarely does; the vendor's model name of another deployment may).
+        for upstream in spec.upstream_ids():
+            if upstream != spec.id and book.rows(upstream):
+                aliases.extend(replace(record, model=spec.id) for record in book.rows(upstream))
+                break
     return book.with_records(aliases) if aliases else book
 
 

@@ -9,7 +9,10 @@ from spendgate.config.errors import Loc, suggest
 
 
 def _items(data: Mapping[str, object], section: str) -> list[tuple[int, dict[str, Any]]]:
-    value = data.get(section)
+    return _entries(data.get(section))
+
+
+def _entries(value: object) -> list[tuple[int, dict[str, Any]]]:
     if not isinstance(value, list):
         return []
     return [(index, item) for index, item in enumerate(value) if isinstance(item, dict)]
@@ -45,6 +48,8 @@ def reference_problems(
     unique("rate_limits", "id", "duplicate id {0!r} (also rate_limits[{1}])")
     unique("keys", "key_env", "{0} is also the key_env of keys[{1}]; each key needs its own secret")
     upstream = [item.get("upstream_id") for _, item in _items(data, "models")]
+    for _, item in _items(data, "models"):
+        upstream.extend(d.get("upstream_id") for _, d in _entries(item.get("deployments")))
 
     def check_provider(loc: Loc, name: str) -> None:
         if name not in providers:
@@ -62,6 +67,11 @@ def reference_problems(
     for index, item in _items(data, "models"):
         if isinstance(item.get("provider"), str):
             check_provider(("models", index, "provider"), item["provider"])
+        for position, deployment in _entries(item.get("deployments")):
+            if isinstance(deployment.get("provider"), str):
+                check_provider(
+                    ("models", index, "deployments", position, "provider"), deployment["provider"]
+                )
     routing = data.get("routing")
     if isinstance(routing, dict) and isinstance(routing.get("default_model"), str):
         check_model(("routing", "default_model"), routing["default_model"])

@@ -28,8 +28,9 @@ from spendgate.domain.budgets import (
     request_amount,
 )
 from spendgate.domain.complexity import ComplexityScore, score_complexity
+from spendgate.domain.deployments import deployment_order, healthy_deployments
 from spendgate.domain.estimates import effective_record, estimate_cost, output_ceiling
-from spendgate.domain.models import Capability, Model
+from spendgate.domain.models import Capability, Deployment, Model
 from spendgate.domain.modes import ModeResolution, resolve_mode
 from spendgate.domain.pricing import PriceBook, PricingEstimate
 from spendgate.domain.rate_limits import RateLimit
@@ -39,6 +40,7 @@ from spendgate.domain.routing import (
     HealthState,
     RoutingAction,
     RoutingDecision,
+    RouteStep,
     RoutingMode,
     RoutingSettings,
     TaskClass,
@@ -160,6 +162,10 @@ class PlanCall:
     allowed_models: frozenset[str] | None = None
     # Price every candidate (for `explain`); the hot path prices only the models it needs.
     explain: bool = False
+    # A uniform draw in [0, 1) that picks each model's deployment by weight.
+    draw: float = 0.0
+    # Plan on this provider's deployment only: a failover step the caller already chose.
+    provider: str | None = None
 
 
 def required_capabilities(request: ChatRequest) -> frozenset[Capability]:
@@ -218,10 +224,31 @@ class _Planner:
         self._estimates: dict[str, PricingEstimate] = {}
         self._unit_prices: dict[str, Decimal] = {}
         self._evaluations: dict[str, tuple[BudgetEvaluation, ...]] = {}
+        self._orders: dict[str, tuple[Deployment, ...]] = {}
         self.codes: list[str] = []
         self.why: list[str] = []
 
     # -- building blocks -------------------------------------------------------------------
+
+    def order(self, model: Model) -> tuple[Deployment, ...]:
+        """The model's deployments in the order to try them, the chosen one first."""
+        found = self._orders.get(model.id)
+        if found is None:
+            pinned = model.deployment_on(self.call.provider) if self.call.provider else None
+            if pinned is None and self.request.stateful:
+                # Its state lives on one provider: the model's first deployment, always.
+                pinned = model.deployments[0]
+            found = (
+                (pinned,)
+                if pinned is not None
+                else deployment_order(model, self.health, self.call.draw)
+            )
+            self._orders[model.id] = found
+        return found
+
+    def provider_of(self, model: Model) -> str:
+        """The provider of the deployment chosen for ``model``."""
+        return self.order(model)[0].provider
 
     def estimate(self, model: Model) -> PricingEstimate:
         estimate = self._estimates.get(model.id)
@@ -245,7 +272,7 @@ class _Planner:
         estimate = self.estimate(model)
         result: list[BudgetEvaluation] = []
         for policy, member in self.state.applicable(
-            self.call.scopes, model.id, model.provider, self.call.task_class.value
+            self.call.scopes, model.id, self.provider_of(model), self.call.task_class.value
         ):
             result.append(self.evaluate(policy, member, estimate))
         evaluations = tuple(result)
@@ -272,7 +299,7 @@ class _Planner:
         requested model would double planning time when routing picks another model."""
         imposed: list[tuple[str, RoutingMode]] = []
         for policy, member in self.state.applicable(
-            self.call.scopes, requested.id, requested.provider, self.call.task_class.value
+            self.call.scopes, requested.id, self.provider_of(requested), self.call.task_class.value
         ):
             if policy.mode is not None:
                 imposed.append((policy.id, policy.mode))
@@ -289,7 +316,8 @@ class _Planner:
         )
 
     def health_of(self, model: Model) -> HealthState:
-        return self.health.get(model.provider, HealthState.HEALTHY)
+        """The chosen deployment's: unhealthy only when every deployment is."""
+        return self.health.get(self.provider_of(model), HealthState.HEALTHY)
 
     def unit_price(self, model: Model) -> Decimal:
         """USD per 1M tokens at a 3:1 input:output mix: ranks models by price without
@@ -416,7 +444,7 @@ class _Planner:
             candidates.append(
                 Candidate(
                     model=model.id,
-                    provider=model.provider,
+                    provider=self.provider_of(model),
                     cost_tier=model.cost_tier,
                     latency_tier=model.latency_tier,
                     health=self.health_of(model),
@@ -506,11 +534,9 @@ class _Planner:
     ) -> tuple[Model, RoutingAction]:
         if self.health_of(target) is not HealthState.UNHEALTHY:
             return target, action
+        where = self.where(target)
         if not self.state.settings.failover:
-            self.note(
-                "failover_disabled",
-                f"Provider {target.provider} is unhealthy but failover is off.",
-            )
+            self.note("failover_disabled", f"{where} unhealthy but failover is off.")
             return target, action
         healthy = [
             model
@@ -520,23 +546,36 @@ class _Planner:
         if not healthy:
             self.note(
                 "no_healthy_alternative",
-                f"Provider {target.provider} is unhealthy and no other provider can serve this.",
+                f"{where} unhealthy and no other provider can serve this.",
             )
             return target, action
         alternative = healthy[0]
         self.note(
             "provider_unhealthy_failover",
-            f"Provider {target.provider} is unhealthy: failover to {alternative.id} on "
-            f"{alternative.provider}, budgets re-checked at its price.",
+            f"{where} unhealthy: failover to {alternative.id} on "
+            f"{self.provider_of(alternative)}, budgets re-checked at its price.",
         )
         return alternative, RoutingAction.FAILOVER
 
+    def where(self, model: Model) -> str:
+        """Who is unhealthy when ``model`` is: its provider, or all its deployments."""
+        if len(model.deployments) == 1:
+            return f"Provider {model.provider} is"
+        providers = ", ".join(d.provider for d in model.deployments)
+        return f"Every deployment of {model.id} ({providers}) is"
+
     def fallback_order(self, target: Model, eligible: list[Model]) -> list[Model]:
-        """Models on other providers that may replace ``target``: closest in cost tier first,
-        cheaper before pricier, then the cheapest."""
+        """Models on other providers that may replace ``target`` (a deployment on a provider
+        ``target`` is not on): closest in cost tier first, cheaper before pricier, then the
+        cheapest."""
         rank = target.cost_tier.rank
+        used = {d.provider for d in target.deployments}
         return sorted(
-            (model for model in eligible if model.provider != target.provider),
+            (
+                model
+                for model in eligible
+                if model is not target and any(d.provider not in used for d in model.deployments)
+            ),
             key=lambda m: (
                 abs(m.cost_tier.rank - rank),
                 m.cost_tier.rank > rank,
@@ -665,12 +704,13 @@ class _Planner:
                     f"Dry run: enforcement would {action.value} (model {target.id}); "
                     f"{requested.id} is called as asked.",
                 )
-        if (
-            mode.mode is RoutingMode.ENFORCED
-            and self.request.choices
-            and applied not in (RoutingAction.BLOCK, RoutingAction.APPROVAL_REQUIRED)
-        ):
+        calls = applied not in (RoutingAction.BLOCK, RoutingAction.APPROVAL_REQUIRED)
+        if mode.mode is RoutingMode.ENFORCED and self.request.choices and calls:
             self.note_output_ceiling(actual)
+        fallbacks = self.fallback_order(actual, eligible) if self.state.settings.failover else []
+        route = self.route(actual, fallbacks)
+        if calls:
+            self.note_deployment(actual, route)
         if self.request.stateful:
             self.note_stateful(actual)
         elif self.tokens.unbounded:
@@ -703,7 +743,7 @@ class _Planner:
             default_model=self.state.settings.default_model,
             recommended_model=target.id,
             target_model=actual.id,
-            target_provider=actual.provider,
+            target_provider=self.provider_of(actual),
             complexity=complexity,
             health=self.health_of(actual),
             routing_action=applied,
@@ -714,11 +754,45 @@ class _Planner:
             candidates=tuple(candidates),
             would_action=would,
             estimated_saving_usd=saving,
-            fallbacks=(
-                tuple(model.id for model in self.fallback_order(actual, eligible))
-                if self.state.settings.failover
-                else ()
-            ),
+            fallbacks=tuple(dict.fromkeys(step.model for step in route if step.model != actual.id)),
+            route=route,
+        )
+
+    def route(self, actual: Model, fallbacks: list[Model]) -> tuple[RouteStep, ...]:
+        """Where to fail over, in order: ``actual`` on its other deployments, then each
+        fallback on its deployments that are not on ``actual``'s providers (those failed)."""
+        if not self.state.settings.failover or self.call.provider is not None:
+            return ()
+        steps = [RouteStep(actual.id, d.provider) for d in self.order(actual)[1:]]
+        used = {d.provider for d in actual.deployments}
+        for model in fallbacks:
+            steps.extend(
+                RouteStep(model.id, d.provider) for d in self.order(model) if d.provider not in used
+            )
+        return tuple(steps)
+
+    def note_deployment(self, model: Model, route: tuple[RouteStep, ...]) -> None:
+        """Say which of a model's several deployments serves it, and why."""
+        if len(model.deployments) == 1 or self.call.provider is not None:
+            return
+        healthy = healthy_deployments(model, self.health)
+        skipped = [d.provider for d in model.deployments if d not in healthy]
+        if skipped and healthy:
+            self.note(
+                "deployment_unhealthy",
+                f"{model.id}'s deployment on {', '.join(skipped)} is unhealthy (its circuit is "
+                "open): skipped.",
+            )
+        chosen = self.order(model)[0]
+        pool = healthy or model.deployments
+        others = [step.provider for step in route if step.model == model.id]
+        then = f"; failover to {', '.join(others)} next" if others else ""
+        among = "the healthy ones" if healthy else "all of them (none is healthy)"
+        self.note(
+            "deployment_weighted",
+            f"{model.id} has {len(model.deployments)} deployments: {chosen.provider} serves it, "
+            f"picked by weight ({chosen.weight} of {sum(d.weight for d in pool)} among "
+            f"{among}){then}.",
         )
 
 

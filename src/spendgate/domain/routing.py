@@ -23,6 +23,7 @@ __all__ = [
     "RoutingDecision",
     "RoutingMode",
     "RoutingSettings",
+    "RouteStep",
     "TaskClass",
     "UpstreamAttempt",
     "headline",
@@ -85,6 +86,14 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteStep:
+    """A place a call may go: a model on one of its deployments (named by provider)."""
+
+    model: str
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamAttempt:
     """One candidate tried (or skipped) while a request failed over: what happened, whether
     the provider may have billed it (a timeout or broken connection after the request was
@@ -126,8 +135,11 @@ class RoutingDecision:
     would_action: RoutingAction | None = None  # dry_run/suggest: what enforcement would do
     # At planning, an upper bound: the requested model's worst case minus the target's.
     estimated_saving_usd: Decimal | None = None
-    # Where to fail over if the actual model's provider fails before answering, in order.
+    # The other models to fail over to if the actual model fails before answering, in order.
     fallbacks: tuple[str, ...] = ()
+    # Every step of that failover, in order: the actual model on its other healthy
+    # deployments first (by weight), then each fallback model on its deployments.
+    route: tuple[RouteStep, ...] = ()
     usage: Usage | None = None
     actual_cost_usd: Decimal | None = None
     # Settled on another model than requested: what the usage would have cost on the

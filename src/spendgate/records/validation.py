@@ -66,7 +66,11 @@ def _validate(config: Config, section: Section, items: Sequence[object], *, inde
     # Cross-references against the running config's providers and models.
     references = {
         "providers": [{"id": spec.id} for spec in config.provider_specs],
-        "models": [{"id": spec.id, "upstream_id": spec.upstream_id} for spec in config.model_specs],
+        "models": [
+            {"id": spec.id, "upstream_id": upstream}
+            for spec in config.model_specs
+            for upstream in spec.upstream_ids()
+        ],
         section: list(items),
     }
     found.extend(
