@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from spendgate.domain.translate import (
 )
 from spendgate.providers import (
     AnthropicUpstream,
+    Attempt,
     CircuitOpenError,
     Failover,
     FailoverError,
@@ -513,11 +514,12 @@ def prepare_recorder(
     *,
     skip: set[str] | None = None,
     stream: bool = False,
-) -> Callable[[Target], Any]:
+) -> Callable[[Target, Sequence[Attempt]], Any]:
     """A prepare callback as the gateway writes it: re-check the budget at the target
     model's price (here: refuse models in ``skip``), then build the call for its protocol."""
 
-    async def prepare(target: Target) -> UpstreamCall | None:
+    async def prepare(target: Target, tried: Sequence[Attempt]) -> UpstreamCall | None:
+        assert all(attempt.target != target for attempt in tried)  # each prepared once
         calls.append(target)
         if skip and target.model in skip:
             return None
@@ -644,7 +646,7 @@ async def test_a_failing_prepare_callback_releases_the_probe(fake: FakeProviders
         health.get("a").record(clock.now, Outcome.ERROR)
         clock.now += 2
 
-        async def refuse(target: Target) -> UpstreamCall | None:
+        async def refuse(target: Target, tried: Sequence[Attempt]) -> UpstreamCall | None:
             raise RuntimeError("budget store unreachable")
 
         with pytest.raises(RuntimeError):
@@ -712,7 +714,7 @@ async def test_openai_request_served_by_an_anthropic_upstream(fake: FakeProvider
     async with UpstreamRegistry([anthropic(fake)], env=ENV) as registry:
         upstream = registry["an"]
 
-        async def prepare(target: Target) -> UpstreamCall:
+        async def prepare(target: Target, tried: Sequence[Attempt]) -> UpstreamCall:
             assert Protocol.OPENAI not in upstream.protocols  # so: translate
             body = openai_request_to_anthropic(openai_body, model="claude-x", default_max_tokens=64)
             return UpstreamCall(Protocol.ANTHROPIC, body)

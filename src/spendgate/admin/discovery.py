@@ -18,12 +18,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from spendgate.domain.models import ProviderKind
+from spendgate.domain.models import Provider, ProviderKind
 from spendgate.providers.anthropic import DEFAULT_ANTHROPIC_BASE_URL
 from spendgate.providers.base import HttpUpstream
 from spendgate.providers.errors import redact
-from spendgate.providers.mock import DEFAULT_MOCK_BASE_URL
-from spendgate.providers.openai import DEFAULT_OPENAI_BASE_URL
+from spendgate.providers.registry import DEFAULT_BASE_URLS
 
 __all__ = ["DiscoveredModel", "ProbeResult", "models_url", "probe", "probe_all", "public_url"]
 
@@ -72,12 +71,15 @@ def public_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def models_url(kind: ProviderKind, base_url: str | None) -> str:
+def models_url(provider: Provider) -> str:
+    kind, base_url = provider.kind, provider.base_url
     if kind is ProviderKind.ANTHROPIC:
         base = (base_url or DEFAULT_ANTHROPIC_BASE_URL).rstrip("/")
         return f"{base}/models" if base.endswith("/v1") else f"{base}/v1/models"
-    default = DEFAULT_MOCK_BASE_URL if kind is ProviderKind.MOCK else DEFAULT_OPENAI_BASE_URL
-    return f"{(base_url or default).rstrip('/')}/models"
+    if kind is ProviderKind.AZURE:
+        # The resource's base models (not its deployments): enough to test the key.
+        return f"{(base_url or '').rstrip('/')}/openai/models?api-version={provider.api_version}"
+    return f"{(base_url or DEFAULT_BASE_URLS[kind]).rstrip('/')}/models"
 
 
 def _error_text(body: bytes) -> str:
@@ -118,7 +120,7 @@ def _parse_models(provider: str, payload: Any) -> tuple[list[DiscoveredModel], s
 async def probe(upstream: HttpUpstream, *, client: httpx.AsyncClient | None = None) -> ProbeResult:
     """Test one provider: is it reachable, is its credential accepted, which models it has."""
     provider = upstream.provider
-    url = models_url(provider.kind, provider.base_url)
+    url = models_url(provider)
     kind = provider.kind.value
     headers, secrets = upstream.credential_headers(), upstream.secrets
 

@@ -34,8 +34,7 @@ class ProviderSpec(Spec):
         if self.kind is not ProviderKind.AZURE:
             if self.api_version is not None:
                 raise invalid(
-                    f"api_version applies to kind azure only (this provider is "
-                    f"{self.kind.value})",
+                    f"api_version applies to kind azure only (this provider is {self.kind.value})",
                     ("api_version",),
                 )
             return self

@@ -16,9 +16,7 @@ from spendgate.domain.routing import HealthState
 __all__ = ["deployment_order", "healthy_deployments", "pick_weighted"]
 
 
-def healthy_deployments(
-    model: Model, health: Mapping[str, HealthState]
-) -> tuple[Deployment, ...]:
+def healthy_deployments(model: Model, health: Mapping[str, HealthState]) -> tuple[Deployment, ...]:
     """The model's deployments whose provider is not unhealthy (circuit open and cooling
     down). A degraded one stays: its circuit needs traffic to probe and close again."""
     return tuple(

@@ -91,9 +91,7 @@ class Model:
         if not self.deployments:
             if not self.provider:
                 raise ValueError(f"model {self.id} needs a provider or deployments")
-            object.__setattr__(
-                self, "deployments", (Deployment(self.provider, self.upstream_id),)
-            )
+            object.__setattr__(self, "deployments", (Deployment(self.provider, self.upstream_id),))
             return
         primary = self.deployments[0]
         if self.provider and (self.provider, self.upstream_id) != (

@@ -38,9 +38,9 @@ from spendgate.domain.requests import ChatRequest, Protocol
 from spendgate.domain.routing import (
     Candidate,
     HealthState,
+    RouteStep,
     RoutingAction,
     RoutingDecision,
-    RouteStep,
     RoutingMode,
     RoutingSettings,
     TaskClass,

@@ -32,13 +32,14 @@ def unserved(model: Model, provider_kind: str, protocol: Protocol) -> RequestErr
 
 
 def openai_only_body(
-    payload: Mapping[str, Any], chat: ChatRequest, model: Model, *, ceiling: int | None
+    payload: Mapping[str, Any], chat: ChatRequest, upstream_model: str, *, ceiling: int | None
 ) -> dict[str, Any]:
-    """The body sent upstream: the client's, naming the upstream model; a streamed legacy
+    """The body sent upstream: the client's, naming ``upstream_model`` (the id the chosen
+    deployment knows the model by); a streamed legacy
     completion asks for the usage chunk (to settle exactly), and ``ceiling`` (enforced mode)
     holds ``max_tokens`` to what was reserved."""
     body = dict(payload)
-    body["model"] = model.upstream_model
+    body["model"] = upstream_model
     if chat.protocol is Protocol.COMPLETIONS:
         if chat.stream:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}

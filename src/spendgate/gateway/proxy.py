@@ -429,7 +429,9 @@ class _ProxiedRequest:
                     approval_id,
                 )
 
-    def plan(self, chat: ChatRequest, allowed: frozenset[str] | None) -> RoutingDecision:
+    def plan(
+        self, chat: ChatRequest, allowed: frozenset[str] | None, provider: str | None = None
+    ) -> RoutingDecision:
         try:
             return self.governor.plan(
                 chat,
@@ -440,6 +442,7 @@ class _ProxiedRequest:
                 allowed_models=allowed,
                 health=self.proxy.upstreams.health.states(time.monotonic()),
                 grants=self.grants,
+                provider=provider,
             )
         except ModelNotFoundError as error:
             raise model_not_found(error.model) from None
@@ -498,55 +501,109 @@ class _ProxiedRequest:
 
     def reservation_ids(self) -> list[str]:
         """The decisions that may hold a reservation: the planned one and any fallback's."""
-        return [self.decision.id, *(decision.id for decision in self.decisions.values())]
+        return list(dict.fromkeys((self.decision.id, *(d.id for d in self.decisions.values()))))
 
     def failover_targets(self) -> list[Target]:
+        """The planned deployment, then the decision's route: the same model's other healthy
+        deployments, then the fallback models' ones."""
         decision = self.decision
-        models = self.governor.state.models
         return [
             Target(decision.target_model, decision.target_provider),
-            *(Target(model, models[model].provider) for model in decision.fallbacks),
+            *(Target(step.model, step.provider) for step in decision.route),
         ]
 
-    async def prepare(self, target: Target) -> UpstreamCall | None:
-        planned = Target(self.decision.target_model, self.decision.target_provider)
-        decision = self.decisions.get(target)
+    def decision_for(self, target: Target) -> RoutingDecision | None:
+        """The decision ``target`` was (or would be) called under, once known."""
+        found = self.decisions.get(target)
+        if found is None and target == Target(
+            self.decision.target_model, self.decision.target_provider
+        ):
+            return self.decision
+        return found
+
+    async def prepare(self, target: Target, tried: Sequence[Attempt]) -> UpstreamCall | None:
+        decision = self.decision_for(target) or self.carried_over(target, tried)
         if decision is None:
-            if target == planned:
-                decision = self.decision
-            else:
-                # A fallback (also when the planned candidate was skipped, its circuit open,
-                # without being called): plan and reserve again at the fallback's own price.
-                try:
-                    decision = self.as_failover(
-                        self.plan(
-                            replace(self.chat, model=target.model), frozenset({target.model})
-                        ),
-                        failed=planned,
-                    )
-                except GatewayError:
-                    return None
+            # Another model, or a deployment the previous decision cannot cover: plan and
+            # reserve again, on that deployment, at that model's price.
+            try:
+                decision = self.as_failover(
+                    self.plan(
+                        replace(self.chat, model=target.model),
+                        frozenset({target.model}),
+                        target.provider,
+                    ),
+                    tried,
+                )
+            except GatewayError:
+                return None
             # Kept even when its budget refuses it: it is journaled, the attempts name it.
             self.decisions[target] = decision
-            if decision is not self.decision:
-                try:
-                    await self.reserve(decision, takes_over=self.rate_holder)
-                except GatewayError:
-                    return None
-                self.rate_holder = decision.id
+            try:
+                await self.reserve(decision, takes_over=self.rate_holder)
+            except GatewayError:
+                return None
+            self.rate_holder = decision.id
+        self.decisions[target] = decision
         try:
             return self.upstream_call(self.governor.state.models[target.model], decision)
         except RequestError as error:
             # The request cannot be expressed in this provider's protocol (e.g. n > 1 for
             # Anthropic): a 400 for the model asked for, a candidate skipped for a fallback.
-            if target == planned:
+            if decision is self.decision:
                 raise bad_request(str(error), error.param) from None
-            self.governor.release(self.decisions.pop(target).id)
+            del self.decisions[target]
+            if decision.id not in self.reservation_ids():  # not carried over from another
+                self.governor.release(decision.id)
             return None
 
-    def as_failover(self, decision: RoutingDecision, failed: Target) -> RoutingDecision:
+    def carried_over(self, target: Target, tried: Sequence[Attempt]) -> RoutingDecision | None:
+        """The decision of the same model's deployment that just failed, moved to
+        ``target``: same model, same price, so its reservation covers this call too — unless
+        a call under it may have been billed (its reservation pays for that one), or other
+        budgets apply on ``target``'s provider (policies filtered by provider)."""
+        if not tried or tried[-1].target.model != target.model:
+            return None
+        failed = tried[-1]
+        previous = self.decision_for(failed.target)
+        if previous is None or previous.blocked:
+            return None
+        for attempt in tried:
+            under = self.decision_for(attempt.target)
+            billed = attempt.error is not None and attempt.error.may_have_billed
+            if billed and under is not None and under.id == previous.id:
+                return None
+        state = self.governor.state
+        task = previous.task_class.value
+        if state.applicable(previous.scopes, target.model, target.provider, task) != (
+            state.applicable(previous.scopes, target.model, previous.target_provider, task)
+        ):
+            return None
+        weight = state.models[target.model].deployment_on(target.provider)
+        return replace(
+            previous,
+            target_provider=target.provider,
+            health=self.proxy.upstreams.health.get(target.provider).state(time.monotonic()),
+            routing_action=RoutingAction.FAILOVER,
+            reason_codes=tuple(dict.fromkeys((*previous.reason_codes, "deployment_failover"))),
+            explanation=(
+                *previous.explanation,
+                f"{failed.target.model} on {failed.target.provider} failed ({failed.outcome}): "
+                f"failover to its deployment on {target.provider} (weight "
+                f"{weight.weight if weight else '?'}); same model and price, so its "
+                "reservation carries over.",
+            ),
+        )
+
+    def as_failover(self, decision: RoutingDecision, tried: Sequence[Attempt]) -> RoutingDecision:
         """A fallback's decision is planned as if its model had been asked for: record what
         the client really asked for, and that this is a failover (not a plain proceed)."""
+        failed = tried[-1] if tried else None
+        why = (
+            f"{failed.target.model} on {failed.target.provider} failed ({failed.outcome})"
+            if failed is not None
+            else "The planned candidate was unavailable"
+        )
         return replace(
             decision,
             requested_model=self.decision.requested_model,
@@ -554,14 +611,15 @@ class _ProxiedRequest:
             reason_codes=(*decision.reason_codes, "provider_failed_failover"),
             explanation=(
                 *decision.explanation,
-                f"{failed.model} on {failed.provider} failed or was unavailable: failover to "
-                f"{decision.target_model} on {decision.target_provider}, budgets re-checked at its "
-                "price.",
+                f"{why}: failover to {decision.target_model} on {decision.target_provider}, "
+                "budgets re-checked at its price.",
             ),
         )
 
     def upstream_call(self, model: Model, decision: RoutingDecision) -> UpstreamCall:
-        upstream = self.proxy.upstreams[model.provider]
+        provider = decision.target_provider
+        upstream = self.proxy.upstreams[provider]
+        upstream_model = model.upstream_model_on(provider)
         # Enforced, the provider is held to the output ceiling this model's reservation was
         # made for: otherwise a request without max_tokens (or above the model's maximum) may
         # generate, and be billed, far beyond it. suggest and dry_run send the request as is.
@@ -571,14 +629,14 @@ class _ProxiedRequest:
             if self.protocol not in upstream.protocols:
                 raise unserved(model, upstream.provider.kind, self.protocol)
             body = openai_only_body(
-                self.payload, self.chat, model, ceiling=ceiling if enforced else None
+                self.payload, self.chat, upstream_model, ceiling=ceiling if enforced else None
             )
             return UpstreamCall(self.protocol, body=body)
         body = dict(self.payload)
         if self.protocol is Protocol.RESPONSES and self.protocol not in upstream.protocols:
             return self._responses_elsewhere(upstream.protocols, body, model, ceiling, enforced)
         if self.protocol in upstream.protocols:
-            body["model"] = model.upstream_model
+            body["model"] = upstream_model
             if self.chat.stream and self.protocol is Protocol.OPENAI:
                 # Ask for the usage chunk so the stream can be settled exactly.
                 body["stream_options"] = {
@@ -590,13 +648,13 @@ class _ProxiedRequest:
             return UpstreamCall(self.protocol, body=body)
         if self.protocol is Protocol.OPENAI:
             translated = openai_request_to_anthropic(
-                body, model=model.upstream_model, default_max_tokens=ceiling
+                body, model=upstream_model, default_max_tokens=ceiling
             )
             if enforced:
                 _limit_output(translated, Protocol.ANTHROPIC, ceiling)
             return UpstreamCall(Protocol.ANTHROPIC, body=translated)
         translated = anthropic_request_to_openai(
-            body, model=model.upstream_model, max_tokens_field=_OPENAI_OUTPUT_LIMIT
+            body, model=upstream_model, max_tokens_field=_OPENAI_OUTPUT_LIMIT
         )
         if enforced:
             _limit_output(translated, Protocol.OPENAI, ceiling)
@@ -634,10 +692,11 @@ class _ProxiedRequest:
     def release_unused(self, used: Target | None) -> None:
         """Release the reservations of candidates that did not serve the request (releasing
         one that was never made, or twice, is a no-op)."""
-        served = self.decisions.get(used) if used is not None else None
-        for decision in (self.decision, *self.decisions.values()):
-            if decision is not served:
-                self.governor.release(decision.id)
+        served = self.decision_for(used) if used is not None else None
+        # By id: a deployment failover carries the planned decision (and its id) over.
+        for decision_id in self.reservation_ids():
+            if served is None or decision_id != served.id:
+                self.governor.release(decision_id)
 
     def settle(
         self,
@@ -694,7 +753,7 @@ class _ProxiedRequest:
         records = []
         billed_calls: list[tuple[RoutingDecision, Attempt]] = []
         for attempt in attempts:
-            decision = self.decisions.get(attempt.target)
+            decision = self.decision_for(attempt.target)
             error = attempt.error
             billed = error is not None and error.may_have_billed and decision is not None
             usage = cost = None
@@ -704,7 +763,8 @@ class _ProxiedRequest:
                 billed_calls.append((decision, attempt))
             # Whether its decision has a row of its own: settled, refused (a fallback the
             # budget could not afford: "skipped_by_caller"), or ``final`` itself.
-            journaled = billed or decision is final or attempt.outcome == "skipped_by_caller"
+            journaled = billed or attempt.outcome == "skipped_by_caller"
+            journaled = journaled or (decision is not None and decision.id == final.id)
             records.append(
                 UpstreamAttempt(
                     model=attempt.target.model,
@@ -719,7 +779,9 @@ class _ProxiedRequest:
         concluded = replace(final, attempts=tuple(records))
         for decision, attempt in billed_calls:
             self.settle(
-                concluded if decision is final else decision,
+                replace(decision, attempts=concluded.attempts)
+                if decision.id == final.id
+                else decision,
                 None,
                 "",
                 attempt.latency_s or 0.0,

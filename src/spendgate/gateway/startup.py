@@ -35,9 +35,7 @@ from spendgate.domain.models import Provider, ProviderKind
 from spendgate.gateway.app import Gateway
 from spendgate.ledger.memory import MemoryLedger
 from spendgate.logs import FIELDS
-from spendgate.providers.anthropic import DEFAULT_ANTHROPIC_BASE_URL
-from spendgate.providers.mock import DEFAULT_MOCK_BASE_URL
-from spendgate.providers.openai import DEFAULT_OPENAI_BASE_URL
+from spendgate.providers.registry import DEFAULT_BASE_URLS
 from spendgate.store.db import safe_url
 
 __all__ = ["log_startup", "startup_block"]
@@ -46,11 +44,6 @@ log = logging.getLogger("spendgate.serve")
 
 _WIDTH = 80
 _LABEL = 11  # "admin API" and a space or two
-_DEFAULT_URLS = {
-    ProviderKind.OPENAI: DEFAULT_OPENAI_BASE_URL,
-    ProviderKind.ANTHROPIC: DEFAULT_ANTHROPIC_BASE_URL,
-    ProviderKind.MOCK: DEFAULT_MOCK_BASE_URL,
-}
 
 
 def log_startup(gateway: Gateway, config: Config, listen: str, environ: Mapping[str, str]) -> None:
@@ -211,7 +204,7 @@ def _provider(provider: Provider, environ: Mapping[str, str]) -> dict[str, Any]:
     return {
         "id": provider.id,
         "kind": provider.kind.value,
-        "base_url": public_url(provider.base_url or _DEFAULT_URLS[provider.kind]),
+        "base_url": public_url(provider.base_url or DEFAULT_BASE_URLS.get(provider.kind, "")),
         "credential_env": provider.api_key_env,
         "credential": credential,
     }

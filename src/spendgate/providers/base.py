@@ -219,6 +219,10 @@ class HttpUpstream:
     def url(self, protocol: Protocol) -> str:
         raise NotImplementedError
 
+    def call_url(self, call: UpstreamCall) -> str:
+        """Where ``call`` goes; a kind whose URL names the model (Azure) overrides this."""
+        return self.url(call.protocol)
+
     def auth_headers(self, credential: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {credential}"} if credential else {}
 
@@ -260,7 +264,7 @@ class HttpUpstream:
         try:
             timeout = self._timeout if call.timeout_s is None else self._call_timeout(timeout_s)
             async with self.pool.session().post(
-                self.url(call.protocol),
+                self.call_url(call),
                 data=payload,
                 headers=self._headers_for(call),
                 timeout=timeout,
@@ -307,7 +311,7 @@ class HttpUpstream:
             )
             async with asyncio.timeout(timeout_s):
                 response = await self.pool.session().post(
-                    self.url(call.protocol),
+                    self.call_url(call),
                     data=payload,
                     headers=self._headers_for(call),
                     timeout=timeout,

@@ -195,6 +195,8 @@ def _message_from_body(body: bytes) -> tuple[str, str | None]:
         parsed: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
         parsed = None  # not JSON: the raw body is the message
+    if isinstance(parsed, list) and parsed:
+        parsed = parsed[0]  # Gemini's OpenAI-compatible endpoint wraps its errors in a list
     error = parsed.get("error") if isinstance(parsed, Mapping) else None
     if isinstance(error, Mapping):
         kind = error.get("type")

@@ -43,10 +43,11 @@ class Target:
     provider: str
 
 
-# Called once per candidate before it is tried: return the call (body translated for the
-# provider and priced/reserved by the caller) or None to skip the candidate. A same-provider
-# retry reuses the prepared call: same model, same price.
-Prepare = Callable[[Target], Awaitable[UpstreamCall | None]]
+# Called once per candidate before it is tried, with what happened to the candidates before
+# it: return the call (body translated for the provider and priced/reserved by the caller) or
+# None to skip the candidate. A same-provider retry reuses the prepared call: same model,
+# same price.
+Prepare = Callable[["Target", "Sequence[Attempt]"], Awaitable[UpstreamCall | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +164,7 @@ class Failover:
                 continue
             recorded = False
             try:
-                request = await prepare(target)
+                request = await prepare(target, tuple(attempts))
                 if request is None:
                     attempts.append(Attempt(target, "skipped_by_caller"))
                     continue

@@ -15,19 +15,30 @@ from types import TracebackType
 
 from spendgate.domain.health import HealthBoard, HealthConfig
 from spendgate.domain.models import Provider, ProviderKind
-from spendgate.providers.anthropic import AnthropicUpstream
+from spendgate.providers.anthropic import DEFAULT_ANTHROPIC_BASE_URL, AnthropicUpstream
+from spendgate.providers.azure import AzureUpstream
 from spendgate.providers.base import HttpUpstream
 from spendgate.providers.failover import Failover
-from spendgate.providers.mock import MockUpstream
-from spendgate.providers.openai import OpenAIUpstream
+from spendgate.providers.gemini import DEFAULT_GEMINI_BASE_URL, GeminiUpstream
+from spendgate.providers.mock import DEFAULT_MOCK_BASE_URL, MockUpstream
+from spendgate.providers.openai import DEFAULT_OPENAI_BASE_URL, OpenAIUpstream
 from spendgate.providers.session import SessionPool
 
-__all__ = ["UpstreamRegistry", "build_upstream", "health_config_for"]
+__all__ = ["DEFAULT_BASE_URLS", "UpstreamRegistry", "build_upstream", "health_config_for"]
 
 _KINDS: dict[ProviderKind, type[HttpUpstream]] = {
     ProviderKind.OPENAI: OpenAIUpstream,
     ProviderKind.ANTHROPIC: AnthropicUpstream,
     ProviderKind.MOCK: MockUpstream,
+    ProviderKind.AZURE: AzureUpstream,
+    ProviderKind.GEMINI: GeminiUpstream,
+}
+# Where a provider without base_url is called (azure has none: its base_url is required).
+DEFAULT_BASE_URLS: dict[ProviderKind, str] = {
+    ProviderKind.OPENAI: DEFAULT_OPENAI_BASE_URL,
+    ProviderKind.ANTHROPIC: DEFAULT_ANTHROPIC_BASE_URL,
+    ProviderKind.MOCK: DEFAULT_MOCK_BASE_URL,
+    ProviderKind.GEMINI: DEFAULT_GEMINI_BASE_URL,
 }
 
 
