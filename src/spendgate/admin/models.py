@@ -62,6 +62,21 @@ class ProviderStatus(BaseModel):
     health: ProviderHealthView
 
 
+class DeploymentView(BaseModel):
+    """One provider serving a model: its share of the model's traffic and its health."""
+
+    provider: str
+    upstream_id: str  # the id the provider knows the model by (an Azure deployment name)
+    weight: int
+    health: str  # its provider's: healthy | degraded | unhealthy (skipped while unhealthy)
+    circuit: str  # closed | open | half_open
+
+
+class ModelDeployments(BaseModel):
+    id: str
+    deployments: list[DeploymentView]
+
+
 class ModelsStatus(BaseModel):
     default_model: str
     routing_mode: str
@@ -70,6 +85,7 @@ class ModelsStatus(BaseModel):
     failover: bool
     started_at: datetime
     providers: list[ProviderStatus]
+    models: list[ModelDeployments]  # each model's deployments, with their health
 
 
 class PriceView(BaseModel):
@@ -97,6 +113,8 @@ class ModelView(BaseModel):
     unpriced: bool
     price: PriceView | None
     discovered: bool | None  # None: discovery not asked for (or never run for its provider)
+    # Where the model is served; ``provider`` / ``upstream_id`` are the first one's.
+    deployments: list[DeploymentView]
 
 
 class ModelList(BaseModel):
@@ -171,6 +189,36 @@ def _health(snapshot: HealthSnapshot | None) -> ProviderHealthView:
     )
 
 
+def _deployments(model: Model, snapshots: dict[str, HealthSnapshot] | None) -> list[DeploymentView]:
+    views = []
+    for deployment in model.deployments:
+        health = _health((snapshots or {}).get(deployment.provider))
+        views.append(
+            DeploymentView(
+                provider=deployment.provider,
+                upstream_id=deployment.upstream_id or model.id,
+                weight=deployment.weight,
+                health=health.state,
+                circuit=health.circuit,
+            )
+        )
+    return views
+
+
+def _snapshots(ctx: AdminContext) -> dict[str, HealthSnapshot]:
+    now = time.monotonic(), datetime.now(UTC)
+    return {s.provider: s for s in ctx.upstreams.health.snapshots(*now)}
+
+
+def _configured(ctx: AdminContext) -> set[tuple[str, str]]:
+    """(provider, upstream id) of every deployment of every configured model."""
+    return {
+        (d.provider, d.upstream_id or m.id)
+        for m in ctx.governor.state.models.values()
+        for d in m.deployments
+    }
+
+
 def _discoveries(request: Request) -> dict[str, ProbeResult]:
     """The last discovery per provider, kept in memory for ``GET /models?discovered=true``."""
     state = request.app.state
@@ -180,7 +228,9 @@ def _discoveries(request: Request) -> dict[str, ProbeResult]:
     return found
 
 
-def _model_view(ctx: AdminContext, model: Model, now: datetime) -> ModelView:
+def _model_view(
+    ctx: AdminContext, model: Model, now: datetime, snapshots: dict[str, HealthSnapshot]
+) -> ModelView:
     record = ctx.governor.state.prices.price_for(model.id, now)
     price = (
         None
@@ -210,11 +260,12 @@ def _model_view(ctx: AdminContext, model: Model, now: datetime) -> ModelView:
         unpriced=record is None,
         price=price,
         discovered=None,
+        deployments=_deployments(model, snapshots),
     )
 
 
 def _tests(ctx: AdminContext, results: list[ProbeResult]) -> ConnectionTests:
-    configured = {(m.provider, m.upstream_model) for m in ctx.governor.state.models.values()}
+    configured = _configured(ctx)
     data = [
         ConnectionTest(
             provider=r.provider,
@@ -263,10 +314,8 @@ def models_status(
     _viewer: Annotated[Viewer, Depends(get_viewer)],
 ) -> ModelsStatus:
     settings = ctx.governor.state.settings
-    snapshots = {
-        s.provider: s for s in ctx.upstreams.health.snapshots(time.monotonic(), datetime.now(UTC))
-    }
-    models = ctx.governor.state.models.values()
+    snapshots = _snapshots(ctx)
+    models = sorted(ctx.governor.state.models.values(), key=lambda m: m.id)
     problems = ctx.upstreams.problems
     providers = [
         ProviderStatus(
@@ -278,7 +327,7 @@ def models_status(
             problem=problems.get(p.id),
             max_concurrency=p.max_concurrency,
             timeout_s=p.timeout_s,
-            models=sorted(m.id for m in models if m.provider == p.id),
+            models=[m.id for m in models if m.deployment_on(p.id) is not None],
             health=_health(snapshots.get(p.id)),
         )
         for p in ctx.config.providers()
@@ -291,6 +340,7 @@ def models_status(
         failover=settings.failover,
         started_at=ctx.started_at,
         providers=providers,
+        models=[ModelDeployments(id=m.id, deployments=_deployments(m, snapshots)) for m in models],
     )
 
 
@@ -305,8 +355,9 @@ def list_models(
 ) -> ModelList:
     now = datetime.now(UTC)
     allowed = viewer.key.models if viewer.key is not None and not viewer.is_admin else None
+    snapshots = _snapshots(ctx)
     views = [
-        _model_view(ctx, model, now)
+        _model_view(ctx, model, now, snapshots)
         for model in sorted(ctx.governor.state.models.values(), key=lambda m: (m.provider, m.id))
         if allowed is None or model.id in allowed
     ]
@@ -321,7 +372,7 @@ def list_models(
         ids = listed.get(view.provider)
         upstream_id = state_models[view.id].upstream_model if view.id in state_models else view.id
         view.discovered = None if ids is None else upstream_id in ids
-    configured = {(m.provider, m.upstream_model) for m in state_models.values()}
+    configured = _configured(ctx)
     extra: list[DiscoveredModel] = [
         m
         for result in found.values()
@@ -345,6 +396,7 @@ def list_models(
                 unpriced=ctx.governor.state.prices.price_for(m.id, now) is None,
                 price=None,
                 discovered=True,
+                deployments=[],
             )
             for m in sorted(extra, key=lambda m: (m.provider, m.id))
         ]

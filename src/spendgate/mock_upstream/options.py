@@ -54,6 +54,8 @@ class MockOptions:
     reply_text: str | None = None
     """In-process scripting: answer every completion with this text (ASCII) instead of the
     generated one (tool calls excepted)."""
+    api_key: str | None = None
+    """The only credential accepted (any other gets the API's own auth error); None: any."""
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0 or self.chunk_delay_ms < 0:
@@ -84,6 +86,7 @@ class MockOverrides(TypedDict, total=False):
     forced_status: int | None
     history: int
     reply_text: str | None
+    api_key: str | None
 
 
 MAX_OUTPUT_TOKENS = 1_000_000

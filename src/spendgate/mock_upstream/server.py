@@ -24,6 +24,7 @@ from multidict import CIMultiDictProxy
 
 from spendgate.mock_upstream import (
     anthropic_api,
+    clouds,
     completions_api,
     count_tokens_api,
     embeddings_api,
@@ -59,7 +60,7 @@ _ANSWERS: dict[str, tuple[Api, Callable[[dict[str, Any], int], bytes]]] = {
 }
 _CACHED_BODIES = 1024
 _CACHED_BODY_BYTES = 16 * 1024
-_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
 _MALFORMED = object()
 
 
@@ -82,6 +83,8 @@ class RecordedRequest:
     """Parsed JSON body; ``None`` when absent or malformed."""
     credential: str | None
     """``fingerprint()`` of the credential, if any."""
+    query: dict[str, str] = field(default_factory=dict)
+    """The URL's query parameters (Azure's ``api-version``)."""
 
 
 @dataclass(slots=True)
@@ -151,11 +154,14 @@ class MockServer:
         stats = self.stats
         stats.requests_by_path[path] += 1
         api = _API_BY_PATH.get(path)
+        cloud = clouds.match(path) if api is None else None
+        if cloud is not None:
+            api = Api.OPENAI
         if api is not None and request.method == "POST":
             stats.in_flight += 1
             stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
             try:
-                response = await self._complete(request, api)
+                response = await self._complete(request, api, cloud)
             finally:
                 stats.in_flight -= 1
         elif path in _ANSWERS and request.method == "POST":
@@ -170,7 +176,9 @@ class MockServer:
     def _request_id(self) -> str:
         return f"req_{self._prefix}{next(self._ids):012x}"
 
-    async def _complete(self, request: web.BaseRequest, api: Api) -> web.StreamResponse:
+    async def _complete(
+        self, request: web.BaseRequest, api: Api, cloud: clouds.CloudCall | None
+    ) -> web.StreamResponse:
         options = self.options
         serial = f"{self._prefix}{next(self._ids):012x}"
         request_id = "req_" + serial
@@ -178,15 +186,25 @@ class MockServer:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return error_response(api, 413, "request body too large", request_id)
-        key = (request.path, options.seed, raw)
-        parsed = self._parsed.get(key)
+        # A cloud's call is a chat call; its model is in its path: its body is no cache key.
+        key = (request.path if cloud is None else _CHAT_PATH, options.seed, raw)
+        parsed = self._parsed.get(key) if cloud is None else None
         body = _loads(raw) if parsed is None else parsed[0]
-        credential = self._record(request, body)
-        if credential is None and options.require_auth:
-            return error_response(api, 401, "missing credential: send an API key", request_id)
+        if cloud is not None:
+            credential = self._record(request, body, cloud.credential(request.headers))
+            refusal = cloud.refusal(request, credential, options.api_key)
+            if refusal is not None:
+                return refusal
+            body = cloud.body(body)
+        else:
+            credential = self._record(request, body, _credential(request.headers))
+            if credential is None and options.require_auth:
+                return error_response(api, 401, "missing credential: send an API key", request_id)
+            if options.api_key is not None and credential != options.api_key:
+                return error_response(api, 401, "invalid credential", request_id)
         try:
             controls = parse_controls(request.headers)
-            call = self._parse(key, body) if parsed is None else parsed[1]
+            call = self._parse(key, body, cache=cloud is None) if parsed is None else parsed[1]
         except RequestControlError as error:
             return error_response(api, 400, str(error), request_id)
         except RequestError as error:
@@ -238,7 +256,10 @@ class MockServer:
         request_id = self._request_id()
         raw = await request.read()
         body = _loads(raw)
-        if self._record(request, body) is None and self.options.require_auth:
+        if (
+            self._record(request, body, _credential(request.headers)) is None
+            and self.options.require_auth
+        ):
             return error_response(api, 401, "missing credential: send an API key", request_id)
         try:
             controls = parse_controls(request.headers)
@@ -260,7 +281,7 @@ class MockServer:
             body=payload, headers={"Content-Type": _JSON, "x-request-id": request_id}
         )
 
-    def _parse(self, key: tuple[str, int, bytes], body: Any) -> ChatCall:
+    def _parse(self, key: tuple[str, int, bytes], body: Any, *, cache: bool = True) -> ChatCall:
         path, seed, raw = key
         if not isinstance(body, dict):  # includes _MALFORMED
             raise RequestError("the request body is not a JSON object")
@@ -268,7 +289,7 @@ class MockServer:
             # Never cached: what previous_response_id names is looked up on each call.
             return responses_api.parse(body, seed, self._responses)
         call = _PARSERS[path](body, seed)
-        if len(raw) <= _CACHED_BODY_BYTES:
+        if cache and len(raw) <= _CACHED_BODY_BYTES:
             if len(self._parsed) >= _CACHED_BODIES:
                 self._parsed.clear()  # crude, but a benchmark's working set is tiny
             self._parsed[key] = (body, call)
@@ -278,9 +299,9 @@ class MockServer:
         if call.store:
             self._responses.remember(f"resp_{serial}", responses_api.stored_tokens(reply))
 
-    def _record(self, request: web.BaseRequest, body: Any) -> str | None:
-        """The request's credential; counts its fingerprint and keeps it in the history."""
-        credential = _credential(request.headers)
+    def _record(self, request: web.BaseRequest, body: Any, credential: str | None) -> str | None:
+        """Counts the request credential's fingerprint and keeps the request in the history;
+        returns the credential."""
         token = None if credential is None else fingerprint(credential)
         if token is not None:
             self.stats.credentials[token] += 1
@@ -292,7 +313,9 @@ class MockServer:
             }
             recorded = None if body is _MALFORMED else body
             self.stats.history.append(
-                RecordedRequest(request.method, request.path, headers, recorded, token)
+                RecordedRequest(
+                    request.method, request.path, headers, recorded, token, dict(request.query)
+                )
             )
         return credential
 
@@ -365,7 +388,7 @@ class MockServer:
     def _models(self, request: web.BaseRequest) -> web.Response:
         anthropic = "anthropic-version" in request.headers
         api = Api.ANTHROPIC if anthropic else Api.OPENAI
-        credential = self._record(request, None)
+        credential = self._record(request, None, _credential(request.headers))
         if credential is None and self.options.require_auth:
             message = "missing credential: send an API key"
             return error_response(api, 401, message, self._request_id())
@@ -380,6 +403,7 @@ class MockServer:
         return error_response(api, 404, message, self._request_id(), route_missing=True)
 
 
+_CHAT_PATH = "/v1/chat/completions"
 _PARSERS: dict[str, Callable[[dict[str, Any], int], ChatCall]] = {
     "/v1/chat/completions": openai_api.parse,
     "/v1/messages": anthropic_api.parse,
