@@ -8,9 +8,11 @@ A model is served by one provider (``provider`` / ``upstream_id``) or by several
 from __future__ import annotations
 
 import re
+from datetime import date
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, StrictBool, StrictStr, model_validator
+from pydantic import BeforeValidator, Field, StrictBool, StrictStr, model_validator
 
 from spendgate.config.errors import invalid
 from spendgate.config.values import EnvName, Id, PositiveInt, PositiveSeconds, Spec, Url
@@ -20,6 +22,11 @@ from spendgate.domain.models import Capability, ProviderKind, Tier
 _AZURE_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
 
+def _date_as_text(value: object) -> object:
+    # YAML reads an unquoted 2024-10-21 as a date: it is the version all the same.
+    return value.isoformat() if isinstance(value, date) else value
+
+
 class ProviderSpec(Spec):
     id: Id
     kind: ProviderKind
@@ -27,7 +34,8 @@ class ProviderSpec(Spec):
     api_key_env: EnvName | None = None
     max_concurrency: PositiveInt = 64
     timeout_s: PositiveSeconds = 60.0
-    api_version: StrictStr | None = None  # azure only: the api-version query parameter
+    # azure only: the api-version query parameter
+    api_version: Annotated[StrictStr | None, BeforeValidator(_date_as_text)] = None
 
     @model_validator(mode="after")
     def _azure(self) -> ProviderSpec:
