@@ -120,11 +120,7 @@ def test_failover_off_keeps_one_deployment_and_no_route() -> None:
 
 def test_budgets_filtered_by_provider_apply_to_the_chosen_deployment() -> None:
     on_gamma = policy("gamma-only", filters=BudgetFilters(providers=frozenset({"gamma"})))
-    prices = (
-        *PRICES,
-        PricingRecord("standard", PRICES[1].input_per_mtok, PRICES[1].output_per_mtok),
-    )
-    governance = state([on_gamma], models=MODELS_TWO, prices=prices, smart_routing=False)
+    governance = state([on_gamma], models=MODELS_TWO, smart_routing=False)
 
     def evaluated(draw: float) -> set[str]:
         decision = plan(
