@@ -10,7 +10,9 @@ other model, then 502; budgets hold under failover and load."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -18,8 +20,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import openai
+import orjson
 import pytest
 
+from admin_support import SPENDGATE
 from gateway_support import (
     HELLO,
     Served,
@@ -321,3 +325,38 @@ def test_no_overspend_when_requests_fail_over_under_load(
         assert state.reserved == 0
         assert 0 < state.settled <= limit
         assert open_reservations(served) == 0
+
+
+def _cli(served: Served, *args: str) -> str:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SPENDGATE_")}
+    environ.update({"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+    done = subprocess.run(
+        [SPENDGATE, "--url", served.url, "--token", "sg-admin", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_models_status_list_and_explain_show_the_deployments(
+    served: Served, up: dict[str, MockUpstreamThread]
+) -> None:
+    status = _cli(served, "models", "status")
+    assert "Deployments" in status
+    rows = [line.replace("│", " ").split() for line in status.splitlines()]
+    assert ["gpt-4o", "east", "3", "healthy", "closed", "gpt-4o"] in rows
+    assert ["gpt-4o", "west", "1", "healthy", "closed", "gpt-4o-west"] in rows
+    listed = _cli(served, "models", "list")
+    assert "east (weight 3), west (weight 1)" in listed
+    explained = _cli(served, "models", "explain", "Say hello.", "--model", "gpt-4o")
+    assert "picked by weight" in explained
+    data = orjson.loads(_cli(served, "models", "explain", "Hi", "--model", "gpt-4o", "--json"))
+    chosen = data["provider"]
+    assert chosen in ("east", "west")
+    other = {"east": "west", "west": "east"}[chosen]
+    assert data["route"][0] == {"model": "gpt-4o", "provider": other}
+    assert data["route"][1] == {"model": "gpt-4o-mini", "provider": "other"}

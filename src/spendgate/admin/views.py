@@ -165,6 +165,11 @@ class DecisionList(BaseModel):
     next_cursor: str | None  # pass as ?cursor= for the next (older) page; null: no more
 
 
+class RouteStepView(BaseModel):
+    model: str
+    provider: str
+
+
 class PlannedDecision(BaseModel):
     """A decision as planned: what ``explain`` returns, and the core of a journaled one."""
 
@@ -190,6 +195,8 @@ class PlannedDecision(BaseModel):
     candidates: list[CandidateView]
     budget_evaluations: list[BudgetEvaluationView]
     fallbacks: list[str]
+    # Where the call fails over, in order: the model's other deployments, then the fallbacks'.
+    route: list[RouteStepView]
 
 
 class AttemptView(BaseModel):
@@ -332,6 +339,7 @@ def _planned_fields(decision: RoutingDecision) -> dict[str, object]:
         "candidates": [_candidate(c, decision) for c in decision.candidates],
         "budget_evaluations": [_evaluation(e) for e in decision.budget_evaluations],
         "fallbacks": list(decision.fallbacks),
+        "route": [RouteStepView(model=s.model, provider=s.provider) for s in decision.route],
     }
 
 

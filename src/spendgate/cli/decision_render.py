@@ -169,6 +169,10 @@ def render_decision(data: Mapping[str, Any]) -> None:
             highlight=False,
         )
     _attempts(data)
+    route = data.get("route") or []
+    if route:
+        steps = ", ".join(f"{step['model']} on {step['provider']}" for step in route)
+        console.print(f"Failover to:   {steps}", highlight=False)
     _complexity(data)
     _candidates(data)
     _budgets(data)

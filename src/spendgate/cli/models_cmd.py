@@ -50,6 +50,14 @@ def _health(provider: dict[str, Any]) -> str:
     return text
 
 
+def _served_by(model: dict[str, Any]) -> str:
+    """A model's provider, or each of its deployments with its weight."""
+    deployments = model.get("deployments") or []
+    if len(deployments) <= 1:
+        return str(model["provider"])
+    return ", ".join(f"{d['provider']} (weight {d['weight']})" for d in deployments)
+
+
 @models_app.command("status")
 def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Providers (credential set?, health, circuit and why), default model, routing switches."""
@@ -90,6 +98,23 @@ def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
         ],
         title="Providers",
     )
+    deployments = [
+        {**deployment, "model": model["id"]}
+        for model in data["models"]
+        for deployment in model["deployments"]
+    ]
+    print_table(
+        deployments,
+        [
+            Column("model", "model"),
+            Column("provider", "provider"),
+            Column("weight", "weight", priority=1),
+            Column("health", "health", priority=2),
+            Column("circuit", "circuit", priority=3),
+            Column("upstream_id", "upstream id", priority=4),
+        ],
+        title="Deployments (a request picks a healthy one by weight; the others are its failover)",
+    )
 
 
 @models_app.command("list")
@@ -120,11 +145,12 @@ def list_command(
                 "input": usd(price["input_per_mtok"], places_in) if price else "unpriced",
                 "output": usd(price["output_per_mtok"], places_out) if price else None,
                 "price_source": f"{price['source']}, {price['precision']}" if price else None,
+                "provider": _served_by(model),
             }
         )
     columns = [
         Column("id", "model"),
-        Column("provider", "provider", priority=1),
+        Column("provider", "provider", priority=1, wrap=True),
         Column("input", "in $/1M", priority=2),
         Column("output", "out $/1M", priority=3),
         Column("context_window", "context", priority=4),
