@@ -360,3 +360,37 @@ def test_models_status_list_and_explain_show_the_deployments(
     other = {"east": "west", "west": "east"}[chosen]
     assert data["route"][0] == {"model": "gpt-4o", "provider": other}
     assert data["route"][1] == {"model": "gpt-4o-mini", "provider": "other"}
+
+
+def test_a_deployment_under_other_budgets_is_planned_and_reserved_anew(
+    up: dict[str, MockUpstreamThread], tmp_path: Path
+) -> None:
+    """A policy counts only west's traffic: a call moving from east to west cannot carry
+    east's reservation over (it was not made on west's counters), so west is re-planned,
+    re-checked and reserved under that policy too."""
+    up["east"].options.forced_status = 500
+    west_only = """
+  - {id: west-only, scope: {kind: global}, metric: usd, interval: daily, hard_limit: 50,
+     filters: {providers: [west]}}
+"""
+    config = CONFIG.format(
+        east=up["east"].base_url,
+        west=up["west"].base_url,
+        other=up["other"].base_url,
+        limit="100",
+        timeout=5,
+    )
+    with serve_config(config + west_only, ENV, database=tmp_path / "journal.db") as served:
+        for _ in range(8):
+            raw = _ask(served)
+            decision = stored(served, raw.headers["x-spendgate-decision-id"]).decision
+            if decision.attempts:
+                break
+        assert decision.attempts, "east was never picked first (p < 0.002%)"
+        assert decision.provider == "west"
+        assert "provider_failed_failover" in decision.reason_codes
+        assert "deployment_failover" not in decision.reason_codes
+        assert {e.policy_id for e in decision.budget_evaluations} == {"acme-daily", "west-only"}
+        assert decision.attempts[0].decision_id is None  # east's decision: released, not billed
+        assert counter(served, "west-only", "global").settled > 0
+        assert open_reservations(served) == 0
