@@ -139,6 +139,10 @@ def _summary(config: Config, now: datetime) -> dict[str, Any]:
                 "id": model.id,
                 "provider": model.provider,
                 "upstream_id": model.upstream_model,
+                "deployments": [
+                    {"provider": d.provider, "upstream_id": d.upstream_id, "weight": d.weight}
+                    for d in model.deployments
+                ],
                 "capabilities": sorted(c.value for c in model.capabilities),
                 "cost_tier": model.cost_tier.value,
                 "cost_tier_derived": explicit_tiers.get(model.id) is None,
@@ -293,7 +297,8 @@ def _render(out: Console, s: dict[str, Any]) -> None:
         title_justify="left",
     )
     for m in s["models"]:
-        name = m["id"] if m["upstream_id"] == m["id"] else f"{m['id']} → {m['upstream_id']}"
+        renamed = m["upstream_id"] != m["id"] and len(m["deployments"]) == 1
+        name = f"{m['id']} → {m['upstream_id']}" if renamed else m["id"]
         if not m["enabled"]:
             name += " (disabled)"
         derived = " (derived)" if m["cost_tier_derived"] else ""
@@ -306,7 +311,15 @@ def _render(out: Console, s: dict[str, Any]) -> None:
             per_mtok = "-"
             price = f"[bold red]UNPRICED[/] ({s['unpriced_action']})"
         capabilities = ", ".join(m["capabilities"]) or "-"
-        models.add_row(name, m["provider"], capabilities, tiers, per_mtok, price)
+        deployments = m["deployments"]
+        provider = (
+            m["provider"]
+            if len(deployments) == 1
+            else ", ".join(
+                f"{d['provider']}: {d['upstream_id']} ×{d['weight']}" for d in deployments
+            )
+        )
+        models.add_row(name, provider, capabilities, tiers, per_mtok, price)
     out.print(models)
 
     budgets = Table(

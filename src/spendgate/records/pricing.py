@@ -118,7 +118,7 @@ class PriceRecords:
         from spendgate.catalog import catalog_provider
 
         served = self._live.governor.state.models.get(model)
-        found = {served.provider} if served is not None else set()
+        found = {d.provider for d in served.deployments} if served is not None else set()
         listed = catalog_provider(model)
         if listed is not None:
             found.add(listed)
