@@ -8,42 +8,31 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import openai
 import pytest
 
-from cloud_support import KEY, cloud_gateway, last_request
-from gateway_support import (
-    HELLO,
-    Served,
-    anthropic_client,
-    http,
-    open_reservations,
-    openai_client,
-    stored,
-)
+from cloud_support import KEY, Cloud, last_request
+from gateway_support import HELLO, Served, http, open_reservations
 from spendgate.mock_upstream.runner import MockUpstreamThread
 from spendgate.mock_upstream.server import fingerprint
 
 PATH = "/openai/deployments/gpt4o-prod/chat/completions"
-
-
-def _provider(mock: MockUpstreamThread) -> str:
-    return (
-        f'{{id: cloud, kind: azure, base_url: "{mock.base_url}", api_version: "2024-10-21", '
-        "api_key_env: CLOUD_KEY}"
-    )
+CLOUD = Cloud(
+    '{id: cloud, kind: azure, base_url: "{base}", api_version: 2024-10-21, api_key_env: CLOUD_KEY}',
+    model="gpt-4o",
+    upstream="gpt4o-prod",
+)
 
 
 @pytest.fixture(scope="module")
 def mock() -> Iterator[MockUpstreamThread]:
-    with MockUpstreamThread(latency_ms=0, api_key=KEY) as mock:
-        yield mock
+    with MockUpstreamThread(latency_ms=0, api_key=KEY) as upstream:
+        yield upstream
 
 
 @pytest.fixture
 def served(mock: MockUpstreamThread, tmp_path: Path) -> Iterator[Served]:
-    with cloud_gateway(_provider(mock), "gpt-4o", "gpt4o-prod", KEY, tmp_path) as served:
-        yield served
+    with CLOUD.gateway(mock, KEY, tmp_path) as gateway:
+        yield gateway
 
 
 def _check_azure_shape(mock: MockUpstreamThread) -> None:
@@ -54,45 +43,29 @@ def _check_azure_shape(mock: MockUpstreamThread) -> None:
     assert "authorization" not in seen.headers  # ... and not as a bearer token
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_a_chat_call_reaches_the_deployment_url_with_api_version_and_api_key(
-    served: Served, mock: MockUpstreamThread
+    served: Served, mock: MockUpstreamThread, stream: bool
 ) -> None:
-    raw = openai_client(served, "sg-alice").chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=HELLO, max_tokens=40
-    )
-    assert raw.parse().choices[0].message.content
-    assert raw.headers["x-spendgate-model"] == "gpt-4o"
+    answer = CLOUD.chat(served, stream=stream)
+    assert answer.text
+    assert answer.model_header == "gpt-4o"
     _check_azure_shape(mock)
-    stored_decision = stored(served, raw.headers["x-spendgate-decision-id"])
-    assert stored_decision.decision.provider == "cloud"
-    assert stored_decision.decision.usage is not None  # Azure's usage, in OpenAI's shape
-    assert not stored_decision.usage_estimated
-    assert stored_decision.decision.actual_cost_usd
-
-
-def test_a_streamed_chat_call_reaches_the_deployment_and_is_settled_on_its_usage(
-    served: Served, mock: MockUpstreamThread
-) -> None:
-    raw = openai_client(served, "sg-alice").chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=HELLO, max_tokens=40, stream=True
-    )
-    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
-    assert text
-    _check_azure_shape(mock)
-    assert last_request(mock).body["stream_options"] == {"include_usage": True}
-    stored_decision = stored(served, raw.headers["x-spendgate-decision-id"])
-    assert stored_decision.decision.status == "ok"
-    assert not stored_decision.usage_estimated
+    if stream:  # asked for its usage chunk, as OpenAI's streams are
+        assert last_request(mock).body["stream_options"] == {"include_usage": True}
+    decision = answer.stored.decision
+    assert decision.provider == "cloud"
+    assert decision.status == "ok"
+    assert decision.usage is not None  # Azure's usage, in OpenAI's shape: settled exactly
+    assert not answer.stored.usage_estimated
+    assert decision.actual_cost_usd
     assert open_reservations(served) == 0
 
 
 def test_an_anthropic_client_is_translated_for_azure(
     served: Served, mock: MockUpstreamThread
 ) -> None:
-    message = anthropic_client(served, "sg-alice").messages.create(
-        model="gpt-4o", max_tokens=40, messages=HELLO
-    )
-    assert message.content[0].text  # type: ignore[union-attr]
+    assert CLOUD.anthropic_chat(served)
     _check_azure_shape(mock)
     assert last_request(mock).body["messages"] == HELLO  # sent as OpenAI chat
 
@@ -100,17 +73,12 @@ def test_an_anthropic_client_is_translated_for_azure(
 def test_a_wrong_key_surfaces_as_an_upstream_auth_failure(
     mock: MockUpstreamThread, tmp_path: Path
 ) -> None:
-    with cloud_gateway(_provider(mock), "gpt-4o", "gpt4o-prod", "wrong-key-456", tmp_path) as s:
-        with pytest.raises(openai.APIStatusError) as failed:
-            openai_client(s, "sg-alice").chat.completions.create(
-                model="gpt-4o", messages=HELLO, max_tokens=40
-            )
-        assert failed.value.status_code == 502
-        assert failed.value.code == "upstream_error"
-        assert "Access denied due to invalid subscription key" in failed.value.message
-        assert failed.value.response.headers["x-should-retry"] == "false"
-        assert "wrong-key-456" not in failed.value.response.text
-        assert open_reservations(s) == 0
+    error = CLOUD.refused(mock, "wrong-key-456", tmp_path)
+    assert error.status_code == 502
+    assert error.code == "upstream_error"
+    assert "Access denied due to invalid subscription key" in error.message
+    assert error.response.headers["x-should-retry"] == "false"
+    assert "wrong-key-456" not in error.response.text
     assert last_request(mock).path == PATH
 
 

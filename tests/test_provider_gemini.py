@@ -8,19 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import openai
 import orjson
 import pytest
 
-from cloud_support import KEY, cloud_gateway, last_request
-from gateway_support import (
-    HELLO,
-    Served,
-    anthropic_client,
-    open_reservations,
-    openai_client,
-    stored,
-)
+from cloud_support import KEY, Cloud, last_request
+from gateway_support import Served, http, open_reservations
 from spendgate.domain.models import Provider, ProviderKind
 from spendgate.domain.requests import Protocol
 from spendgate.domain.translate import StreamObserver
@@ -29,88 +21,70 @@ from spendgate.mock_upstream.server import fingerprint
 from spendgate.providers import SessionPool, build_upstream
 
 PATH = "/v1beta/openai/chat/completions"
-
-
-def _provider(mock: MockUpstreamThread) -> str:
-    return (
-        f'{{id: cloud, kind: gemini, base_url: "{mock.base_url}/v1beta/openai", '
-        "api_key_env: CLOUD_KEY}"
-    )
+CLOUD = Cloud(
+    '{id: cloud, kind: gemini, base_url: "{base}/v1beta/openai", api_key_env: CLOUD_KEY}',
+    model="flash",
+    upstream="gemini-2.0-flash",
+)
 
 
 @pytest.fixture(scope="module")
 def mock() -> Iterator[MockUpstreamThread]:
-    with MockUpstreamThread(latency_ms=0, api_key=KEY) as mock:
-        yield mock
+    with MockUpstreamThread(latency_ms=0, api_key=KEY) as upstream:
+        yield upstream
 
 
 @pytest.fixture
 def served(mock: MockUpstreamThread, tmp_path: Path) -> Iterator[Served]:
-    with cloud_gateway(_provider(mock), "flash", "gemini-2.0-flash", KEY, tmp_path) as served:
-        yield served
+    with CLOUD.gateway(mock, KEY, tmp_path) as gateway:
+        yield gateway
 
 
 def _check_gemini_shape(mock: MockUpstreamThread) -> None:
     seen = last_request(mock)
     assert seen.path == PATH
-    assert seen.credential == fingerprint(KEY)  # the Gemini key, as a bearer token
+    assert seen.query == {}
+    assert seen.credential == fingerprint(KEY)
+    assert seen.headers.get("api-key") is None  # the key travels as a bearer token
     assert seen.body["model"] == "gemini-2.0-flash"
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_a_chat_call_reaches_geminis_openai_endpoint(
-    served: Served, mock: MockUpstreamThread
+    served: Served, mock: MockUpstreamThread, stream: bool
 ) -> None:
-    raw = openai_client(served, "sg-alice").chat.completions.with_raw_response.create(
-        model="flash", messages=HELLO, max_tokens=40
-    )
-    assert raw.parse().choices[0].message.content
-    assert raw.headers["x-spendgate-model"] == "flash"
+    answer = CLOUD.chat(served, stream=stream)
+    assert answer.text
+    assert answer.model_header == "flash"
     _check_gemini_shape(mock)
-    stored_decision = stored(served, raw.headers["x-spendgate-decision-id"])
-    assert stored_decision.decision.provider == "cloud"
-    assert not stored_decision.usage_estimated
-
-
-def test_a_streamed_chat_call_is_settled_on_its_usage(
-    served: Served, mock: MockUpstreamThread
-) -> None:
-    raw = openai_client(served, "sg-alice").chat.completions.with_raw_response.create(
-        model="flash", messages=HELLO, max_tokens=40, stream=True
-    )
-    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
-    assert text
-    _check_gemini_shape(mock)
-    stored_decision = stored(served, raw.headers["x-spendgate-decision-id"])
-    assert stored_decision.decision.status == "ok"
-    assert not stored_decision.usage_estimated
+    assert answer.stored.decision.provider == "cloud"
+    assert answer.stored.decision.status == "ok"
+    assert not answer.stored.usage_estimated
     assert open_reservations(served) == 0
 
 
 def test_an_anthropic_client_is_translated_for_gemini(
     served: Served, mock: MockUpstreamThread
 ) -> None:
-    message = anthropic_client(served, "sg-alice").messages.create(
-        model="flash", max_tokens=40, messages=HELLO
-    )
-    assert message.content[0].text  # type: ignore[union-attr]
+    assert CLOUD.anthropic_chat(served)
     _check_gemini_shape(mock)
 
 
 def test_a_wrong_key_surfaces_as_an_upstream_auth_failure(
     mock: MockUpstreamThread, tmp_path: Path
 ) -> None:
-    provider = _provider(mock)
-    with cloud_gateway(provider, "flash", "gemini-2.0-flash", "AIza-wrong-key", tmp_path) as s:
-        with pytest.raises(openai.APIStatusError) as failed:
-            openai_client(s, "sg-alice").chat.completions.create(
-                model="flash", messages=HELLO, max_tokens=40
-            )
-        assert failed.value.status_code == 502
-        assert failed.value.code == "upstream_error"
-        # Gemini's message, read out of its list-wrapped error body.
-        assert "API key not valid. Please pass a valid API key." in failed.value.message
-        assert "AIza-wrong-key" not in failed.value.response.text
-        assert open_reservations(s) == 0
+    error = CLOUD.refused(mock, "AIza-wrong-key", tmp_path)
+    assert error.status_code == 502
+    assert error.code == "upstream_error"
+    # Gemini's message, read out of its list-wrapped error body.
+    assert "API key not valid. Please pass a valid API key." in error.message
+    assert "AIza-wrong-key" not in error.response.text
+
+
+def test_the_mock_answers_a_wrong_key_as_gemini_does(mock: MockUpstreamThread) -> None:
+    wrong = http("POST", mock.base_url + PATH, json={}, authorization="Bearer nope-nope")
+    assert wrong.status_code == 400
+    assert wrong.json()[0]["error"]["status"] == "INVALID_ARGUMENT"
 
 
 def test_the_default_base_url_is_googles_openai_endpoint() -> None:
