@@ -48,6 +48,8 @@ def deployment_order(
     healthy ones, then the other healthy ones by weight (heaviest first, then as listed).
     When none is healthy the model is unhealthy: every deployment is kept, picked alike
     (their breakers decide whether a call may go)."""
+    if len(model.deployments) == 1:  # the common case: nothing to choose
+        return model.deployments
     pool = healthy_deployments(model, health) or model.deployments
     if len(pool) == 1:
         return pool

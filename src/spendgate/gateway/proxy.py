@@ -565,6 +565,8 @@ class _ProxiedRequest:
         if not tried or tried[-1].target.model != target.model:
             return None
         failed = tried[-1]
+        if failed.outcome == "skipped_by_caller":  # its decision holds no reservation
+            return None
         previous = self.decision_for(failed.target)
         if previous is None or previous.blocked:
             return None
@@ -579,7 +581,8 @@ class _ProxiedRequest:
             state.applicable(previous.scopes, target.model, previous.target_provider, task)
         ):
             return None
-        weight = state.models[target.model].deployment_on(target.provider)
+        deployment = state.models[target.model].deployment_on(target.provider)
+        weight = f" (weight {deployment.weight})" if deployment is not None else ""
         return replace(
             previous,
             target_provider=target.provider,
@@ -589,9 +592,8 @@ class _ProxiedRequest:
             explanation=(
                 *previous.explanation,
                 f"{failed.target.model} on {failed.target.provider} failed ({failed.outcome}): "
-                f"failover to its deployment on {target.provider} (weight "
-                f"{weight.weight if weight else '?'}); same model and price, so its "
-                "reservation carries over.",
+                f"failover to its deployment on {target.provider}{weight}; same model and "
+                "price, so its reservation carries over.",
             ),
         )
 

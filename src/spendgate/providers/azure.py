@@ -26,9 +26,6 @@ _PATHS: dict[Protocol, str] = {
 class AzureUpstream(HttpUpstream):
     protocols = frozenset(_PATHS)
 
-    def url(self, protocol: Protocol) -> str:
-        raise TypeError("an Azure URL names the deployment: use call_url(call)")
-
     def call_url(self, call: UpstreamCall) -> str:
         model = call.body.get("model") if call.body is not None else None
         if not isinstance(model, str) or not model:
