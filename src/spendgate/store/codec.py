@@ -30,6 +30,7 @@ from spendgate.domain.pricing import Precision, PriceSource, PricingEstimate, Us
 from spendgate.domain.routing import (
     Candidate,
     HealthState,
+    RouteStep,
     RoutingAction,
     RoutingDecision,
     RoutingMode,
@@ -247,7 +248,10 @@ def _detail(decision: RoutingDecision, digests: PolicyDigests) -> dict[str, Any]
         detail["ev"] = [_evaluation_json(e, digests(e.policy)) for e in decision.budget_evaluations]
     if decision.candidates:
         detail["cand"] = [_candidate_json(c, estimate) for c in decision.candidates]
-    if decision.fallbacks:
+    if decision.route:
+        # The route names the fallback models too (``fallbacks`` is read back from it).
+        detail["rt"] = [[step.model, step.provider] for step in decision.route]
+    elif decision.fallbacks:
         detail["fb"] = list(decision.fallbacks)
     if decision.attempts:
         detail["at"] = [_attempt_json(a) for a in decision.attempts]
@@ -428,6 +432,14 @@ def decision_policy_refs(rows: Iterable[Row]) -> set[str]:
     return {e["p"] for row in rows for e in row["detail"].get("ev", ())}
 
 
+def _fallbacks(detail: Mapping[str, Any], target_model: str) -> tuple[str, ...]:
+    """The fallback models: those of the route (the target's other deployments aside), or,
+    in a row written before routes were stored or without one, the list kept alone."""
+    if "rt" in detail:
+        return tuple(dict.fromkeys(model for model, _ in detail["rt"] if model != target_model))
+    return tuple(detail.get("fb", ()))
+
+
 def decision_from_row(row: Row, policies: Mapping[str, BudgetPolicy]) -> StoredDecision:
     """Rebuild a decision from a typed row; ``policies`` maps digests to snapshots."""
     detail: Mapping[str, Any] = row["detail"]
@@ -484,7 +496,8 @@ def decision_from_row(row: Row, policies: Mapping[str, BudgetPolicy]) -> StoredD
             _evaluation_from_json(e, policies, row["created_at"]) for e in detail.get("ev", ())
         ),
         candidates=tuple(_candidate_from_json(c, detail["est"]) for c in detail.get("cand", ())),
-        fallbacks=tuple(detail.get("fb", ())),
+        fallbacks=_fallbacks(detail, target_model),
+        route=tuple(RouteStep(model, provider) for model, provider in detail.get("rt", ())),
         would_action=RoutingAction(would) if would is not None else None,
         estimated_saving_usd=row["estimated_saving_usd"],
         usage=usage,
