@@ -107,7 +107,7 @@ from spendgate.gateway.metrics import GatewayMetrics
 from spendgate.gateway.rate_limits import rate_headers, rate_limited
 from spendgate.governor import Governor
 from spendgate.ledger.base import LedgerUnavailableError
-from spendgate.providers.base import UpstreamCall, UpstreamResponse
+from spendgate.providers.base import HttpUpstream, UpstreamCall, UpstreamResponse
 from spendgate.providers.errors import UpstreamError
 from spendgate.providers.failover import Attempt, FailoverError, MeteredStream, Target
 from spendgate.providers.registry import UpstreamRegistry
@@ -636,7 +636,7 @@ class _ProxiedRequest:
             return UpstreamCall(self.protocol, body=body)
         body = dict(self.payload)
         if self.protocol is Protocol.RESPONSES and self.protocol not in upstream.protocols:
-            return self._responses_elsewhere(upstream.protocols, body, model, ceiling, enforced)
+            return self._responses_elsewhere(upstream, body, model, ceiling, enforced)
         if self.protocol in upstream.protocols:
             body["model"] = upstream_model
             if self.chat.stream and self.protocol is Protocol.OPENAI:
@@ -664,7 +664,7 @@ class _ProxiedRequest:
 
     def _responses_elsewhere(
         self,
-        protocols: frozenset[Protocol],
+        upstream: HttpUpstream,
         body: dict[str, Any],
         model: Model,
         ceiling: int,
@@ -672,13 +672,14 @@ class _ProxiedRequest:
     ) -> UpstreamCall:
         """A Responses request for a provider that does not speak the Responses API: an
         Anthropic one gets it translated; any other cannot take it (a 400, or skipped)."""
-        if Protocol.ANTHROPIC not in protocols:
+        provider = upstream.provider.id
+        if Protocol.ANTHROPIC not in upstream.protocols:
             raise TranslationError(
                 f"The Responses API is not available for {model.id} (provider "
-                f"{model.provider}): use /v1/chat/completions"
+                f"{provider}): use /v1/chat/completions"
             )
         translated = responses_request_to_anthropic(
-            body, model=model.upstream_model, default_max_tokens=ceiling
+            body, model=model.upstream_model_on(provider), default_max_tokens=ceiling
         )
         if enforced:
             _limit_output(translated, Protocol.ANTHROPIC, ceiling)
