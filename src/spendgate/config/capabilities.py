@@ -1,5 +1,6 @@
 """Capabilities a model's provider must be able to serve: an ``embeddings`` model needs a
-provider with an embeddings API (OpenAI-kind: ``openai``, ``mock``); Anthropic has none."""
+provider with an embeddings API (``openai``, ``azure``, ``gemini``, ``mock``): on every one of
+its deployments. Anthropic has none."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ _NO_EMBEDDINGS = frozenset({ProviderKind.ANTHROPIC.value})
 
 
 def capability_problems(data: Mapping[str, object]) -> list[tuple[Loc, str]]:
-    """Each ``embeddings`` model on a provider whose kind has no embeddings API."""
+    """Each deployment of an ``embeddings`` model on a provider whose kind has no embeddings
+    API."""
     providers = data.get("providers")
     models = data.get("models")
     if not isinstance(providers, list) or not isinstance(models, list):
@@ -27,15 +29,23 @@ def capability_problems(data: Mapping[str, object]) -> list[tuple[Loc, str]]:
         capabilities = model.get("capabilities")
         if not isinstance(capabilities, list) or Capability.EMBEDDINGS.value not in capabilities:
             continue
-        provider = model.get("provider")
-        kind = kinds.get(provider)
-        if kind in _NO_EMBEDDINGS:
-            found.append(
-                (
-                    ("models", index, "capabilities"),
-                    f"{model.get('id')!r} is an embeddings model, but its provider "
-                    f"{provider!r} is of kind {kind}, which has no embeddings API: serve it "
-                    "from an OpenAI-kind provider (kind openai or mock)",
+        for provider in _providers_of(model):
+            kind = kinds.get(provider)
+            if kind in _NO_EMBEDDINGS:
+                found.append(
+                    (
+                        ("models", index, "capabilities"),
+                        f"{model.get('id')!r} is an embeddings model, but its provider "
+                        f"{provider!r} is of kind {kind}, which has no embeddings API: serve "
+                        "it from a provider of kind openai, azure, gemini or mock",
+                    )
                 )
-            )
     return found
+
+
+def _providers_of(model: Mapping[str, object]) -> list[object]:
+    """The providers a model's deployments name (the ``provider`` key is one deployment)."""
+    deployments = model.get("deployments")
+    if isinstance(deployments, list):
+        return [item.get("provider") for item in deployments if isinstance(item, dict)]
+    return [model.get("provider")]

@@ -15,11 +15,12 @@ from spendgate.providers.base import HttpUpstream, UpstreamCall
 __all__ = ["AzureUpstream"]
 
 # The path of each protocol under the resource's endpoint; ``{deployment}`` is the model's
-# upstream id. Another protocol is one more line, e.g. embeddings:
-# "/openai/deployments/{deployment}/embeddings"; the Responses API (which names the
-# deployment in the body's model): "/openai/responses".
+# upstream id. The Responses API names the deployment in the body's ``model`` instead.
 _PATHS: dict[Protocol, str] = {
     Protocol.OPENAI: "/openai/deployments/{deployment}/chat/completions",
+    Protocol.EMBEDDINGS: "/openai/deployments/{deployment}/embeddings",
+    Protocol.COMPLETIONS: "/openai/deployments/{deployment}/completions",
+    Protocol.RESPONSES: "/openai/responses",
 }
 
 

@@ -15,8 +15,12 @@ __all__ = ["DEFAULT_GEMINI_BASE_URL", "GeminiUpstream"]
 
 DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta/openai"
 
-# The path of each protocol under the base URL (embeddings would be "/embeddings").
-_PATHS: dict[Protocol, str] = {Protocol.OPENAI: "/chat/completions"}
+# The path of each protocol under the base URL: Gemini's OpenAI-compatible endpoint has
+# chat and embeddings, but neither the Responses API nor legacy completions.
+_PATHS: dict[Protocol, str] = {
+    Protocol.OPENAI: "/chat/completions",
+    Protocol.EMBEDDINGS: "/embeddings",
+}
 
 
 class GeminiUpstream(HttpUpstream):
