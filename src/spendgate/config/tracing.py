@@ -28,8 +28,10 @@ class TracingSpec(Spec):
     # Spans waiting to be sent beyond this are dropped: memory stays bounded when the
     # collector is down, and requests never wait for it.
     max_queue: PositiveInt = 2048
-    batch_size: PositiveInt = 512
-    export_every_s: PositiveSeconds = Field(default=2.0, le=60)
+    # Small batches: the exporter encodes a batch in C holding the GIL (~0.15 ms a span), so
+    # the event loop waits for the whole batch. 512 measured +94 ms p99 at 300 req/s, 32 +11.
+    batch_size: PositiveInt = 32
+    export_every_s: PositiveSeconds = Field(default=0.25, le=60)
 
     @field_validator("headers", "headers_env")
     @classmethod
