@@ -104,6 +104,7 @@ class Gateway:
             COUNT_TOKENS_ROUTE: "POST",
             _MODELS_ROUTE: "GET",
         }
+        self._route_names = tuple((method, path) for path, method in self._served.items())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -116,7 +117,7 @@ class Gateway:
         route = self._routes.get(path)
         allowed = self._served.get(path)
         if allowed is not None and method != allowed:
-            await route_missing(scope, send, self._route_names(), allow=allowed)
+            await route_missing(scope, send, self._route_names, allow=allowed)
         elif route is not None:
             protocol = route[1]
             if self.tracer is None:
@@ -140,10 +141,7 @@ class Gateway:
                 if mount.matches(path):
                     await mount(scope, receive, send)
                     return
-            await route_missing(scope, send, self._route_names())
-
-    def _route_names(self) -> list[tuple[str, str]]:
-        return [(method, path) for path, method in self._served.items()]
+            await route_missing(scope, send, self._route_names)
 
     async def _models(self, scope: Scope, send: Send) -> None:
         try:
