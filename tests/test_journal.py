@@ -307,7 +307,9 @@ def test_reopen_rebuilds_counters(url: str) -> None:
 
 
 def test_failed_batch_is_retried_and_committed(url: str) -> None:
-    settings = WriterSettings(max_batch_wait_ms=5, retry_initial_ms=10)
+    # The failures are injected through this process's engine: the writer runs on a thread
+    # here (the retry code is the same one the writer process runs).
+    settings = WriterSettings(max_batch_wait_ms=5, retry_initial_ms=10, process=False)
     journal = Journal(url, settings=settings)
     failures = {"left": 2}
 
@@ -338,7 +340,10 @@ def test_locked_database_is_waited_out_with_retries(url: str) -> None:
     blocker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     journal.append_decision(make_decision())
-    time.sleep(0.3)
+    # The writer (a process that starts on this first write) fails while the lock is held.
+    deadline = time.monotonic() + 10
+    while journal.stats().failed_attempts == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
     blocker.execute("ROLLBACK")
     blocker.close()
     assert journal.flush(timeout=10)

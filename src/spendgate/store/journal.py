@@ -1,9 +1,11 @@
 """The journal: durable record of decisions, usage counters and rollups, written off the hot path.
 
 Write methods (``append_decision``, ``settle_decision``, ``add_to_counters``) only enqueue: O(1),
-no I/O, safe to call from the event loop and from any thread. A background thread group-commits
-them (see ``writer``). Read methods are synchronous and meant for startup and the admin API,
-never for a request; call them from a worker thread (``asyncio.to_thread``) inside the gateway.
+no I/O, safe to call from the event loop and from any thread. A writer process group-commits
+them (``writer_client``, ``writer_process``), or, with ``WriterSettings(process=False)``, a
+thread of this process (``writer``). Read methods are synchronous and meant for startup and the
+admin API, never for a request; call them from a worker thread (``asyncio.to_thread``) inside
+the gateway.
 
 Durability (details in docs/journal.md): a clean ``close()`` commits everything. A crash loses
 what was enqueued but not yet committed — normally at most one batch window (``max_batch_wait_ms``
@@ -49,6 +51,7 @@ from spendgate.store.policies import PolicyRepository
 from spendgate.store.prices import PricingRepository
 from spendgate.store.records import DecisionFilter, StoredDecision, UsageTotals
 from spendgate.store.writer import BatchWriter, WriterSettings, WriterStats
+from spendgate.store.writer_client import ProcessWriter
 
 __all__ = ["Journal"]
 
@@ -60,8 +63,9 @@ class Journal:
     ``auto_migrate=False`` one whose schema is not the newest is refused (``SchemaOutOfDateError``).
 
     ``settings`` tunes group commit (``WriterSettings``: ``max_batch_items=512``,
-    ``max_batch_wait_ms=50``, retries from 50 ms doubling to 5 s). Use as a context manager or
-    call ``close()``; an ``atexit`` hook closes a journal left open at interpreter exit.
+    ``max_batch_wait_ms=50``, retries from 50 ms doubling to 5 s) and where it runs
+    (``process=True``: a writer process, started on the first write). Use as a context manager
+    or call ``close()``; an ``atexit`` hook closes a journal left open at interpreter exit.
     """
 
     def __init__(
@@ -88,7 +92,12 @@ class Journal:
         self.approvals = ApprovalRepository(self._engine)
         self.alerts = AlertRepository(self._engine)
         self.outbox = WebhookOutbox(self._engine)
-        self._writer = BatchWriter(write_engine(self._engine), settings or WriterSettings())
+        settings = settings or WriterSettings()
+        self._writer: BatchWriter | ProcessWriter = (
+            ProcessWriter(database_url, busy_timeout_ms, settings)
+            if settings.process
+            else BatchWriter(write_engine(self._engine), settings)
+        )
         # A weak reference: the hook must not keep an abandoned journal alive.
         self._atexit = _AtExit(weakref.ref(self))
         atexit.register(self._atexit)

@@ -16,12 +16,12 @@ Failures:
   by item so that one bad item cannot sink the others; an item that fails alone is *rejected*
   and logged by id (``describe``), and counted in ``stats().rejected_items``.
 
-A full queue (``max_pending`` items waiting: the database stalled or is too slow) must neither
-block the caller nor grow memory without bound. Counter increments are never dropped: they are
-merged per counter (memory bounded by the number of live counters) and committed first when
-the writer catches up, because the ledger is rebuilt from them at start (lost increments would
-let a budget overspend after a restart). Decision records (audit trail, rollups) are dropped,
-counted (``stats().dropped_items``) and logged at ERROR at most every ``_DROP_LOG_INTERVAL_S``.
+A full queue (``max_pending`` items waiting) holds counter increments and drops decision
+records (``overflow.Overflow``).
+
+This thread is where a batch is committed whichever process it runs in: in the gateway's own
+process when the journal is opened with ``WriterSettings(process=False)``, and otherwise in
+the journal's writer process (``writer_process``), fed by the gateway's ``ProcessWriter``.
 
 Logs carry ids, counts and the driver's error message; never row values (engines are created
 with ``hide_parameters=True``) and never the database password.
@@ -32,16 +32,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from queue import Empty, SimpleQueue
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from spendgate.domain.budgets import CounterKey
 from spendgate.store.batch import (
     BatchResult,
     CounterIncrements,
@@ -50,13 +49,13 @@ from spendgate.store.batch import (
     describe,
     prepare_batch,
 )
+from spendgate.store.overflow import Overflow
 from spendgate.store.policy_codec import PolicyDigests
 
 __all__ = ["BatchWriter", "JournalClosedError", "JournalError", "WriterSettings", "WriterStats"]
 
 log = logging.getLogger("spendgate.journal")
 
-_DROP_LOG_INTERVAL_S = 10.0
 # The journal counts as degraded while it dropped a record this recently, or is half full.
 _DEGRADED_AFTER_DROP_S = 300.0
 
@@ -79,6 +78,12 @@ class WriterSettings:
     retry_max_ms: float = 5_000.0
     close_timeout_s: float = 30.0
     max_pending: int = 100_000  # queued items beyond which decision records are dropped
+    # Commit in a separate, lower-priority process (``writer_process``) rather than on a
+    # thread of the caller's interpreter; see docs/journal.md, "Hot path".
+    process: bool = True
+    # Process writer: how long the gateway gathers records before sending them (one write
+    # to the pipe per interval, not per request).
+    send_interval_ms: float = 2.0
 
     def __post_init__(self) -> None:
         if self.max_batch_items < 1 or self.max_pending < 1:
@@ -101,6 +106,7 @@ class WriterStats:
     dropped_items: int  # decision records dropped because the queue was full
     held_counters: int  # counters with increments held back by a full queue (merged)
     seconds_since_drop: float | None
+    writer_restarts: int = 0  # writer processes that died and were replaced
 
     @property
     def degraded(self) -> bool:
@@ -113,6 +119,8 @@ class WriterStats:
 
 
 class _Flush:
+    """Commit what is collected now; ``done`` is set once it is."""
+
     __slots__ = ("done",)
 
     def __init__(self) -> None:
@@ -140,8 +148,15 @@ def safe_error(exc: BaseException) -> str:
 
 class BatchWriter:
     def __init__(
-        self, engine: Engine, settings: WriterSettings, *, name: str = "spendgate-journal"
+        self,
+        engine: Engine,
+        settings: WriterSettings,
+        *,
+        name: str = "spendgate-journal",
+        on_progress: Callable[[], None] | None = None,
     ) -> None:
+        """``on_progress`` is called on the writer thread after each batch is done with and
+        after each failed attempt (the writer process reports its stats from it)."""
         self._engine = engine
         self._settings = settings
         self._queue: SimpleQueue[_Entry] = SimpleQueue()
@@ -155,13 +170,8 @@ class BatchWriter:
         self._failed_attempts = 0
         self._lost = 0
         self._last_error: str | None = None
-        # Overflow of a full queue: increments merged per counter, and dropped records.
-        self._held: dict[CounterKey, Decimal] = {}
-        self._held_lock = threading.Lock()
-        self._dropped = 0
-        self._dropped_unlogged = 0
-        self._last_drop: float | None = None  # monotonic
-        self._next_drop_log = 0.0
+        self._overflow = Overflow(settings.max_pending)
+        self._on_progress = on_progress
         self._digests = PolicyDigests()  # writer thread only
         self._dialect = engine.dialect.name
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -175,34 +185,23 @@ class BatchWriter:
         if self._queue.qsize() < self._settings.max_pending:
             self._queue.put(item)
         elif isinstance(item, CounterIncrements):
-            with self._held_lock:
-                held = self._held
-                for key, amount in item.increments.items():
-                    held[key] = held.get(key, Decimal(0)) + amount
+            self._overflow.hold(item.increments)
             if self._queue.qsize() == 0:  # the writer drained the queue meanwhile: wake it
                 self._queue.put(_Flush())
         else:
-            self._drop(item)
+            self._overflow.drop(describe(item), self._last_error)
 
-    def _drop(self, item: Item) -> None:
-        now = time.monotonic()
-        self._dropped += 1
-        self._dropped_unlogged += 1
-        self._last_drop = now
-        if now >= self._next_drop_log:
-            self._next_drop_log = now + _DROP_LOG_INTERVAL_S
-            count, self._dropped_unlogged = self._dropped_unlogged, 0
-            log.error(
-                "journal queue is full (%d records waiting for the database): dropped %d "
-                "journal record(s) since the last report, %d in all (last: %s); budgets are "
-                "unaffected, usage views and the audit trail miss them. Last database "
-                "error: %s",
-                self._settings.max_pending,
-                count,
-                self._dropped,
-                describe(item),
-                self._last_error,
-            )
+    def request_flush(self) -> None:
+        """Commit what is queued now rather than at the end of the batch window (no wait)."""
+        self._queue.put(_Flush())
+
+    def queued(self) -> int:
+        """Items waiting for a batch."""
+        return self._queue.qsize()
+
+    def in_flight(self) -> int:
+        """Items of the batch being committed."""
+        return self._in_flight
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything put before this call is committed (or rejected)."""
@@ -224,7 +223,7 @@ class BatchWriter:
             # The database stayed unavailable: stop retrying, count what is left as lost.
             self._abandon.set()
             self._thread.join(10.0)
-        lost = self._lost + self._queue.qsize() + len(self._held)
+        lost = self._lost + self._queue.qsize() + self._overflow.held_counters
         if lost:
             log.error("journal closed with %d item(s) not committed (%s)", lost, self._last_error)
             raise JournalError(f"{lost} journal item(s) could not be committed: {self._last_error}")
@@ -240,11 +239,9 @@ class BatchWriter:
             lost_items=self._lost,
             last_error=self._last_error,
             max_pending=self._settings.max_pending,
-            dropped_items=self._dropped,
-            held_counters=len(self._held),
-            seconds_since_drop=None
-            if self._last_drop is None
-            else time.monotonic() - self._last_drop,
+            dropped_items=self._overflow.dropped,
+            held_counters=self._overflow.held_counters,
+            seconds_since_drop=self._overflow.seconds_since_drop(),
         )
 
     # --- writer thread ---------------------------------------------------------------------
@@ -269,6 +266,7 @@ class BatchWriter:
             self._commit_all(items)
             for marker in markers:
                 marker.done.set()
+            self._progress()
         # A put that raced with close may have landed after the stop marker: commit it too.
         while True:
             items, markers, _ = self._collect(block=False)
@@ -277,6 +275,11 @@ class BatchWriter:
             self._commit_all(items)
             for marker in markers:
                 marker.done.set()
+            self._progress()
+
+    def _progress(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress()
 
     def _collect(self, *, block: bool) -> tuple[list[Item], list[_Flush], bool]:
         items: list[Item] = []
@@ -313,11 +316,9 @@ class BatchWriter:
     def _take_held(self, items: list[Item]) -> None:
         """Commit the increments a full queue held back with this batch. Taken after the
         batch's flush markers, so a flush also covers increments held before it."""
-        if not self._held:
-            return
-        with self._held_lock:
-            held, self._held = self._held, {}
-        items.insert(0, CounterIncrements(held))
+        held = self._overflow.take_held()
+        if held:
+            items.insert(0, CounterIncrements(held))
 
     def _commit_all(self, items: list[Item]) -> None:
         try:
@@ -353,6 +354,7 @@ class BatchWriter:
                             delay,
                             self._last_error,
                         )
+                    self._progress()
                     self._abandon.wait(delay)
                     delay = min(delay * 2, self._settings.retry_max_ms / 1000)
                     continue
