@@ -1,18 +1,23 @@
-"""What the journal writer costs the interpreter that plans requests.
+"""What journaling costs the interpreter that plans requests: writer thread vs writer process.
 
-Run: ``.venv/bin/python bench/writer_bench.py [--decisions 30000]``.
+Run: ``.venv/bin/python bench/writer_bench.py [--decisions 5000] [--rounds 5]``.
 
-Plans, reserves and settles ``--decisions`` requests on a real ``Governor`` (20 projects of 10
-principals, 2 models, 10 agents, all in the current hour, as live traffic is), once with no
-journal and once journaling into SQLite, and reports both rates and the difference per
-decision. The writer runs on its own thread, so what it costs shows up here as the GIL it
-takes from planning: the time the gateway's event loop would lose.
+Plans, reserves and settles ``--decisions`` requests on a real ``Governor`` with the gateway
+bench's config (20 applicable budget policies, five candidate models), with no journal, with
+the journal's writer on a thread of this process (``WriterSettings(process=False)``) and with
+its writer process (the default), in interleaved rounds (the machine is shared: medians, not
+single runs). For each it reports the CPU time of *this* process per request (every thread
+included: a writer thread's encoding and commits count, since they take the GIL from the
+event loop), and, for the writer process, the CPU that process used per request (reaped on
+close). The journal's cost on the gateway's side is a mode's figure minus the no-journal one.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import os
+import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,58 +29,70 @@ from spendgate.domain.pricing import Usage
 from spendgate.domain.scopes import RequestScopes
 from spendgate.governor import Governor
 from spendgate.store.journal import Journal
+from spendgate.store.writer import WriterSettings
 
-CONFIG = """
-providers: [{id: alpha, kind: mock}]
-models:
-  - {id: gpt-4o-mini, provider: alpha}
-  - {id: gpt-4o, provider: alpha}
-routing: {default_model: gpt-4o, mode: enforced, smart_routing: false}
-database_url: "sqlite:///DATABASE"
-"""
+CONFIG = Path(__file__).parent / "gateway" / "spendgate.bench.yaml"
+BODY = {"model": "gpt-4o-mini", "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]}
 
 
-def run(count: int, database: Path | None) -> float:
-    """Decisions per second, journal included when ``database`` is given."""
-    text = CONFIG.replace("DATABASE", str(database or "unused.db"))
-    config = parse_config(text, "bench.yaml")
-    journal = Journal(config.database_url) if database is not None else None
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(count: int, mode: str, folder: Path) -> tuple[float, float]:
+    """(CPU µs of this process, CPU µs of the writer process) per request."""
+    database = folder / f"{mode}-{time.monotonic_ns()}.db"
+    text = CONFIG.read_text().replace("${DATABASE_URL}", f"sqlite:///{database}")
+    config = parse_config(text.replace("${UPSTREAM_PORT}", "9"), "bench.yaml")
+    journal = None
+    if mode != "none":
+        journal = Journal(config.database_url, settings=WriterSettings(process=mode == "process"))
     governor = Governor.from_config(config, journal=journal)
-    random.seed(7)
+    scopes = RequestScopes.of(
+        project="bench-project", principal="bench-user", api_key="bench", agent="a", session="s"
+    )
     now = datetime.now(UTC)
-    started = time.perf_counter()
+    children_before = _children_cpu()
+    started = time.process_time()
     for index in range(count):
-        project = random.randrange(20)
-        scopes = RequestScopes.of(
-            project=f"project-{project}",
-            principal=f"u{project}-{random.randrange(10)}",
-            api_key=f"key-{project}",
-            agent=f"agent-{random.randrange(10)}",
-        )
         at = now + timedelta(milliseconds=index)
-        body = {"model": random.choice(["gpt-4o-mini", "gpt-4o"]), "max_tokens": 200,
-                "messages": [{"role": "user", "content": "hello"}]}  # fmt: skip
-        decision = governor.plan(body, scopes, now=at)
+        decision = governor.plan(BODY, scopes, now=at)
         if governor.reserve(decision, at).ok:
-            governor.settle(decision, Usage(input_tokens=100, output_tokens=20), latency_ms=800.0)
+            governor.settle(decision, Usage(input_tokens=100, output_tokens=20), latency_ms=80.0)
     if journal is not None:
         journal.flush(600)
-    elapsed = time.perf_counter() - started
+    spent = time.process_time() - started
     if journal is not None:
         journal.close(60)
-    return count / elapsed
+    return spent / count * 1e6, (_children_cpu() - children_before) / count * 1e6
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--decisions", type=int, default=30_000)
+    parser.add_argument("--decisions", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
+    os.environ.setdefault("SPENDGATE_BENCH_UPSTREAM_KEY", "unused")
+    os.environ.setdefault("SPENDGATE_BENCH_KEY", "sk-bench-unused")
+    os.environ.setdefault("SPENDGATE_BENCH_STREAM_KEY", "sk-bench-stream-unused")
+    modes = ("none", "thread", "process")
+    own: dict[str, list[float]] = {mode: [] for mode in modes}
+    writer: dict[str, list[float]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory() as folder:
-        bare = run(args.decisions, None)
-        journaled = run(args.decisions, Path(folder) / "writer.db")
-    print(f"decisions/s without a journal   {bare:>9,.0f}")
-    print(f"decisions/s journaled (SQLite)  {journaled:>9,.0f}")
-    print(f"the journal's cost per decision {1e6 / journaled - 1e6 / bare:>9,.1f} µs")
+        run(500, "process", Path(folder))  # warm up imports and caches
+        for _ in range(args.rounds):
+            for mode in modes:
+                mine, theirs = run(args.decisions, mode, Path(folder))
+                own[mode].append(mine)
+                writer[mode].append(theirs)
+    bare = statistics.median(own["none"])
+    print(f"CPU per request, median of {args.rounds} rounds of {args.decisions:,}")
+    print(f"{'mode':<10}{'this process':>14}{'journal cost':>14}{'writer process':>16}")
+    for mode in modes:
+        mine = statistics.median(own[mode])
+        theirs = statistics.median(writer[mode])
+        print(f"{mode:<10}{mine:>11.1f} µs{mine - bare:>11.1f} µs{theirs:>13.1f} µs")
     return 0
 
 

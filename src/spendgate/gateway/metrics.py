@@ -143,6 +143,16 @@ class _JournalCollector(Collector):
             "Journal transactions that failed and were retried.",
             value=stats.failed_attempts,
         )
+        yield CounterMetricFamily(
+            "spendgate_journal_lost",
+            "Journal records lost: with a writer process that died, or abandoned at close.",
+            value=stats.lost_items,
+        )
+        yield CounterMetricFamily(
+            "spendgate_journal_writer_restarts",
+            "Journal writer processes that died and were replaced.",
+            value=stats.writer_restarts,
+        )
 
 
 class _AlertsCollector(Collector):
