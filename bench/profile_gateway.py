@@ -22,6 +22,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=400.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="sampling duration")
     parser.add_argument("--top", type=int, default=25, help="rows per table")
+    parser.add_argument(
+        "--journal-writer",
+        choices=("process", "thread"),
+        default="process",
+        help="where the journal's writer runs (config journal.writer)",
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {bench.LOAD_CORE})
     nice = -10 if os.geteuid() == 0 else 0
@@ -44,6 +50,8 @@ def main() -> int:
         workdir = Path(temp)
         nginx = bench.start_nginx(workdir, nice)
         config = bench.render_gateway_config(workdir, nginx.port, "spendgate")
+        with config.open("a") as rendered:
+            rendered.write(f"\njournal: {{writer: {args.journal_writer}}}\n")
         gateway, _ = bench.start_gateway(workdir, config, nice, "spendgate")
         try:
             load = bench.Load(workdir, nice)

@@ -85,7 +85,9 @@ def serve_command(
     try:
         journal = Journal(
             loaded.database_url,
-            settings=WriterSettings(max_pending=loaded.journal.max_pending),
+            settings=WriterSettings(
+                max_pending=loaded.journal.max_pending, process=loaded.journal.writer == "process"
+            ),
             # The embedded SQLite file is this process's own; a shared database is upgraded
             # by an operator (spendgate db upgrade), never by whichever replica starts first.
             auto_migrate=loaded.database_url.startswith("sqlite"),

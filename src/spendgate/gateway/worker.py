@@ -33,7 +33,9 @@ def create_worker_gateway() -> Gateway:
     config = load_config(Path(path) if path else None)
     journal = Journal(
         config.database_url,
-        settings=WriterSettings(max_pending=config.journal.max_pending),
+        settings=WriterSettings(
+            max_pending=config.journal.max_pending, process=config.journal.writer == "process"
+        ),
         auto_migrate=config.database_url.startswith("sqlite"),
     )
     gateway = create_gateway(config, os.environ, journal=journal)
