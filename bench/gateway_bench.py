@@ -152,6 +152,14 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` alone (not the journal's writer process, say)."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return 0.0
+
+
 def main_thread_cpu(pid: int) -> float:
     """User + system CPU of the main thread of ``pid`` (the event loop of a uvicorn server;
     the rest of the process is its other threads, e.g. spendgate's journal writer)."""
@@ -413,9 +421,10 @@ def render_gateway_config(workdir: Path, upstream_port: int, name: str) -> Path:
     template = string.Template((BENCH / "gateway" / "spendgate.bench.yaml").read_text())
     database = workdir / f"{name}.db"
     config = workdir / f"{name}.yaml"
-    config.write_text(
-        template.substitute(UPSTREAM_PORT=upstream_port, DATABASE_URL=f"sqlite:///{database}")
-    )
+    text = template.substitute(UPSTREAM_PORT=upstream_port, DATABASE_URL=f"sqlite:///{database}")
+    # Where the journal's writer runs (A/B of config journal.writer); the default if unset.
+    writer = os.environ.get("SPENDGATE_BENCH_JOURNAL_WRITER")
+    config.write_text(text if writer is None else f"{text}\njournal: {{writer: {writer}}}\n")
     return config
 
 
@@ -732,11 +741,12 @@ def profile_gateway(
         pinned(LOAD_CORE, argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     time.sleep(0.5)
-    before, main_before = server.cpu(), server.main_cpu()
+    before, main_before, own_before = server.cpu(), server.main_cpu(), own_cpu_seconds(server.pid)
     result = load.openloop(
         endpoint, rate=load_rps, duration_s=settings.profile_s, warmup_s=0.0, grace_s=2.0
     )
     cpu, main = server.cpu() - before, server.main_cpu() - main_before
+    own = own_cpu_seconds(server.pid) - own_before
     _, error = spy.communicate(timeout=60)
     if spy.returncode != 0 or not raw.exists():
         return {"error": error.decode(errors="replace")[-2000:]}
@@ -749,6 +759,8 @@ def profile_gateway(
         "requests": requests,
         "gateway_cpu_us_per_request": round(cpu / requests * 1e6, 1) if requests else None,
         "main_thread_cpu_us_per_request": round(main / requests * 1e6, 1) if requests else None,
+        # The gateway's process alone: without its journal writer process.
+        "process_cpu_us_per_request": round(own / requests * 1e6, 1) if requests else None,
         **summarize_profile(raw, rate_hz, requests),
         "raw_file": "bench/results/gateway-pyspy.txt",
     }
