@@ -124,7 +124,11 @@ class Encoder:
 
     def encode(self, item: Item, out: MutableSequence[Record]) -> None:
         """Append ``item``'s record to ``out``, preceded by the definitions it needs (a
-        ``FORGET`` first when the table was full)."""
+        ``FORGET`` first when the table is full: between records, never inside one, whose
+        numbers must all stay defined until it is decoded)."""
+        if len(self._known) >= _MAX_DEFINITIONS:
+            self._known.clear()
+            out.append((FORGET,))
         if isinstance(item, AppendDecision):
             out.append(self._decision(item.decision, item.usage_estimated, out))
         elif isinstance(item, SettleDecision):
@@ -148,9 +152,6 @@ class Encoder:
         known = self._known.get(id(thing))
         if known is not None:
             return known[1]
-        if len(self._known) >= _MAX_DEFINITIONS:
-            self._known.clear()
-            out.append((FORGET,))
         number = self._next
         self._next += 1
         record = (DEFINE, number, define)
