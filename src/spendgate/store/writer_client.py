@@ -225,6 +225,9 @@ class ProcessWriter:
             except OSError:
                 child.broken = True  # the reader sees it exit and counts what it lost
                 child.gone.wait()
+            if closing:  # held increments wait for room: let the writer make some
+                self._wake.wait(0.01)
+                self._wake.clear()
 
     def _wait_for_work(self) -> None:
         if self._queue or self._closed or self._flush_asked or self._room_for_held():
