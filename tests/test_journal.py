@@ -170,9 +170,10 @@ def url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'journal.db'}"
 
 
-@pytest.fixture
-def journal(url: str) -> Iterator[Journal]:
-    with Journal(url, settings=WriterSettings(max_batch_wait_ms=5)) as opened:
+@pytest.fixture(params=["thread", "process"])
+def journal(request: pytest.FixtureRequest, url: str) -> Iterator[Journal]:
+    settings = WriterSettings(max_batch_wait_ms=5, process=request.param == "process")
+    with Journal(url, settings=settings) as opened:
         yield opened
 
 

@@ -68,8 +68,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def test_flush_reads_your_writes_from_the_writer_process_which_close_reaps(url: str) -> None:
     # A batch window longer than the test: only the flush can have committed the records.
-    journal = Journal(url, settings=WriterSettings(max_batch_wait_ms=60_000))
-    assert children(os.getpid()) == []  # started on the first write, not at open
+    journal = Journal(url, settings=WriterSettings(max_batch_wait_ms=60_000, process=True))
+    assert eventually(lambda: len(children(os.getpid())) == 1)  # started at open
     for number in range(100):
         journal.append_decision(make_decision(number))
         journal.add_to_counters({KEY: Decimal("0.5")})
@@ -96,7 +96,9 @@ def test_a_killed_writer_process_is_logged_replaced_and_its_loss_counted(
     import sqlite3
 
     url = f"sqlite:///{tmp_path / 'journal.db'}"
-    settings = WriterSettings(max_batch_wait_ms=5, retry_initial_ms=10, retry_max_ms=20)
+    settings = WriterSettings(
+        max_batch_wait_ms=5, retry_initial_ms=10, retry_max_ms=20, process=True
+    )
     journal = Journal(url, busy_timeout_ms=10, settings=settings)
     journal.append_decision(make_decision(0))
     assert journal.flush(timeout=10)
@@ -139,7 +141,7 @@ GATEWAY = textwrap.dedent(
     from spendgate.store import Journal, WriterSettings
     from test_journal import make_decision
 
-    journal = Journal({url!r}, settings=WriterSettings(max_batch_wait_ms=60_000))
+    journal = Journal({url!r}, settings=WriterSettings(max_batch_wait_ms=60_000, process=True))
     journal.append_decision(make_decision(0))
     journal.flush(10)  # the writer is up
     for number in range(1, 50):
@@ -176,7 +178,7 @@ def test_a_stalled_writer_process_bounds_the_queue_and_requests_never_wait(url: 
     """The writer process stops (SIGSTOP): the pipe fills, then the gateway's queue stops at
     ``max_pending``; decision records beyond are dropped and counted, counter increments
     are merged and all committed once the writer runs again."""
-    settings = WriterSettings(max_pending=50, max_batch_wait_ms=5)
+    settings = WriterSettings(max_pending=50, max_batch_wait_ms=5, process=True)
     journal = Journal(url, settings=settings)
     journal.append_decision(make_decision(0))
     assert journal.flush(timeout=10)

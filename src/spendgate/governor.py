@@ -154,6 +154,9 @@ class Governor:
         lost its counters is seeded from); empty without a journal."""
         if self.journal is None:
             return {}, []
+        # This process's settlements so far must be in it: those the seed misses would count
+        # nowhere (a writer process commits a batch window behind, later at its start).
+        self.journal.flush(5)
         counters, recent = self.journal.settled_snapshot(self._live_windows(self.journal), since)
         return {key: counter.settled for key, counter in counters.items()}, recent
 

@@ -64,8 +64,9 @@ class Journal:
 
     ``settings`` tunes group commit (``WriterSettings``: ``max_batch_items=512``,
     ``max_batch_wait_ms=50``, retries from 50 ms doubling to 5 s) and where it runs
-    (``process=True``: a writer process, started on the first write). Use as a context manager
-    or call ``close()``; an ``atexit`` hook closes a journal left open at interpreter exit.
+    (``process=True``: a writer process, started at once, in the background; default: a
+    thread). Use as a context manager or call ``close()``; an ``atexit`` hook closes a journal
+    left open at interpreter exit.
     """
 
     def __init__(

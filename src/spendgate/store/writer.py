@@ -79,8 +79,9 @@ class WriterSettings:
     close_timeout_s: float = 30.0
     max_pending: int = 100_000  # queued items beyond which decision records are dropped
     # Commit in a separate, lower-priority process (``writer_process``) rather than on a
-    # thread of the caller's interpreter; see docs/journal.md, "Hot path".
-    process: bool = True
+    # thread of the caller's interpreter; see docs/journal.md, "Hot path". The gateway turns
+    # it on (config ``journal.writer``); library and CLI uses keep the thread.
+    process: bool = False
     # Process writer: how long the gateway gathers records before sending them (one write
     # to the pipe per interval, not per request).
     send_interval_ms: float = 2.0

@@ -7,9 +7,11 @@ no system call of its own. A reader thread receives the writer's progress (how m
 is done with, in order: committed, skipped, rejected or abandoned) and its log lines, which
 it logs here.
 
-The writer process is started on the first write, by the sender thread: opening a journal
-costs nothing, and serving never waits for the writer. Its start is a fresh interpreter
-(``subprocess``: no fork of a process that has threads and an event loop).
+The writer process is started when the journal opens, by the sender thread: serving never
+waits for it, and it is up (~0.5 s of imports) before the gateway's first requests, so the
+journal lags the requests by a batch window from the start (a shared ledger seeded from it
+relies on that). Its start is a fresh interpreter (``subprocess``: no fork of a process that
+has threads and an event loop).
 
 The queue is bounded by ``max_pending`` items not yet done with, wherever they wait (here, in
 the pipe, in the writer's queue); the batch the writer is committing does not count, as with
@@ -193,6 +195,7 @@ class ProcessWriter:
 
     def _send_until_closed(self) -> None:
         interval = self._settings.send_interval_ms / 1000
+        self._start()
         while True:
             self._wait_for_work()
             if not (self._closed or self._flush_asked):
