@@ -52,6 +52,7 @@ SERVERS = {
         "--log-level", "warning",
     ],
     "httptools-direct": lambda port: [sys.executable, "raw.py", str(port)],
+    "httptools-asgi-minimal": lambda port: [sys.executable, "raw_asgi.py", str(port)],
 }  # fmt: skip
 
 
