@@ -1,8 +1,9 @@
 """Serving-layer A/B on the real gateway: the bench config (20 applicable policies, SQLite
 journal, nginx upstream) served by uvicorn + httptools (``spendgate serve``) and by Granian's
 ASGI interface (one worker, one runtime thread), in interleaved rounds at a fixed open-loop
-rate. Reports the gateway's CPU per request (its whole process tree, from /proc) and the
-latency. Cores as in gateway_bench.py.
+rate; ``--servers asgi-minimal`` adds the gateway on ``bench/serving/raw_asgi.py`` (a minimal
+ASGI server on httptools that does not stream). Reports the gateway's CPU per request (its
+whole process tree, from /proc) and the latency. Cores as in gateway_bench.py.
 
     .venv/bin/pip install granian   # not a dependency of spendgate: measured, not adopted
     .venv/bin/python bench/serving_gateway_bench.py --rate 400 --seconds 8 --rounds 3
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +29,9 @@ def start(kind: str, workdir: Path, config: Path) -> bench.Server:
     if kind == "uvicorn":
         argv = [str(bench.VENV_BIN / "spendgate"), "serve", "--config", str(config)]
         argv += ["--port", str(port)]
+    elif kind == "asgi-minimal":
+        argv = [sys.executable, str(bench.BENCH / "serving" / "raw_asgi.py"), str(port)]
+        argv.append("spendgate.gateway.worker:create_worker_gateway")
     else:
         argv = [str(bench.VENV_BIN / "granian"), "--interface", "asgi", "--factory"]
         argv += ["--port", str(port), "--workers", "1", "--runtime-threads", "1"]
@@ -43,9 +48,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=400.0)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--servers", nargs="*", default=["uvicorn", "granian-asgi"])
     args = parser.parse_args()
     os.sched_setaffinity(0, {bench.LOAD_CORE})
-    rows: dict[str, list[dict[str, float]]] = {"uvicorn": [], "granian-asgi": []}
+    rows: dict[str, list[dict[str, float]]] = {kind: [] for kind in args.servers}
     with tempfile.TemporaryDirectory(prefix="spendgate-serving-") as temp:
         workdir = Path(temp)
         nginx = bench.start_nginx(workdir, 0)

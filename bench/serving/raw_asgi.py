@@ -1,11 +1,18 @@
-"""The trivial ASGI app (``trivial_apps.asgi``) on a minimal httptools protocol over uvloop,
-for ``bench/serving_bench.py``: how much of the direct protocol's saving survives when the
-app keeps ASGI's scope, ``receive`` and ``send`` (and only uvicorn's implementation goes)."""
+"""An ASGI app on a minimal httptools protocol over uvloop, for ``bench/serving_bench.py``
+(the trivial app) and ``bench/serving_gateway_bench.py`` (the gateway, from its worker
+factory, lifespan started): how much of the direct protocol's saving survives when the app
+keeps ASGI's scope, ``receive`` and ``send`` (and only uvicorn's implementation goes).
+Non-streaming requests only: the body is read whole, no disconnect is ever reported.
+
+    python raw_asgi.py PORT [module:factory]
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httptools
@@ -13,10 +20,12 @@ import uvloop
 from trivial_apps import asgi
 
 _REASONS = {200: b"OK"}
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
 class Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, app: App) -> None:
+        self.app = app
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -78,14 +87,32 @@ class Protocol(asyncio.Protocol):
                 head.append(b"content-length: %d\r\n\r\n" % len(data))
                 transport.write(b"".join(head) + data)
 
-        await asgi(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
-async def main(port: int) -> None:
+async def start_lifespan(app: App) -> None:
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    started = asyncio.Event()
+    await inbox.put({"type": "lifespan.startup"})
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    asyncio.get_running_loop().create_task(app({"type": "lifespan"}, inbox.get, send))
+    await started.wait()
+
+
+async def main(port: int, factory: str | None) -> None:
+    app: App = asgi
+    if factory is not None:
+        module, name = factory.split(":")
+        app = getattr(importlib.import_module(module), name)()
+        await start_lifespan(app)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Protocol, "127.0.0.1", port)
+    server = await loop.create_server(lambda: Protocol(app), "127.0.0.1", port)
     await server.serve_forever()
 
 
 if __name__ == "__main__":
-    uvloop.run(main(int(sys.argv[1])))
+    uvloop.run(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))
