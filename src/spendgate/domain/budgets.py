@@ -22,7 +22,7 @@ from spendgate.domain.windows import (
     Interval,
     IntervalKind,
     Window,
-    counter_buckets,
+    counter_span,
     oldest_live_key,
     rolling_duration_problem,
     window_for,
@@ -310,24 +310,29 @@ def counters_for(
 ) -> tuple[tuple[CounterKey, ...], Window]:
     """The counters (one per window bucket) a request at ``at`` is checked against, and the
     window they cover together."""
-    buckets = counter_buckets(policy.interval, at)
-    memo_key = (policy.counter_id, member)
-    memo = _keys_memo.get(memo_key)
-    if memo is not None and memo[0] is buckets:
-        return memo[1], memo[2]
+    interval = policy.interval
+    memo = _keys_memo.get((policy.counter_id, member))
+    # The interval by identity: a policy object rebuilt with an equal interval recomputes once.
+    if memo is not None and memo[0] <= at < memo[1] and memo[2] is interval:
+        return memo[3], memo[4]
+    valid_from, valid_until, buckets = counter_span(interval, at)
     keys = tuple(CounterKey(policy.counter_id, member, bucket.key) for bucket in buckets)
     window = Window(buckets[0].start, buckets[-1].end)
     if len(_keys_memo) >= _MEMO_LIMIT:
         _keys_memo.clear()
-    _keys_memo[memo_key] = (buckets, keys, window)
+    _keys_memo[(policy.counter_id, member)] = (valid_from, valid_until, interval, keys, window)
     return keys, window
 
 
-# Counter keys per (policy, member), memoised by the identity of the bucket tuple
-# ``counter_buckets`` returns (itself memoised while a window lasts): building the keys and
-# the covering window per policy per request would dominate planning. Bounded.
+# Counter keys per (policy, member), memoised with the instants their buckets answer for
+# (``counter_span``): building the keys and the covering window per policy per request would
+# dominate planning, and so would asking the window cache (it hashes the interval). While the
+# buckets last, the very same key tuple is handed out (the Redis client memoises per tuple by
+# identity). Bounded.
 _MEMO_LIMIT = 10_000
-_keys_memo: dict[tuple[str, str], tuple[tuple[Window, ...], tuple[CounterKey, ...], Window]] = {}
+_keys_memo: dict[
+    tuple[str, str], tuple[datetime, datetime, Interval, tuple[CounterKey, ...], Window]
+] = {}
 
 
 def counter_changes(current: BudgetPolicy, proposed: BudgetPolicy) -> list[tuple[str, str]]:

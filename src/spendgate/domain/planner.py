@@ -19,6 +19,7 @@ from spendgate.domain.budgets import (
     BudgetStatus,
     CounterKey,
     CounterState,
+    Metric,
     OverrideGrant,
     UnpricedAction,
     applicable_policies,
@@ -269,18 +270,24 @@ class _Planner:
         cached = self._evaluations.get(model.id)
         if cached is not None:
             return cached
-        estimate = self.estimate(model)
-        result: list[BudgetEvaluation] = []
-        for policy, member in self.state.applicable(
-            self.call.scopes, model.id, self.provider_of(model), self.call.task_class.value
-        ):
-            result.append(self.evaluate(policy, member, estimate))
-        evaluations = tuple(result)
+        amounts = self.amounts(model)
+        evaluate = self.evaluate
+        evaluations = tuple(
+            evaluate(policy, member, amounts[policy.metric])
+            for policy, member in self.state.applicable(
+                self.call.scopes, model.id, self.provider_of(model), self.call.task_class.value
+            )
+        )
         self._evaluations[model.id] = evaluations
         return evaluations
 
+    def amounts(self, model: Model) -> dict[Metric, Decimal | None]:
+        """The request's amount in each metric on ``model``: once per model, not per policy."""
+        estimate = self.estimate(model)
+        return {metric: request_amount(metric, estimate) for metric in Metric}
+
     def evaluate(
-        self, policy: BudgetPolicy, member: str, estimate: PricingEstimate
+        self, policy: BudgetPolicy, member: str, amount: Decimal | None
     ) -> BudgetEvaluation:
         keys, window = counters_for(policy, member, self.now)
         return evaluate_policy(
@@ -288,7 +295,7 @@ class _Planner:
             member,
             window,
             self.counters(keys),
-            request_amount(policy.metric, estimate),
+            amount,
             grant=self.grants.get(policy.id),
             unpriced_action=self.state.unpriced_action,
             keys=keys,
@@ -305,7 +312,9 @@ class _Planner:
                 imposed.append((policy.id, policy.mode))
             override = policy.routing_mode_override
             if override is not None and _soft_crossed(
-                self.evaluate(policy, member, self.estimate(requested))
+                self.evaluate(
+                    policy, member, request_amount(policy.metric, self.estimate(requested))
+                )
             ):
                 imposed.append((policy.id, override))
         return resolve_mode(

@@ -48,6 +48,7 @@ __all__ = [
     "Window",
     "bucket_width",
     "counter_buckets",
+    "counter_span",
     "oldest_live_key",
     "rolling_duration_problem",
     "window_for",
@@ -179,13 +180,21 @@ def counter_buckets(interval: Interval, at: datetime) -> tuple[Window, ...]:
     A calendar interval has one bucket, its window. A rolling interval has the buckets from the
     one holding ``at - duration`` to the one holding ``at``; usage is recorded in the last.
     """
+    return counter_span(interval, at)[2]
+
+
+def counter_span(interval: Interval, at: datetime) -> tuple[datetime, datetime, tuple[Window, ...]]:
+    """``counter_buckets(interval, at)`` with the instants it answers for: the same buckets
+    hold for every instant in ``[valid_from, valid_until)``, which lets callers memoise what
+    they derive from the buckets and check only the instant on the hot path."""
     if at.tzinfo is None:
         raise ValueError("counter_buckets needs an aware datetime")
     if interval.kind is not IntervalKind.ROLLING:
-        return _calendar_buckets(interval, at)
+        window = _calendar_buckets(interval, at)
+        return window[0].start, window[0].end, window
     cached = _LAST_BUCKETS.get(interval)
     if cached is not None and cached[0] <= at < cached[1]:
-        return cached[2]
+        return cached
     assert interval.duration is not None
     duration, width = interval.duration, bucket_width(interval.duration)
     # Bucket indices from the epoch. Timedelta arithmetic is exact to the microsecond and
@@ -203,8 +212,9 @@ def counter_buckets(interval: Interval, at: datetime) -> tuple[Window, ...]:
     valid_until = min(buckets[-1].end, buckets[0].end + duration)
     if len(_LAST_BUCKETS) >= _LAST_WINDOW_MAX:
         _LAST_BUCKETS.clear()
-    _LAST_BUCKETS[interval] = (valid_from, valid_until, buckets)
-    return buckets
+    entry = (valid_from, valid_until, buckets)
+    _LAST_BUCKETS[interval] = entry
+    return entry
 
 
 def oldest_live_key(interval: Interval, at: datetime) -> str:
