@@ -53,38 +53,37 @@ def _keys(evaluation: BudgetEvaluation, at: datetime) -> tuple[CounterKey, ...]:
     return evaluation.keys or counters_for(evaluation.policy, evaluation.member, at)[0]
 
 
-def _limit(
-    evaluation: BudgetEvaluation, mode: RoutingMode, grant: OverrideGrant | None
-) -> Decimal | None:
-    if mode is not RoutingMode.ENFORCED:
-        return None
-    if evaluation.status is BudgetStatus.OVERRIDE_APPLIED and grant is not None:
-        return None if grant.extra is None else evaluation.hard_limit + grant.extra
-    if evaluation.policy.hard_action in _LIMITED_ACTIONS:
-        return evaluation.hard_limit
-    return None
-
-
 def reservation_lines(
     decision: RoutingDecision, grants: Mapping[str, OverrideGrant] | None = None
 ) -> tuple[ReservationLine, ...]:
-    """The upper-bound usage to reserve for ``decision``, one line per applicable policy."""
+    """The upper-bound usage to reserve for ``decision``, one line per applicable policy.
+
+    A line is limited (``limit`` not ``None``) only in enforced mode: by the hard limit when
+    the policy's hard action stops requests, by the hard limit plus the grant's extra when an
+    approved override applies (unlimited when the grant has no extra). One line per applicable
+    policy per request, so the loop is kept flat.
+    """
     mode = decision.mode
     if mode is RoutingMode.SUGGEST or decision.blocked:
         return ()
     grants = grants or {}
     at = decision.created_at
-    return tuple(
-        ReservationLine(
-            evaluation.policy.id,
-            _keys(evaluation, at),
-            evaluation.request_amount,
-            _limit(evaluation, mode, grants.get(evaluation.policy.id)),
-        )
-        for evaluation in decision.budget_evaluations
-        # unpriced under a USD policy: nothing to count
-        if evaluation.request_amount is not None
-    )
+    enforced = mode is RoutingMode.ENFORCED
+    lines: list[ReservationLine] = []
+    for evaluation in decision.budget_evaluations:
+        amount = evaluation.request_amount
+        if amount is None:  # unpriced under a USD policy: nothing to count
+            continue
+        policy = evaluation.policy
+        limit: Decimal | None = None
+        if enforced:
+            grant = grants.get(policy.id)
+            if evaluation.status is BudgetStatus.OVERRIDE_APPLIED and grant is not None:
+                limit = None if grant.extra is None else policy.hard_limit + grant.extra
+            elif policy.hard_action in _LIMITED_ACTIONS:
+                limit = policy.hard_limit
+        lines.append(ReservationLine(policy.id, _keys(evaluation, at), amount, limit))
+    return tuple(lines)
 
 
 def usage_amount(metric: Metric, usage: Usage, cost_usd: Decimal | None) -> Decimal | None:
