@@ -15,6 +15,7 @@ from conftest import ACME, NOW, policy
 from spendgate.domain.budgets import (
     BudgetFilters,
     BudgetStatus,
+    CounterKey,
     CounterState,
     HardAction,
     Metric,
@@ -32,7 +33,7 @@ from spendgate.domain.budgets import (
     policy_problems,
 )
 from spendgate.domain.scopes import RequestScopes, ScopeKind, ScopeRef
-from spendgate.domain.windows import Interval, IntervalKind, window_for
+from spendgate.domain.windows import Interval, IntervalKind, Window, counter_buckets, window_for
 
 WINDOW = window_for(Interval(IntervalKind.DAILY), NOW)
 
@@ -402,3 +403,32 @@ def test_live_windows_are_those_of_the_counters_a_generation_reads() -> None:
     keys, _ = counters_for(fresh, "acme", NOW)
     assert all(is_live(live, key.policy_id, key.window) for key in keys)
     assert not is_live(live, "team", keys[0].window)  # generation 0's: never read again
+
+
+MEMO_POLICIES = (
+    policy("memo-day", interval=Interval(IntervalKind.DAILY, "America/New_York")),
+    policy("memo-hour", interval=Interval(IntervalKind.HOURLY, "Asia/Kolkata")),
+    policy("memo-roll", interval=Interval(IntervalKind.ROLLING, duration=timedelta(hours=2))),
+)
+
+
+@given(
+    st.lists(
+        st.datetimes(min_value=datetime(2026, 3, 7), max_value=datetime(2026, 3, 10)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sampled_from(["acme", "beta"]),
+)
+def test_memoised_counters_match_a_fresh_derivation(instants: list[datetime], member: str) -> None:
+    """``counters_for`` answers from a memo while its buckets last: at any sequence of instants
+    (across a DST change, back and forth, bucket edges included) it gives exactly the keys and
+    window derived afresh from ``counter_buckets``."""
+    for at in instants:
+        now = at.replace(tzinfo=UTC)
+        for budget in MEMO_POLICIES:
+            buckets = counter_buckets(budget.interval, now)
+            keys, window = counters_for(budget, member, now)
+            assert keys == tuple(CounterKey(budget.id, member, bucket.key) for bucket in buckets)
+            assert window == Window(buckets[0].start, buckets[-1].end)
+            assert window.start <= now < window.end
