@@ -501,9 +501,11 @@ def _message(evaluation: BudgetEvaluation) -> str:
 def most_severe(evaluations: Iterable[BudgetEvaluation]) -> BudgetEvaluation | None:
     """The evaluation that decides the request's outcome (first of equals wins)."""
     worst: BudgetEvaluation | None = None
+    worst_severity = -1  # below every status's rank; each evaluation's rank is read once
     for evaluation in evaluations:
-        if worst is None or evaluation.status.severity > worst.status.severity:
-            worst = evaluation
+        severity = _SEVERITY[evaluation.status]
+        if severity > worst_severity:
+            worst, worst_severity = evaluation, severity
     return worst
 
 
