@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -23,8 +22,9 @@ from spendgate.providers.anthropic import DEFAULT_ANTHROPIC_BASE_URL
 from spendgate.providers.base import HttpUpstream
 from spendgate.providers.errors import redact
 from spendgate.providers.registry import DEFAULT_BASE_URLS
+from spendgate.urls import public_url
 
-__all__ = ["DiscoveredModel", "ProbeResult", "models_url", "probe", "probe_all", "public_url"]
+__all__ = ["DiscoveredModel", "ProbeResult", "models_url", "probe", "probe_all"]
 
 # A connection test should answer quickly even when a provider hangs.
 MAX_PROBE_TIMEOUT_S = 15.0
@@ -53,22 +53,6 @@ class ProbeResult:
     error: str | None
     models: tuple[DiscoveredModel, ...] = ()
     tested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-
-def public_url(url: str | None) -> str | None:
-    """``url`` without user-info, query or fragment (where credentials hide)."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:  # a malformed port: show nothing rather than guess
-        port = None
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def models_url(provider: Provider) -> str:

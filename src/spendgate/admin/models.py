@@ -19,11 +19,12 @@ from pydantic import BaseModel
 from spendgate.admin.auth import Viewer
 from spendgate.admin.context import AdminContext
 from spendgate.admin.deps import get_context, get_viewer, require_admin
-from spendgate.admin.discovery import DiscoveredModel, ProbeResult, probe_all, public_url
+from spendgate.admin.discovery import DiscoveredModel, ProbeResult, probe_all
 from spendgate.admin.errors import AdminError
 from spendgate.admin.views import money
 from spendgate.domain.health import HealthSnapshot
 from spendgate.domain.models import Model
+from spendgate.urls import public_url
 
 __all__ = ["router"]
 

@@ -23,6 +23,7 @@ from spendgate.gateway.service import Service
 from spendgate.governor import Governor
 from spendgate.providers.registry import UpstreamRegistry
 from spendgate.store.journal import Journal
+from spendgate.urls import public_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -123,7 +124,6 @@ def _tracing(
     spec = config.tracing
     if spec is None:
         return None
-    from spendgate.admin.discovery import public_url
     from spendgate.tracing.calls import CallTracer
     from spendgate.tracing.otlp import OtlpSpans
     from spendgate.tracing.spans import provider_endpoint

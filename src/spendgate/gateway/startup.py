@@ -28,7 +28,6 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from spendgate import __version__
-from spendgate.admin.discovery import public_url
 from spendgate.config import DEMO_SOURCE, Config
 from spendgate.domain.keys import ADMIN, ADMIN_TOKEN_ENV
 from spendgate.domain.models import Provider, ProviderKind
@@ -37,6 +36,7 @@ from spendgate.ledger.memory import MemoryLedger
 from spendgate.logs import FIELDS
 from spendgate.providers.registry import DEFAULT_BASE_URLS
 from spendgate.store.db import safe_url
+from spendgate.urls import public_url
 
 __all__ = ["log_startup", "startup_block"]
 
