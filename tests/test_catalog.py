@@ -4,17 +4,20 @@ creator providers preferred, effective dating, estimates flagged, strictly offli
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 import textwrap
 from collections import defaultdict
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from genai_prices import data_snapshot
 from genai_prices import types as gp
 
+from spendgate import catalog
 from spendgate.catalog import (
     CREATOR_PROVIDERS,
     catalog_model_ids,
@@ -22,6 +25,7 @@ from spendgate.catalog import (
     catalog_version,
     load_catalog,
 )
+from spendgate.catalog_mapping import checked, mapped
 from spendgate.domain.pricing import Precision, PriceBook, PriceSource, PricingRecord
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -231,7 +235,7 @@ def test_timestamp_and_version() -> None:
 
 OFFLINE = textwrap.dedent(
     """
-    import socket, time
+    import socket, sys, time
 
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")
@@ -246,7 +250,7 @@ OFFLINE = textwrap.dedent(
     rows = load_catalog()
     elapsed = time.perf_counter() - started
     catalog_timestamp()
-    print(len(rows), round(elapsed, 3))
+    print(len(rows), round(elapsed, 3), "genai_prices" in sys.modules)
     """
 )
 
@@ -256,6 +260,35 @@ def test_catalog_loads_offline_and_fast() -> None:
         [sys.executable, "-c", OFFLINE], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
-    count, seconds = result.stdout.split()
+    count, seconds, imported = result.stdout.split()
     assert int(count) == len(load_catalog())
-    assert float(seconds) < 5  # measured ~0.5 s cold, in a fresh interpreter
+    assert float(seconds) < 5  # measured ~0.03 s from the index, in a fresh interpreter
+    assert imported == "False"  # the shipped index spares importing genai-prices
+
+
+def _as_text(chosen: catalog.Chosen) -> dict[str, str]:
+    # repr keeps each Decimal's exponent: "0.10" and "0.1" would compare equal as numbers.
+    return {model: repr(found) for model, found in chosen.items()}
+
+
+def test_shipped_index_is_the_mapping_of_the_installed_snapshot() -> None:
+    """A stale index (a new genai-prices, or a change to the mapping rules) fails here:
+    regenerate it with ``python -m spendgate.catalog``."""
+    index = catalog._index()
+    assert index is not None, "catalog_index.json was built from another genai-prices data file"
+    assert _as_text(catalog._chosen_from_index(index)) == _as_text(mapped())
+    assert catalog_timestamp() == checked()
+
+
+def test_an_index_of_another_genai_prices_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = tmp_path / "catalog_index.json"
+    catalog.write_index(index)
+    text = index.read_text()
+    digest = json.loads(text)["data_sha256"]
+    index.write_text(text.replace(digest, "0" * 64))
+    monkeypatch.setattr(catalog, "INDEX", index)
+    assert catalog._index() is None
+    # Mapped from the installed snapshot instead (the cached function, called afresh).
+    assert _as_text(catalog._chosen.__wrapped__()) == _as_text(mapped())

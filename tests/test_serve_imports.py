@@ -1,8 +1,9 @@
 """The proxy path imports only what it needs: ``spendgate serve`` on a migrated database
-proxies a chat completion without having imported the admin API (FastAPI, Starlette,
-pydantic's admin models), the console (Jinja2), Alembic or the admin's httpx; the first
-admin and console requests import them and answer. Checked in a fresh interpreter running
-the real ``spendgate serve`` command (the test process imports all of them)."""
+proxies a chat completion without having imported the admin API (FastAPI, Starlette), the
+console (Jinja2), Alembic, genai-prices (the catalog comes from its shipped index) or the
+admin's httpx; the first admin and console requests import them and answer. Checked in a
+fresh interpreter running the real ``spendgate serve`` command (the test process imports
+all of them)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ HEAVY = (
     "jinja2",
     "alembic",
     "httpx",
+    "genai_prices",
     "spendgate.admin.app",
     "spendgate.admin.discovery",
     "spendgate.console",

@@ -16,21 +16,27 @@ update functions (which fetch prices over HTTP) is ever called. The snapshot is 
 - when one id is listed by several providers, the model creator's own provider wins over
   resellers and aggregators (which may list it at a different or subscription price).
 
-Loading is done once per process and cached (see ``load_catalog``).
+Loading is done once per process and cached (see ``load_catalog``). Importing genai-prices and
+mapping its snapshot cost the gateway ~7 MB and ~140 ms at every start, so the mapped rows
+also ship as ``catalog_index.json`` (written by ``python -m spendgate.catalog``), tied to the
+SHA-256 of the genai-prices data file it was built from: when the installed package's data
+file is the same, the rows come from the index and genai-prices is never imported; otherwise
+(another genai-prices version) they are mapped from the snapshot as above. A test keeps the
+index equal to the mapping of the installed snapshot.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
+import hashlib
+import importlib.util
+import json
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-
-from genai_prices import data_snapshot
-from genai_prices import types as gp
+from typing import Any
 
 from spendgate.domain.pricing import Precision, PriceSource, PricingRecord
 
@@ -63,25 +69,10 @@ CREATOR_PROVIDERS: tuple[str, ...] = (
     "elevenlabs",
     "arcee",
 )
-_RESELLER_RANK = len(CREATOR_PROVIDERS)
-
-_ZERO = Decimal(0)
-_THOUSAND = Decimal(1000)
-
-# Price keys whose presence without ``output_mtok`` means output is billed in a unit a
-# ``PricingRecord`` cannot express (audio, images, ...): such a price is skipped rather than
-# turned into a wrong $0 output price. Without any of them (embeddings) output costs nothing.
-_OTHER_OUTPUT_KEYS = (
-    "output_audio_mtok",
-    "output_image_mtok",
-    "output_video_mtok",
-    "output_reasoning_mtok",
-    "output_citation_mtok",
-)
 
 
 @dataclass(frozen=True, slots=True)
-class _Price:
+class Price:
     """One catalog price reduced to what a ``PricingRecord`` holds."""
 
     input_per_mtok: Decimal
@@ -105,32 +96,120 @@ class _Price:
 
 
 @dataclass(frozen=True, slots=True)
-class _Period:
+class Period:
     start: date | None  # None: since always
     end: date | None  # None: until further notice
-    price: _Price
+    price: Price
+
+
+Chosen = dict[str, tuple[str, tuple[Period, ...]]]
+
+INDEX = Path(__file__).with_name("catalog_index.json")
 
 
 @cache
-def _chosen() -> dict[str, tuple[str, tuple[_Period, ...]]]:
+def _chosen() -> Chosen:
     """Per model id: the catalog provider whose listing prices it, and its price periods."""
-    chosen: dict[str, tuple[tuple[int, int, int, int], str, tuple[_Period, ...]]] = {}
-    for provider_index, provider in enumerate(data_snapshot.get_snapshot().providers):
-        rank = _provider_rank(provider.id)
-        for model_index, model in enumerate(provider.models):
-            periods: tuple[_Period, ...] | None = None
-            for alias_rank, model_id in enumerate(_model_ids(model)):
-                # Lower sorts first: creator provider, then a model's own id over another
-                # model's alias, then the snapshot's order.
-                order = (rank, min(alias_rank, 1), provider_index, model_index)
-                current = chosen.get(model_id)
-                if current is not None and current[0] <= order:
-                    continue
-                if periods is None:
-                    periods = _periods(model)
-                if periods:
-                    chosen[model_id] = (order, provider.id, periods)
-    return {model_id: (provider, periods) for model_id, (_, provider, periods) in chosen.items()}
+    index = _index()
+    if index is None:
+        from spendgate.catalog_mapping import mapped
+
+        return mapped()
+    return _chosen_from_index(index)
+
+
+def _data_digest() -> str | None:
+    """SHA-256 of the installed genai-prices data file, found without importing the package."""
+    spec = importlib.util.find_spec("genai_prices")
+    if spec is None or spec.origin is None:
+        return None
+    data = Path(spec.origin).with_name("data.py")
+    return hashlib.sha256(data.read_bytes()).hexdigest() if data.is_file() else None
+
+
+def _index() -> dict[str, Any] | None:
+    """The shipped index, when it was built from the installed genai-prices data file (read
+    each time: the callers cache what they make of it, the parsed text is garbage)."""
+    try:
+        index: dict[str, Any] = json.loads(INDEX.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return index if index.get("data_sha256") == _data_digest() else None
+
+
+def _chosen_from_index(index: dict[str, Any]) -> Chosen:
+    # Prices repeat across models ("0", "0.15", …): one immutable Decimal per text, and one
+    # Price per distinct price, shared by every row that has it (~1 MB less resident).
+    decimals: dict[str, Decimal] = {}
+    prices: dict[tuple[str, str, str | None, str, str], Price] = {}
+
+    def day(text: str | None) -> date | None:
+        return None if text is None else date.fromisoformat(text)
+
+    def number(text: str) -> Decimal:
+        found = decimals.get(text)
+        if found is None:
+            found = decimals[text] = Decimal(text)
+        return found
+
+    def price(inp: str, out: str, cached: str | None, per: str, precision: str) -> Price:
+        key = (inp, out, cached, per, precision)
+        found = prices.get(key)
+        if found is None:
+            found = prices[key] = Price(
+                number(inp),
+                number(out),
+                None if cached is None else number(cached),
+                number(per),
+                Precision(precision),
+            )
+        return found
+
+    return {
+        model_id: (
+            provider,
+            tuple(Period(day(start), day(end), price(*row)) for start, end, *row in periods),
+        )
+        for model_id, (provider, periods) in index["models"].items()
+    }
+
+
+def write_index(path: Path = INDEX) -> None:
+    """Map the installed snapshot and write it as the index (``python -m spendgate.catalog``)."""
+
+    from spendgate.catalog_mapping import checked, mapped
+
+    def text(value: object) -> str | None:
+        return None if value is None else str(value)
+
+    models = {
+        model_id: [
+            provider,
+            [
+                [
+                    text(period.start),
+                    text(period.end),
+                    str(period.price.input_per_mtok),
+                    str(period.price.output_per_mtok),
+                    text(period.price.cached_input_per_mtok),
+                    str(period.price.per_request),
+                    period.price.precision.value,
+                ]
+                for period in periods
+            ],
+        ]
+        for model_id, (provider, periods) in sorted(mapped().items())
+    }
+    # One model a line, so a new genai-prices release shows as a readable diff.
+    lines = [
+        f"{json.dumps(model_id)}:{json.dumps(row, separators=(',', ':'))}"
+        for model_id, row in models.items()
+    ]
+    path.write_text(
+        f'{{"data_sha256":{json.dumps(_data_digest())},\n'
+        f'"checked":{json.dumps(checked().isoformat())},\n'
+        '"models":{\n' + ",\n".join(lines) + "\n}}\n"
+    )
 
 
 @cache
@@ -162,13 +241,6 @@ def catalog_version() -> str:
     return version("genai-prices")
 
 
-# The curators note when they last checked a price ("Checked 2026-10-15", "as of ...").
-_CHECKED_RE = re.compile(
-    r"\b(?:checked|as of|verified|updated|retrieved|accessed)\D{0,20}(\d{4}-\d{2}-\d{2})",
-    re.IGNORECASE,
-)
-
-
 @cache
 def catalog_timestamp() -> datetime:
     """When the bundled snapshot was last checked (UTC), to show how old the catalog is.
@@ -176,151 +248,17 @@ def catalog_timestamp() -> datetime:
     genai-prices records no snapshot date, so this is the newest check date its curators
     noted in the price comments; failing that, when the package's data file was installed.
     """
-    newest: date | None = None
-    for provider in data_snapshot.get_snapshot().providers:
-        texts = [provider.price_comments or ""]
-        texts.extend(model.price_comments or "" for model in provider.models)
-        for text in texts:
-            for match in _CHECKED_RE.finditer(text):
-                try:
-                    found = date.fromisoformat(match.group(1))
-                except ValueError:
-                    continue
-                if newest is None or found > newest:
-                    newest = found
-    if newest is not None:
-        return datetime.combine(newest, time(), UTC)
-    from genai_prices import data
+    index = _index()
+    if index is not None:
+        return datetime.fromisoformat(index["checked"])
+    from spendgate.catalog_mapping import checked
 
-    return datetime.fromtimestamp(Path(data.__file__).stat().st_mtime, UTC)
-
-
-# -- mapping one model ------------------------------------------------------------------
-
-
-def _provider_rank(provider_id: str) -> int:
-    try:
-        return CREATOR_PROVIDERS.index(provider_id)
-    except ValueError:
-        return _RESELLER_RANK
-
-
-def _model_ids(model: gp.ModelInfo) -> Iterator[str]:
-    """The model's id, then its exact-equals aliases (through ``or`` clauses only)."""
-    seen = {model.id}
-    yield model.id
-    pending: list[object] = [model.match]
-    while pending:
-        clause = pending.pop(0)
-        if isinstance(clause, gp.ClauseEquals) and clause.equals not in seen:
-            seen.add(clause.equals)
-            yield clause.equals
-        elif isinstance(clause, gp.ClauseOr):
-            pending.extend(clause.or_)
-
-
-def _periods(model: gp.ModelInfo) -> tuple[_Period, ...]:
-    """The model's standard price over time, as consecutive date periods."""
-    if isinstance(model.prices, gp.ModelPrice):
-        price = _price(model.prices)
-        return () if price is None else (_Period(None, None, price),)
-    entries = model.prices
-    if not entries:
-        return ()
-    starts = sorted(
-        {
-            e.constraint.start_date
-            for e in entries
-            if isinstance(e.constraint, gp.StartDateConstraint)
-        }
-    )
-    bounds: list[date | None] = [None, *starts]
-    periods: list[_Period] = []
-    for index, start in enumerate(bounds):
-        end = bounds[index + 1] if index + 1 < len(bounds) else None
-        price = _price_in_period(entries, start)
-        if price is None:
-            continue
-        previous = periods[-1] if periods else None
-        if previous is not None and previous.end == start and previous.price == price:
-            periods[-1] = _Period(previous.start, end, price)  # same price: one longer row
-        else:
-            periods.append(_Period(start, end, price))
-    return tuple(periods)
-
-
-def _price_in_period(entries: Sequence[gp.ConditionalPrice], start: date | None) -> _Price | None:
-    """The price in force from ``start`` (``None``: before every start date) to the next date.
-
-    genai-prices uses the last entry whose constraint holds (the first entry when none
-    does); a time-of-day entry holds only part of each day, so it contributes to an upper
-    bound instead of being selected.
-    """
-    selected: int | None = None
-    for index, entry in enumerate(entries):
-        constraint = entry.constraint
-        if constraint is None or (
-            isinstance(constraint, gp.StartDateConstraint)
-            and start is not None
-            and constraint.start_date <= start
-        ):
-            selected = index
-    daytime_from = 0 if selected is None else selected + 1
-    daytime = [
-        entry
-        for entry in entries[daytime_from:]
-        if isinstance(entry.constraint, gp.TimeOfDateConstraint)
-    ]
-    base = _price(entries[selected if selected is not None else 0].prices)
-    if base is None or not daytime:
-        return base
-    prices = [base, *(p for p in (_price(e.prices) for e in daytime) if p is not None)]
-    return _upper_bound(prices)
-
-
-def _upper_bound(prices: Sequence[_Price]) -> _Price:
-    cached = [p.cached_input_per_mtok for p in prices]
-    return _Price(
-        input_per_mtok=max(p.input_per_mtok for p in prices),
-        output_per_mtok=max(p.output_per_mtok for p in prices),
-        # Without its own cached price a row bills cached input at the input price: the
-        # higher bound, so one missing cached price drops it for the combined row.
-        cached_input_per_mtok=None if None in cached else max(c for c in cached if c is not None),
-        per_request=max(p.per_request for p in prices),
-        precision=Precision.ESTIMATE,
-    )
-
-
-def _price(prices: gp.ModelPrice) -> _Price | None:
-    """A ``ModelPrice`` as a token price; ``None`` when it is not priced per token."""
-    input_price, tiered_input = _base(prices.__dict__.get("input_mtok"))
-    if input_price is None:
-        return None
-    output_price, tiered_output = _base(prices.__dict__.get("output_mtok"))
-    if output_price is None:
-        if any(prices.__dict__.get(key) is not None for key in _OTHER_OUTPUT_KEYS):
-            return None
-        output_price = _ZERO
-    cached, tiered_cached = _base(prices.__dict__.get("cache_read_mtok"))
-    per_thousand, _ = _base(prices.__dict__.get("requests_kcount"))
-    tiered = tiered_input or tiered_output or tiered_cached
-    return _Price(
-        input_per_mtok=input_price,
-        output_per_mtok=output_price,
-        cached_input_per_mtok=cached,
-        per_request=_ZERO if per_thousand is None else per_thousand / _THOUSAND,
-        precision=Precision.ESTIMATE if tiered else Precision.EXACT,
-    )
-
-
-def _base(value: object) -> tuple[Decimal | None, bool]:
-    """A price value's base rate, and whether it was tiered by context length."""
-    if isinstance(value, gp.TieredPrices):
-        return value.base, True
-    if isinstance(value, Decimal):
-        return value, False
-    return None, False
+    return checked()
 
 
 def _utc_midnight(day: date | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time(), UTC)
+
+
+if __name__ == "__main__":
+    write_index(Path(sys.argv[1]) if len(sys.argv) > 1 else INDEX)
