@@ -18,9 +18,13 @@ from spendgate.store.db import make_engine
 from spendgate.store.migrate import (
     HEAD_REVISION,
     MIGRATIONS_DIR,
+    SQLITE_SCHEMA,
+    alembic_config,
     current_revision,
     head_revision,
     migrate,
+    write_engine,
+    write_sqlite_schema,
 )
 
 
@@ -140,3 +144,51 @@ def test_current_revision_of_an_untouched_database_is_none(tmp_path: Path) -> No
         assert current_revision(engine) is None
     finally:
         engine.dispose()
+
+
+def _dump(path: Path) -> tuple[list[str], list[tuple[object, ...]]]:
+    """Every row and schema statement (sorted: rowids of dropped objects are reused), and the
+    file-level settings."""
+    with sqlite3.connect(path) as connection:
+        settings = [
+            connection.execute(f"PRAGMA {name}").fetchone()
+            for name in ("auto_vacuum", "journal_mode", "user_version", "page_size", "encoding")
+        ]
+        return sorted(connection.iterdump()), settings
+
+
+def test_a_new_sqlite_file_gets_the_migrated_schema_without_alembic(tmp_path: Path) -> None:
+    replayed = tmp_path / "replayed.db"
+    probe = (
+        "import sys\n"
+        "from spendgate.store.migrate import migrate\n"
+        f"migrate({f'sqlite:///{replayed}'!r})\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "False"
+    # The same file as Alembic running every script on an empty file makes.
+    from alembic import command
+
+    migrated = tmp_path / "migrated.db"
+    engine = make_engine(f"sqlite:///{migrated}")
+    try:
+        config = alembic_config()
+        with write_engine(engine).connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+    finally:
+        engine.dispose()
+    assert _dump(replayed) == _dump(migrated)
+    assert current_revision(make_engine(f"sqlite:///{replayed}")) == HEAD_REVISION
+
+
+def test_shipped_sqlite_schema_is_the_scripts_result(tmp_path: Path) -> None:
+    """A new script (or an edited one) fails here until the file is rewritten:
+    ``python -m spendgate.store.migrate``."""
+    written = tmp_path / "sqlite_schema.sql"
+    write_sqlite_schema(written)
+    assert written.read_text() == SQLITE_SCHEMA.read_text()
