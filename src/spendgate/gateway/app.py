@@ -28,7 +28,7 @@ from spendgate.gateway.housekeeping import Housekeeping, HousekeepingSettings
 from spendgate.gateway.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from spendgate.gateway.mounts import Mount
 from spendgate.gateway.proxy import ChatProxy
-from spendgate.gateway.service import Service
+from spendgate.gateway.service import Service, stop_within
 from spendgate.gateway.unknown_routes import route_missing
 from spendgate.governor import Governor
 from spendgate.ledger.shared import SharedLedger
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["Gateway"]
 
 _MODELS_ROUTE = "/v1/models"
+# Per part at shutdown (housekeeping lets a running database prune finish; the shared
+# ledger sends what is queued within 5 s).
+_STOP_S = 15.0
 
 
 class Gateway:
@@ -215,13 +218,14 @@ class Gateway:
                     await self.alerts.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                # Each part gets a bounded time, so the journal is always closed.
                 if self._housekeeping is not None:
-                    await self._housekeeping.stop()
+                    await stop_within("housekeeping", self._housekeeping.stop(), _STOP_S)
                 if self.alerts is not None and self.run_alerts:
-                    await self.alerts.stop()
+                    await stop_within("alerts", self.alerts.stop(), _STOP_S)
                 for service in reversed(self.services):
-                    await service.stop()
-                await self.upstreams.close()
+                    await stop_within(type(service).__name__, service.stop(), _STOP_S)
+                await stop_within("upstream connections", self.upstreams.close(), _STOP_S)
                 if self.governor.journal is not None:
                     self.governor.journal.close()
                 await send({"type": "lifespan.shutdown.complete"})
