@@ -69,6 +69,7 @@ CHAT_BODY = {
         },
     ],
 }
+_CHAT_BYTES = json.dumps(CHAT_BODY).encode()
 STREAM_BODY = {**CHAT_BODY, "model": "gpt-4o-mini-stream", "stream": True}
 SCOPE_HEADERS = (("x-spendgate-agent-id", "bench-agent"), ("x-spendgate-session-id", "bench-s1"))
 
@@ -265,14 +266,24 @@ def http_post(
 
 
 def wait_ready(
-    process: subprocess.Popen[bytes], port: int, path: str, started: float, limit: float = 60.0
+    process: subprocess.Popen[bytes],
+    port: int,
+    path: str,
+    started: float,
+    limit: float = 60.0,
+    body: bytes | None = None,
 ) -> float:
-    """Seconds from ``started`` until ``GET path`` answers 200 (polled every 2 ms)."""
+    """Seconds from ``started`` until ``GET path`` (or ``POST body`` to it, with the
+    gateway's key) answers 200, polled every 2 ms."""
+    headers = {"authorization": f"Bearer {GATEWAY_KEY}", "content-type": "application/json"}
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before {path} answered")
         try:
-            status, _ = http_get(port, path, timeout=1.0)
+            if body is None:
+                status, _ = http_get(port, path, timeout=1.0)
+            else:
+                status, _, _ = http_post(port, path, body, headers)
             if status == 200:
                 return time.perf_counter() - started
         except OSError:
@@ -451,30 +462,11 @@ def start_gateway(workdir: Path, config: Path, nice: int, name: str) -> tuple[Se
     process, log = spawn(name, pinned(GATEWAY_CORE, argv, nice), workdir, GATEWAY_ENV)
     try:
         healthz = wait_ready(process, port, "/healthz", started)
-        proxied = wait_proxied(process, port, started)
+        # The moment an application is served: a chat completion through the gateway.
+        proxied = wait_ready(process, port, "/v1/chat/completions", started, body=_CHAT_BYTES)
     except RuntimeError as error:
         raise SystemExit(f"the gateway did not start: {error}\n{log.read_text()}") from None
     return Server(name, process, port, log), Startup(round(healthz, 3), round(proxied, 3))
-
-
-def wait_proxied(
-    process: subprocess.Popen[bytes], port: int, started: float, limit: float = 60.0
-) -> float:
-    """Seconds from ``started`` until a chat completion through the gateway answers 200."""
-    body = json.dumps(CHAT_BODY).encode()
-    headers = {"authorization": f"Bearer {GATEWAY_KEY}", "content-type": "application/json"}
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before it proxied")
-        try:
-            status, _, _ = http_post(port, "/v1/chat/completions", body, headers)
-            if status == 200:
-                return time.perf_counter() - started
-        except OSError:
-            pass
-        if time.perf_counter() - started > limit:
-            raise RuntimeError(f"no proxied 200 within {limit} s")
-        time.sleep(0.002)
 
 
 def start_litellm(
