@@ -136,7 +136,7 @@ def main() -> None:
         if step != last:
             console.print(
                 f"request {attempt:>4}: {decision.routing_action.value:<17} "
-                f"{decision.actual_model:<14} spent so far ${spent:.4f}  "
+                f"{decision.actual_model or '—':<14} spent so far ${spent:.4f}  "
                 f"[dim]{', '.join(decision.reason_codes[1:])}[/]"
             )
             last = step
