@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gateway_support import ONE_PROVIDER, ONE_PROVIDER_ENV
 from spendgate.mock_upstream.runner import MockUpstreamThread
 from spendgate.store.migrate import migrate
 
@@ -28,17 +29,6 @@ HEAVY = (
     "spendgate.admin.discovery",
     "spendgate.console",
 )
-
-CONFIG = """
-database_url: {database}
-providers:
-  - {{id: alpha, kind: openai, base_url: "{mock}/v1", api_key_env: ALPHA_KEY}}
-models:
-  - {{id: gpt-4o-mini, provider: alpha, cost_tier: low, max_output_tokens: 16384}}
-routing: {{default_model: gpt-4o-mini, mode: enforced, smart_routing: false, failover: false}}
-keys:
-  - {{id: alice, key_env: ALICE_KEY, principal: alice, project: acme}}
-"""
 
 # Serves in the main thread (as the command does); a thread drives the requests and reports.
 SCRIPT = """
@@ -103,7 +93,7 @@ def test_proxy_path_imports_no_admin_console_or_alembic(tmp_path: Path) -> None:
     migrate(database)  # an up-to-date database: Alembic is needed only to upgrade one
     with MockUpstreamThread(latency_ms=0) as mock:
         config = tmp_path / "spendgate.yaml"
-        config.write_text(CONFIG.format(database=database, mock=mock.base_url))
+        config.write_text(f"database_url: {database}\n" + ONE_PROVIDER.format(mock=mock.base_url))
         script = SCRIPT.format(heavy=HEAVY, port=_free_port(), config=str(config))
         run = subprocess.run(
             [sys.executable, "-c", script],
@@ -111,7 +101,7 @@ def test_proxy_path_imports_no_admin_console_or_alembic(tmp_path: Path) -> None:
             text=True,
             timeout=120,
             check=False,
-            env={"ALPHA_KEY": "sk-alpha-upstream-secret", "ALICE_KEY": "sg-alice", "PATH": ""},
+            env={**ONE_PROVIDER_ENV, "PATH": ""},
         )
     assert run.returncode == 0, run.stderr
     found = json.loads(run.stdout.strip().splitlines()[-1])

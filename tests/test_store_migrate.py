@@ -19,11 +19,10 @@ from spendgate.store.migrate import (
     HEAD_REVISION,
     MIGRATIONS_DIR,
     SQLITE_SCHEMA,
-    alembic_config,
     current_revision,
     head_revision,
     migrate,
-    write_engine,
+    run_scripts_on_sqlite,
     write_sqlite_schema,
 )
 
@@ -126,6 +125,19 @@ def test_head_revision_constant_matches_the_scripts() -> None:
 def test_up_to_date_database_opens_without_importing_alembic(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'current.db'}"
     migrate(url)
+    assert not _migrating_imports_alembic(url)
+
+
+def test_current_revision_of_an_untouched_database_is_none(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        assert current_revision(engine) is None
+    finally:
+        engine.dispose()
+
+
+def _migrating_imports_alembic(url: str) -> bool:
+    """Whether ``migrate(url)`` in a fresh interpreter imports Alembic."""
     probe = (
         "import sys\n"
         "from spendgate.store.migrate import migrate\n"
@@ -135,15 +147,7 @@ def test_up_to_date_database_opens_without_importing_alembic(tmp_path: Path) -> 
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
-    assert result.stdout.strip() == "False"
-
-
-def test_current_revision_of_an_untouched_database_is_none(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    try:
-        assert current_revision(engine) is None
-    finally:
-        engine.dispose()
+    return result.stdout.strip() == "True"
 
 
 def _dump(path: Path) -> tuple[list[str], list[tuple[object, ...]]]:
@@ -159,29 +163,10 @@ def _dump(path: Path) -> tuple[list[str], list[tuple[object, ...]]]:
 
 def test_a_new_sqlite_file_gets_the_migrated_schema_without_alembic(tmp_path: Path) -> None:
     replayed = tmp_path / "replayed.db"
-    probe = (
-        "import sys\n"
-        "from spendgate.store.migrate import migrate\n"
-        f"migrate({f'sqlite:///{replayed}'!r})\n"
-        "print('alembic' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == "False"
+    assert not _migrating_imports_alembic(f"sqlite:///{replayed}")
     # The same file as Alembic running every script on an empty file makes.
-    from alembic import command
-
     migrated = tmp_path / "migrated.db"
-    engine = make_engine(f"sqlite:///{migrated}")
-    try:
-        config = alembic_config()
-        with write_engine(engine).connect() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-            connection.commit()
-    finally:
-        engine.dispose()
+    run_scripts_on_sqlite(migrated)
     assert _dump(replayed) == _dump(migrated)
     assert current_revision(make_engine(f"sqlite:///{replayed}")) == HEAD_REVISION
 

@@ -141,21 +141,28 @@ def sqlite_schema_statements(path: Path) -> list[str]:
     return statements
 
 
-def write_sqlite_schema(path: Path = SQLITE_SCHEMA) -> None:
-    """Run the scripts on an empty file and write what it recorded (see the module docstring)."""
+def run_scripts_on_sqlite(database: Path) -> None:
+    """Migrate the SQLite file ``database`` to head by running every script through Alembic
+    (never the replayed schema): what ``sqlite_schema.sql`` is written from and checked
+    against."""
     from alembic import command
 
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        config = alembic_config()
+        with write_engine(engine).connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+def write_sqlite_schema(path: Path = SQLITE_SCHEMA) -> None:
+    """Run the scripts on an empty file and write what it recorded (see the module docstring)."""
     with tempfile.TemporaryDirectory() as temp:
         database = Path(temp) / "schema.db"
-        engine = make_engine(f"sqlite:///{database}")
-        try:
-            config = alembic_config()
-            with write_engine(engine).connect() as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-                connection.commit()
-        finally:
-            engine.dispose()
+        run_scripts_on_sqlite(database)
         path.write_text(_SEPARATOR.join(sqlite_schema_statements(database)) + "\n")
 
 
