@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -236,6 +237,7 @@ def test_timestamp_and_version() -> None:
 OFFLINE = textwrap.dedent(
     """
     import socket, sys, time
+    from pathlib import Path
 
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")
@@ -246,24 +248,71 @@ OFFLINE = textwrap.dedent(
     socket.getaddrinfo = refuse
 
     started = time.perf_counter()
-    from spendgate.catalog import catalog_timestamp, load_catalog
-    rows = load_catalog()
+    from spendgate import catalog
+    if len(sys.argv) > 1:  # the shipped index of another genai-prices release
+        catalog.INDEX = Path(sys.argv[1])
+    rows = catalog.load_catalog()
     elapsed = time.perf_counter() - started
-    catalog_timestamp()
+    catalog.catalog_timestamp()
     print(len(rows), round(elapsed, 3), "genai_prices" in sys.modules)
     """
 )
 
 
-def test_catalog_loads_offline_and_fast() -> None:
+def _load_in_fresh_interpreter(cache: Path, *args: str) -> tuple[int, float, bool]:
+    env = {**os.environ, "SPENDGATE_CACHE_DIR": str(cache)}
     result = subprocess.run(
-        [sys.executable, "-c", OFFLINE], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", OFFLINE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     count, seconds, imported = result.stdout.split()
-    assert int(count) == len(load_catalog())
-    assert float(seconds) < 5  # measured ~0.03 s from the index, in a fresh interpreter
-    assert imported == "False"  # the shipped index spares importing genai-prices
+    return int(count), float(seconds), imported == "True"
+
+
+def _stale_index(tmp_path: Path) -> Path:
+    """The shipped index as another genai-prices release would have left it."""
+    index = tmp_path / "catalog_index.json"
+    catalog.write_index(index)
+    text = index.read_text()
+    index.write_text(text.replace(json.loads(text)["data_sha256"], "0" * 64))
+    return index
+
+
+def test_catalog_loads_offline_and_fast(tmp_path: Path) -> None:
+    """From the shipped index or, for another genai-prices release, from the index the first
+    start cached: either way a start after the first never imports genai-prices."""
+    cache = tmp_path / "cache"
+    _load_in_fresh_interpreter(cache)
+    count, seconds, imported = _load_in_fresh_interpreter(cache)
+    assert count == len(load_catalog())
+    assert seconds < 5  # measured ~0.03 s from an index, in a fresh interpreter
+    assert not imported
+
+
+def test_another_genai_prices_is_mapped_once_then_read_from_the_cache(tmp_path: Path) -> None:
+    stale, cache = _stale_index(tmp_path), tmp_path / "cache"
+    count, _, imported = _load_in_fresh_interpreter(cache, str(stale))
+    assert imported
+    assert count == len(load_catalog())
+    (cached,) = cache.glob("catalog-index-*.json")
+    assert cached.name == f"catalog-index-{catalog._data_digest()}.json"
+    assert list(cache.glob(".catalog-*")) == []  # nothing half-written left behind
+    count, _, imported = _load_in_fresh_interpreter(cache, str(stale))
+    assert not imported
+    assert count == len(load_catalog())
+
+
+def test_an_unwritable_cache_only_costs_the_mapping(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    count, _, imported = _load_in_fresh_interpreter(blocker / "cache", str(_stale_index(tmp_path)))
+    assert imported
+    assert count == len(load_catalog())
 
 
 def _as_text(chosen: catalog.Chosen) -> dict[str, str]:
@@ -271,24 +320,35 @@ def _as_text(chosen: catalog.Chosen) -> dict[str, str]:
     return {model: repr(found) for model, found in chosen.items()}
 
 
-def test_shipped_index_is_the_mapping_of_the_installed_snapshot() -> None:
-    """A stale index (a new genai-prices, or a change to the mapping rules) fails here:
-    regenerate it with ``python -m spendgate.catalog``."""
+def test_the_index_in_use_is_the_mapping_of_the_installed_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped index when it was built from the installed genai-prices, else the one the
+    mapping cached: either way the same rows as mapping the snapshot afresh."""
+    monkeypatch.setenv("SPENDGATE_CACHE_DIR", str(tmp_path))
+    catalog._chosen.__wrapped__()  # caches an index when the shipped one does not match
     index = catalog._index()
-    assert index is not None, "catalog_index.json was built from another genai-prices data file"
+    assert index is not None
     assert _as_text(catalog._chosen_from_index(index)) == _as_text(mapped())
     assert catalog_timestamp() == checked()
+
+
+def test_shipped_index_matches_the_pinned_genai_prices() -> None:
+    """The release this checkout was built against ships its index; regenerate it with
+    ``python -m spendgate.catalog`` after raising the genai-prices lower bound."""
+    shipped = catalog._read_index(catalog.INDEX)
+    assert shipped is not None
+    assert shipped["models"]
+    if shipped["data_sha256"] != catalog._data_digest():
+        pytest.skip(f"genai-prices {catalog_version()} is newer than the shipped index")
+    assert _as_text(catalog._chosen_from_index(shipped)) == _as_text(mapped())
 
 
 def test_an_index_of_another_genai_prices_is_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    index = tmp_path / "catalog_index.json"
-    catalog.write_index(index)
-    text = index.read_text()
-    digest = json.loads(text)["data_sha256"]
-    index.write_text(text.replace(digest, "0" * 64))
-    monkeypatch.setattr(catalog, "INDEX", index)
+    monkeypatch.setattr(catalog, "INDEX", _stale_index(tmp_path))
+    monkeypatch.setenv("SPENDGATE_CACHE_DIR", str(tmp_path / "empty"))
     assert catalog._index() is None
     # Mapped from the installed snapshot instead (the cached function, called afresh).
     assert _as_text(catalog._chosen.__wrapped__()) == _as_text(mapped())

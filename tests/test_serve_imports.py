@@ -1,6 +1,6 @@
 """The proxy path imports only what it needs: ``spendgate serve`` on a migrated database
 proxies a chat completion without having imported the admin API (FastAPI, Starlette), the
-console (Jinja2), Alembic, genai-prices (the catalog comes from its shipped index) or the
+console (Jinja2), Alembic, genai-prices (the catalog comes from an index) or the
 admin's httpx; the first admin and console requests import them and answer. Checked in a
 fresh interpreter running the real ``spendgate serve`` command (the test process imports
 all of them)."""
@@ -13,7 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateway_support import ONE_PROVIDER, ONE_PROVIDER_ENV
+from spendgate import catalog
 from spendgate.mock_upstream.runner import MockUpstreamThread
 from spendgate.store.migrate import migrate
 
@@ -88,9 +91,15 @@ def _free_port() -> int:
         return port
 
 
-def test_proxy_path_imports_no_admin_console_or_alembic(tmp_path: Path) -> None:
+def test_proxy_path_imports_no_admin_console_or_alembic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     database = f"sqlite:///{tmp_path / 'journal.db'}"
     migrate(database)  # an up-to-date database: Alembic is needed only to upgrade one
+    # Not a first start either: a genai-prices newer than the shipped index is mapped (so
+    # imported) once, by the first start, which caches the index for the next ones.
+    monkeypatch.setenv("SPENDGATE_CACHE_DIR", str(tmp_path / "cache"))
+    catalog._chosen.__wrapped__()
     with MockUpstreamThread(latency_ms=0) as mock:
         config = tmp_path / "spendgate.yaml"
         config.write_text(f"database_url: {database}\n" + ONE_PROVIDER.format(mock=mock.base_url))
@@ -101,7 +110,7 @@ def test_proxy_path_imports_no_admin_console_or_alembic(tmp_path: Path) -> None:
             text=True,
             timeout=120,
             check=False,
-            env={**ONE_PROVIDER_ENV, "PATH": ""},
+            env={**ONE_PROVIDER_ENV, "PATH": "", "SPENDGATE_CACHE_DIR": str(tmp_path / "cache")},
         )
     assert run.returncode == 0, run.stderr
     found = json.loads(run.stdout.strip().splitlines()[-1])

@@ -20,9 +20,12 @@ Loading is done once per process and cached (see ``load_catalog``). Importing ge
 mapping its snapshot cost the gateway ~7 MB and ~140 ms at every start, so the mapped rows
 also ship as ``catalog_index.json`` (written by ``python -m spendgate.catalog``), tied to the
 SHA-256 of the genai-prices data file it was built from: when the installed package's data
-file is the same, the rows come from the index and genai-prices is never imported; otherwise
-(another genai-prices version) they are mapped from the snapshot as above. A test keeps the
-index equal to the mapping of the installed snapshot.
+file is the same, the rows come from the index and genai-prices is never imported. Another
+genai-prices release (pip installs the newest) has another data file: its rows are mapped from
+the snapshot as above, once, and written as an index of its own to the user's cache directory
+(``$SPENDGATE_CACHE_DIR``, else ``$XDG_CACHE_HOME/spendgate``, else ``~/.cache/spendgate``),
+so later starts read that instead. Writing it is best effort: a read-only home only costs the
+mapping at every start. Tests keep the shipped index equal to the mapping of its snapshot.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -106,16 +112,33 @@ Chosen = dict[str, tuple[str, tuple[Period, ...]]]
 
 INDEX = Path(__file__).with_name("catalog_index.json")
 
+_log = logging.getLogger(__name__)
+
 
 @cache
 def _chosen() -> Chosen:
     """Per model id: the catalog provider whose listing prices it, and its price periods."""
     index = _index()
-    if index is None:
-        from spendgate.catalog_mapping import mapped
+    if index is not None:
+        return _chosen_from_index(index)
+    from spendgate.catalog_mapping import mapped
 
-        return mapped()
-    return _chosen_from_index(index)
+    chosen = mapped()
+    _cache_index(chosen)
+    return chosen
+
+
+def cache_dir() -> Path:
+    """Where an index mapped from another genai-prices release is kept between starts."""
+    configured = os.environ.get("SPENDGATE_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "spendgate"
+
+
+def _cached_index_path(digest: str) -> Path:
+    return cache_dir() / f"catalog-index-{digest}.json"
 
 
 def _data_digest() -> str | None:
@@ -128,13 +151,47 @@ def _data_digest() -> str | None:
 
 
 def _index() -> dict[str, Any] | None:
-    """The shipped index, when it was built from the installed genai-prices data file (read
-    each time: the callers cache what they make of it, the parsed text is garbage)."""
+    """The index built from the installed genai-prices data file: the shipped one, else one
+    cached by an earlier start (read each time: the callers cache what they make of it, the
+    parsed text is garbage)."""
+    digest = _data_digest()
+    if digest is None:
+        return None
+    for path in (INDEX, _cached_index_path(digest)):
+        index = _read_index(path)
+        if index is not None and index.get("data_sha256") == digest:
+            return index
+    return None
+
+
+def _read_index(path: Path) -> dict[str, Any] | None:
     try:
-        index: dict[str, Any] = json.loads(INDEX.read_bytes())
+        index: dict[str, Any] = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
-    return index if index.get("data_sha256") == _data_digest() else None
+    return index if isinstance(index, dict) else None
+
+
+def _cache_index(chosen: Chosen) -> None:
+    """Keep the rows just mapped for the next start; any failure only costs that start."""
+    digest = _data_digest()
+    if digest is None:
+        return
+    target = _cached_index_path(digest)
+    aside: str | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside and renamed: concurrent starts (workers) never read half a file.
+        handle, aside = tempfile.mkstemp(dir=target.parent, prefix=".catalog-", suffix=".tmp")
+        with os.fdopen(handle, "w") as file:
+            file.write(_index_text(chosen, digest))
+        os.replace(aside, target)
+    except OSError as error:
+        if aside is not None:
+            Path(aside).unlink(missing_ok=True)
+        _log.debug("price catalog index not cached in %s: %s", target.parent, error)
+        return
+    _log.info("price catalog mapped from genai-prices %s, cached in %s", catalog_version(), target)
 
 
 def _chosen_from_index(index: dict[str, Any]) -> Chosen:
@@ -176,8 +233,13 @@ def _chosen_from_index(index: dict[str, Any]) -> Chosen:
 
 def write_index(path: Path = INDEX) -> None:
     """Map the installed snapshot and write it as the index (``python -m spendgate.catalog``)."""
+    from spendgate.catalog_mapping import mapped
 
-    from spendgate.catalog_mapping import checked, mapped
+    path.write_text(_index_text(mapped(), _data_digest()))
+
+
+def _index_text(chosen: Chosen, digest: str | None) -> str:
+    from spendgate.catalog_mapping import checked
 
     def text(value: object) -> str | None:
         return None if value is None else str(value)
@@ -198,15 +260,15 @@ def write_index(path: Path = INDEX) -> None:
                 for period in periods
             ],
         ]
-        for model_id, (provider, periods) in sorted(mapped().items())
+        for model_id, (provider, periods) in sorted(chosen.items())
     }
     # One model a line, so a new genai-prices release shows as a readable diff.
     lines = [
         f"{json.dumps(model_id)}:{json.dumps(row, separators=(',', ':'))}"
         for model_id, row in models.items()
     ]
-    path.write_text(
-        f'{{"data_sha256":{json.dumps(_data_digest())},\n'
+    return (
+        f'{{"data_sha256":{json.dumps(digest)},\n'
         f'"checked":{json.dumps(checked().isoformat())},\n'
         '"models":{\n' + ",\n".join(lines) + "\n}}\n"
     )
