@@ -1,8 +1,10 @@
 """What the gateway adds to an LLM call: latency, throughput, streaming TTFT, memory, startup.
 
 Run: ``.venv/bin/python bench/gateway_bench.py [--quick]`` (``bench/litellm/run.sh`` runs it
-with LiteLLM's proxy as a third column). Linux only; needs ``nginx`` (Debian package
-``nginx-light``), ``wrk`` and ``taskset``. Method (see bench/README.md):
+with LiteLLM's proxy as a further column). The ``floor`` column is the least a Python proxy on
+spendgate's own stack costs (bench/floor_proxy.py: same server, same upstream client, no
+governance): the machine's limit for this stack, measured in the same run. Linux only; needs
+``nginx`` (Debian package ``nginx-light``), ``wrk`` and ``taskset``. Method (see bench/README.md):
 
 * the upstream is nginx returning a canned OpenAI chat completion (and a canned SSE stream),
   far faster than the gateway, pinned to core 1 with the load generators;
@@ -469,6 +471,18 @@ def start_gateway(workdir: Path, config: Path, nice: int, name: str) -> tuple[Se
     return Server(name, process, port, log), Startup(round(healthz, 3), round(proxied, 3))
 
 
+def start_floor(workdir: Path, upstream_port: int, nice: int) -> tuple[Server, float]:
+    port = free_port()
+    argv = [sys.executable, str(BENCH / "floor_proxy.py"), str(port), str(upstream_port)]
+    started = time.perf_counter()
+    process, log = spawn("floor", pinned(GATEWAY_CORE, argv, nice), workdir)
+    try:
+        startup = wait_ready(process, port, "/healthz", started)
+    except RuntimeError as error:
+        raise SystemExit(f"the floor proxy did not start: {error}\n{log.read_text()}") from None
+    return Server("floor", process, port, log), startup
+
+
 def start_litellm(
     workdir: Path, litellm: Path, upstream_port: int, nice: int
 ) -> tuple[Server, float]:
@@ -511,8 +525,8 @@ class Endpoint:
         return f"http://127.0.0.1:{self.port}{self.stream_path if stream else self.path}"
 
 
-def endpoints(nginx: Server, gateway_port: int, litellm_port: int | None) -> dict[str, Endpoint]:
-    result = {
+def endpoints(nginx: Server, gateway_port: int) -> dict[str, Endpoint]:
+    return {
         "direct": Endpoint(
             "direct",
             nginx.port,
@@ -530,12 +544,14 @@ def endpoints(nginx: Server, gateway_port: int, litellm_port: int | None) -> dic
             (("authorization", f"Bearer {STREAM_KEY}"), *SCOPE_HEADERS),
         ),
     }
-    if litellm_port is not None:
-        auth = (("authorization", f"Bearer {LITELLM_KEY}"), *SCOPE_HEADERS)
-        result["litellm"] = Endpoint(
-            "litellm", litellm_port, "/v1/chat/completions", auth, "/v1/chat/completions", auth
-        )
-    return result
+
+
+def peer_endpoint(name: str, port: int) -> Endpoint:
+    """A proxy compared with spendgate: LiteLLM (its master key) or the floor (the upstream's
+    key, relayed as is)."""
+    key = LITELLM_KEY if name == "litellm" else UPSTREAM_KEY
+    auth = (("authorization", f"Bearer {key}"), *SCOPE_HEADERS)
+    return Endpoint(name, port, "/v1/chat/completions", auth, "/v1/chat/completions", auth)
 
 
 class Load:
@@ -973,8 +989,11 @@ def run(settings: Settings) -> dict[str, Any]:
         servers: dict[str, Server] = {"nginx": nginx}
         try:
             _spendgate_phases(settings, workdir, nginx, load, servers, results, log)
+            floor = start_floor(workdir, nginx.port, settings.nice)
+            _peer_phases(*floor, settings, nginx, load, results, log)
             if settings.litellm is not None:
-                _litellm_phases(settings, workdir, nginx, load, results, log)
+                litellm = start_litellm(workdir, settings.litellm, nginx.port, settings.nice)
+                _peer_phases(*litellm, settings, nginx, load, results, log)
         finally:
             for server in list(servers.values()):
                 server.stop()
@@ -1025,7 +1044,7 @@ def _spendgate_phases(
     servers["spendgate"] = gateway
     time.sleep(1.0)
     memory: dict[str, Any] = {"spendgate_rss_mb_after_start": gateway.rss_mb()}
-    ends = endpoints(nginx, gateway.port, None)
+    ends = endpoints(nginx, gateway.port)
     direct, spendgate = ends["direct"], ends["spendgate"]
     results["response_headers"] = smoke(spendgate, load)
     smoke(direct, load)
@@ -1169,72 +1188,69 @@ def _spendgate_phases(
     log(f"startup {results['startup']}; memory {memory}")
 
 
-def _litellm_phases(
+def _peer_phases(
+    peer: Server,
+    startup_s: float,
     settings: Settings,
-    workdir: Path,
     nginx: Server,
     load: Load,
     results: dict[str, Any],
     log: Any,
 ) -> None:
-    assert settings.litellm is not None
-    phases = results["phases"]
-    litellm, seconds = start_litellm(workdir, settings.litellm, nginx.port, settings.nice)
+    """The phases of spendgate's column for another proxy, each beside a fresh direct run."""
+    phases, name = results["phases"], peer.name
     try:
-        servers = {"nginx": nginx, "litellm": litellm}
-        log(f"litellm startup {seconds:.3f} s")
+        servers = {"nginx": nginx, name: peer}
+        log(f"{name} startup {startup_s:.3f} s")
         time.sleep(2.0)
-        results["startup"]["litellm_s"] = round(seconds, 3)
-        results["memory"]["litellm_rss_mb_after_start"] = litellm.rss_mb()
-        ends = endpoints(nginx, 0, litellm.port)
-        smoke(ends["litellm"], load)
-        log("litellm warm-up …")
-        load.openloop(ends["litellm"], rate=None, duration_s=5, warmup_s=0)
-        load.openloop(ends["litellm"], rate=None, duration_s=2, warmup_s=0, stream=True)
+        results["startup"][f"{name}_s"] = round(startup_s, 3)
+        results["memory"][f"{name}_rss_mb_after_start"] = peer.rss_mb()
+        direct, end = endpoints(nginx, 0)["direct"], peer_endpoint(name, peer.port)
+        smoke(end, load)
+        log(f"{name} warm-up …")
+        load.openloop(end, rate=None, duration_s=5, warmup_s=0)
+        load.openloop(end, rate=None, duration_s=2, warmup_s=0, stream=True)
 
-        with _phase("unloaded: direct again, litellm", settings, servers, results, log) as window:
+        before = f"direct_before_{name}"
+        with _phase(f"unloaded: direct again, {name}", settings, servers, results, log) as window:
             unloaded = phases["unloaded"]
-            unloaded["direct_before_litellm"] = load.wrk(ends["direct"], settings.unloaded_s)
-            unloaded["litellm"] = load.wrk(ends["litellm"], settings.unloaded_s)
-        unloaded["cpu_litellm"] = window.result
-        unloaded["added"]["litellm"] = added(unloaded["direct_before_litellm"], unloaded["litellm"])
+            unloaded[before] = load.wrk(direct, settings.unloaded_s)
+            unloaded[name] = load.wrk(end, settings.unloaded_s)
+        unloaded[f"cpu_{name}"] = window.result
+        unloaded["added"][name] = added(unloaded[before], unloaded[name])
 
         open1000 = phases["open_1000"]
-        for name in ("direct", "litellm"):
-            key = "direct_before_litellm" if name == "direct" else name
+        for key, target in ((before, direct), (name, end)):
             with _phase(f"open loop 1,000 req/s: {key}", settings, servers, results, log) as window:
                 open1000[key] = load.openloop(
-                    ends[name],
+                    target,
                     rate=1000,
                     duration_s=settings.open_s,
                     warmup_s=settings.open_warmup_s,
                     grace_s=10.0,
                 )
             open1000[key]["cpu"] = window.result
-        open1000["added"]["litellm"] = added(open1000["direct_before_litellm"], open1000["litellm"])
-        usage = open1000["litellm"]["cpu"]
-        open1000["litellm_cpu_cores"] = round(usage["litellm_cpu_s"] / usage["wall_s"], 3)
+        open1000["added"][name] = added(open1000[before], open1000[name])
+        usage = open1000[name]["cpu"]
+        open1000[f"{name}_cpu_cores"] = round(usage[f"{name}_cpu_s"] / usage["wall_s"], 3)
 
-        with _phase("streaming TTFT: litellm", settings, servers, results, log):
+        with _phase(f"streaming TTFT: {name}", settings, servers, results, log):
             streaming = phases["streaming_ttft"]
-            streaming["litellm"] = load.openloop(
-                ends["litellm"],
-                rate=None,
-                duration_s=settings.stream_s,
-                warmup_s=0.5,
-                stream=True,
+            streaming[name] = load.openloop(
+                end, rate=None, duration_s=settings.stream_s, warmup_s=0.5, stream=True,
                 connections=1,
-            )
-        streaming["added"]["litellm"] = added(streaming["direct"], streaming["litellm"], "ttfb")
+            )  # fmt: skip
+        streaming["added"][name] = added(streaming["direct"], streaming[name], "ttfb")
 
-        with _phase("max throughput: litellm", settings, servers, results, log):
-            phases["max_throughput"]["litellm"] = find_max_rate(
-                load, ends["litellm"], litellm, settings, light=10, start=50, log=log
+        with _phase(f"max throughput: {name}", settings, servers, results, log):
+            light, start = (50, 1000) if name == "floor" else (10, 50)
+            phases["max_throughput"][name] = find_max_rate(
+                load, end, peer, settings, light=light, start=start, log=log
             )
         time.sleep(3.0)
-        results["memory"]["litellm_rss_mb_idle_after_load"] = litellm.rss_mb()
+        results["memory"][f"{name}_rss_mb_idle_after_load"] = peer.rss_mb()
     finally:
-        litellm.stop()
+        peer.stop()
 
 
 def _print_pair(title: str, phase: dict[str, Any], log: Any, key: str = "latency") -> None:
@@ -1298,7 +1314,10 @@ def verdict(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def print_table(results: dict[str, Any]) -> None:
     phases = results["phases"]
-    columns = [name for name in ("direct", "spendgate", "litellm") if name in phases["unloaded"]]
+    columns = [
+        name for name in ("direct", "spendgate", "floor", "litellm") if name in phases["unloaded"]
+    ]
+    peers = columns[2:]
     print()
     machine = results["machine"]
     print(f"load average {machine['loadavg_start']} → {machine['loadavg_end']}")
@@ -1369,12 +1388,9 @@ def print_table(results: dict[str, Any]) -> None:
             f"{memory['spendgate_rss_mb_after_start']} / "
             f"{memory['spendgate_rss_mb_idle_after_load']}",
             *(
-                [
-                    f"{memory.get('litellm_rss_mb_after_start')} / "
-                    f"{memory.get('litellm_rss_mb_idle_after_load')}"
-                ]
-                if "litellm" in columns
-                else []
+                f"{memory.get(f'{name}_rss_mb_after_start')} / "
+                f"{memory.get(f'{name}_rss_mb_idle_after_load')}"
+                for name in peers
             ),
         ],
     )
@@ -1383,7 +1399,7 @@ def print_table(results: dict[str, Any]) -> None:
         [
             "—",
             f"{max(startup['spendgate_fresh_s']):.3f}",
-            *([f"{startup.get('litellm_s', float('nan')):.3f}"] if "litellm" in columns else []),
+            *(f"{startup.get(f'{name}_s', float('nan')):.3f}" for name in peers),
         ],
     )
     line(

@@ -92,12 +92,7 @@ async def pyreqwest_client() -> tuple[Call, Call, Callable[[], Awaitable[None]]]
 
     async def sse_call(url: str) -> int:
         received = 0
-        request = (
-            client.post(url)
-            .headers(HEADERS)
-            .body_bytes(BODY)
-            .build_streamed()
-        )
+        request = client.post(url).headers(HEADERS).body_bytes(BODY).build_streamed()
         async with request as response:
             while (chunk := await response.body_reader.read_chunk()) is not None:
                 received += len(chunk)
