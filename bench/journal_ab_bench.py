@@ -43,7 +43,7 @@ def main() -> int:
                     config = bench.render_gateway_config(workdir, nginx.port, name)
                     gateway, _ = bench.start_gateway(workdir, config, nice, name)
                     try:
-                        ends = bench.endpoints(nginx, gateway.port, None)
+                        ends = bench.endpoints(nginx, gateway.port)
                         load.wrk(ends["spendgate"], 2.0)  # warm up (and start the writer)
                         quiet = bench.wait_quiet(5.0)
                         direct = load.wrk(ends["direct"], args.seconds)

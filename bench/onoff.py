@@ -54,8 +54,8 @@ def compare(
     """Warm up, measure direct, ``on`` and ``off`` in alternating rounds, summarize."""
     load = gb.Load(workdir, 0)
     targets = {
-        "direct": gb.endpoints(nginx, servers[on].port, None)["direct"],
-        **{name: gb.endpoints(nginx, servers[name].port, None)["spendgate"] for name in (on, off)},
+        "direct": gb.endpoints(nginx, servers[on].port)["direct"],
+        **{name: gb.endpoints(nginx, servers[name].port)["spendgate"] for name in (on, off)},
     }
     for target in targets.values():
         load.wrk(target, 3)

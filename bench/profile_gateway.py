@@ -54,7 +54,7 @@ def main() -> int:
         gateway, _ = bench.start_gateway(workdir, config, nice, "spendgate")
         try:
             load = bench.Load(workdir, nice)
-            endpoint = bench.endpoints(nginx, gateway.port, None)["spendgate"]
+            endpoint = bench.endpoints(nginx, gateway.port)["spendgate"]
             # Warm up: first requests fill caches (windows, counters, connections).
             load.openloop(endpoint, rate=args.rate, duration_s=2.0, warmup_s=0.0)
             profile = bench.profile_gateway(load, endpoint, gateway, settings, workdir, args.rate)

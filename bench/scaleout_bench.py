@@ -241,7 +241,7 @@ def cpu_capped(pids: list[int], share: float) -> Iterator[None]:
 def latency_phases(
     name: str, server: Server, nginx: Server, load: Load, settings: Settings, rate: float, log: Any
 ) -> dict[str, Any]:
-    ends = endpoints(nginx, server.port, None)
+    ends = endpoints(nginx, server.port)
     direct, gateway = ends["direct"], ends["spendgate"]
     for endpoint in (direct, gateway):  # warm-up: connections, caches, the first windows
         load.openloop(endpoint, rate=None, duration_s=2 if settings.quick else 4, warmup_s=0)
@@ -276,7 +276,7 @@ def scaling_phase(
     for workers in (1, 2):
         server = start(workdir, config, f"scale-{workers}", workers)
         try:
-            gateway = endpoints(nginx, server.port, None)["spendgate"]
+            gateway = endpoints(nginx, server.port)["spendgate"]
             load.openloop(gateway, rate=None, duration_s=3, warmup_s=0)
             with cpu_capped(worker_pids(server, workers), share):
                 wait_quiet(settings.quiet_wait_s)

@@ -62,7 +62,7 @@ def main() -> int:
                     config = bench.render_gateway_config(workdir, nginx.port, f"{kind}{round_}")
                     server = start(kind, workdir, config)
                     try:
-                        endpoint = bench.endpoints(nginx, server.port, None)["spendgate"]
+                        endpoint = bench.endpoints(nginx, server.port)["spendgate"]
                         load.openloop(endpoint, rate=args.rate, duration_s=2.0, warmup_s=0.0)
                         before = tree_cpu_s(server.pid)
                         result = load.openloop(
