@@ -1,9 +1,9 @@
 """The proxy path imports only what it needs: ``spendgate serve`` on a migrated database
 proxies a chat completion without having imported the admin API (FastAPI, Starlette), the
-console (Jinja2), Alembic, genai-prices (the catalog comes from an index) or the
-admin's httpx; the first admin and console requests import them and answer. Checked in a
-fresh interpreter running the real ``spendgate serve`` command (the test process imports
-all of them)."""
+console (Jinja2), Alembic, genai-prices (the catalog comes from an index), the admin's
+httpx, or the CLI's other commands and Rich; the first admin and console requests import
+them and answer. Checked in a fresh interpreter running the real ``spendgate serve`` command
+(the test process imports all of them)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ HEAVY = (
     "spendgate.admin.app",
     "spendgate.admin.discovery",
     "spendgate.console",
+    "rich",  # the CLI's printing: serve prints no table
 )
 
 # Serves in the main thread (as the command does); a thread drives the requests and reports.
@@ -54,6 +55,10 @@ def loaded():
     return sorted({{m for m in sys.modules for p in HEAVY if m == p or m.startswith(p + ".")}})
 
 
+def commands():
+    return sorted(m for m in sys.modules if m.startswith("spendgate.cli.") and m.endswith("_cmd"))
+
+
 def drive():
     try:
         for _ in range(1000):
@@ -67,7 +72,7 @@ def drive():
         found = {{"proxied": call("POST", "/v1/chat/completions", body,
                                   authorization="Bearer sg-alice",
                                   **{{"content-type": "application/json"}}),
-                  "after_proxy": loaded()}}
+                  "after_proxy": loaded(), "commands": commands()}}
         found["admin"] = call("GET", "/api/v1/budgets")
         found["console"] = call("GET", "/console/")
         found["after_admin"] = loaded()
@@ -116,6 +121,7 @@ def test_proxy_path_imports_no_admin_console_or_alembic(
     found = json.loads(run.stdout.strip().splitlines()[-1])
     assert found["proxied"] == 200
     assert found["after_proxy"] == []
+    assert found["commands"] == ["spendgate.cli.serve_cmd"]  # no admin command's module
     # The first admin and console requests build their apps on demand.
     assert found["admin"] == 401
     assert found["console"] in {200, 303}

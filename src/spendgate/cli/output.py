@@ -7,7 +7,6 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from spendgate.cli.clock import clock
 from spendgate.cli.table import Column
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ __all__ = [
     "time_note",
     "usd",
     "usd_places",
-    "use_utc",
 ]
 
 # ``metavar=""``: the help shows a plain flag ``--json``, not ``--json <bool>``.
@@ -88,7 +87,7 @@ def short_time(value: Any) -> str:
     if not isinstance(value, datetime):
         return cell(value)
     moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    shown = moment.astimezone(UTC) if _clock.utc else moment.astimezone()
+    shown = moment.astimezone(UTC) if clock.utc else moment.astimezone()
     text = shown.strftime("%Y-%m-%d %H:%M:%S")
     # A local time on the other side of a DST change than now says its own offset.
     return text if shown.utcoffset() == _zone().utcoffset(None) else f"{text} {_offset(shown)}"
@@ -96,26 +95,13 @@ def short_time(value: Any) -> str:
 
 def time_note() -> str:
     """Which zone the times are in, said once per output: ``times in UTC``."""
-    if _clock.utc:
+    if clock.utc:
         return "times in UTC"
     return f"times in local time (UTC{_offset(datetime.now().astimezone())})"
 
 
-def use_utc(utc: bool) -> None:
-    """Set the zone of every printed time (the global ``--time`` option)."""
-    _clock.utc = utc
-
-
-@dataclass(slots=True)
-class _Clock:
-    utc: bool = False
-
-
-_clock = _Clock()
-
-
 def _zone() -> tzinfo:
-    return UTC if _clock.utc else (datetime.now().astimezone().tzinfo or UTC)
+    return UTC if clock.utc else (datetime.now().astimezone().tzinfo or UTC)
 
 
 def _offset(moment: datetime) -> str:
