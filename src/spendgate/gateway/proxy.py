@@ -836,6 +836,10 @@ class _ProxiedRequest:
     async def reply(
         self, send: Send, decision: RoutingDecision, response: UpstreamResponse
     ) -> None:
+        # Settled once the client has its answer: settling (ledger, journal, metrics) is off
+        # the latency the client sees. Nothing else in this process runs in between unless
+        # sending has to wait for a slow reader, and then the reservation, an upper bound,
+        # still counts meanwhile.
         status = "gateway_error"  # the provider answered (and billed) whatever happens next
         try:
             if response.protocol is self.protocol:
@@ -860,6 +864,8 @@ class _ProxiedRequest:
                     openai_response_to_anthropic(response.body, model=decision.target_model)
                 )
             status = "ok"
+            self.upstream_s = response.latency_s
+            await respond(send, 200, body, self.headers(decision))
         finally:
             usage = response.usage
             if usage is None and self.protocol is Protocol.EMBEDDINGS:
@@ -867,9 +873,8 @@ class _ProxiedRequest:
             # The text is only needed to estimate output tokens when the provider gave none.
             text = _response_text(response) if usage is None else ""
             self.settle(decision, usage, text, response.latency_s, status)
-        self.proxy.metrics.upstream_latency.labels(response.provider).observe(response.latency_s)
-        self.upstream_s = response.latency_s
-        await respond(send, 200, body, self.headers(decision))
+            latency = self.proxy.metrics.upstream_latency
+            latency.labels(response.provider).observe(response.latency_s)
 
     async def relay_stream(
         self, send: Send, receive: Receive, decision: RoutingDecision, stream: MeteredStream
