@@ -836,10 +836,11 @@ class _ProxiedRequest:
     async def reply(
         self, send: Send, decision: RoutingDecision, response: UpstreamResponse
     ) -> None:
-        # Settled once the client has its answer: settling (ledger, journal, metrics) is off
-        # the latency the client sees. Nothing else in this process runs in between unless
-        # sending has to wait for a slow reader, and then the reservation, an upper bound,
-        # still counts meanwhile.
+        # Settled right after the answer is written: settling (ledger, journal, metrics) is off
+        # the latency the client sees, and what it sends next is read only once this returns
+        # (no await in between), so a client that has the whole answer still finds it
+        # counted. While a slow reader holds the write back, the reservation (an upper bound)
+        # counts in its place.
         status = "gateway_error"  # the provider answered (and billed) whatever happens next
         try:
             if response.protocol is self.protocol:
