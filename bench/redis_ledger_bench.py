@@ -48,7 +48,7 @@ def request(policies: int) -> tuple[list[ReservationLine], dict[CounterKey, Deci
                 CounterKey(policy, "acme", f"r:{hour}")
                 for hour in range(1000 - ROLLING_BUCKETS + 1, 1001)
             )
-        lines.append(ReservationLine(policy, keys, Decimal("0.012345678901234567"), LIMIT))
+        lines.append(ReservationLine.of(policy, keys, Decimal("0.012345678901234567"), LIMIT))
         actual[keys[-1]] = Decimal("0.001234567890123456")
     return lines, actual
 

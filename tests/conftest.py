@@ -4,7 +4,7 @@ and the ``journal`` marker of the tests that the suite's PostgreSQL pass runs ag
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from spendgate.domain.amounts import to_atto
 from spendgate.domain.budgets import (
     BudgetPolicy,
     CounterKey,
@@ -117,9 +118,9 @@ def run_plan(
     store = counters or {}
 
     def reader(keys: tuple[CounterKey, ...]) -> CounterState:
-        total = CounterState()
+        total = CounterState.of()
         for key in keys:
-            total = total + store.get(key, CounterState())
+            total = total + store.get(key, CounterState.of())
         return total
 
     call.setdefault("scopes", ACME)
@@ -218,3 +219,8 @@ __all__ = [
     "run_plan",
     "state",
 ]
+
+
+def attos(amounts: Mapping[CounterKey, Decimal]) -> dict[CounterKey, int]:
+    """A settlement of ``Decimal`` amounts as a ledger takes it: in attos."""
+    return {key: to_atto(amount) for key, amount in amounts.items()}

@@ -51,7 +51,7 @@ def judge(
         p,
         "acme",
         WINDOW,
-        CounterState(Decimal(consumed), Decimal(reserved)),
+        CounterState.of(Decimal(consumed), Decimal(reserved)),
         None if amount is None else Decimal(amount),
         grant=grant,  # type: ignore[arg-type]
         unpriced_action=unpriced,  # type: ignore[arg-type]
@@ -154,7 +154,9 @@ class TestStatuses:
 
     def test_highest_crossed_threshold_is_reported(self) -> None:
         p = policy()
-        evaluation = evaluate_policy(p, "acme", WINDOW, CounterState(Decimal("8")), Decimal("0.5"))
+        evaluation = evaluate_policy(
+            p, "acme", WINDOW, CounterState.of(Decimal("8")), Decimal("0.5")
+        )
         assert evaluation.status is BudgetStatus.THRESHOLD
         assert evaluation.threshold == Decimal("0.8")
         assert "80%" in evaluation.message
@@ -194,7 +196,7 @@ class TestStatuses:
 
     def test_messages_explain_the_numbers(self) -> None:
         p = policy(hard="10")
-        evaluation = evaluate_policy(p, "acme", WINDOW, CounterState(Decimal("9.5")), Decimal(1))
+        evaluation = evaluate_policy(p, "acme", WINDOW, CounterState.of(Decimal("9.5")), Decimal(1))
         assert "9.5 used + 1" in evaluation.message
         assert "hard limit 10" in evaluation.message
         assert evaluation.remaining == Decimal("0.5")
@@ -204,8 +206,10 @@ class TestMostSevere:
     """Defect §6.11: the most severe evaluation decides, not the last one."""
 
     def test_order_does_not_matter(self) -> None:
-        block = evaluate_policy(policy("a"), "acme", WINDOW, CounterState(Decimal(10)), Decimal(1))
-        fine = evaluate_policy(policy("b"), "acme", WINDOW, CounterState(), Decimal(1))
+        block = evaluate_policy(
+            policy("a"), "acme", WINDOW, CounterState.of(Decimal(10)), Decimal(1)
+        )
+        fine = evaluate_policy(policy("b"), "acme", WINDOW, CounterState.of(), Decimal(1))
         assert most_severe([block, fine]) is block
         assert most_severe([fine, block]) is block
         assert most_severe([]) is None
@@ -233,7 +237,7 @@ class TestBudgetArithmeticProperties:
         self, settled: Decimal, reserved: Decimal, amount: Decimal, hard: Decimal
     ) -> None:
         p = policy(hard=str(hard))
-        evaluation = evaluate_policy(p, "acme", WINDOW, CounterState(settled, reserved), amount)
+        evaluation = evaluate_policy(p, "acme", WINDOW, CounterState.of(settled, reserved), amount)
         assert evaluation.projected >= evaluation.consumed
         assert evaluation.projected == settled + reserved + amount  # exact, no float drift
         if evaluation.projected > hard:
@@ -247,9 +251,9 @@ class TestBudgetArithmeticProperties:
         )
     )
     def test_sums_of_small_increments_are_exact(self, increments: list[Decimal]) -> None:
-        state = CounterState()
+        state = CounterState.of()
         for increment in increments:
-            state = state + CounterState(increment, Decimal(0))
+            state = state + CounterState.of(increment, Decimal(0))
         assert state.settled == sum(increments, Decimal(0))
         as_float = sum(float(i) for i in increments)
         assert abs(float(state.settled) - as_float) < 1e-6  # sanity: same magnitude
@@ -270,8 +274,8 @@ class TestBudgetArithmeticProperties:
         soft_action: SoftAction,
     ) -> None:
         p = policy(hard="100", soft="60", hard_action=action, soft_action=soft_action)
-        low = evaluate_policy(p, "acme", WINDOW, CounterState(first), amount)
-        high = evaluate_policy(p, "acme", WINDOW, CounterState(first + extra), amount)
+        low = evaluate_policy(p, "acme", WINDOW, CounterState.of(first), amount)
+        high = evaluate_policy(p, "acme", WINDOW, CounterState.of(first + extra), amount)
         rank = {
             BudgetStatus.OK: 0,
             BudgetStatus.THRESHOLD: 1,

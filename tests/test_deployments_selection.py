@@ -73,7 +73,7 @@ def _plan(
     store: dict[CounterKey, CounterState] = {}
 
     def reader(keys: tuple[CounterKey, ...]) -> CounterState:
-        return sum((store.get(k, CounterState()) for k in keys), CounterState())
+        return sum((store.get(k, CounterState.of()) for k in keys), CounterState.of())
 
     governance = state(models=MODELS_TWO, prices=PRICES, smart_routing=False, **kw)
     call = PlanCall(request=chat(model="standard"), scopes=ACME, draw=draw)
@@ -128,7 +128,7 @@ def test_budgets_filtered_by_provider_apply_to_the_chosen_deployment() -> None:
             PlanCall(request=chat(model="standard"), scopes=ACME, draw=draw),
             now=NOW,
             decision_id="d",
-            counters=lambda keys: CounterState(),
+            counters=lambda keys: CounterState.of(),
         )
         return {e.policy_id for e in decision.budget_evaluations}
 
@@ -143,7 +143,7 @@ def test_a_pinned_provider_plans_that_deployment_only() -> None:
         PlanCall(request=chat(model="standard"), scopes=ACME, draw=0.1, provider="gamma"),
         now=NOW,
         decision_id="d",
-        counters=lambda keys: CounterState(),
+        counters=lambda keys: CounterState.of(),
     )
     assert decision.target_provider == "gamma"
     assert decision.route == ()

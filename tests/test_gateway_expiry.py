@@ -17,7 +17,7 @@ def test_lifespan_sweeps_expired_reservations() -> None:
     gateway = create_gateway(load_config(None), {})
     gateway.housekeeping.hold_interval_s = 0.01
     key = CounterKey("p", "m", "w")
-    line = ReservationLine("p", (key,), amount=Decimal(1))
+    line = ReservationLine.of("p", (key,), amount=Decimal(1))
     gateway.governor.ledger.reserve(
         "stuck", [line], datetime.now(UTC) - timedelta(hours=1), ttl=timedelta(seconds=1)
     )

@@ -95,7 +95,7 @@ def test_a_stream_longer_than_the_ttl_keeps_its_hold(served: Served) -> None:
 
 def test_a_hold_whose_request_is_gone_still_expires(served: Served) -> None:
     key = CounterKey("acme-tokens", "acme", counter_window(served))
-    line = ReservationLine("acme-tokens", (key,), Decimal(1400), Decimal(1500))
+    line = ReservationLine.of("acme-tokens", (key,), Decimal(1400), Decimal(1500))
     # A handler that died without settling or releasing: nobody keeps its hold alive.
     assert served.ledger.reserve("crashed", [line], datetime.now(UTC), TTL).ok
     assert ask(openai_client(served, "sg-alice")) == 429

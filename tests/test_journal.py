@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
+from spendgate.domain.amounts import to_atto
 from spendgate.domain.budgets import (
     BudgetEvaluation,
     BudgetPolicy,
@@ -116,12 +117,13 @@ def make_decision(
                 policy=policy,
                 member=member,
                 window=window,
-                settled=Decimal("4.25") if policy.metric is Metric.USD else Decimal(0),
-                reserved=Decimal("0.5"),
+                settled_atto=to_atto(Decimal("4.25")) if policy.metric is Metric.USD else 0,
+                reserved_atto=to_atto(Decimal("0.5")),
                 request_amount=Decimal("0.0098355"),
                 status=BudgetStatus.THRESHOLD if policy is DAILY else BudgetStatus.OK,
                 threshold=Decimal("0.5") if policy is DAILY else None,
                 keys=keys,
+                amount_atto=to_atto(Decimal("0.0098355")),
             )
         )
     return RoutingDecision(
@@ -291,9 +293,9 @@ def test_reopen_rebuilds_counters(url: str) -> None:
         journal.add_to_counters({day2: Decimal("2.999999999")})
     with Journal(url) as journal:
         assert journal.load_counters() == {
-            day1: CounterState(settled=Decimal("1.5")),
-            day2: CounterState(settled=Decimal(3)),
-            tokens: CounterState(settled=Decimal(1500)),
+            day1: CounterState.of(settled=Decimal("1.5")),
+            day2: CounterState.of(settled=Decimal(3)),
+            tokens: CounterState.of(settled=Decimal(1500)),
         }
         live = {
             "acme-daily": "2026-03-14T00:00:00Z",

@@ -11,6 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from conftest import attos
 from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.domain.reservations import ReservationLine
 from spendgate.ledger import MemoryLedger
@@ -21,7 +22,7 @@ OTHER = CounterKey("tokens", "acme", "2026-11-25T00:00:00Z")
 
 
 def line(amount: str, limit: str | None = "10", key: CounterKey = KEY) -> ReservationLine:
-    return ReservationLine(
+    return ReservationLine.of(
         key.policy_id, (key,), Decimal(amount), None if limit is None else Decimal(limit)
     )
 
@@ -46,7 +47,7 @@ def test_reserve_is_all_or_nothing_across_policies() -> None:
 def test_settle_replaces_the_reservation_by_actual_usage() -> None:
     ledger = MemoryLedger()
     ledger.reserve("a", [line("6")], NOW)
-    ledger.settle("a", {KEY: Decimal("2.5")})
+    ledger.settle("a", attos({KEY: Decimal("2.5")}))
     state = ledger.read(KEY)
     assert (state.settled, state.reserved) == (Decimal("2.5"), 0)
     assert ledger.open_reservations == 0
@@ -76,7 +77,7 @@ def test_settling_an_expired_reservation_still_counts_the_usage() -> None:
     ledger = MemoryLedger()
     ledger.reserve("a", [line("5")], NOW, ttl=timedelta(seconds=1))
     ledger.expire(NOW + timedelta(seconds=2))
-    ledger.settle("a", {KEY: Decimal(3)})
+    ledger.settle("a", attos({KEY: Decimal(3)}))
     assert ledger.read(KEY).settled == Decimal(3)
 
 
@@ -84,9 +85,9 @@ def test_rolling_window_limit_sums_every_bucket() -> None:
     older = CounterKey("roll", "acme", "2026-11-25T10:00:00Z")
     newer = CounterKey("roll", "acme", "2026-11-25T11:00:00Z")
     ledger = MemoryLedger({older: Decimal(8)})
-    rolling = ReservationLine("roll", (older, newer), Decimal(3), Decimal(10))
+    rolling = ReservationLine.of("roll", (older, newer), Decimal(3), Decimal(10))
     assert not ledger.reserve("a", [rolling], NOW).ok
-    smaller = ReservationLine("roll", (older, newer), Decimal(2), Decimal(10))
+    smaller = ReservationLine.of("roll", (older, newer), Decimal(2), Decimal(10))
     assert ledger.reserve("b", [smaller], NOW).ok
     assert ledger.read(newer).reserved == Decimal(2)  # recorded in the newest bucket
 
@@ -114,7 +115,7 @@ class _NoScan(dict[CounterKey, Decimal]):
 def test_members_never_scans_every_counter() -> None:
     today = "2026-11-25T00:00:00Z"
     ledger = MemoryLedger({CounterKey("other", f"m{i}", today): Decimal(1) for i in range(1000)})
-    ledger.settle("none", {CounterKey("cap", "acme", today): Decimal(1)})
+    ledger.settle("none", attos({CounterKey("cap", "acme", today): Decimal(1)}))
     ledger.reserve("r", [line("1", key=CounterKey("cap", "initech", today))], NOW)
     ledger._settled = _NoScan(ledger._settled)
     ledger._reserved = _NoScan(ledger._reserved)
@@ -127,14 +128,14 @@ def test_prune_drops_counters_no_policy_reads_and_keeps_holds_in_flight() -> Non
     gone = CounterKey("deleted", "acme", today)
     running = CounterKey("cap", "initech", yesterday)
     ledger = MemoryLedger({old: Decimal(1), current: Decimal(2), gone: Decimal(3)})
-    ledger.settle("none", {running: Decimal(4)})
+    ledger.settle("none", attos({running: Decimal(4)}))
     ledger.reserve("r", [line("1", key=running)], NOW - timedelta(days=1))
     assert ledger.prune({"cap": today}) == 3  # old, gone, and running's settled part
     assert ledger.read(old).consumed == ledger.read(gone).consumed == 0
     assert ledger.read(current).settled == Decimal(2)
-    assert ledger.read(running) == CounterState(Decimal(0), Decimal(1))  # its hold stays
+    assert ledger.read(running) == CounterState.of(Decimal(0), Decimal(1))  # its hold stays
     assert ledger.members("cap", [yesterday, today]) == {"acme", "initech"}
-    ledger.settle("r", {running: Decimal(1)})  # a late settlement lands in its window
+    ledger.settle("r", attos({running: Decimal(1)}))  # a late settlement lands in its window
     assert ledger.prune({"cap": today}) == 1
     assert ledger.members("cap", [yesterday, today]) == {"acme"}
     assert ledger.members("deleted", [today]) == set()
@@ -162,7 +163,7 @@ class LedgerMachine(RuleBasedStateMachine):
         rid = f"r{self.counter}"
         before = self.ledger.read(KEY).consumed
         outcome = self.ledger.reserve(
-            rid, [ReservationLine("cap", (KEY,), amount, self.LIMIT)], self.clock
+            rid, [ReservationLine.of("cap", (KEY,), amount, self.LIMIT)], self.clock
         )
         assert outcome.ok == (before + amount <= self.LIMIT)
         if outcome.ok:
@@ -173,7 +174,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if not self.open:
             return
         rid = data.draw(st.sampled_from(sorted(self.open)))
-        self.ledger.settle(rid, {KEY: self.open.pop(rid) * fraction})
+        self.ledger.settle(rid, attos({KEY: self.open.pop(rid) * fraction}))
 
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
@@ -212,7 +213,7 @@ TestLedgerMachine.settings = settings(max_examples=60, stateful_step_count=40, d
 def test_read_total_sums_settled_and_reserved_over_every_bucket() -> None:
     buckets = tuple(CounterKey("roll", "acme", f"2026-11-25T{hour:02}:00:00Z") for hour in range(5))
     ledger = MemoryLedger({buckets[0]: Decimal(1), buckets[3]: Decimal("2.5")})
-    ledger.reserve("r", [ReservationLine("roll", buckets, Decimal("0.5"))], NOW)
+    ledger.reserve("r", [ReservationLine.of("roll", buckets, Decimal("0.5"))], NOW)
     total = ledger.read_total(buckets)
     assert (total.settled, total.reserved) == (Decimal("3.5"), Decimal("0.5"))
     single = ledger.read_total(buckets[3:4])
@@ -243,5 +244,5 @@ def test_zero_holds_on_one_counter_release_one_after_the_other() -> None:
     assert ledger.reserve("b", [line("0")], NOW).ok
     ledger.release("a")
     assert ledger.expire(NOW + timedelta(hours=1)) == 1
-    assert ledger.read(KEY) == CounterState()
+    assert ledger.read(KEY) == CounterState.of()
     assert ledger.open_reservations == 0

@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy import text as sql
 
+from conftest import attos
 from redis_server_support import PrivateRedis, private_redis
 from serve_support import RunningServe, serve_process
 from spendgate.domain.budgets import CounterKey, CounterState
@@ -174,7 +175,7 @@ def _reconciled(gateways: list[RunningServe], database: str, url: str, admitted:
         time.sleep(0.05)
     # Settled: what the journal has, every admitted request once; held: nothing.
     deadline = time.monotonic() + 5
-    while (state := _ledger(url)) != CounterState(Decimal(admitted), Decimal(0)):
+    while (state := _ledger(url)) != CounterState.of(Decimal(admitted), Decimal(0)):
         assert time.monotonic() < deadline, f"ledger {state}, journal {admitted} settled"
         time.sleep(0.05)
 
@@ -314,7 +315,7 @@ def test_settlements_queued_while_redis_is_down_reach_it_once(
         with ThreadPoolExecutor(6) as pool:
             calls = [pool.submit(one, index) for index in range(6)]
             deadline = time.monotonic() + 10
-            while _ledger(redis_server.url) != CounterState(Decimal(4), Decimal(6)):
+            while _ledger(redis_server.url) != CounterState.of(Decimal(4), Decimal(6)):
                 assert time.monotonic() < deadline, _ledger(redis_server.url)
                 time.sleep(0.02)
             redis_server.kill()  # six requests held, in the upstream: they settle meanwhile
@@ -373,7 +374,7 @@ def test_a_guarded_ledger_writes_nothing_until_seeded_then_counts_each_settlemen
     from spendgate.ledger.base import LedgerUnseededError
 
     counter = CounterKey(POLICY, "acme", "2027-03-01")
-    line = ReservationLine(POLICY, (counter,), Decimal(1), Decimal(10))
+    line = ReservationLine.of(POLICY, (counter,), Decimal(1), Decimal(10))
     now = datetime.now(UTC)
     since = now - timedelta(seconds=60)
 
@@ -384,8 +385,8 @@ def test_a_guarded_ledger_writes_nothing_until_seeded_then_counts_each_settlemen
             with pytest.raises(LedgerUnseededError):
                 await ledger.reserve("r1", [line], now)
             with pytest.raises(LedgerUnseededError):
-                await ledger.settle("queued", {counter: Decimal(1)}, now)
-            assert await ledger.read(counter) == CounterState()  # nothing landed
+                await ledger.settle("queued", attos({counter: Decimal(1)}), now)
+            assert await ledger.read(counter) == CounterState.of()  # nothing landed
             # Another process holding the seeding lock: this one waits its turn.
             await client.set(f"{prefix}:seeding", "someone", px=5_000)
             with pytest.raises(LedgerUnseededError):
@@ -394,17 +395,17 @@ def test_a_guarded_ledger_writes_nothing_until_seeded_then_counts_each_settlemen
             # The journal: 5 settled, "recent" among them (settled within the minute).
             assert await ledger.reseed({counter: Decimal(5)}, ["recent"], since)
             assert not await ledger.reseed({counter: Decimal(99)}, [], since)  # seeded once
-            assert await ledger.read(counter) == CounterState(Decimal(5), Decimal(0))
+            assert await ledger.read(counter) == CounterState.of(Decimal(5), Decimal(0))
             # Queued settlements arriving now: the journal's, counted by the seed already...
-            await ledger.settle("recent", {counter: Decimal(1)}, now)
-            await ledger.settle("older", {counter: Decimal(1)}, since - timedelta(seconds=1))
-            assert await ledger.read(counter) == CounterState(Decimal(5), Decimal(0))
+            await ledger.settle("recent", attos({counter: Decimal(1)}), now)
+            await ledger.settle("older", attos({counter: Decimal(1)}), since - timedelta(seconds=1))
+            assert await ledger.read(counter) == CounterState.of(Decimal(5), Decimal(0))
             # ...and one the journal did not have yet: counted, once.
-            await ledger.settle("queued", {counter: Decimal(1)}, now)
-            await ledger.settle("queued", {counter: Decimal(1)}, now)
-            assert await ledger.read(counter) == CounterState(Decimal(6), Decimal(0))
+            await ledger.settle("queued", attos({counter: Decimal(1)}), now)
+            await ledger.settle("queued", attos({counter: Decimal(1)}), now)
+            assert await ledger.read(counter) == CounterState.of(Decimal(6), Decimal(0))
             assert (await ledger.reserve("r1", [line], now)).ok
-            assert await ledger.read(counter) == CounterState(Decimal(6), Decimal(1))
+            assert await ledger.read(counter) == CounterState.of(Decimal(6), Decimal(1))
         # Unguarded (spendgate ledger rebuild, the scripts' own tests): no marker needed.
         async with prefixed() as (client, prefix):
             assert (await RedisLedger(client, prefix=prefix).reserve("r1", [line], now)).ok

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from conftest import attos
 from redis_support import REDIS_URL, connect, drop_prefix, prefixed, run
 from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.domain.rate_limits import RateLine, RateMetric, RateRefund, bucket_key
@@ -64,7 +65,7 @@ def line(
     last: int = 2,
 ) -> ReservationLine:
     """A line over ``buckets`` consecutive windows ending at ``WINDOWS[last]``."""
-    return ReservationLine(policy, buckets_of(policy, member, last, buckets), amount, limit)
+    return ReservationLine.of(policy, buckets_of(policy, member, last, buckets), amount, limit)
 
 
 def buckets_of(
@@ -136,7 +137,7 @@ def test_the_scripts_add_and_compare_exactly(
         async with prefixed() as (client, prefix):
             ledger = RedisLedger(client, prefix=prefix)
             for n, amount in enumerate(settled):
-                await ledger.settle(f"s{n}", {key("usd", window=WINDOWS[n % 3]): amount})
+                await ledger.settle(f"s{n}", attos({key("usd", window=WINDOWS[n % 3]): amount}))
             buckets = [key("usd", window=w) for w in WINDOWS[:3]]
             assert (await ledger.read_total(buckets)).settled == total
             outcome = await ledger.reserve("r", [line("usd", ask, limit, buckets=3)], NOW)
@@ -153,17 +154,17 @@ def test_a_sum_reaching_two_to_the_53_is_refused_before_anything_is_written() ->
         async with prefixed() as (client, prefix):
             ledger = RedisLedger(client, prefix=prefix)
             near = Decimal(WHOLE_LIMIT - 1)
-            await ledger.settle("first", {key("t"): near})
+            await ledger.settle("first", attos({key("t"): near}))
             assert (await ledger.reserve("held", [line("t", Decimal(1), None)], NOW)).ok
             with pytest.raises(ValueError, match="reached 2\\^53"):
-                await ledger.settle("held", {key("t"): Decimal(1), key("u"): Decimal(1)})
+                await ledger.settle("held", attos({key("t"): Decimal(1), key("u"): Decimal(1)}))
             # Nothing of it landed: the hold is still there, the id can still settle.
             assert await ledger.read_many([key("t"), key("u")]) == {
-                key("t"): CounterState(near, Decimal(1)),
-                key("u"): CounterState(),
+                key("t"): CounterState.of(near, Decimal(1)),
+                key("u"): CounterState.of(),
             }
-            await ledger.settle("held", {key("u"): Decimal(1)})
-            assert await ledger.read_total([key("t"), key("u")]) == CounterState(
+            await ledger.settle("held", attos({key("u"): Decimal(1)}))
+            assert await ledger.read_total([key("t"), key("u")]) == CounterState.of(
                 near + 1, Decimal(0)
             )
 
@@ -177,7 +178,7 @@ def test_many_tiny_amounts_add_up_to_the_exact_sum() -> None:
         async with prefixed() as (client, prefix):
             ledger = RedisLedger(client, prefix=prefix)
             await asyncio.gather(
-                *(ledger.settle(f"t{n}", {key("usd"): a}) for n, a in enumerate(amounts))
+                *(ledger.settle(f"t{n}", attos({key("usd"): a})) for n, a in enumerate(amounts))
             )
             assert (await ledger.read(key("usd"))).settled == sum(amounts, Decimal(0))
 
@@ -265,7 +266,7 @@ class SameAsMemory(RuleBasedStateMachine):
         }
         assert self._run(self.redis.seed(journal)) == len(raised)
         self.seeds += 1
-        self.memory.settle(f"seed{self.seeds}", raised)  # an id no reservation uses
+        self.memory.settle(f"seed{self.seeds}", attos(raised))  # an id no reservation uses
 
     @initialize()
     def seeded(self) -> None:
@@ -316,7 +317,7 @@ class SameAsMemory(RuleBasedStateMachine):
     def settle(self, pick: int, data: st.DataObject, retries: int) -> None:
         rid = self._id(pick)
         keys = st.sampled_from(self._live_keys())
-        actual = data.draw(st.dictionaries(keys, AMOUNTS, max_size=3))
+        actual = attos(data.draw(st.dictionaries(keys, AMOUNTS, max_size=3)))
         if rid not in self.settled_ids:  # settled before: counts nothing on Redis
             self.memory.settle(rid, actual)
             self.settled_ids.add(rid)
@@ -331,7 +332,7 @@ class SameAsMemory(RuleBasedStateMachine):
         batch = []
         for pick in picks:
             rid = self._id(pick)
-            actual = data.draw(st.dictionaries(keys, AMOUNTS, max_size=3))
+            actual = attos(data.draw(st.dictionaries(keys, AMOUNTS, max_size=3)))
             if rid not in self.settled_ids:
                 self.memory.settle(rid, actual)
                 self.settled_ids.add(rid)
@@ -466,7 +467,7 @@ def _reserve_then_settle_half(prefix: str, worker: int, start: float) -> tuple[i
                     await ledger.release(rid)
                 else:
                     used = Decimal("0.125") + worker * TINY
-                    await ledger.settle(rid, {key("shared"): used})
+                    await ledger.settle(rid, attos({key("shared"): used}))
                     settled += used
             return len(admitted), settled
         finally:
@@ -510,7 +511,7 @@ def test_four_processes_share_one_limit(processes: ProcessPoolExecutor) -> None:
 
     async def check(prefix: str, settled: Decimal) -> None:
         async with _shared(prefix) as (client, ledger):
-            assert await ledger.read(key("shared")) == CounterState(settled, Decimal(0))
+            assert await ledger.read(key("shared")) == CounterState.of(settled, Decimal(0))
             assert await ledger.open_reservations() == 0
             assert [k async for k in client.scan_iter(match=f"{prefix}:r:*")] == []
 
@@ -572,14 +573,14 @@ def test_a_crashed_processs_holds_come_back_once_with_concurrent_sweepers(
     async def check() -> None:
         async with _shared(prefix) as (_, ledger):
             assert await ledger.read_many([key("hold"), key("cap")]) == {
-                key("hold"): CounterState(Decimal(0), Decimal(1)),
-                key("cap"): CounterState(),
+                key("hold"): CounterState.of(Decimal(0), Decimal(1)),
+                key("cap"): CounterState.of(),
             }
             assert await ledger.open_reservations() == 1
             assert await ledger.members("cap", [WINDOWS[2]]) == set()
             # A late settlement of a crashed one still counts what was used, once.
-            await ledger.settle("c1", {key("hold"): Decimal(2)})
-            await ledger.settle("c1", {key("hold"): Decimal(2)})
+            await ledger.settle("c1", attos({key("hold"): Decimal(2)}))
+            await ledger.settle("c1", attos({key("hold"): Decimal(2)}))
             assert (await ledger.read(key("hold"))).settled == Decimal(2)
 
     try:
@@ -623,15 +624,15 @@ def test_concurrent_reservations_never_pass_the_limit() -> None:
             refused = [o for o in outcomes if not o.ok]
             assert {(o.refused_policy, o.consumed) for o in refused} == {("cap", Decimal(10))}
             # All or nothing: the unlimited line was held only for the admitted ones.
-            assert await ledger.read(key("other")) == CounterState(Decimal(0), Decimal(10))
+            assert await ledger.read(key("other")) == CounterState.of(Decimal(0), Decimal(10))
             admitted = [f"c{n}" for n, o in enumerate(outcomes) if o.ok]
             await asyncio.gather(
-                *(ledger.settle(rid, {key("cap"): Decimal("0.25")}) for rid in admitted[:5]),
+                *(ledger.settle(rid, attos({key("cap"): Decimal("0.25")})) for rid in admitted[:5]),
                 *(ledger.release(rid) for rid in admitted[5:]),
             )
             assert await ledger.read_many([key("cap"), key("other")]) == {
-                key("cap"): CounterState(Decimal("1.25"), Decimal(0)),
-                key("other"): CounterState(),
+                key("cap"): CounterState.of(Decimal("1.25"), Decimal(0)),
+                key("other"): CounterState.of(),
             }
             assert await ledger.open_reservations() == 0
 
@@ -645,8 +646,10 @@ def test_settlement_is_idempotent_and_an_id_is_spent_by_it() -> None:
             assert (await ledger.reserve("r", [line("p", Decimal(5), Decimal(10))], NOW)).ok
             with pytest.raises(ValueError, match="already exists"):
                 await ledger.reserve("r", [line("p", Decimal(1), None)], NOW)
-            await asyncio.gather(*(ledger.settle("r", {key("p"): Decimal(2)}) for _ in range(5)))
-            assert await ledger.read(key("p")) == CounterState(Decimal(2), Decimal(0))
+            await asyncio.gather(
+                *(ledger.settle("r", attos({key("p"): Decimal(2)})) for _ in range(5))
+            )
+            assert await ledger.read(key("p")) == CounterState.of(Decimal(2), Decimal(0))
             with pytest.raises(ValueError, match="already settled"):
                 await ledger.reserve("r", [line("p", Decimal(1), None)], NOW)
             marker = await client.pttl(f"{prefix}:settled:r")
@@ -660,16 +663,16 @@ def test_a_new_window_starts_at_zero_and_counters_expire_by_themselves() -> None
         async with prefixed() as (client, prefix):
             ledger = RedisLedger(client, prefix=prefix)
             today = key("daily", window="2027-03-01")
-            await ledger.settle("a", {today: Decimal(9)})
+            await ledger.settle("a", attos({today: Decimal(9)}))
             tomorrow = key("daily", window="2027-03-02")
-            assert await ledger.read(tomorrow) == CounterState()
+            assert await ledger.read(tomorrow) == CounterState.of()
             # Today's 9 refuses 2 more against 10; tomorrow's window admits the whole 10.
             over = await ledger.reserve(
-                "b", [ReservationLine("daily", (today,), Decimal(2), Decimal(10))], NOW
+                "b", [ReservationLine.of("daily", (today,), Decimal(2), Decimal(10))], NOW
             )
             assert over == ReserveOutcome(False, "daily", Decimal(9))
             fresh = await ledger.reserve(
-                "c", [ReservationLine("daily", (tomorrow,), Decimal(10), Decimal(10))], NOW
+                "c", [ReservationLine.of("daily", (tomorrow,), Decimal(10), Decimal(10))], NOW
             )
             assert fresh.ok
             ttl = await client.pttl(ledger.member_key("daily", "acme"))
@@ -687,7 +690,7 @@ def test_the_ledger_works_with_decoded_responses() -> None:
             client = redis_asyncio.Redis.from_url(REDIS_URL, decode_responses=True)
             try:
                 ledger = RedisLedger(client, prefix=prefix)
-                await ledger.settle("s", {key("p"): Decimal("1.5")})
+                await ledger.settle("s", attos({key("p"): Decimal("1.5")}))
                 outcome = await ledger.reserve("r", [line("p", Decimal(1), Decimal(2))], NOW)
                 assert outcome == ReserveOutcome(False, "p", Decimal("1.5"))
                 assert await ledger.members("p", [WINDOWS[2]]) == {"acme"}
@@ -705,7 +708,7 @@ def test_an_unreachable_redis_raises_a_clear_error() -> None:
         ledger = RedisLedger(client, prefix="unreachable")
         calls = [
             ledger.reserve("x", [line("p", Decimal(1), Decimal(2))], NOW),
-            ledger.settle("x", {key("p"): Decimal(1)}),
+            ledger.settle("x", attos({key("p"): Decimal(1)})),
             ledger.release("x"),
             ledger.extend(["x"], NOW),
             ledger.expire(NOW),
@@ -747,7 +750,7 @@ def test_seeding_raises_counters_to_the_journal_and_never_lowers_them() -> None:
     async def scenario() -> None:
         async with prefixed() as (client, prefix):
             ledger = RedisLedger(client, prefix=prefix)
-            await ledger.settle("ahead", {key("a"): Decimal(9)})  # Redis counted ahead
+            await ledger.settle("ahead", attos({key("a"): Decimal(9)}))  # Redis counted ahead
             journal = {key("a"): Decimal(7), key("b"): Decimal("2.5")}
             assert await ledger.seed(journal) == 1  # b raised; a kept at 9
             states = await ledger.read_many([key("a"), key("b")])
@@ -774,18 +777,18 @@ def test_a_request_planned_before_a_boundary_still_meets_its_windows_limit() -> 
     async def scenario() -> None:
         async with prefixed() as (client, prefix):
             ledger = RedisLedger(client, prefix=prefix)
-            await ledger.settle("old", {older: Decimal(1)})
-            await ledger.settle("used-up", {yesterday: limit})
-            fresh = ReservationLine("daily", (today,), Decimal(1), limit)
+            await ledger.settle("old", attos({older: Decimal(1)}))
+            await ledger.settle("used-up", attos({yesterday: limit}))
+            fresh = ReservationLine.of("daily", (today,), Decimal(1), limit)
             assert (await ledger.reserve("first-today", [fresh], NOW)).ok
-            late = ReservationLine("daily", (yesterday,), Decimal(5), limit)
+            late = ReservationLine.of("daily", (yesterday,), Decimal(5), limit)
             assert await ledger.reserve("planned-yesterday", [late], NOW) == ReserveOutcome(
                 False, "daily", limit
             )
             assert await ledger.read_many([older, yesterday, today]) == {
-                older: CounterState(),  # dropped: no request reads it any more
-                yesterday: CounterState(limit, Decimal(0)),
-                today: CounterState(Decimal(0), Decimal(1)),
+                older: CounterState.of(),  # dropped: no request reads it any more
+                yesterday: CounterState.of(limit, Decimal(0)),
+                today: CounterState.of(Decimal(0), Decimal(1)),
             }
 
     run(scenario())
@@ -799,13 +802,13 @@ def test_queued_settlements_go_together_and_one_impossible_sum_drops_only_itself
     async def scenario() -> None:
         async with prefixed() as (client, prefix):
             redis = RedisLedger(client, prefix=prefix)
-            await redis.settle("full", {key("t"): Decimal(WHOLE_LIMIT - 1)})
+            await redis.settle("full", attos({key("t"): Decimal(WHOLE_LIMIT - 1)}))
             shared = SharedLedger(redis)
             await shared.start()
             try:
-                shared.settle("a", {key("u"): Decimal(2)})
-                shared.settle("too-much", {key("t"): Decimal(1), key("u"): Decimal(5)})
-                shared.settle("b", {key("u"): Decimal(3)})
+                shared.settle("a", attos({key("u"): Decimal(2)}))
+                shared.settle("too-much", attos({key("t"): Decimal(1), key("u"): Decimal(5)}))
+                shared.settle("b", attos({key("u"): Decimal(3)}))
                 deadline = time.monotonic() + 5
                 while shared.pending_operations and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
@@ -813,8 +816,8 @@ def test_queued_settlements_go_together_and_one_impossible_sum_drops_only_itself
             finally:
                 await shared.stop()
             assert await redis.read_many([key("t"), key("u")]) == {
-                key("t"): CounterState(Decimal(WHOLE_LIMIT - 1)),
-                key("u"): CounterState(Decimal(5)),
+                key("t"): CounterState.of(Decimal(WHOLE_LIMIT - 1)),
+                key("u"): CounterState.of(Decimal(5)),
             }
 
     run(scenario())

@@ -34,7 +34,7 @@ COMPLEX = (
 
 
 def spent(policy_id: str, amount: str) -> dict:  # type: ignore[type-arg]
-    return {day_key(policy_id): CounterState(Decimal(amount))}
+    return {day_key(policy_id): CounterState.of(Decimal(amount))}
 
 
 class TestCapabilities:
@@ -251,7 +251,7 @@ class TestBudgetsInPlanning:
             PlanCall(chat(), ACME),
             now=NOW,
             decision_id="d",
-            counters=lambda keys: CounterState(Decimal(1)),
+            counters=lambda keys: CounterState.of(Decimal(1)),
             grants={"p": OverrideGrant("p", "appr-1", Decimal(5))},
         )
         assert decision.routing_action is RoutingAction.PROCEED
@@ -272,8 +272,8 @@ class TestBudgetsInPlanning:
         """Defect §6.1: yesterday's spend and another project's spend are not counted."""
         p = policy(hard="1")
         counters = {
-            day_key("p", day="2026-11-24"): CounterState(Decimal(100)),
-            day_key("p", member="globex"): CounterState(Decimal(100)),
+            day_key("p", day="2026-11-24"): CounterState.of(Decimal(100)),
+            day_key("p", member="globex"): CounterState.of(Decimal(100)),
         }
         decision = run_plan(state([p], smart_routing=False), chat(), counters=counters)
         assert decision.routing_action is RoutingAction.PROCEED
@@ -359,7 +359,7 @@ class TestHealth:
             PlanCall(chat(), ACME),
             now=NOW,
             decision_id="d",
-            counters=lambda keys: CounterState(),
+            counters=lambda keys: CounterState.of(),
             health={"alpha": HealthState.UNHEALTHY},
         )
         assert decision.provider == "beta"
@@ -378,7 +378,7 @@ class TestHealth:
             PlanCall(chat(model="mini", max_tokens=1000), ACME),
             now=NOW,
             decision_id="d",
-            counters=lambda keys: CounterState(),
+            counters=lambda keys: CounterState.of(),
             health={"alpha": HealthState.UNHEALTHY},
         )
         assert decision.recommended_model == "premium"

@@ -35,7 +35,7 @@ limits = st.decimals(min_value=Decimal("0.000001"), max_value=10**12, places=6, 
 
 @given(settled=amounts, reserved=amounts, limit=limits)
 def test_consumption_arithmetic(settled: Decimal, reserved: Decimal, limit: Decimal) -> None:
-    used = consumption("m", WINDOW, CounterState(settled, reserved), limit)
+    used = consumption("m", WINDOW, CounterState.of(settled, reserved), limit)
     assert used.consumed == settled + reserved
     assert used.remaining == max(limit - used.consumed, 0)
     assert used.remaining + min(used.consumed, limit) == limit
@@ -49,8 +49,8 @@ def test_consumption_arithmetic(settled: Decimal, reserved: Decimal, limit: Deci
 @given(a=amounts, b=amounts, limit=limits)
 def test_percent_is_monotonic(a: Decimal, b: Decimal, limit: Decimal) -> None:
     low, high = sorted((a, b))
-    first = consumption("m", WINDOW, CounterState(low), limit)
-    second = consumption("m", WINDOW, CounterState(high), limit)
+    first = consumption("m", WINDOW, CounterState.of(low), limit)
+    second = consumption("m", WINDOW, CounterState.of(high), limit)
     assert first.percent <= second.percent
     assert first.remaining >= second.remaining
 

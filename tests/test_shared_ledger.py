@@ -306,7 +306,7 @@ def test_four_processes_on_postgresql_with_a_thousand_concurrent_requests(
             await client.aclose()
 
     state = run(counters())
-    assert state == CounterState(Decimal(limit), Decimal(0))  # settled, nothing held
+    assert state == CounterState.of(Decimal(limit), Decimal(0))  # settled, nothing held
     assert journaled == limit  # the journal's totals equal the ledger's
     assert decisions == 1000
 

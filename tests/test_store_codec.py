@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import sqlite
 
+from spendgate.domain.amounts import to_atto
 from spendgate.domain.budgets import BudgetEvaluation
 from spendgate.domain.pricing import Usage
 from spendgate.domain.routing import UpstreamAttempt
@@ -110,8 +111,8 @@ def test_odd_window_bounds_round_trip(engine: Engine) -> None:
         policy=first.policy,
         member=first.member,
         window=Window(NOW - timedelta(microseconds=1), NOW),
-        settled=Decimal("-0.00"),
-        reserved=Decimal("1E+3"),
+        settled_atto=to_atto(Decimal("-0.00")),
+        reserved_atto=to_atto(Decimal("1E+3")),
         request_amount=None,
         status=first.status,
         approval_id="apr_1",

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+from spendgate.domain.amounts import decimal_amounts
 from spendgate.domain.budgets import CounterKey, OverrideGrant, live_windows, most_severe
 from spendgate.domain.estimates import actual_cost
 from spendgate.domain.planner import GovernanceState, ModelNotFoundError, PlanCall, plan
@@ -224,14 +225,17 @@ class Governor:
             draw=random.random() if draw is None else draw,
             provider=provider,
         )
+        ledger = self.ledger
         return plan(
             self.state,
             call,
             now=now or datetime.now(UTC),
             decision_id=decision_id or f"{self._id_prefix}{next(self._id_counter):08x}",
-            counters=self.ledger.read_total,
+            counters=ledger.read_total,
             health=self._health if health is None else health,
             grants=grants or {},
+            # Read before any counter: see ``MemoryLedger.version``.
+            counters_read_at=ledger.version if isinstance(ledger, MemoryLedger) else None,
         )
 
     def reserve(
@@ -249,9 +253,25 @@ class Governor:
         if isinstance(asked, ReserveOutcome):
             return self._reserved(decision, asked)
         lines, rates = asked
-        when = now or decision.created_at
-        outcome = self.ledger.reserve(decision.id, lines, when, self.reservation_ttl, rates)
+        outcome = self._reserve_here(decision, lines, now or decision.created_at, rates)
         return self._reserved(decision, outcome, rates)
+
+    def _reserve_here(
+        self,
+        decision: RoutingDecision,
+        lines: Sequence[ReservationLine],
+        when: datetime,
+        rates: Sequence[RateLine],
+    ) -> ReserveOutcome:
+        """Reserve on a ledger in this process; an in-memory one reuses the counters planning
+        read when none changed since (``MemoryLedger.version``)."""
+        ledger = self.ledger
+        ttl = self.reservation_ttl
+        if isinstance(ledger, MemoryLedger):
+            return ledger.reserve(
+                decision.id, lines, when, ttl, rates, read_at=decision.counters_read_at
+            )
+        return ledger.reserve(decision.id, lines, when, ttl, rates)
 
     async def recheck(
         self, decision: RoutingDecision, plan_again: Callable[[], RoutingDecision]
@@ -286,12 +306,13 @@ class Governor:
         else:
             lines, rates = asked
             when = now or decision.created_at
-            ttl = self.reservation_ttl
             shared = self.ledger
             if isinstance(shared, AsyncReserving):
-                outcome = await shared.reserve_async(decision.id, lines, when, ttl, rates)
+                outcome = await shared.reserve_async(
+                    decision.id, lines, when, self.reservation_ttl, rates
+                )
             else:
-                outcome = shared.reserve(decision.id, lines, when, ttl, rates)
+                outcome = self._reserve_here(decision, lines, when, rates)
         if outcome.ok and takes_over in self._token_holds:
             self._token_holds[decision.id] = self._token_holds.pop(takes_over)
         return self._reserved(decision, outcome, rates)
@@ -431,8 +452,8 @@ class Governor:
             # The counters before the decision: were a writer batch to end between the two,
             # the journal would hold the amounts without the settled decision, never the
             # decision without its amounts (what a seed of the shared ledger relies on: it
-            # marks the settled decisions as counted).
-            self.journal.add_to_counters(increments)
+            # marks the settled decisions as counted). Exactly the attos the ledger counted.
+            self.journal.add_to_counters(decimal_amounts(increments))
         if self.journal is not None or self.recorder is not None:
             finished = replace(
                 decision,

@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
-from spendgate.domain.amounts import amount_problem
+from spendgate.domain.amounts import ATTO, amount_problem, from_atto, to_atto
 from spendgate.domain.modes import RoutingMode
 from spendgate.domain.pricing import PricingEstimate
 from spendgate.domain.scopes import RequestScopes, ScopeKind, ScopeRef
@@ -169,6 +169,12 @@ class BudgetPolicy:
     threshold_amounts: tuple[tuple[Decimal, Decimal], ...] = field(
         init=False, repr=False, compare=False
     )
+    # The limits in attos (``domain.amounts``), what evaluation compares integer counters
+    # with; each threshold's is rounded up, which keeps ``projected >= threshold`` exact for
+    # an integer ``projected`` (a fraction times a limit can have 36 places).
+    hard_atto: int = field(init=False, repr=False, compare=False)
+    soft_atto: int | None = field(init=False, repr=False, compare=False)
+    threshold_attos: tuple[tuple[Decimal, int], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         amounts = sorted(
@@ -176,6 +182,24 @@ class BudgetPolicy:
             reverse=True,
         )
         object.__setattr__(self, "threshold_amounts", tuple(amounts))
+        # Storable amounts only: ``policy_problems`` reports the others (a policy read back
+        # with a limit of 1e999999999 would be a billion-digit integer), which never plan.
+        usable = amount_problem(self.hard_limit) is None
+        object.__setattr__(self, "hard_atto", to_atto(self.hard_limit) if usable else 0)
+        soft = self.soft_limit
+        object.__setattr__(
+            self,
+            "soft_atto",
+            to_atto(soft) if soft is not None and amount_problem(soft) is None else None,
+        )
+        # fraction × limit in atto² (exact), then rounded up to attos.
+        hard = self.hard_atto
+        attos = tuple(
+            (fraction, -(-to_atto(fraction) * hard // ATTO))
+            for fraction in sorted(set(self.alert_thresholds), reverse=True)
+            if usable and amount_problem(fraction) is None
+        )
+        object.__setattr__(self, "threshold_attos", attos)
         counter_id = self.id if self.generation == 0 else f"{self.id} {self.generation}"
         object.__setattr__(self, "counter_id", counter_id)
 
@@ -202,17 +226,40 @@ class CounterKey(NamedTuple):
     window: str
 
 
-@dataclass(frozen=True, slots=True)
-class CounterState:
-    settled: Decimal = ZERO
-    reserved: Decimal = ZERO
+class CounterState(NamedTuple):
+    """A counter's settled and reserved amounts, in attos (``domain.amounts``); ``settled``,
+    ``reserved`` and ``consumed`` are their exact ``Decimal`` values. A NamedTuple: the ledger
+    builds one per applicable policy per request."""
+
+    settled_atto: int = 0
+    reserved_atto: int = 0
+
+    @classmethod
+    def of(cls, settled: Decimal = ZERO, reserved: Decimal = ZERO) -> CounterState:
+        return cls(to_atto(settled), to_atto(reserved))
+
+    @property
+    def settled(self) -> Decimal:
+        return from_atto(self.settled_atto)
+
+    @property
+    def reserved(self) -> Decimal:
+        return from_atto(self.reserved_atto)
+
+    @property
+    def consumed_atto(self) -> int:
+        return self.settled_atto + self.reserved_atto
 
     @property
     def consumed(self) -> Decimal:
-        return self.settled + self.reserved
+        return from_atto(self.settled_atto + self.reserved_atto)
 
-    def __add__(self, other: CounterState) -> CounterState:
-        return CounterState(self.settled + other.settled, self.reserved + other.reserved)
+    # Sums the amounts (a tuple's ``+`` would concatenate them).
+    def __add__(self, other: tuple[object, ...]) -> CounterState:
+        assert isinstance(other, CounterState)
+        return CounterState(
+            self.settled_atto + other.settled_atto, self.reserved_atto + other.reserved_atto
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,19 +279,43 @@ class BudgetEvaluation(NamedTuple):
     A NamedTuple rather than a frozen dataclass: a request builds one per applicable policy,
     and a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) was the
     largest single self-time entry of the gateway's profile. ``keys`` are the counters the
-    evaluation read, which the reservation and the settlement reuse.
+    evaluation read, which the reservation and the settlement reuse. The counters it read are
+    held in attos (``settled`` and ``reserved`` are their ``Decimal`` values); the request's
+    amount both as estimated (``request_amount``, recorded as it is) and in attos
+    (``amount_atto``, rounded up).
     """
 
     policy: BudgetPolicy
     member: str
     window: Window
-    settled: Decimal
-    reserved: Decimal
+    settled_atto: int
+    reserved_atto: int
     request_amount: Decimal | None
     status: BudgetStatus
     threshold: Decimal | None = None
     approval_id: str | None = None
     keys: tuple[CounterKey, ...] = ()
+    amount_atto: int | None = None
+
+    @property
+    def settled(self) -> Decimal:
+        return from_atto(self.settled_atto)
+
+    @property
+    def reserved(self) -> Decimal:
+        return from_atto(self.reserved_atto)
+
+    @property
+    def consumed_atto(self) -> int:
+        return self.settled_atto + self.reserved_atto
+
+    @property
+    def projected_atto(self) -> int:
+        """Consumed plus this request's amount (nothing for an unpriced one), in attos."""
+        amount = self.amount_atto
+        if amount is None:
+            amount = 0 if self.request_amount is None else to_atto(self.request_amount)
+        return self.settled_atto + self.reserved_atto + amount
 
     @property
     def policy_id(self) -> str:
@@ -268,15 +339,15 @@ class BudgetEvaluation(NamedTuple):
 
     @property
     def consumed(self) -> Decimal:
-        return self.settled + self.reserved
+        return from_atto(self.settled_atto + self.reserved_atto)
 
     @property
     def projected(self) -> Decimal:
-        return self.consumed + (self.request_amount or ZERO)
+        return from_atto(self.projected_atto)
 
     @property
     def remaining(self) -> Decimal:
-        return max(self.hard_limit - self.consumed, ZERO)
+        return from_atto(max(self.policy.hard_atto - self.consumed_atto, 0))
 
     @property
     def percent(self) -> Decimal:
@@ -407,35 +478,41 @@ def evaluate_policy(
     grant: OverrideGrant | None = None,
     unpriced_action: UnpricedAction = UnpricedAction.ESTIMATE,
     keys: tuple[CounterKey, ...] = (),
+    amount_atto: int | None = None,
 ) -> BudgetEvaluation:
     """Judge one request against one policy's counter (read from ``keys``) in its current
-    window."""
+    window, in integer attos (``amount_atto``: ``amount`` in attos, when the caller has it).
+    """
     threshold: Decimal | None = None
     approval_id: str | None = None
+    settled, reserved = counter
     if amount is None:
+        amount_atto = None
         status = (
             BudgetStatus.BLOCKED
             if unpriced_action is UnpricedAction.BLOCK
             else BudgetStatus.UNPRICED
         )
     else:
-        projected = counter.settled + counter.reserved + amount
-        if projected > policy.hard_limit:
+        if amount_atto is None:
+            amount_atto = to_atto(amount)
+        projected = settled + reserved + amount_atto
+        if projected > policy.hard_atto:
             if (
                 grant is not None
                 and grant.member in (None, member)
-                and (grant.extra is None or projected <= policy.hard_limit + grant.extra)
+                and (grant.extra is None or projected <= policy.hard_atto + to_atto(grant.extra))
             ):
                 status = BudgetStatus.OVERRIDE_APPLIED
                 approval_id = grant.approval_id
             else:
                 status = _HARD_STATUS[policy.hard_action]
-        elif policy.soft_limit is not None and projected > policy.soft_limit:
+        elif policy.soft_atto is not None and projected > policy.soft_atto:
             status = _SOFT_STATUS[policy.soft_action]
         else:
             status = BudgetStatus.OK
-            for fraction, threshold_amount in policy.threshold_amounts:
-                if projected >= threshold_amount:
+            for fraction, threshold_atto in policy.threshold_attos:
+                if projected >= threshold_atto:
                     threshold = fraction
                     status = BudgetStatus.THRESHOLD
                     break
@@ -443,13 +520,14 @@ def evaluate_policy(
         policy,
         member,
         window,
-        counter.settled,
-        counter.reserved,
+        settled,
+        reserved,
         amount,
         status,
         threshold,
         approval_id,
         keys,
+        amount_atto,
     )
 
 
@@ -477,7 +555,7 @@ def _message(evaluation: BudgetEvaluation) -> str:
     used = f"{format_amount(evaluation.consumed)} used + {format_amount(amount)} for this request"
     hard = f"{label}: {used} would exceed the hard limit {format_amount(policy.hard_limit)}"
     soft = f"{label}: {used} crosses the soft limit {format_amount(policy.soft_limit or ZERO)}"
-    over_hard = evaluation.projected > policy.hard_limit
+    over_hard = evaluation.projected_atto > policy.hard_atto
     if status is BudgetStatus.OVERRIDE_APPLIED:
         return f"{hard}; approved override {evaluation.approval_id} covers it."
     if status is BudgetStatus.BLOCKED:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from spendgate.domain.amounts import to_atto
 from spendgate.domain.budgets import (
     BudgetEvaluation,
     BudgetPolicy,
@@ -195,8 +196,13 @@ def plan(
     counters: CounterReader,
     health: Mapping[str, HealthState] = _NO_HEALTH,
     grants: Mapping[str, OverrideGrant] = _NO_GRANTS,
+    counters_read_at: int | None = None,
 ) -> RoutingDecision:
-    return _Planner(state, call, now, counters, health, grants).decide(decision_id)
+    """``counters_read_at``: the ledger's version before ``counters`` is first called (see
+    ``RoutingDecision.counters_read_at``)."""
+    return _Planner(state, call, now, counters, health, grants).decide(
+        decision_id, counters_read_at
+    )
 
 
 class _Planner:
@@ -225,6 +231,7 @@ class _Planner:
         self._estimates: dict[str, PricingEstimate] = {}
         self._unit_prices: dict[str, Decimal] = {}
         self._evaluations: dict[str, tuple[BudgetEvaluation, ...]] = {}
+        self._amounts: dict[str, dict[Metric, tuple[Decimal | None, int | None]]] = {}
         self._orders: dict[str, tuple[Deployment, ...]] = {}
         self.codes: list[str] = []
         self.why: list[str] = []
@@ -271,25 +278,47 @@ class _Planner:
         if cached is not None:
             return cached
         amounts = self.amounts(model)
-        evaluate = self.evaluate
-        evaluations = tuple(
-            evaluate(policy, member, amounts[policy.metric])
-            for policy, member in self.state.applicable(
-                self.call.scopes, model.id, self.provider_of(model), self.call.task_class.value
+        # The loop of ``evaluate``, inlined: it runs once per applicable policy per request.
+        now, counters, grants = self.now, self.counters, self.grants
+        unpriced = self.state.unpriced_action
+        evaluations: list[BudgetEvaluation] = []
+        for policy, member in self.state.applicable(
+            self.call.scopes, model.id, self.provider_of(model), self.call.task_class.value
+        ):
+            keys, window = counters_for(policy, member, now)
+            amount, atto = amounts[policy.metric]
+            evaluations.append(
+                evaluate_policy(
+                    policy,
+                    member,
+                    window,
+                    counters(keys),
+                    amount,
+                    grant=grants.get(policy.id),
+                    unpriced_action=unpriced,
+                    keys=keys,
+                    amount_atto=atto,
+                )
             )
-        )
-        self._evaluations[model.id] = evaluations
-        return evaluations
+        found = self._evaluations[model.id] = tuple(evaluations)
+        return found
 
-    def amounts(self, model: Model) -> dict[Metric, Decimal | None]:
-        """The request's amount in each metric on ``model``: once per model, not per policy."""
-        estimate = self.estimate(model)
-        return {metric: request_amount(metric, estimate) for metric in Metric}
+    def amounts(self, model: Model) -> dict[Metric, tuple[Decimal | None, int | None]]:
+        """The request's amount in each metric on ``model``, as estimated and in attos: once
+        per model, not per policy."""
+        found = self._amounts.get(model.id)
+        if found is None:
+            estimate = self.estimate(model)
+            found = {}
+            for metric in Metric:
+                amount = request_amount(metric, estimate)
+                found[metric] = (amount, None if amount is None else to_atto(amount))
+            self._amounts[model.id] = found
+        return found
 
-    def evaluate(
-        self, policy: BudgetPolicy, member: str, amount: Decimal | None
-    ) -> BudgetEvaluation:
+    def evaluate(self, policy: BudgetPolicy, member: str, model: Model) -> BudgetEvaluation:
         keys, window = counters_for(policy, member, self.now)
+        amount, atto = self.amounts(model)[policy.metric]
         return evaluate_policy(
             policy,
             member,
@@ -299,6 +328,7 @@ class _Planner:
             grant=self.grants.get(policy.id),
             unpriced_action=self.state.unpriced_action,
             keys=keys,
+            amount_atto=atto,
         )
 
     def resolve_mode(self, requested: Model) -> ModeResolution:
@@ -311,11 +341,7 @@ class _Planner:
             if policy.mode is not None:
                 imposed.append((policy.id, policy.mode))
             override = policy.routing_mode_override
-            if override is not None and _soft_crossed(
-                self.evaluate(
-                    policy, member, request_amount(policy.metric, self.estimate(requested))
-                )
-            ):
+            if override is not None and _soft_crossed(self.evaluate(policy, member, requested)):
                 imposed.append((policy.id, override))
         return resolve_mode(
             self.state.settings.mode,
@@ -621,7 +647,7 @@ class _Planner:
         worst: BudgetEvaluation,
         eligible: list[Model],
     ) -> tuple[Model, RoutingAction]:
-        over_hard = worst.projected > worst.hard_limit
+        over_hard = worst.projected_atto > worst.policy.hard_atto
         cheaper = [m for m in eligible if self.cheapness(m) < self.cheapness(target)]
         preferred = self.state.models.get(worst.policy.degrade_to or "")
         if preferred is not None and preferred in cheaper:
@@ -657,7 +683,10 @@ class _Planner:
         after = most_severe(self.evaluations(replacement))
         if after is not None and (
             after.status.stops_request
-            or (after.status is BudgetStatus.DEGRADED and after.projected > after.hard_limit)
+            or (
+                after.status is BudgetStatus.DEGRADED
+                and after.projected_atto > after.policy.hard_atto
+            )
         ):
             return replacement, self.budget_verdict(replacement, RoutingAction.BLOCK, after)
         return replacement, RoutingAction.DEGRADE
@@ -678,7 +707,7 @@ class _Planner:
             return RoutingAction.APPROVAL_REQUIRED
         return action
 
-    def decide(self, decision_id: str) -> RoutingDecision:
+    def decide(self, decision_id: str, counters_read_at: int | None) -> RoutingDecision:
         requested = self.requested_model()
         complexity = score_complexity(self.request)
         candidates, eligible = self.candidates(requested)
@@ -765,6 +794,7 @@ class _Planner:
             estimated_saving_usd=saving,
             fallbacks=tuple(dict.fromkeys(step.model for step in route if step.model != actual.id)),
             route=route,
+            counters_read_at=counters_read_at,
         )
 
     def route(self, actual: Model, fallbacks: list[Model]) -> tuple[RouteStep, ...]:
@@ -817,9 +847,10 @@ _BUDGET_CODES = {
 
 
 def _soft_crossed(evaluation: BudgetEvaluation) -> bool:
-    soft = evaluation.soft_limit
-    limit = soft if soft is not None else evaluation.hard_limit
-    return evaluation.request_amount is not None and evaluation.projected > limit
+    policy = evaluation.policy
+    soft = policy.soft_atto
+    limit = soft if soft is not None else policy.hard_atto
+    return evaluation.request_amount is not None and evaluation.projected_atto > limit
 
 
 def _saving(requested: PricingEstimate, target: PricingEstimate) -> Decimal | None:

@@ -4,6 +4,8 @@ The ledger (an adapter) applies these lines atomically. Enforced mode reserves a
 hard limit of every policy whose hard action stops or degrades requests, so concurrent
 requests can never overspend; dry_run reserves without limits (it records, never refuses);
 suggest reserves nothing. Actual usage is settled in every mode.
+
+Amounts are integer attos (``domain.amounts``): what the ledgers add and compare.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
+from spendgate.domain.amounts import ATTO, from_atto, to_atto
 from spendgate.domain.budgets import (
     BudgetEvaluation,
     BudgetStatus,
@@ -31,17 +34,40 @@ _LIMITED_ACTIONS = frozenset({HardAction.BLOCK, HardAction.REQUIRE_APPROVAL, Har
 
 
 class ReservationLine(NamedTuple):
-    """Reserve ``amount`` on ``keys[-1]`` if the sum over ``keys`` stays within ``limit``.
+    """Reserve ``amount_atto`` on ``keys[-1]`` if the sum over ``keys`` stays within
+    ``limit_atto`` (attos; ``amount`` and ``limit`` are their ``Decimal`` values).
 
     ``keys`` are one policy's window buckets (one for a calendar window, several for a rolling
-    one); ``limit`` is ``None`` when the policy only observes (alert, dry run). A NamedTuple:
-    one per applicable policy per request, so construction cost matters.
+    one); ``limit_atto`` is ``None`` when the policy only observes (alert, dry run).
+    ``consumed_atto`` is the sum over ``keys`` planning read (``None``: not read), which a
+    ledger that can tell nothing changed since reuses instead of reading the counters again.
+    A NamedTuple: one per applicable policy per request, so construction cost matters.
     """
 
     policy_id: str
     keys: tuple[CounterKey, ...]
-    amount: Decimal
-    limit: Decimal | None = None
+    amount_atto: int
+    limit_atto: int | None = None
+    consumed_atto: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        policy_id: str,
+        keys: tuple[CounterKey, ...],
+        amount: Decimal,
+        limit: Decimal | None = None,
+    ) -> ReservationLine:
+        """A line of ``Decimal`` amounts (rounded up to attos past 18 places)."""
+        return cls(policy_id, keys, to_atto(amount), None if limit is None else to_atto(limit))
+
+    @property
+    def amount(self) -> Decimal:
+        return from_atto(self.amount_atto)
+
+    @property
+    def limit(self) -> Decimal | None:
+        return None if self.limit_atto is None else from_atto(self.limit_atto)
 
     @property
     def record_key(self) -> CounterKey:
@@ -71,36 +97,48 @@ def reservation_lines(
     enforced = mode is RoutingMode.ENFORCED
     lines: list[ReservationLine] = []
     for evaluation in decision.budget_evaluations:
-        amount = evaluation.request_amount
-        if amount is None:  # unpriced under a USD policy: nothing to count
+        if evaluation.request_amount is None:  # unpriced under a USD policy: nothing to count
             continue
+        amount = evaluation.amount_atto
+        if amount is None:  # an evaluation built without it (decoded from the journal)
+            amount = to_atto(evaluation.request_amount)
         policy = evaluation.policy
-        limit: Decimal | None = None
+        limit: int | None = None
         if enforced:
             grant = grants.get(policy.id)
             if evaluation.status is BudgetStatus.OVERRIDE_APPLIED and grant is not None:
-                limit = None if grant.extra is None else policy.hard_limit + grant.extra
+                limit = None if grant.extra is None else policy.hard_atto + to_atto(grant.extra)
             elif policy.hard_action in _LIMITED_ACTIONS:
-                limit = policy.hard_limit
-        lines.append(ReservationLine(policy.id, _keys(evaluation, at), amount, limit))
+                limit = policy.hard_atto
+        lines.append(
+            ReservationLine(
+                policy.id,
+                _keys(evaluation, at),
+                amount,
+                limit,
+                evaluation.settled_atto + evaluation.reserved_atto,
+            )
+        )
     return tuple(lines)
 
 
-def usage_amount(metric: Metric, usage: Usage, cost_usd: Decimal | None) -> Decimal | None:
+def usage_amount(metric: Metric, usage: Usage, cost_usd: Decimal | None) -> int | None:
+    """Actual usage in ``metric``, in attos (``None``: an unpriced cost)."""
     if metric is Metric.REQUESTS:
-        return Decimal(1)
+        return ATTO
     if metric is Metric.TOKENS:
-        return Decimal(usage.total_tokens)
-    return cost_usd
+        return usage.total_tokens * ATTO
+    return None if cost_usd is None else to_atto(cost_usd)
 
 
 def settlement(
     decision: RoutingDecision, usage: Usage, cost_usd: Decimal | None
-) -> dict[CounterKey, Decimal]:
-    """Actual usage per counter, recorded in the window of the request's start time."""
+) -> dict[CounterKey, int]:
+    """Actual usage per counter in attos, recorded in the window of the request's start
+    time."""
     by_metric = {metric: usage_amount(metric, usage, cost_usd) for metric in Metric}
     at = decision.created_at
-    amounts: dict[CounterKey, Decimal] = {}
+    amounts: dict[CounterKey, int] = {}
     for evaluation in decision.budget_evaluations:
         amount = by_metric[evaluation.policy.metric]
         if amount is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -149,6 +149,10 @@ class RoutingDecision:
     status: str | None = None
     # Filled when the request failed over: every candidate tried or skipped, in order.
     attempts: tuple[UpstreamAttempt, ...] = ()
+    # The ledger's version before planning read the counters (``MemoryLedger.version``), or
+    # None: while it is current, the reservation reuses the sums the evaluations hold. Not
+    # recorded, not compared: it says when the decision was made, not what it is.
+    counters_read_at: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def blocked(self) -> bool:

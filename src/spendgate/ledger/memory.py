@@ -4,7 +4,12 @@ A lock makes the same hold for threaded callers of the library API (uncontended:
 
 Counters are also indexed by (policy, window) → members when they are created, so listing a
 window's members and pruning ended windows visit only what they need, never every counter
-under the lock the request path takes."""
+under the lock the request path takes.
+
+Amounts are integer attos (``domain.amounts``). ``version`` counts the changes to the counters:
+a reservation whose lines carry the sums planning read at the version that is still current
+(nothing reserved, settled, released or expired since) reuses them instead of reading every
+window bucket again: counters are read once per request."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import repeat
 
+from spendgate.domain.amounts import from_atto, to_atto
 from spendgate.domain.budgets import CounterKey, CounterState, is_live
 from spendgate.domain.rate_limits import (
     Bucket,
@@ -29,14 +35,13 @@ from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, ReserveOutcome
 
 __all__ = ["MemoryLedger"]
 
-ZERO = Decimal(0)
 # Counters dropped per lock acquisition by ``prune``: requests never wait behind a big prune.
 _PRUNE_BATCH = 1000
 
 
 @dataclass(slots=True)
 class _Reservation:
-    amounts: dict[CounterKey, Decimal]
+    amounts: dict[CounterKey, int]
     expires_at: datetime
 
 
@@ -44,8 +49,13 @@ class MemoryLedger:
     """Counters held in memory; rebuilt from the journal's settled counters on start."""
 
     def __init__(self, settled: Mapping[CounterKey, Decimal] | None = None) -> None:
-        self._settled: dict[CounterKey, Decimal] = dict(settled or {})
-        self._reserved: dict[CounterKey, Decimal] = {}
+        self._settled: dict[CounterKey, int] = {
+            key: to_atto(amount) for key, amount in (settled or {}).items()
+        }
+        self._reserved: dict[CounterKey, int] = {}
+        # Bumped at the end of every change to the counters (under the lock): a sum read
+        # after ``version`` was ``v`` is still exact while ``version`` is ``v``.
+        self.version = 0
         self._reservations: dict[str, _Reservation] = {}
         # policy id → window key → members with a settled or reserved counter there.
         self._members: dict[str, dict[str, set[str]]] = {}
@@ -55,19 +65,17 @@ class MemoryLedger:
         self._lock = threading.Lock()
 
     def read(self, key: CounterKey) -> CounterState:
-        return CounterState(self._settled.get(key, ZERO), self._reserved.get(key, ZERO))
+        return CounterState(self._settled.get(key, 0), self._reserved.get(key, 0))
 
     def read_total(self, keys: Sequence[CounterKey]) -> CounterState:
         settled, reserved = self._settled, self._reserved
         if len(keys) == 1:
             key = keys[0]
-            return CounterState(settled.get(key, ZERO), reserved.get(key, ZERO))
+            return CounterState(settled.get(key, 0), reserved.get(key, 0))
         # map() over dict.get keeps the loop in C: rolling windows read ~25 buckets.
         count = len(keys)
-        total_settled = sum(map(settled.get, keys, repeat(ZERO, count)), ZERO)
-        total_reserved = (
-            sum(map(reserved.get, keys, repeat(ZERO, count)), ZERO) if reserved else ZERO
-        )
+        total_settled = sum(map(settled.get, keys, repeat(0, count)))
+        total_reserved = sum(map(reserved.get, keys, repeat(0, count))) if reserved else 0
         return CounterState(total_settled, total_reserved)
 
     def reserve(
@@ -77,9 +85,13 @@ class MemoryLedger:
         now: datetime,
         ttl: timedelta = DEFAULT_RESERVATION_TTL,
         rates: Sequence[RateLine] = (),
+        *,
+        read_at: int | None = None,
     ) -> ReserveOutcome:
+        """``read_at``: the ``version`` before planning read the ``consumed_atto`` the lines
+        carry; while it is current, those sums are reused, else the counters are read."""
         with self._lock:
-            return self._reserve(reservation_id, lines, now, now + ttl, rates)
+            return self._reserve(reservation_id, lines, now, now + ttl, rates, read_at)
 
     def _reserve(
         self,
@@ -88,34 +100,39 @@ class MemoryLedger:
         now: datetime,
         expires_at: datetime,
         rates: Sequence[RateLine],
+        read_at: int | None,
     ) -> ReserveOutcome:
         if reservation_id in self._reservations:
             raise ValueError(f"reservation {reservation_id} already exists")
         settled, reserved = self._settled, self._reserved
+        current = read_at is not None and read_at == self.version
         for line in lines:
-            if line.limit is None:
+            limit = line.limit_atto
+            if limit is None:
                 continue
-            keys = line.keys
-            if len(keys) == 1:
-                key = keys[0]
-                consumed = settled.get(key, ZERO) + reserved.get(key, ZERO)
-            else:  # a rolling window's buckets: sum in C, as read_total does
-                count = len(keys)
-                consumed = sum(map(settled.get, keys, repeat(ZERO, count)), ZERO) + sum(
-                    map(reserved.get, keys, repeat(ZERO, count)), ZERO
-                )
-            if consumed + line.amount > line.limit:
-                return ReserveOutcome(False, line.policy_id, consumed)
+            consumed = line.consumed_atto if current else None
+            if consumed is None:
+                keys = line.keys
+                if len(keys) == 1:
+                    key = keys[0]
+                    consumed = settled.get(key, 0) + reserved.get(key, 0)
+                else:  # a rolling window's buckets: sum in C, as read_total does
+                    count = len(keys)
+                    consumed = sum(map(settled.get, keys, repeat(0, count))) + sum(
+                        map(reserved.get, keys, repeat(0, count))
+                    )
+            if consumed + line.amount_atto > limit:
+                return ReserveOutcome(False, line.policy_id, from_atto(consumed))
         verdict = None
         if rates:  # checked last, taken first: nothing can refuse the holds after them
             verdict = check_rates(self._buckets, rates, epoch_ms(now))
             if verdict.refused is not None:
                 return ReserveOutcome(False, verdict.refused.limit_id, rate=verdict)
-        amounts: dict[CounterKey, Decimal] = {}
+        amounts: dict[CounterKey, int] = {}
         for line in lines:
             key = line.keys[-1]
-            amount = line.amount
-            amounts[key] = amounts.get(key, ZERO) + amount
+            amount = line.amount_atto
+            amounts[key] = amounts.get(key, 0) + amount
             previous = reserved.get(key)
             if previous is None:
                 reserved[key] = amount
@@ -124,6 +141,7 @@ class MemoryLedger:
             else:
                 reserved[key] = previous + amount
         self._reservations[reservation_id] = _Reservation(amounts, expires_at)
+        self.version += 1
         return ReserveOutcome(True, rate=verdict)
 
     def refund(self, refunds: Sequence[RateRefund], now: datetime) -> None:
@@ -137,9 +155,9 @@ class MemoryLedger:
                 else:
                     buckets[refund.bucket] = bucket
 
-    def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None:
-        """Release the reservation and add the actual usage (even if the reservation expired:
-        usage that really happened is always counted)."""
+    def settle(self, reservation_id: str, actual: Mapping[CounterKey, int]) -> None:
+        """Release the reservation and add the actual usage in attos (even if the reservation
+        expired: usage that really happened is always counted)."""
         with self._lock:
             self._release(reservation_id)
             settled = self._settled
@@ -150,10 +168,12 @@ class MemoryLedger:
                     self._index(key)
                 else:
                     settled[key] = previous + amount
+            self.version += 1
 
     def release(self, reservation_id: str) -> None:
         with self._lock:
             self._release(reservation_id)
+            self.version += 1
 
     def _release(self, reservation_id: str) -> None:
         reservation = self._reservations.pop(reservation_id, None)
@@ -162,7 +182,7 @@ class MemoryLedger:
         for key, amount in reservation.amounts.items():
             # .get: zero holds (a free model's cost) leave nothing to subtract from once an
             # earlier zero hold on the key was released (found by the Redis ledger's test).
-            remaining = self._reserved.get(key, ZERO) - amount
+            remaining = self._reserved.get(key, 0) - amount
             if remaining:
                 self._reserved[key] = remaining
             else:
@@ -187,6 +207,8 @@ class MemoryLedger:
             expired = [rid for rid, res in self._reservations.items() if res.expires_at <= now]
             for reservation_id in expired:
                 self._release(reservation_id)
+            if expired:
+                self.version += 1
             empty = [key for key, bucket in self._buckets.items() if bucket.empty_at_ms() <= at]
             for key in empty:
                 del self._buckets[key]
@@ -224,6 +246,7 @@ class MemoryLedger:
                             dropped += 1
                         if key not in self._reserved:
                             self._unindex(key)
+                    self.version += 1
         return dropped
 
     def _index(self, key: CounterKey) -> None:

@@ -77,6 +77,7 @@ __all__ = [
     "RedisLedger",
     "decode_amount",
     "encode_amount",
+    "encode_atto",
 ]
 
 _GROUP: Final = 10**9
@@ -100,20 +101,28 @@ def encode_amount(amount: Decimal) -> tuple[int, int, int]:
     is a price (up to 18 places) times tokens over a million, so it can have more, and
     refusing it would fail the request while the journal counts it. Raises ValueError for
     negative, non-finite or too large amounts (whole part ≥ 2⁵³, beyond Lua's exact range)."""
-    atto = to_atto(amount)  # ValueError for NaN and infinities
+    return encode_atto(to_atto(amount))  # ValueError for NaN and infinities
+
+
+def encode_atto(atto: int) -> tuple[int, int, int]:
+    """``encode_amount`` of an amount in attos (what the hot path counts in)."""
     if atto < 0:
-        raise ValueError(f"ledger amounts are not negative: {amount}")
+        raise ValueError(f"ledger amounts are not negative: {from_atto(atto)}")
     whole, fraction = divmod(atto, ATTO)
     if whole >= WHOLE_LIMIT:
         raise ValueError(
-            f"amount {amount} is too large for the Redis ledger (its whole part must be below "
-            f"2**53, what Lua numbers hold exactly)"
+            f"amount {from_atto(atto)} is too large for the Redis ledger (its whole part must "
+            f"be below 2**53, what Lua numbers hold exactly)"
         )
     return whole, fraction // _GROUP, fraction % _GROUP
 
 
 def decode_amount(whole: int, high: int, low: int) -> Decimal:
-    return from_atto((whole * _GROUP + high) * _GROUP + low)
+    return from_atto(_atto_of(whole, high, low))
+
+
+def _atto_of(whole: int, high: int, low: int) -> int:
+    return (whole * _GROUP + high) * _GROUP + low
 
 
 # Shared Lua. An amount is three numbers (whole, high, low), passed as multiple values, never
@@ -698,10 +707,11 @@ def _show(amount: Decimal) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _shown(amount: Decimal) -> str:
-    """``_show``, memoised: the same limits come with every request, and the same estimates
-    with every request of one shape."""
-    return _show(amount)
+def _shown(atto: int) -> str:
+    """``_show`` of an amount in attos, memoised: the same limits come with every request,
+    and the same estimates with every request of one shape."""
+    whole, high, low = encode_atto(atto)
+    return f"{whole}:{high}:{low}"
 
 
 def _micros(at: datetime) -> int:
@@ -834,8 +844,8 @@ class RedisLedger:
             member_key, spec = self._line_spec(line)
             keys.append(member_key)
             specs.append(spec)
-            limit = "-" if line.limit is None else _shown(line.limit)
-            amounts.append(f"{_shown(line.amount)};{limit},")
+            limit = "-" if line.limit_atto is None else _shown(line.limit_atto)
+            amounts.append(f"{_shown(line.amount_atto)};{limit},")
         args = [
             reservation_id,
             _micros(now + ttl),
@@ -865,25 +875,25 @@ class RedisLedger:
             raise ValueError(f"reservation {reservation_id} already exists")
         if status == -2:
             raise ValueError(f"reservation {reservation_id} was already settled")
-        return ReserveOutcome(False, _text(result[1]), _parse(result[2]))
+        return ReserveOutcome(False, _text(result[1]), from_atto(_parse(result[2])))
 
     async def settle(
         self,
         reservation_id: str,
-        actual: Mapping[CounterKey, Decimal],
+        actual: Mapping[CounterKey, int],
         settled_at: datetime | None = None,
     ) -> None:
-        """Replace the reservation's holds (if still held) by ``actual``; a second settlement
-        of the same id (a retry) counts nothing. Guarded, ``settled_at`` (when the gateway
-        settled it, hence journaled it: now if not given) tells whether the seed counted it
-        already: settled before the seed's ``since``, it did."""
+        """Replace the reservation's holds (if still held) by ``actual`` (attos); a second
+        settlement of the same id (a retry) counts nothing. Guarded, ``settled_at`` (when the
+        gateway settled it, hence journaled it: now if not given) tells whether the seed
+        counted it already: settled before the seed's ``since``, it did."""
         await self.settle_many(
             [(reservation_id, actual)], None if settled_at is None else [settled_at]
         )
 
     async def settle_many(
         self,
-        settlements: Sequence[tuple[str, Mapping[CounterKey, Decimal]]],
+        settlements: Sequence[tuple[str, Mapping[CounterKey, int]]],
         settled_at: Sequence[datetime] | None = None,
     ) -> int:
         """``settle`` each of ``settlements`` in one script (all or nothing); returns how many
@@ -958,12 +968,11 @@ class RedisLedger:
 
     async def read_total(self, keys: Sequence[CounterKey]) -> CounterState:
         """Settled and reserved summed over ``keys`` (each as often as listed, as
-        ``MemoryLedger`` sums them), in one round trip; in atto units, so exactly (``Decimal``
-        addition keeps 28 digits: 10¹⁰ with 18 places already has 29)."""
+        ``MemoryLedger`` sums them), in one round trip; in atto units, so exactly."""
         states = await self.read_many(keys)
-        settled = sum(to_atto(states[key].settled) for key in keys)
-        reserved = sum(to_atto(states[key].reserved) for key in keys)
-        return CounterState(from_atto(settled), from_atto(reserved))
+        settled = sum(states[key].settled_atto for key in keys)
+        reserved = sum(states[key].reserved_atto for key in keys)
+        return CounterState(settled, reserved)
 
     async def read_many(self, keys: Sequence[CounterKey]) -> dict[CounterKey, CounterState]:
         """Every counter of ``keys`` (zero when Redis has none), in one round trip."""
@@ -1165,11 +1174,12 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _parse(text: bytes | str | None) -> Decimal:
+def _parse(text: bytes | str | None) -> int:
+    """A stored amount, in attos."""
     if text is None:
-        return Decimal(0)
+        return 0
     parts = _text(text).split(":")
     if len(parts) == 1:
-        return Decimal(int(parts[0]))
+        return int(parts[0]) * ATTO
     whole, high, low = (int(part) for part in parts)
-    return decode_amount(whole, high, low)
+    return _atto_of(whole, high, low)

@@ -59,7 +59,6 @@ __all__ = ["SharedBackend", "SharedLedger"]
 
 log = logging.getLogger("spendgate.ledger")
 
-ZERO = Decimal(0)
 _MAX_VIEW_KEYS = 50_000  # counters kept in the view (least recently used dropped first)
 _READ_CHUNK = 1_000  # counters per read_many round trip
 _RETRY_FIRST_S = 0.05
@@ -98,13 +97,13 @@ class SharedBackend(Protocol):
     async def settle(
         self,
         reservation_id: str,
-        actual: Mapping[CounterKey, Decimal],
+        actual: Mapping[CounterKey, int],
         settled_at: datetime | None = None,
     ) -> None: ...
 
     async def settle_many(
         self,
-        settlements: Sequence[tuple[str, Mapping[CounterKey, Decimal]]],
+        settlements: Sequence[tuple[str, Mapping[CounterKey, int]]],
         settled_at: Sequence[datetime] | None = None,
     ) -> int: ...
 
@@ -131,14 +130,14 @@ class SharedBackend(Protocol):
 
 @dataclass(slots=True)
 class _Hold:
-    amounts: dict[CounterKey, Decimal]
+    amounts: dict[CounterKey, int]  # attos
     expires_at: datetime
     lines: Sequence[ReservationLine]  # to place it again in a backend that lost it
 
 
 # A background operation: a coroutine factory, so a failed one can be tried again.
 _Operation = Callable[[], Awaitable[object]]
-_Settlement = tuple[str, Mapping[CounterKey, Decimal]]
+_Settlement = tuple[str, Mapping[CounterKey, int]]  # attos
 _SETTLE_BATCH = 64  # settlements sent in one script when they queue up
 # How long a settlement waits for others to go with it. Redis runs one script at a time: sent
 # one by one, each request's settlement delayed the next request's reservation behind it
@@ -255,12 +254,12 @@ class SharedLedger:
             return ReserveOutcome(True)
         self._found()
         if outcome.ok:
-            amounts: dict[CounterKey, Decimal] = {}
+            amounts: dict[CounterKey, int] = {}
             for line in lines:
                 key = line.keys[-1]
-                amounts[key] = amounts.get(key, ZERO) + line.amount
+                amounts[key] = amounts.get(key, 0) + line.amount_atto
             for key, amount in amounts.items():
-                self._add(key, ZERO, amount)
+                self._add(key, 0, amount)
             self._holds[reservation_id] = _Hold(amounts, now + ttl, lines)
         return outcome
 
@@ -282,10 +281,10 @@ class SharedLedger:
 
     # -- the rest: sent in the background, in order --------------------------------------------
 
-    def settle(self, reservation_id: str, actual: Mapping[CounterKey, Decimal]) -> None:
+    def settle(self, reservation_id: str, actual: Mapping[CounterKey, int]) -> None:
         self._drop_hold(reservation_id)
         for key, amount in actual.items():
-            self._add(key, amount, ZERO)
+            self._add(key, amount, 0)
         amounts = dict(actual)
         at = datetime.now(UTC)
         self._pending.append(
@@ -411,7 +410,7 @@ class SharedLedger:
             hold = self._holds.get(rid)
             if hold is None:  # settled or released while an earlier one was placed
                 continue
-            lines = [line._replace(limit=None) for line in hold.lines]
+            lines = [line._replace(limit_atto=None) for line in hold.lines]
             ttl = max(hold.expires_at - now, timedelta(seconds=1))
             try:
                 await self.backend.reserve(rid, lines, now, ttl)
@@ -517,10 +516,14 @@ class SharedLedger:
 
     # -- view upkeep ---------------------------------------------------------------------------
 
-    def _add(self, key: CounterKey, settled: Decimal, reserved: Decimal) -> None:
+    def _add(self, key: CounterKey, settled: int, reserved: int) -> None:
+        """Add attos to a counter of the view."""
         previous = self._view.get(key, CounterState())
         self._remember(
-            key, CounterState(previous.settled + settled, max(previous.reserved + reserved, ZERO))
+            key,
+            CounterState(
+                previous.settled_atto + settled, max(previous.reserved_atto + reserved, 0)
+            ),
         )
 
     def _remember(self, key: CounterKey, state: CounterState) -> None:
@@ -534,7 +537,7 @@ class SharedLedger:
         if hold is None:
             return False
         for key, amount in hold.amounts.items():
-            self._add(key, ZERO, -amount)
+            self._add(key, 0, -amount)
         return True
 
     def _lost(self, error: BaseException | None = None) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import orjson
 
+from spendgate.domain.amounts import atto_text, to_atto
 from spendgate.domain.budgets import BudgetEvaluation, BudgetPolicy, BudgetStatus, counters_for
 from spendgate.domain.complexity import ComplexityScore, ComplexityTerm
 from spendgate.domain.models import Tier
@@ -220,10 +221,10 @@ def _evaluation_json(evaluation: BudgetEvaluation, digest: str) -> dict[str, Any
         "w": _window_json(evaluation.window),
         "st": evaluation.status,
     }
-    if evaluation.settled:
-        data["s"] = str(evaluation.settled)
-    if evaluation.reserved:
-        data["r"] = str(evaluation.reserved)
+    if evaluation.settled_atto:
+        data["s"] = atto_text(evaluation.settled_atto)
+    if evaluation.reserved_atto:
+        data["r"] = atto_text(evaluation.reserved_atto)
     if evaluation.request_amount is not None:
         data["a"] = str(evaluation.request_amount)
     if evaluation.threshold is not None:
@@ -399,18 +400,20 @@ def _evaluation_from_json(
 ) -> BudgetEvaluation:
     start, end = data["w"]
     policy = policies[data["p"]]
+    amount = _unamount(data.get("a"))
     return BudgetEvaluation(
         policy=policy,
         member=data["mb"],
         window=Window(_from_instant(start), _from_instant(end)),
-        settled=Decimal(data.get("s", 0)),
-        reserved=Decimal(data.get("r", 0)),
-        request_amount=_unamount(data.get("a")),
+        settled_atto=to_atto(Decimal(data.get("s", 0))),
+        reserved_atto=to_atto(Decimal(data.get("r", 0))),
+        request_amount=amount,
         status=BudgetStatus(data["st"]),
         threshold=_unamount(data.get("th")),
         approval_id=data.get("ap"),
         # Not stored: derived from the policy's interval and the request's time, as planned.
         keys=counters_for(policy, data["mb"], created_at)[0],
+        amount_atto=None if amount is None else to_atto(amount),
     )
 
 

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from spendgate.domain.amounts import atto_text, to_atto
 from spendgate.domain.budgets import BudgetEvaluation, BudgetPolicy, BudgetStatus, CounterKey
 from spendgate.domain.complexity import ComplexityScore, ComplexityTerm
 from spendgate.domain.models import Tier
@@ -178,8 +179,8 @@ class Encoder:
             policy_number,
             evaluation.member,
             window_number,
-            str(evaluation.settled),
-            str(evaluation.reserved),
+            atto_text(evaluation.settled_atto),
+            atto_text(evaluation.reserved_atto),
             _text(evaluation.request_amount),
             evaluation.status._value_,
             _text(evaluation.threshold),
@@ -207,8 +208,8 @@ class Encoder:
                     policy[1],
                     evaluation.member,
                     window[1],
-                    str(evaluation.settled),
-                    str(evaluation.reserved),
+                    atto_text(evaluation.settled_atto),
+                    atto_text(evaluation.reserved_atto),
                     None if amount is None else str(amount),
                     evaluation.status._value_,
                     None if threshold is None else str(threshold),
@@ -350,16 +351,18 @@ class Decoder:
     def _evaluation(self, value: Record) -> BudgetEvaluation:
         policy, member, window, settled, reserved, amount, status, threshold, approval = value
         found: BudgetPolicy = self._defined[policy]
+        request_amount = _amount(amount)
         return BudgetEvaluation(
             policy=found,
             member=member,
             window=self._defined[window],
-            settled=Decimal(settled),
-            reserved=Decimal(reserved),
-            request_amount=_amount(amount),
+            settled_atto=to_atto(Decimal(settled)),
+            reserved_atto=to_atto(Decimal(reserved)),
+            request_amount=request_amount,
             status=BudgetStatus(status),
             threshold=_amount(threshold),
             approval_id=approval,
+            amount_atto=None if request_amount is None else to_atto(request_amount),
         )
 
     def _decision(self, record: Record) -> AppendDecision:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
+from spendgate.domain.amounts import ATTO, ATTO_PLACES, from_atto
+
 __all__ = [
     "ATTO",
     "ATTO_PLACES",
@@ -32,8 +34,6 @@ __all__ = [
     "to_text",
 ]
 
-ATTO_PLACES = 18
-ATTO: int = 10**ATTO_PLACES
 # Big enough that no conversion below ever rounds before the explicit quantize.
 _WIDE = Context(prec=80, rounding=ROUND_HALF_EVEN)
 _ATTO_QUANTUM = Decimal(1).scaleb(-ATTO_PLACES)
@@ -57,7 +57,8 @@ def from_text(text: str) -> Decimal:
 
 
 def to_atto(value: Decimal) -> int:
-    """The amount as an integer number of 10⁻¹⁸ units (rounded half-even past 18 places)."""
+    """The amount as an integer number of 10⁻¹⁸ units (rounded half-even past 18 places, as
+    stored; the hot path's ``domain.amounts.to_atto`` rounds up instead)."""
     quantized = _finite(value).quantize(_ATTO_QUANTUM, context=_WIDE)
     return int(quantized.scaleb(ATTO_PLACES, context=_WIDE))
 
@@ -65,16 +66,6 @@ def to_atto(value: Decimal) -> int:
 def exact_sum(amounts: Iterable[Decimal]) -> Decimal:
     """The sum of amounts, exactly (in atto-dollars, whatever their exponents)."""
     return from_atto(sum(map(to_atto, amounts)))
-
-
-def from_atto(atto: int) -> Decimal:
-    """Exact ``Decimal`` of an atto count, without trailing zeros (``1.5``, not ``1.500…``)."""
-    if atto == 0:
-        return _ZERO
-    sign = "-" if atto < 0 else ""
-    digits = str(abs(atto)).rjust(ATTO_PLACES + 1, "0")
-    whole, fraction = digits[:-ATTO_PLACES], digits[-ATTO_PLACES:].rstrip("0")
-    return Decimal(f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}")
 
 
 def to_parts(value: Decimal) -> tuple[int, int]:
@@ -86,6 +77,3 @@ def to_parts(value: Decimal) -> tuple[int, int]:
 
 def from_parts(units: int, atto: int) -> Decimal:
     return from_atto(int(units) * ATTO + int(atto))
-
-
-_ZERO = Decimal(0)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from spendgate.domain.budgets import CounterKey, CounterState
 from spendgate.store import schema
 from spendgate.store.codec import decision_from_row, decision_policy_refs
-from spendgate.store.money import ATTO, from_atto, from_parts
+from spendgate.store.money import ATTO, from_atto
 from spendgate.store.policy_codec import policy_from_snapshot
 from spendgate.store.records import NO_LATENCIES, DecisionFilter, StoredDecision, UsageTotals
 from spendgate.store.rollups import DIMENSIONS, RollupPart, choose_family
@@ -90,7 +90,7 @@ def load_counters(
         )
     return {
         CounterKey(row.policy_id, row.member, row.window_key): CounterState(
-            settled=from_parts(row.settled_units, row.settled_atto)
+            int(row.settled_units) * ATTO + int(row.settled_atto)
         )
         for row in connection.execute(query)
     }
