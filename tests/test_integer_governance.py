@@ -20,17 +20,22 @@ from spendgate.domain.amounts import (
     to_atto,
 )
 from spendgate.domain.budgets import (
+    BudgetFilters,
+    BudgetPolicy,
     BudgetStatus,
     CounterKey,
     CounterState,
     HardAction,
     Metric,
     OverrideGrant,
+    PolicyIndex,
     SoftAction,
+    applicable_policies,
     evaluate_policy,
 )
 from spendgate.domain.pricing import PricingRecord, Usage, cost_of
 from spendgate.domain.reservations import ReservationLine, usage_amount
+from spendgate.domain.scopes import RequestScopes, ScopeKind, ScopeRef
 from spendgate.domain.windows import Interval, IntervalKind, window_for
 from spendgate.ledger.memory import MemoryLedger
 
@@ -271,3 +276,46 @@ def test_policy_attos_are_computed_once_and_bad_limits_do_not_plan() -> None:
     assert huge.hard_atto == 0
     assert huge.threshold_attos == ()
     assert to_atto(MAX_AMOUNT) == MAX_AMOUNT * ATTO
+
+
+IDS = st.sampled_from(["acme", "alice", "k1", "*", "global"])
+NAMES = st.none() | st.frozensets(st.sampled_from(["m1", "m2", "p1", "p2", "t1"]), max_size=2)
+
+
+@given(
+    specs=st.lists(
+        st.tuples(st.sampled_from(list(ScopeKind)), IDS, NAMES, NAMES, st.booleans()),
+        max_size=12,
+    ),
+    scopes=st.builds(
+        RequestScopes,
+        project=st.none() | IDS,
+        principal=st.none() | IDS,
+        api_key=st.none() | IDS,
+        agent=st.none() | IDS,
+        session=st.none() | IDS,
+    ),
+    model=st.sampled_from(["m1", "m2"]),
+    provider=st.sampled_from(["p1", "p2"]),
+)
+def test_the_policy_index_finds_what_matching_every_policy_finds(
+    specs: list[tuple[ScopeKind, str, frozenset[str] | None, frozenset[str] | None, bool]],
+    scopes: RequestScopes,
+    model: str,
+    provider: str,
+) -> None:
+    policies = [
+        BudgetPolicy(
+            id=f"p{n}",
+            scope=ScopeRef(kind, "global" if kind is ScopeKind.GLOBAL else ident),
+            metric=Metric.USD,
+            interval=Interval(IntervalKind.DAILY),
+            hard_limit=Decimal(1),
+            filters=BudgetFilters(models=models, providers=providers),
+            enabled=enabled,
+        )
+        for n, (kind, ident, models, providers, enabled) in enumerate(specs)
+    ]
+    expected = applicable_policies(policies, scopes, model, provider, "primary_interactive")
+    index = PolicyIndex(policies)
+    assert index.applicable(scopes, model, provider, "primary_interactive") == expected

@@ -22,8 +22,8 @@ from spendgate.domain.budgets import (
     CounterState,
     Metric,
     OverrideGrant,
+    PolicyIndex,
     UnpricedAction,
-    applicable_policies,
     counters_for,
     evaluate_policy,
     most_severe,
@@ -129,10 +129,15 @@ class GovernanceState:
     rate_limits: tuple[RateLimit, ...] = ()
     # Which policies apply to a (scopes, model, provider, task class): the same few
     # combinations recur request after request, and matching every policy each time cost
-    # ~10% of planning. Owned by the state, so a new state (changed policies) starts empty.
+    # ~10% of planning. Owned by the state, so a new state (changed policies) starts empty;
+    # a combination not seen yet (a new session) is looked up in the index, compiled once.
     _applicable: dict[tuple[RequestScopes, str, str, str], tuple[tuple[BudgetPolicy, str], ...]] = (
         field(default_factory=dict, init=False, repr=False, compare=False)
     )
+    _index: PolicyIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", PolicyIndex(self.policies))
 
     def applicable(
         self, scopes: RequestScopes, model: str, provider: str, task_class: str
@@ -143,7 +148,7 @@ class GovernanceState:
         if found is None:
             if len(self._applicable) >= _APPLICABLE_MEMO_LIMIT:
                 self._applicable.clear()
-            found = tuple(applicable_policies(self.policies, scopes, model, provider, task_class))
+            found = tuple(self._index.applicable(scopes, model, provider, task_class))
             self._applicable[key] = found
         return found
 
