@@ -59,6 +59,9 @@ __all__ = [
 ]
 
 ZERO = Decimal(0)
+# Builds a NamedTuple from all its fields without its generated ``__new__`` (a Python frame:
+# 2.5× the cost), for those built once per applicable policy per request.
+new_tuple = tuple.__new__
 DEFAULT_ALERT_THRESHOLDS = (Decimal("0.5"), Decimal("0.8"), Decimal("0.95"))
 
 
@@ -563,18 +566,21 @@ def evaluate_policy(
                     threshold = fraction
                     status = BudgetStatus.THRESHOLD
                     break
-    return BudgetEvaluation(
-        policy,
-        member,
-        window,
-        settled,
-        reserved,
-        amount,
-        status,
-        threshold,
-        approval_id,
-        keys,
-        amount_atto,
+    return new_tuple(
+        BudgetEvaluation,
+        (
+            policy,
+            member,
+            window,
+            settled,
+            reserved,
+            amount,
+            status,
+            threshold,
+            approval_id,
+            keys,
+            amount_atto,
+        ),
     )
 
 

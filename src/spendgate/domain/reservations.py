@@ -24,6 +24,7 @@ from spendgate.domain.budgets import (
     Metric,
     OverrideGrant,
     counters_for,
+    new_tuple,
 )
 from spendgate.domain.pricing import Usage
 from spendgate.domain.routing import RoutingDecision, RoutingMode
@@ -75,7 +76,7 @@ class ReservationLine(NamedTuple):
 
 
 def _keys(evaluation: BudgetEvaluation, at: datetime) -> tuple[CounterKey, ...]:
-    """The counters planning read (an evaluation decoded from the journal has none)."""
+    """The counters planning read (an evaluation built without them has none)."""
     return evaluation.keys or counters_for(evaluation.policy, evaluation.member, at)[0]
 
 
@@ -110,15 +111,9 @@ def reservation_lines(
                 limit = None if grant.extra is None else policy.hard_atto + to_atto(grant.extra)
             elif policy.hard_action in _LIMITED_ACTIONS:
                 limit = policy.hard_atto
-        lines.append(
-            ReservationLine(
-                policy.id,
-                _keys(evaluation, at),
-                amount,
-                limit,
-                evaluation.settled_atto + evaluation.reserved_atto,
-            )
-        )
+        keys = evaluation.keys or _keys(evaluation, at)
+        consumed = evaluation.settled_atto + evaluation.reserved_atto
+        lines.append(new_tuple(ReservationLine, (policy.id, keys, amount, limit, consumed)))
     return tuple(lines)
 
 

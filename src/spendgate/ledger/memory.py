@@ -21,7 +21,7 @@ from decimal import Decimal
 from itertools import repeat
 
 from spendgate.domain.amounts import from_atto, to_atto
-from spendgate.domain.budgets import CounterKey, CounterState, is_live
+from spendgate.domain.budgets import CounterKey, CounterState, is_live, new_tuple
 from spendgate.domain.rate_limits import (
     Bucket,
     RateLine,
@@ -71,12 +71,12 @@ class MemoryLedger:
         settled, reserved = self._settled, self._reserved
         if len(keys) == 1:
             key = keys[0]
-            return CounterState(settled.get(key, 0), reserved.get(key, 0))
+            return new_tuple(CounterState, (settled.get(key, 0), reserved.get(key, 0)))
         # map() over dict.get keeps the loop in C: rolling windows read ~25 buckets.
         count = len(keys)
         total_settled = sum(map(settled.get, keys, repeat(0, count)))
         total_reserved = sum(map(reserved.get, keys, repeat(0, count))) if reserved else 0
-        return CounterState(total_settled, total_reserved)
+        return new_tuple(CounterState, (total_settled, total_reserved))
 
     def reserve(
         self,
