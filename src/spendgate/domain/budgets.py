@@ -54,11 +54,12 @@ __all__ = [
     "live_windows",
     "most_severe",
     "policy_problems",
-    "request_amount",
+    "request_amounts",
     "sum_counters",
 ]
 
 ZERO = Decimal(0)
+_ONE = Decimal(1)
 # Builds a NamedTuple from all its fields without its generated ``__new__`` (a Python frame:
 # 2.5× the cost), for those built once per applicable policy per request.
 new_tuple = tuple.__new__
@@ -509,13 +510,16 @@ def policy_problems(policy: BudgetPolicy) -> list[tuple[str, str]]:
     return problems
 
 
-def request_amount(metric: Metric, estimate: PricingEstimate) -> Decimal | None:
-    """This request's upper-bound amount in ``metric``; ``None`` for USD of an unpriced model."""
-    if metric is Metric.REQUESTS:
-        return Decimal(1)
-    if metric is Metric.TOKENS:
-        return Decimal(estimate.tokens_upper)
-    return estimate.upper_usd
+def request_amounts(estimate: PricingEstimate) -> dict[Metric, tuple[Decimal | None, int | None]]:
+    """This request's upper-bound amount in each metric, as estimated and in attos (rounded
+    up); ``None`` for USD of an unpriced model."""
+    usd = estimate.upper_usd
+    tokens = estimate.tokens_upper
+    return {
+        Metric.USD: (usd, None if usd is None else to_atto(usd)),
+        Metric.TOKENS: (Decimal(tokens), tokens * ATTO),
+        Metric.REQUESTS: (_ONE, ATTO),
+    }
 
 
 def evaluate_policy(

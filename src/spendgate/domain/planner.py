@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from spendgate.domain.amounts import to_atto
 from spendgate.domain.budgets import (
     BudgetEvaluation,
     BudgetPolicy,
@@ -27,7 +26,7 @@ from spendgate.domain.budgets import (
     counters_for,
     evaluate_policy,
     most_severe,
-    request_amount,
+    request_amounts,
 )
 from spendgate.domain.complexity import ComplexityScore, score_complexity
 from spendgate.domain.deployments import deployment_order, healthy_deployments
@@ -313,12 +312,7 @@ class _Planner:
         per model, not per policy."""
         found = self._amounts.get(model.id)
         if found is None:
-            estimate = self.estimate(model)
-            found = {}
-            for metric in Metric:
-                amount = request_amount(metric, estimate)
-                found[metric] = (amount, None if amount is None else to_atto(amount))
-            self._amounts[model.id] = found
+            found = self._amounts[model.id] = request_amounts(self.estimate(model))
         return found
 
     def evaluate(self, policy: BudgetPolicy, member: str, model: Model) -> BudgetEvaluation:
