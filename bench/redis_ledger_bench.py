@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from spendgate.domain.amounts import to_atto
 from spendgate.domain.budgets import CounterKey
 from spendgate.domain.reservations import ReservationLine
 from spendgate.ledger.memory import MemoryLedger
@@ -35,10 +36,10 @@ ROLLING_BUCKETS = 25
 LIMIT = Decimal(10**12)
 
 
-def request(policies: int) -> tuple[list[ReservationLine], dict[CounterKey, Decimal]]:
-    """The lines to reserve and the actual usage to settle for one request."""
+def request(policies: int) -> tuple[list[ReservationLine], dict[CounterKey, int]]:
+    """The lines to reserve and the actual usage to settle (in attos) for one request."""
     lines: list[ReservationLine] = []
-    actual: dict[CounterKey, Decimal] = {}
+    actual: dict[CounterKey, int] = {}
     for n in range(policies):
         policy = f"b{n}"
         if n % 2:
@@ -49,7 +50,7 @@ def request(policies: int) -> tuple[list[ReservationLine], dict[CounterKey, Deci
                 for hour in range(1000 - ROLLING_BUCKETS + 1, 1001)
             )
         lines.append(ReservationLine.of(policy, keys, Decimal("0.012345678901234567"), LIMIT))
-        actual[keys[-1]] = Decimal("0.001234567890123456")
+        actual[keys[-1]] = to_atto(Decimal("0.001234567890123456"))
     return lines, actual
 
 
