@@ -346,13 +346,15 @@ class BudgetEvaluation(NamedTuple):
     def consumed(self) -> Decimal:
         return from_atto(self.settled_atto + self.reserved_atto)
 
+    # The Decimal views below are computed as before counters were integers, so an amount
+    # keeps the form it had (``request_amount`` and ``hard_limit`` as written).
     @property
     def projected(self) -> Decimal:
-        return from_atto(self.projected_atto)
+        return self.consumed + (self.request_amount or ZERO)
 
     @property
     def remaining(self) -> Decimal:
-        return from_atto(max(self.policy.hard_atto - self.consumed_atto, 0))
+        return max(self.hard_limit - self.consumed, ZERO)
 
     @property
     def percent(self) -> Decimal:
