@@ -9,7 +9,7 @@ from decimal import Context, Decimal, localcontext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import NOW, attos, policy
+from conftest import ACME, NOW, attos, chat, policy, state
 from spendgate.domain.amounts import (
     ATTO,
     MAX_AMOUNT,
@@ -37,6 +37,7 @@ from spendgate.domain.pricing import PricingRecord, Usage, cost_of
 from spendgate.domain.reservations import ReservationLine, usage_amount
 from spendgate.domain.scopes import RequestScopes, ScopeKind, ScopeRef
 from spendgate.domain.windows import Interval, IntervalKind, window_for
+from spendgate.governor import Governor
 from spendgate.ledger.memory import MemoryLedger
 
 # Exact Decimal arithmetic for the reference: wide enough that nothing below rounds.
@@ -319,3 +320,29 @@ def test_the_policy_index_finds_what_matching_every_policy_finds(
     expected = applicable_policies(policies, scopes, model, provider, "primary_interactive")
     index = PolicyIndex(policies)
     assert index.applicable(scopes, model, provider, "primary_interactive") == expected
+
+
+def test_a_sum_read_from_one_ledger_is_never_reused_by_another() -> None:
+    """Versions are unique across ledgers: a line carrying another ledger's sum is checked
+    against the counters of the ledger it is reserved on."""
+    empty, full = MemoryLedger(), MemoryLedger()
+    full.settle("used", {KEY: 10 * ATTO})
+    assert empty.version != full.version
+    line = ReservationLine("cap", (KEY,), ATTO, 10 * ATTO, empty.read_total((KEY,)).consumed_atto)
+    assert not full.reserve("r", [line], NOW, read_at=empty.version).ok
+
+
+def test_requests_planned_together_cannot_both_pass_a_limit() -> None:
+    """Two plans read the same counters; the first reservation changes them, so the second
+    is checked against the counters again (never against the sum its plan read)."""
+    ledger = MemoryLedger()
+    governor = Governor(state([policy("one", metric=Metric.REQUESTS, hard="1")]), ledger)
+    first = governor.plan(chat("hi"), ACME, NOW)
+    second = governor.plan(chat("hi"), ACME, NOW)
+    assert first.counters_read_at == second.counters_read_at == ledger.version
+    assert governor.reserve(first).ok
+    outcome = governor.reserve(second)
+    assert not outcome.ok
+    assert outcome.refused_policy == "one"
+    third = governor.plan(chat("hi"), ACME, NOW)  # planned on the current counters
+    assert third.blocked

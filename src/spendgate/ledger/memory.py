@@ -13,6 +13,7 @@ window bucket again: counters are read once per request."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from spendgate.ledger.base import DEFAULT_RESERVATION_TTL, ReserveOutcome
 
 __all__ = ["MemoryLedger"]
 
+_VERSIONS = itertools.count()
 # Counters dropped per lock acquisition by ``prune``: requests never wait behind a big prune.
 _PRUNE_BATCH = 1000
 
@@ -53,9 +55,10 @@ class MemoryLedger:
             key: to_atto(amount) for key, amount in (settled or {}).items()
         }
         self._reserved: dict[CounterKey, int] = {}
-        # Bumped at the end of every change to the counters (under the lock): a sum read
-        # after ``version`` was ``v`` is still exact while ``version`` is ``v``.
-        self.version = 0
+        # Renewed at the end of every change to the counters (under the lock): a sum read
+        # after ``version`` was ``v`` is still exact while ``version`` is ``v``. Drawn from
+        # one count for every ledger of the process, so no two ledgers ever share a version.
+        self.version = next(_VERSIONS)
         self._reservations: dict[str, _Reservation] = {}
         # policy id → window key → members with a settled or reserved counter there.
         self._members: dict[str, dict[str, set[str]]] = {}
@@ -141,7 +144,7 @@ class MemoryLedger:
             else:
                 reserved[key] = previous + amount
         self._reservations[reservation_id] = _Reservation(amounts, expires_at)
-        self.version += 1
+        self.version = next(_VERSIONS)
         return ReserveOutcome(True, rate=verdict)
 
     def refund(self, refunds: Sequence[RateRefund], now: datetime) -> None:
@@ -168,12 +171,12 @@ class MemoryLedger:
                     self._index(key)
                 else:
                     settled[key] = previous + amount
-            self.version += 1
+            self.version = next(_VERSIONS)
 
     def release(self, reservation_id: str) -> None:
         with self._lock:
             self._release(reservation_id)
-            self.version += 1
+            self.version = next(_VERSIONS)
 
     def _release(self, reservation_id: str) -> None:
         reservation = self._reservations.pop(reservation_id, None)
@@ -208,7 +211,7 @@ class MemoryLedger:
             for reservation_id in expired:
                 self._release(reservation_id)
             if expired:
-                self.version += 1
+                self.version = next(_VERSIONS)
             empty = [key for key, bucket in self._buckets.items() if bucket.empty_at_ms() <= at]
             for key in empty:
                 del self._buckets[key]
@@ -246,7 +249,7 @@ class MemoryLedger:
                             dropped += 1
                         if key not in self._reserved:
                             self._unindex(key)
-                    self.version += 1
+                    self.version = next(_VERSIONS)
         return dropped
 
     def _index(self, key: CounterKey) -> None:
