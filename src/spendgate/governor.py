@@ -101,6 +101,10 @@ class Governor:
         self.ledger: Ledger = (
             ledger if ledger is not None else MemoryLedger(self.journaled_counters())
         )
+        # Checked once: an isinstance against a Protocol inspects its members (~10 µs).
+        self._shared: AsyncReserving | None = (
+            self.ledger if isinstance(self.ledger, AsyncReserving) else None
+        )
         # Approved budget overrides in force (the journal's, at start; kept current by the
         # approvals service as they are decided, consumed or expire).
         self.grants = GrantBook(
@@ -279,8 +283,8 @@ class Governor:
         """``decision``, unless a budget refused it on counters read from a shared ledger's
         local view, which may be a second behind (holds freed elsewhere since): a refusal
         must not stand on it, so those counters are read now and ``plan_again`` decides."""
-        ledger = self.ledger
-        if not decision.blocked or not isinstance(ledger, AsyncReserving):
+        ledger = self._shared
+        if not decision.blocked or ledger is None:
             return decision
         await ledger.refresh({key for e in decision.budget_evaluations for key in e.keys})
         return plan_again()
@@ -306,8 +310,8 @@ class Governor:
         else:
             lines, rates = asked
             when = now or decision.created_at
-            shared = self.ledger
-            if isinstance(shared, AsyncReserving):
+            shared = self._shared
+            if shared is not None:
                 outcome = await shared.reserve_async(
                     decision.id, lines, when, self.reservation_ttl, rates
                 )
