@@ -19,7 +19,7 @@ import pytest
 from postgres_support import throwaway_postgres
 from spendgate.domain.budgets import CounterKey
 from spendgate.store import Journal, JournalError, WriterSettings, schema
-from spendgate.store.writer_process import NICENESS
+from spendgate.store.writer_client import NICENESS
 from test_journal import count, make_decision
 
 KEY = CounterKey("acme-daily", "acme", "2026-03-14T00:00:00Z")
@@ -88,6 +88,26 @@ def test_flush_reads_your_writes_from_the_writer_process_which_close_reaps(url: 
     assert children(os.getpid()) == []
     with Journal(url) as reopened:
         assert count(reopened, schema.routing_decisions) == 101
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a second CPU to move to")
+def test_the_writer_process_leaves_a_pinned_gateways_cpu(tmp_path: Path) -> None:
+    """(The gateway moves it as it spawns it, before its imports; this checks where it ends
+    up, not when it got there.)"""
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})  # this thread; the journal's sender thread inherits it
+    try:
+        journal = Journal(
+            f"sqlite:///{tmp_path / 'journal.db'}", settings=WriterSettings(process=True)
+        )
+    finally:
+        os.sched_setaffinity(0, mine)
+    try:
+        assert eventually(lambda: len(children(os.getpid())) == 1)
+        (writer,) = children(os.getpid())
+        assert os.sched_getaffinity(writer) == set(range(os.cpu_count() or 1)) - {0}
+    finally:
+        journal.close()
 
 
 def test_a_killed_writer_process_is_logged_replaced_and_its_loss_counted(

@@ -6,8 +6,9 @@ same group-commit thread an in-process journal uses (so batching, retries, isola
 items and the database code exist once). On ``OUT_FD`` it reports progress (items done with,
 in order, and the writer's counters) and forwards its log records to the gateway's logging.
 
-It runs below the gateway's priority (``nice``) and, when the gateway is pinned to some CPUs
-and others exist, on those others, so the commits never take the event loop's core.
+It runs below the gateway's priority and, when the gateway is pinned to some CPUs and others
+exist, on those others, so the commits never take the event loop's core (the gateway sets
+both as it spawns it: ``writer_client``).
 
 It ignores SIGINT and SIGTERM: a terminal's Ctrl-C or a service manager's stop signal reach
 the whole process group, and the gateway's graceful shutdown still has records to send. It
@@ -32,11 +33,10 @@ from spendgate.store.db import make_engine, write_engine
 from spendgate.store.frames import read_frame, write_frame
 from spendgate.store.writer import BatchWriter, JournalError, WriterSettings
 
-__all__ = ["NICENESS", "main"]
+__all__ = ["main"]
 
 log = logging.getLogger("spendgate.journal")
 
-NICENESS = 10
 # The child stops reading while this many batches wait: the backlog then stays in the
 # gateway's bounded queue (compact records), not here as rebuilt objects.
 _BATCHES_AHEAD = 2
@@ -87,18 +87,6 @@ class _Forward(logging.Handler):
         self._reporter.send(("log", record.levelno, record.name, message))
 
 
-def _step_aside() -> None:
-    """Lower priority, and leave the gateway's CPUs to it when it is pinned to some."""
-    os.nice(NICENESS)
-    mine = os.sched_getaffinity(0)  # inherited from the gateway
-    count = os.cpu_count() or 1
-    others = set(range(count)) - mine
-    if others:
-        # A cpuset may exclude them: then stay where we were put.
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, others)
-
-
 def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -108,7 +96,6 @@ def main(argv: Sequence[str]) -> int:
     spendgate_log.addHandler(_Forward(reporter))
     spendgate_log.setLevel(logging.INFO)
     spendgate_log.propagate = False
-    _step_aside()
     opening = read_frame(source)
     if opening is None:
         return 0
